@@ -1,0 +1,233 @@
+//! One typed configuration: defaults that run on a laptop, overridden by a
+//! TOML file (`--config`), overridden by command-line flags. Durations are
+//! written like `30s`, `15m`, `2h`; sizes like `512MiB`, `2GiB` or plain bytes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the WAL, the lock file and (by default) blocks.
+    pub data_dir: PathBuf,
+    /// Object store URL for blocks: `file:///path`, `s3://bucket/prefix`, `memory://`.
+    /// Unset: `<data_dir>/blocks`.
+    pub storage: Option<String>,
+    pub server: ServerConfig,
+    pub ingester: IngesterConfig,
+    pub query: QueryConfig,
+    pub pgwire: PgwireConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            storage: None,
+            server: ServerConfig::default(),
+            ingester: IngesterConfig::default(),
+            query: QueryConfig::default(),
+            pgwire: PgwireConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub pg_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub flight_listen: SocketAddr,
+    pub otlp_grpc_listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            pg_listen: "127.0.0.1:5432".parse().unwrap(),
+            http_listen: "127.0.0.1:3100".parse().unwrap(),
+            flight_listen: "127.0.0.1:50051".parse().unwrap(),
+            otlp_grpc_listen: "127.0.0.1:4317".parse().unwrap(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngesterConfig {
+    /// A head is flushed to a block once it holds this many bytes in memory.
+    #[serde(deserialize_with = "de_size")]
+    pub flush_max_bytes: u64,
+    /// ... or once its oldest unflushed row is this old.
+    #[serde(deserialize_with = "de_duration")]
+    pub flush_max_age: Duration,
+    /// How often heads are checked against the two limits above.
+    #[serde(deserialize_with = "de_duration")]
+    pub flush_check_interval: Duration,
+    /// A new WAL segment is started past this size.
+    #[serde(deserialize_with = "de_size")]
+    pub wal_segment_bytes: u64,
+}
+
+impl Default for IngesterConfig {
+    fn default() -> Self {
+        IngesterConfig {
+            flush_max_bytes: 256 << 20,
+            flush_max_age: Duration::from_secs(15 * 60),
+            flush_check_interval: Duration::from_secs(10),
+            wal_segment_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Memory all running queries may hold together; past it they spill or
+    /// fail with "resources exhausted".
+    #[serde(deserialize_with = "de_size")]
+    pub memory_limit: u64,
+    /// Parallelism of one query (0 = number of cores).
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            memory_limit: 2 << 30,
+            target_partitions: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PgwireConfig {
+    /// Tenant of every Postgres session (per-user tenants come with authentication).
+    pub default_tenant: String,
+}
+
+impl Default for PgwireConfig {
+    fn default() -> Self {
+        PgwireConfig {
+            default_tenant: "anonymous".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors naming the key.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_toml(text: &str) -> std::result::Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses `30s`, `15m`, `2h`, `1d`, `250ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (expected e.g. 30s, 15m, 2h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => return Err(format!("invalid duration unit {other:?} in {s:?}")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `512MiB`, `2GiB`, `100MB`, `64KiB` or a bare number of bytes.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (expected e.g. 512MiB)"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("invalid size unit {other:?} in {s:?}")),
+    };
+    Ok((n * mult) as u64)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrString {
+    Num(u64),
+    Str(String),
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    match NumOrString::deserialize(d)? {
+        NumOrString::Num(n) => Ok(Duration::from_secs(n)),
+        NumOrString::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    match NumOrString::deserialize(d)? {
+        NumOrString::Num(n) => Ok(n),
+        NumOrString::Str(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("7 parsecs").is_err());
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c = Config::from_toml(
+            r#"
+            data_dir = "/var/lib/o11ydb"
+            [ingester]
+            flush_max_age = "30s"
+            flush_max_bytes = "1MiB"
+            [query]
+            memory_limit = 1048576
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/o11ydb"));
+        assert_eq!(c.ingester.flush_max_age, Duration::from_secs(30));
+        assert_eq!(c.ingester.flush_max_bytes, 1 << 20);
+        assert_eq!(c.query.memory_limit, 1 << 20);
+        assert_eq!(c.server.pg_listen.port(), 5432);
+        let err = Config::from_toml("[ingester]\nflush_max_agee = 1").unwrap_err();
+        assert!(err.contains("flush_max_agee"), "{err}");
+    }
+}

@@ -1,0 +1,157 @@
+//! The engine: everything a running o11ydb holds — the data-directory lock,
+//! the block storage, the ingester (WAL + heads) and the DataFusion runtime
+//! (memory pool, spill directory, object store registry) — and the one
+//! factory every front end uses to get a tenant's SQL session.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::tables_for;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ingest::Ingester;
+use crate::ingest::wal::ReplayReport;
+use crate::storage::{Storage, datafusion_store_url, open_object_store};
+
+pub struct Engine {
+    config: Config,
+    ingester: Arc<Ingester>,
+    runtime: Arc<RuntimeEnv>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What opening the engine found, for the start-up banner.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    pub storage: String,
+    pub replay: ReplayReport,
+}
+
+impl Engine {
+    /// Locks the data directory, opens storage, replays the WAL.
+    pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let (store, description) =
+            open_object_store(config.storage.as_deref(), &config.data_dir)?;
+        let storage = Arc::new(Storage::open(store.clone(), description.clone()).await?);
+        let (ingester, replay) = Ingester::open(
+            &config.data_dir.join("wal"),
+            storage,
+            config.ingester.clone(),
+        )?;
+
+        let spill_dir = config.data_dir.join("spill");
+        std::fs::create_dir_all(&spill_dir)?;
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(config.query.memory_limit as usize),
+            std::num::NonZeroUsize::new(5).expect("non-zero"),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill_dir])),
+            )
+            .build_arc()?;
+        runtime.register_object_store(datafusion_store_url().as_ref(), store);
+
+        Ok((
+            Arc::new(Engine {
+                config,
+                ingester,
+                runtime,
+                _lock: lock,
+            }),
+            OpenReport {
+                storage: description,
+                replay,
+            },
+        ))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn ingester(&self) -> &Arc<Ingester> {
+        &self.ingester
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// A new SQL session over `tenant`'s tables (and nothing else's).
+    pub fn session(&self, tenant: &str) -> Result<SessionContext> {
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public")
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            .set_bool("datafusion.sql_parser.collect_spans", true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            .set_str("datafusion.execution.time_zone", "UTC");
+        if self.config.query.target_partitions > 0 {
+            session_config = session_config.with_target_partitions(self.config.query.target_partitions);
+        }
+        let ctx = SessionContext::new_with_config_rt(session_config, self.runtime.clone());
+        for (name, table) in tables_for(tenant, &self.ingester) {
+            ctx.register_table(name, table)?;
+        }
+        o11ydb_udfs::register_all(&ctx);
+        Ok(ctx)
+    }
+
+    /// Flushes every head; used at shutdown and by `POST /flush`.
+    pub async fn flush(&self) -> crate::ingest::FlushReport {
+        self.ingester.flush_all().await
+    }
+}
+
+/// Takes an exclusive lock on `<data_dir>/o11ydb.lock` for the life of the process.
+fn lock_data_dir(dir: &Path) -> Result<File> {
+    let path: PathBuf = dir.join("o11ydb.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    if let Err(e) = file.try_lock() {
+        let source = match e {
+            std::fs::TryLockError::WouldBlock => std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another process holds the lock",
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        };
+        return Err(Error::Locked {
+            path: dir.display().to_string(),
+            lock: path.display().to_string(),
+            source,
+        });
+    }
+    use std::io::Write;
+    let mut f = &file;
+    let _ = f.set_len(0);
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(file)
+}

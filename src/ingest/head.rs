@@ -1,0 +1,199 @@
+//! The in-memory head: per (tenant, signal), the batches that are durable in
+//! the WAL but not yet in a block. Queries read a snapshot of it; the flusher
+//! freezes it, writes the frozen part into a block and then drops it in the
+//! same step that installs the new manifest, so every row is visible in
+//! exactly one place at any time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use parking_lot::{Mutex, RwLock};
+
+use crate::model::Signal;
+use crate::model::normalize::time_range;
+
+/// Batches buffered in a head, with their time range for pruning.
+#[derive(Debug, Clone, Default)]
+pub struct HeadPart {
+    pub batches: Vec<(RecordBatch, (i64, i64))>,
+    pub rows: usize,
+    pub bytes: usize,
+    /// Highest LSN whose data is in this part.
+    pub max_lsn: Option<u64>,
+    /// Lowest WAL segment holding data of this part.
+    pub min_segment: Option<u64>,
+    pub created: Option<Instant>,
+}
+
+impl HeadPart {
+    fn push(&mut self, signal: Signal, batch: RecordBatch, lsn: u64, segment: u64) {
+        if batch.num_rows() == 0 {
+            return;
+        }
+        let range = time_range(signal, &batch).unwrap_or((i64::MIN, i64::MAX));
+        self.rows += batch.num_rows();
+        self.bytes += batch.get_array_memory_size();
+        self.max_lsn = Some(self.max_lsn.map_or(lsn, |m| m.max(lsn)));
+        self.min_segment = Some(self.min_segment.map_or(segment, |m| m.min(segment)));
+        self.created.get_or_insert_with(Instant::now);
+        self.batches.push((batch, range));
+        if self.batches.len() >= 512 {
+            self.coalesce(signal);
+        }
+    }
+
+    /// Merges many small batches into one, so scans do not pay per-batch overhead.
+    fn coalesce(&mut self, signal: Signal) {
+        let batches: Vec<RecordBatch> = self.batches.iter().map(|(b, _)| b.clone()).collect();
+        if let Ok(merged) = arrow::compute::concat_batches(&signal.schema(), &batches) {
+            let range = time_range(signal, &merged).unwrap_or((i64::MIN, i64::MAX));
+            self.bytes = merged.get_array_memory_size();
+            self.batches = vec![(merged, range)];
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+}
+
+#[derive(Debug, Default)]
+struct HeadState {
+    active: HeadPart,
+    /// The part being written to a block, still served to queries.
+    frozen: Option<Arc<HeadPart>>,
+}
+
+/// The head of one tenant's signal.
+#[derive(Debug)]
+pub struct Head {
+    pub signal: Signal,
+    state: Mutex<HeadState>,
+}
+
+impl Head {
+    fn new(signal: Signal) -> Self {
+        Head {
+            signal,
+            state: Mutex::new(HeadState::default()),
+        }
+    }
+
+    pub fn push(&self, batch: RecordBatch, lsn: u64, segment: u64) {
+        self.state.lock().active.push(self.signal, batch, lsn, segment);
+    }
+
+    /// The batches a query should see, with their time ranges, together with
+    /// whatever `with` reads (the manifest) under the same lock that
+    /// [`Head::complete_flush`] installs a manifest under.
+    pub fn snapshot_with<T>(&self, with: impl FnOnce() -> T) -> (Vec<(RecordBatch, (i64, i64))>, T) {
+        let state = self.state.lock();
+        let mut out = Vec::new();
+        if let Some(frozen) = &state.frozen {
+            out.extend(frozen.batches.iter().cloned());
+        }
+        out.extend(state.active.batches.iter().cloned());
+        (out, with())
+    }
+
+    /// Moves the active part aside for flushing. Returns `None` when there is
+    /// nothing to flush or a flush is already under way.
+    pub fn freeze(&self) -> Option<Arc<HeadPart>> {
+        let mut state = self.state.lock();
+        if state.frozen.is_some() || state.active.is_empty() {
+            return None;
+        }
+        let part = Arc::new(std::mem::take(&mut state.active));
+        state.frozen = Some(part.clone());
+        Some(part)
+    }
+
+    /// Drops the frozen part once its block is in the manifest. `install` runs
+    /// under the head lock, so no query sees the rows twice or not at all.
+    pub fn complete_flush(&self, install: impl FnOnce()) {
+        let mut state = self.state.lock();
+        install();
+        state.frozen = None;
+    }
+
+    /// Puts a frozen part back after a failed flush; it is retried later.
+    pub fn abort_flush(&self) {
+        let mut state = self.state.lock();
+        if let Some(frozen) = state.frozen.take() {
+            let mut part = Arc::unwrap_or_clone(frozen);
+            let active = std::mem::take(&mut state.active);
+            part.rows += active.rows;
+            part.bytes += active.bytes;
+            part.max_lsn = part.max_lsn.max(active.max_lsn);
+            part.min_segment = match (part.min_segment, active.min_segment) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            part.batches.extend(active.batches);
+            state.active = part;
+        }
+    }
+
+    /// Size, age and WAL needs of the head, for flush decisions.
+    pub fn stats(&self) -> HeadStats {
+        let state = self.state.lock();
+        let frozen_segment = state.frozen.as_ref().and_then(|f| f.min_segment);
+        HeadStats {
+            rows: state.active.rows + state.frozen.as_ref().map_or(0, |f| f.rows),
+            active_bytes: state.active.bytes,
+            age: state.active.created.map(|c| c.elapsed()),
+            min_segment: match (state.active.min_segment, frozen_segment) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HeadStats {
+    pub rows: usize,
+    pub active_bytes: usize,
+    pub age: Option<std::time::Duration>,
+    pub min_segment: Option<u64>,
+}
+
+/// All heads, keyed by tenant and signal.
+#[derive(Debug, Default)]
+pub struct Heads {
+    map: RwLock<HashMap<(String, Signal), Arc<Head>>>,
+}
+
+impl Heads {
+    pub fn get(&self, tenant: &str, signal: Signal) -> Option<Arc<Head>> {
+        self.map.read().get(&(tenant.to_string(), signal)).cloned()
+    }
+
+    pub fn get_or_create(&self, tenant: &str, signal: Signal) -> Arc<Head> {
+        if let Some(h) = self.get(tenant, signal) {
+            return h;
+        }
+        self.map
+            .write()
+            .entry((tenant.to_string(), signal))
+            .or_insert_with(|| Arc::new(Head::new(signal)))
+            .clone()
+    }
+
+    pub fn all(&self) -> Vec<((String, Signal), Arc<Head>)> {
+        self.map
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn tenants(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.map.read().keys().map(|(t, _)| t.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+}

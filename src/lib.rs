@@ -1,0 +1,31 @@
+//! o11ydb: one observability database for logs, metrics and traces, queried
+//! with SQL (and PromQL, LogQL, TraceQL as they land) over the Postgres wire
+//! protocol and HTTP.
+//!
+//! Where things live:
+//!
+//! | module | what flows through it |
+//! | --- | --- |
+//! | [`config`] | TOML file + flags → one typed [`config::Config`] |
+//! | [`model`] | the Arrow schemas of `logs`, `samples`, `spans`; labels, series ids, normalisation |
+//! | [`ingest`] | batches → WAL (fsync, group commit) → in-memory head → flush to blocks |
+//! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
+//! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
+//! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
+//! | [`server`] | Postgres wire and HTTP front ends |
+//! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
+//! | [`error`] | the crate error and its SQLSTATE / HTTP mapping |
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod model;
+pub mod server;
+pub mod storage;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use error::{Error, Result};

@@ -1,0 +1,159 @@
+//! The `o11ydb` binary: command line → [`o11ydb::Config`] → engine → servers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use o11ydb::{Config, Engine, server};
+
+#[derive(Parser)]
+#[command(name = "o11ydb", version, about = "One observability database for logs, metrics and traces")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the database: Postgres wire and HTTP servers over local or object storage.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the WAL, the lock file and (by default) blocks [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Object store for blocks: file:///path, s3://bucket/prefix or memory:// [default: DIR/blocks].
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
+    /// Postgres wire protocol address (port 0 picks a free port) [default: 127.0.0.1:5432].
+    #[arg(long, value_name = "ADDR")]
+    pg_listen: Option<SocketAddr>,
+    /// HTTP address [default: 127.0.0.1:3100].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+    /// Arrow Flight SQL address [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    flight_listen: Option<SocketAddr>,
+    /// OTLP gRPC address [default: 127.0.0.1:4317].
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// Load an hour of synthetic logs, metrics and traces and keep generating.
+    #[arg(long)]
+    demo: bool,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(s) = &self.storage {
+            config.storage = Some(s.clone());
+        }
+        if let Some(a) = self.pg_listen {
+            config.server.pg_listen = a;
+        }
+        if let Some(a) = self.http_listen {
+            config.server.http_listen = a;
+        }
+        if let Some(a) = self.flight_listen {
+            config.server.flight_listen = a;
+        }
+        if let Some(a) = self.otlp_grpc_listen {
+            config.server.otlp_grpc_listen = a;
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,datafusion=warn,pgwire=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("o11ydb")
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let (engine, report) = Engine::open(config.clone()).await?;
+    if report.replay.records > 0 {
+        tracing::info!(
+            records = report.replay.records,
+            segments = report.replay.segments,
+            "replayed the WAL"
+        );
+    }
+    let running = server::start(engine.clone(), &config).await?;
+    let addrs = running.addrs.clone();
+    println!("o11ydb {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  data dir:  {}", config.data_dir.display());
+    println!("  storage:   {}", report.storage);
+    println!("  postgres:  {}   psql -h {} -p {} -U o11ydb", addrs.pg, addrs.pg.ip(), addrs.pg.port());
+    println!("  http:      http://{}   (GET /ready, POST /flush)", addrs.http);
+    println!(
+        "  flight:    {} and otlp grpc: {} are not served by this build yet",
+        config.server.flight_listen, config.server.otlp_grpc_listen
+    );
+    let demo = if args.demo {
+        let tenant = config.pgwire.default_tenant.clone();
+        println!("  demo:      loading an hour of logs, metrics and traces into tenant {tenant:?}");
+        let ingester = engine.ingester().clone();
+        let shutdown = running.shutdown_signal();
+        Some(tokio::spawn(async move {
+            if let Err(e) = o11ydb::demo::run(ingester, tenant, shutdown).await {
+                tracing::error!("demo generator stopped: {e}");
+            }
+        }))
+    } else {
+        None
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    if let Some(d) = demo {
+        let _ = d.await;
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

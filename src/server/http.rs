@@ -1,0 +1,90 @@
+//! The HTTP front end on `--http-listen`: readiness and operational endpoints
+//! shared by the Loki, Prometheus and Tempo APIs that mount here.
+//!
+//! * `GET /ready` — 200 once the engine is open (Loki/Mimir/Tempo convention).
+//! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
+//! * `GET /debug/storage` — blocks, rows and WAL size per tenant and signal, as JSON.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::engine::Engine;
+use crate::model::Signal;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/ready", get(|| async { "ready\n" }))
+        .route("/flush", post(flush))
+        .route("/debug/storage", get(storage_status))
+        .with_state(engine)
+}
+
+async fn flush(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+    let report = engine.flush().await;
+    let body = json!({
+        "blocks": report.blocks,
+        "rows": report.rows,
+        "wal_segments_removed": report.wal_segments_removed,
+        "failed": report.failed,
+    });
+    let status = if report.failed.is_empty() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, Json(body))
+}
+
+async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+    let ingester = engine.ingester();
+    let storage = ingester.storage();
+    let mut tenants: Vec<String> = storage.tenants();
+    tenants.extend(ingester.heads().tenants());
+    tenants.sort();
+    tenants.dedup();
+    let mut out = serde_json::Map::new();
+    for tenant in tenants {
+        let mut signals = serde_json::Map::new();
+        for signal in Signal::ALL {
+            let manifest = storage.manifest(&tenant, signal);
+            let head_rows = ingester.head(&tenant, signal).map_or(0, |h| h.stats().rows);
+            signals.insert(
+                signal.table_name().to_string(),
+                json!({
+                    "manifest_version": manifest.version,
+                    "blocks": manifest.blocks.len(),
+                    "block_rows": manifest.total_rows(),
+                    "block_bytes": manifest.total_bytes(),
+                    "head_rows": head_rows,
+                }),
+            );
+        }
+        out.insert(tenant, serde_json::Value::Object(signals));
+    }
+    Json(json!({
+        "storage": storage.description(),
+        "wal_bytes": ingester.wal().disk_bytes(),
+        "tenants": out,
+    }))
+}
+
+/// Serves HTTP on `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let app = router(engine);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!("HTTP server failed: {e}");
+    }
+}

@@ -1,0 +1,453 @@
+//! The Postgres query handlers: simple and extended protocol over a tenant's
+//! DataFusion session.
+//!
+//! A statement is parsed with the Postgres-compatibility parser, offered to
+//! the session hooks (`SET`/`SHOW`, transactions, cursors), planned,
+//! wrapped so nested columns come out as `jsonb` ([`super::encode`]) and
+//! executed with the client's `statement_timeout`. Every error leaves as an
+//! `ErrorResponse` with its SQLSTATE and, where known, the position in the
+//! query ([`super::errors`]).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfParserStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::QueryHook;
+use futures::{Sink, StreamExt};
+use parking_lot::Mutex;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+
+use super::encode::{jsonify_plan, pg_fields, query_response};
+use super::errors::{from_datafusion, from_parser, user_error};
+use crate::engine::Engine;
+
+/// The statement type kept in the portal store (the hooks share it).
+pub type PgStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// Client metadata key the `SET statement_timeout` hook writes.
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+pub struct PgBackend {
+    engine: Arc<Engine>,
+    sessions: Mutex<HashMap<String, Arc<SessionContext>>>,
+    sql_parser: PostgresCompatibilityParser,
+    hooks: Vec<Arc<dyn QueryHook>>,
+}
+
+impl PgBackend {
+    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+        Arc::new(PgBackend {
+            engine,
+            sessions: Mutex::new(HashMap::new()),
+            sql_parser: PostgresCompatibilityParser::new(),
+            hooks: vec![
+                Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
+                Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),
+                Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
+            ],
+        })
+    }
+
+    /// The tenant a Postgres session reads and writes.
+    fn tenant_of<C: ClientInfo + ?Sized>(&self, _client: &C) -> String {
+        self.engine.config().pgwire.default_tenant.clone()
+    }
+
+    /// The (cached) SQL session of a tenant, with the Postgres catalog on top.
+    fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<SessionContext>> {
+        let tenant = self.tenant_of(client);
+        if let Some(ctx) = self.sessions.lock().get(&tenant) {
+            return Ok(ctx.clone());
+        }
+        let ctx = self
+            .engine
+            .session(&tenant)
+            .map_err(|e| user_error("XX000", e.to_string()))?;
+        datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
+            &ctx,
+            "datafusion",
+            datafusion_postgres::auth::AuthManager::default(),
+        )
+        .map_err(|e| from_datafusion(&e, None))?;
+        {
+            let state_ref = ctx.state_ref();
+            let mut state = state_ref.write();
+            datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
+        }
+        let ctx = Arc::new(ctx);
+        self.sessions
+            .lock()
+            .entry(tenant)
+            .or_insert_with(|| ctx.clone());
+        Ok(ctx)
+    }
+
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+        statement: &Statement,
+        query: &str,
+    ) -> PgWireResult<LogicalPlan> {
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfParserStatement::Statement(Box::new(statement.clone())))
+            .await
+            .map_err(|e| from_datafusion(&e, Some(query)))?;
+        reject_user_ddl(&plan)?;
+        Ok(plan)
+    }
+
+    /// Runs a planned statement and builds its response.
+    async fn execute<C>(
+        &self,
+        client: &C,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        format: &Format,
+        query: &str,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ?Sized,
+    {
+        let timeout = statement_timeout(client);
+        if let LogicalPlan::Dml(DmlStatement { op, .. }) = &plan {
+            let tag = match op {
+                WriteOp::Insert(_) => "INSERT",
+                WriteOp::Update => "UPDATE",
+                WriteOp::Delete => "DELETE",
+                _ => "OK",
+            };
+            let run = async {
+                let df = ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .map_err(|e| from_datafusion(&e, Some(query)))?;
+                df.collect().await.map_err(|e| from_datafusion(&e, Some(query)))
+            };
+            let batches = with_timeout(timeout, run).await?;
+            let rows = batches
+                .first()
+                .and_then(|b| b.column_by_name("count"))
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+                .map_or(0, |a| a.value(0) as usize);
+            let tag = if tag == "INSERT" {
+                Tag::new(tag).with_oid(0).with_rows(rows)
+            } else {
+                Tag::new(tag).with_rows(rows)
+            };
+            return Ok(Response::Execution(tag));
+        }
+        let (plan, json) = jsonify_plan(plan).map_err(|e| from_datafusion(&e, Some(query)))?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let response = with_timeout(
+            timeout,
+            query_response(ctx, plan, json, format, Some(options), Some(query.to_string())),
+        )
+        .await?;
+        Ok(Response::Query(match timeout {
+            Some(t) => deadline_rows(response, t),
+            None => response,
+        }))
+    }
+}
+
+/// o11ydb's tables are defined by the server; user DDL would silently
+/// create tables that vanish at restart, so it is refused.
+fn reject_user_ddl(plan: &LogicalPlan) -> PgWireResult<()> {
+    if let LogicalPlan::Ddl(ddl) = plan {
+        let what = match ddl {
+            DdlStatement::CreateMemoryTable(_) => "CREATE TABLE",
+            DdlStatement::CreateView(_) => "CREATE VIEW",
+            DdlStatement::CreateExternalTable(_) => "CREATE EXTERNAL TABLE",
+            DdlStatement::DropTable(_) => "DROP TABLE",
+            DdlStatement::DropView(_) => "DROP VIEW",
+            _ => "this DDL statement",
+        };
+        return Err(user_error(
+            "0A000",
+            format!(
+                "{what} is not supported: o11ydb's tables (logs, samples, spans) are managed by the server"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
+    client
+        .metadata()
+        .get(STATEMENT_TIMEOUT_KEY)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+fn timeout_error() -> PgWireError {
+    user_error("57014", "canceling statement due to statement timeout")
+}
+
+async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    fut: impl std::future::Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| timeout_error())?,
+        None => fut.await,
+    }
+}
+
+/// Ends the row stream with a 57014 error once `timeout` has passed.
+fn deadline_rows(mut response: QueryResponse, timeout: Duration) -> QueryResponse {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let fields = response.row_schema();
+    let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+    let stream = futures::stream::unfold((rows, false), move |(mut rows, done)| async move {
+        if done {
+            return None;
+        }
+        match tokio::time::timeout_at(deadline, rows.next()).await {
+            Ok(Some(row)) => Some((row, (rows, false))),
+            Ok(None) => None,
+            Err(_) => Some((Err(timeout_error()), (rows, true))),
+        }
+    });
+    QueryResponse::new(fields, stream)
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgBackend {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = self
+            .sql_parser
+            .parse(query)
+            .map_err(|e| from_parser(&e, query))?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let ctx = self.session(client)?;
+        let mut results = Vec::with_capacity(statements.len());
+        'statements: for statement in statements {
+            for hook in &self.hooks {
+                if let Some(result) = hook.handle_simple_query(&statement, &ctx, client).await {
+                    results.push(result?);
+                    continue 'statements;
+                }
+            }
+            let plan = self.plan(&ctx, &statement, query).await?;
+            results.push(
+                self.execute(client, &ctx, plan, &Format::UnifiedText, query)
+                    .await?,
+            );
+        }
+        Ok(results)
+    }
+}
+
+/// Parses extended-protocol statements in the client's tenant session.
+pub struct PgParser {
+    backend: Arc<PgBackend>,
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PgStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let backend = &self.backend;
+        let mut statements = backend
+            .sql_parser
+            .parse(sql)
+            .map_err(|e| from_parser(&e, sql))?;
+        if statements.is_empty() {
+            return Ok(None);
+        }
+        let statement = statements.remove(0);
+        let ctx = backend.session(client)?;
+        for hook in &backend.hooks {
+            if let Some(plan) = hook
+                .handle_extended_parse_query(&statement, &ctx, client)
+                .await
+            {
+                return Ok(Some((sql.to_string(), Some((statement, plan?)))));
+            }
+        }
+        let plan = backend.plan(&ctx, &statement, sql).await?;
+        Ok(Some((sql.to_string(), Some((statement, plan)))))
+    }
+
+    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
+        match stmt {
+            (_, Some((_, plan))) => parameter_types(plan)?
+                .into_iter()
+                .map(|t| match t {
+                    Some(t) => arrow_pg::datatypes::into_pg_type(&t),
+                    None => Ok(Type::UNKNOWN),
+                })
+                .collect(),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &PgStatement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let (_, Some((_, plan))) = stmt else {
+            return Ok(vec![]);
+        };
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
+            return Ok(vec![]);
+        }
+        let (plan, json) = jsonify_plan(plan.clone()).map_err(|e| from_datafusion(&e, None))?;
+        pg_fields(
+            plan.schema().as_arrow(),
+            &json,
+            column_format.unwrap_or(&Format::UnifiedText),
+            None,
+        )
+    }
+}
+
+/// The extended-protocol handler (it owns the parser the protocol asks for).
+pub struct PgExtended {
+    backend: Arc<PgBackend>,
+    parser: Arc<PgParser>,
+}
+
+impl PgExtended {
+    pub fn new(backend: Arc<PgBackend>) -> Self {
+        PgExtended {
+            parser: Arc::new(PgParser {
+                backend: backend.clone(),
+            }),
+            backend,
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgExtended {
+    type Statement = PgStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<PgParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<PgStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (query, Some((statement, plan))) = &portal.statement.statement else {
+            return Ok(Response::EmptyQuery);
+        };
+        let backend = &self.backend;
+        let ctx = backend.session(client)?;
+        let inferred = parameter_types(plan)?;
+        let inferred_refs: Vec<Option<&DataType>> = inferred.iter().map(|t| t.as_ref()).collect();
+        let params: ParamValues =
+            arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred_refs)?;
+        for hook in &backend.hooks {
+            if let Some(result) = hook
+                .handle_extended_query(statement, plan, &params, &ctx, client)
+                .await
+            {
+                return result;
+            }
+        }
+        let plan = plan
+            .clone()
+            .replace_params_with_values(&params)
+            .map_err(|e| from_datafusion(&e, Some(query)))?;
+        backend
+            .execute(client, &ctx, plan, &portal.result_column_format, query)
+            .await
+    }
+}
+
+/// Parameter types of a plan in `$1, $2, ...` order: what DataFusion
+/// inferred, else the type of an explicit cast around the placeholder.
+fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
+    let mut types = plan
+        .get_parameter_types()
+        .map_err(|e| from_datafusion(&e, None))?;
+    if types.values().any(|t| t.is_none()) {
+        let mut casts: HashMap<String, DataType> = HashMap::new();
+        let mut seen = HashSet::new();
+        let _ = plan.apply(|node| {
+            for expr in node.expressions() {
+                let _ = expr.apply(|e| {
+                    if let Expr::Cast(cast) = e
+                        && let Expr::Placeholder(p) = cast.expr.as_ref()
+                        && seen.insert(p.id.clone())
+                    {
+                        casts.insert(p.id.clone(), cast.field.data_type().clone());
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        for (id, t) in types.iter_mut() {
+            if t.is_none() {
+                *t = casts.get(id).cloned();
+            }
+        }
+    }
+    let mut ordered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(id, t)| id.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, t)))
+        .collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    let len = ordered.last().map_or(0, |(i, _)| *i);
+    let mut out = vec![None; len];
+    for (i, t) in ordered {
+        if i >= 1 {
+            out[i - 1] = t;
+        }
+    }
+    Ok(out)
+}

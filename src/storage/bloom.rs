@@ -1,0 +1,206 @@
+//! Block-level bloom filters: the sidecar `<block>.index` file written next to
+//! every Parquet block. It answers "can this block contain `column = value`
+//! (or `labels['k'] = value`)?" before the block's Parquet is opened.
+//!
+//! Keys are strings: `column=value` for plain columns and `column[key]=value`
+//! for map columns (see [`index_key`]). File format: magic `O11IDX01`,
+//! `num_bits u64 LE`, `num_hashes u32 LE`, `distinct u64 LE`, then the bit
+//! words (u64 LE), then a crc32 of everything before it.
+
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+
+use crate::error::{Error, Result};
+use crate::model::Signal;
+use crate::model::labels::map_row;
+
+const MAGIC: &[u8; 8] = b"O11IDX01";
+const FALSE_POSITIVE_RATE: f64 = 0.01;
+
+/// The key a block index stores for an equality on a column or map entry.
+pub fn index_key(column: &str, map_key: Option<&str>, value: &str) -> String {
+    match map_key {
+        Some(k) => format!("{column}[{k}]={value}"),
+        None => format!("{column}={value}"),
+    }
+}
+
+/// Columns whose equalities are indexed, per signal: (plain columns, map columns).
+pub fn indexed_columns(signal: Signal) -> (&'static [&'static str], &'static [&'static str]) {
+    match signal {
+        Signal::Samples => (&["metric"], &["labels"]),
+        Signal::Logs => (&["trace_id"], &["labels"]),
+        Signal::Spans => (&["trace_id", "service", "name"], &[]),
+    }
+}
+
+/// A split-free classic bloom filter with double hashing over xxh3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bloom {
+    bits: Vec<u64>,
+    num_bits: u64,
+    num_hashes: u32,
+    distinct: u64,
+}
+
+impl Bloom {
+    pub fn with_capacity(items: usize) -> Self {
+        let n = items.max(1) as f64;
+        let ln2 = std::f64::consts::LN_2;
+        let num_bits = ((-n * FALSE_POSITIVE_RATE.ln()) / (ln2 * ln2)).ceil().max(64.0) as u64;
+        let num_hashes = ((num_bits as f64 / n) * ln2).round().clamp(1.0, 16.0) as u32;
+        Bloom {
+            bits: vec![0; num_bits.div_ceil(64) as usize],
+            num_bits,
+            num_hashes,
+            distinct: items as u64,
+        }
+    }
+
+    fn hashes(key: &str) -> (u64, u64) {
+        let h = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+        ((h >> 64) as u64, (h as u64) | 1)
+    }
+
+    pub fn insert(&mut self, key: &str) {
+        let (a, b) = Self::hashes(key);
+        for i in 0..self.num_hashes as u64 {
+            let bit = a.wrapping_add(i.wrapping_mul(b)) % self.num_bits;
+            self.bits[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+    }
+
+    pub fn may_contain(&self, key: &str) -> bool {
+        let (a, b) = Self::hashes(key);
+        (0..self.num_hashes as u64).all(|i| {
+            let bit = a.wrapping_add(i.wrapping_mul(b)) % self.num_bits;
+            self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.bits.len() * 8);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.num_bits.to_le_bytes());
+        out.extend_from_slice(&self.num_hashes.to_le_bytes());
+        out.extend_from_slice(&self.distinct.to_le_bytes());
+        for w in &self.bits {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Bloom> {
+        let bad = |why: &str| Error::Storage(format!("corrupt block index: {why}"));
+        if bytes.len() < 32 || &bytes[..8] != MAGIC {
+            return Err(bad("bad header"));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
+            return Err(bad("checksum mismatch"));
+        }
+        let num_bits = u64::from_le_bytes(body[8..16].try_into().unwrap());
+        let num_hashes = u32::from_le_bytes(body[16..20].try_into().unwrap());
+        let distinct = u64::from_le_bytes(body[20..28].try_into().unwrap());
+        let words = &body[28..];
+        if words.len() as u64 != num_bits.div_ceil(64) * 8 || num_hashes == 0 {
+            return Err(bad("size mismatch"));
+        }
+        let bits = words
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        Ok(Bloom {
+            bits,
+            num_bits,
+            num_hashes,
+            distinct,
+        })
+    }
+
+    pub fn distinct(&self) -> u64 {
+        self.distinct
+    }
+}
+
+/// Collects the distinct index keys of a batch and builds the block's bloom.
+pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
+    let (plain, maps) = indexed_columns(signal);
+    let mut keys: HashSet<String> = HashSet::new();
+    for &column in plain {
+        let Some(array) = batch.column_by_name(column) else {
+            continue;
+        };
+        let strings = array.as_string::<i32>();
+        let mut last: Option<&str> = None;
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                continue;
+            }
+            let v = strings.value(i);
+            if last != Some(v) {
+                keys.insert(index_key(column, None, v));
+                last = Some(v);
+            }
+        }
+    }
+    for &column in maps {
+        let Some(array) = batch.column_by_name(column) else {
+            continue;
+        };
+        let map = array.as_map();
+        let offsets = map.value_offsets();
+        let mut last_row: Option<usize> = None;
+        for row in 0..map.len() {
+            // Sorted blocks repeat the same label set many times in a row.
+            if let Some(prev) = last_row
+                && offsets[prev + 1] - offsets[prev] == offsets[row + 1] - offsets[row]
+                && map_row(map, prev) == map_row(map, row)
+            {
+                continue;
+            }
+            for (k, v) in map_row(map, row) {
+                keys.insert(index_key(column, Some(k), v));
+            }
+            last_row = Some(row);
+        }
+    }
+    let mut bloom = Bloom::with_capacity(keys.len());
+    for k in &keys {
+        bloom.insert(k);
+    }
+    bloom
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bloom_has_no_false_negatives_and_few_false_positives() {
+        let mut b = Bloom::with_capacity(10_000);
+        for i in 0..10_000 {
+            b.insert(&format!("trace_id={i:032x}"));
+        }
+        for i in 0..10_000 {
+            assert!(b.may_contain(&format!("trace_id={i:032x}")));
+        }
+        let fp = (10_000..20_000)
+            .filter(|i| b.may_contain(&format!("trace_id={i:032x}")))
+            .count();
+        assert!(fp < 300, "false positives: {fp}");
+    }
+
+    #[test]
+    fn bloom_round_trips_and_detects_corruption() {
+        let mut b = Bloom::with_capacity(10);
+        b.insert("a=b");
+        let mut bytes = b.encode();
+        assert_eq!(Bloom::decode(&bytes).unwrap(), b);
+        bytes[30] ^= 1;
+        assert!(Bloom::decode(&bytes).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Manifests: the list of blocks that make up one tenant's signal.
+//!
+//! Each manifest is an immutable JSON object
+//! `tenants/<tenant>/<signal>/manifests/<version, 20 digits>.json`, created
+//! with a conditional put (`PutMode::Create`), so two writers can never both
+//! publish the same version and a reader sees either the old or the new list
+//! of blocks, never half of one. The newest version is the current state;
+//! older ones are kept briefly for readers that started before.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Signal;
+
+/// One Parquet block and what is known about it without opening it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockMeta {
+    /// Time-sortable unique id; the block is `blocks/<id>.parquet`, its bloom `blocks/<id>.index`.
+    pub id: String,
+    /// Inclusive event-time range, in the signal's unit (ms for samples, ns otherwise).
+    pub min_time: i64,
+    pub max_time: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub index_bytes: u64,
+    /// Wall-clock creation time, ms since the epoch.
+    pub created_at_ms: i64,
+}
+
+impl BlockMeta {
+    pub fn overlaps(&self, min: Option<i64>, max: Option<i64>) -> bool {
+        min.is_none_or(|m| self.max_time >= m) && max.is_none_or(|m| self.min_time <= m)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Manifest {
+    pub version: u64,
+    pub tenant: String,
+    pub signal: String,
+    /// Every WAL record of this tenant's signal with an LSN up to this one is in `blocks`.
+    pub flushed_lsn: Option<u64>,
+    pub blocks: Vec<BlockMeta>,
+}
+
+impl Manifest {
+    pub fn empty(tenant: &str, signal: Signal) -> Self {
+        Manifest {
+            version: 0,
+            tenant: tenant.to_string(),
+            signal: signal.table_name().to_string(),
+            flushed_lsn: None,
+            blocks: Vec::new(),
+        }
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.blocks.iter().map(|b| b.rows).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.bytes).sum()
+    }
+}
+
+/// Object-store paths of a tenant's signal.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    prefix: String,
+}
+
+impl Layout {
+    pub fn new(tenant: &str, signal: Signal) -> Self {
+        Layout {
+            prefix: format!("tenants/{tenant}/{}", signal.table_name()),
+        }
+    }
+
+    pub fn manifests_dir(&self) -> String {
+        format!("{}/manifests", self.prefix)
+    }
+
+    pub fn manifest(&self, version: u64) -> String {
+        format!("{}/manifests/{version:020}.json", self.prefix)
+    }
+
+    pub fn block(&self, id: &str) -> String {
+        format!("{}/blocks/{id}.parquet", self.prefix)
+    }
+
+    pub fn index(&self, id: &str) -> String {
+        format!("{}/blocks/{id}.index", self.prefix)
+    }
+
+    /// Parses the version out of a manifest object name.
+    pub fn version_of(path: &str) -> Option<u64> {
+        path.rsplit('/')
+            .next()?
+            .strip_suffix(".json")?
+            .parse()
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_paths_and_versions() {
+        let l = Layout::new("acme", Signal::Spans);
+        assert_eq!(l.manifest(7), "tenants/acme/spans/manifests/00000000000000000007.json");
+        assert_eq!(Layout::version_of(&l.manifest(7)), Some(7));
+        assert_eq!(Layout::version_of("tenants/acme/spans/manifests/x.json"), None);
+        assert_eq!(l.block("b1"), "tenants/acme/spans/blocks/b1.parquet");
+    }
+
+    #[test]
+    fn overlap_is_inclusive() {
+        let b = BlockMeta {
+            id: "x".into(),
+            min_time: 10,
+            max_time: 20,
+            rows: 1,
+            bytes: 1,
+            index_bytes: 1,
+            created_at_ms: 0,
+        };
+        assert!(b.overlaps(Some(20), None));
+        assert!(!b.overlaps(Some(21), None));
+        assert!(b.overlaps(None, Some(10)));
+        assert!(!b.overlaps(None, Some(9)));
+        assert!(b.overlaps(None, None));
+    }
+}

@@ -1,0 +1,349 @@
+//! Blocks on object storage: writing a frozen head as a Parquet block plus
+//! its bloom index, publishing manifests atomically, and serving the current
+//! manifest and block indexes to the table providers.
+//!
+//! The store is any `object_store` backend — a local directory by default,
+//! `s3://` or `memory://` by URL — rooted at a prefix, so every path here is
+//! relative (`tenants/<tenant>/<signal>/...`).
+
+pub mod block;
+pub mod bloom;
+pub mod codec;
+pub mod manifest;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::RwLock;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::model::Signal;
+use bloom::Bloom;
+use manifest::{BlockMeta, Layout, Manifest};
+
+/// How many superseded manifest versions are kept for readers in flight.
+const KEEP_OLD_MANIFESTS: u64 = 3;
+
+/// The URL under which the block store is registered in DataFusion's runtime.
+pub fn datafusion_store_url() -> ObjectStoreUrl {
+    ObjectStoreUrl::parse("o11ydb://blocks").expect("valid object store url")
+}
+
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    description: String,
+    manifests: RwLock<HashMap<(String, Signal), Arc<Manifest>>>,
+    indexes: RwLock<HashMap<String, Arc<Bloom>>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.description)
+    }
+}
+
+/// Opens the object store named by `url` (`file://`, `s3://`, `memory://`)
+/// or, when `url` is `None`, the directory `<data_dir>/blocks`.
+pub fn open_object_store(url: Option<&str>, data_dir: &Path) -> Result<(Arc<dyn ObjectStore>, String)> {
+    let Some(url) = url else {
+        let dir = data_dir.join("blocks");
+        std::fs::create_dir_all(&dir)?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+        return Ok((Arc::new(store), format!("file://{}", dir.display())));
+    };
+    let parsed = Url::parse(url).map_err(|e| Error::Config(format!("--storage {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "file" => {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| Error::Config(format!("--storage {url:?}: not a local path")))?;
+            std::fs::create_dir_all(&dir)?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+            Ok((Arc::new(store), url.to_string()))
+        }
+        "memory" => Ok((Arc::new(object_store::memory::InMemory::new()), url.to_string())),
+        "s3" | "s3a" => {
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .build()?;
+            let prefix = parsed.path().trim_matches('/');
+            let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(store)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+            };
+            Ok((store, url.to_string()))
+        }
+        other => Err(Error::Config(format!(
+            "--storage {url:?}: unsupported scheme {other:?} (use file://, s3:// or memory://)"
+        ))),
+    }
+}
+
+impl Storage {
+    /// Wraps a store and loads the current manifest of every tenant's signals.
+    pub async fn open(store: Arc<dyn ObjectStore>, description: String) -> Result<Storage> {
+        let storage = Storage {
+            store,
+            description,
+            manifests: RwLock::new(HashMap::new()),
+            indexes: RwLock::new(HashMap::new()),
+        };
+        for tenant in storage.list_tenants().await? {
+            for signal in Signal::ALL {
+                if let Some(m) = storage.load_latest_manifest(&tenant, signal).await? {
+                    storage
+                        .manifests
+                        .write()
+                        .insert((tenant.clone(), signal), Arc::new(m));
+                }
+            }
+        }
+        Ok(storage)
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&StorePath::from("tenants")))
+            .await?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+
+    async fn list_manifest_versions(&self, layout: &Layout) -> Result<Vec<u64>> {
+        let prefix = StorePath::from(layout.manifests_dir());
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut versions: Vec<u64> = objects
+            .iter()
+            .filter_map(|o| Layout::version_of(o.location.as_ref()))
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    async fn load_latest_manifest(&self, tenant: &str, signal: Signal) -> Result<Option<Manifest>> {
+        let layout = Layout::new(tenant, signal);
+        let Some(&version) = self.list_manifest_versions(&layout).await?.last() else {
+            return Ok(None);
+        };
+        let bytes = self
+            .store
+            .get(&StorePath::from(layout.manifest(version)))
+            .await?
+            .bytes()
+            .await?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Storage(format!("manifest {} is unreadable: {e}", layout.manifest(version)))
+        })?;
+        Ok(Some(manifest))
+    }
+
+    /// The current manifest of a tenant's signal (empty if it has no blocks).
+    pub fn manifest(&self, tenant: &str, signal: Signal) -> Arc<Manifest> {
+        self.manifests
+            .read()
+            .get(&(tenant.to_string(), signal))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Manifest::empty(tenant, signal)))
+    }
+
+    /// The highest LSN any manifest records as flushed.
+    pub fn max_flushed_lsn(&self) -> Option<u64> {
+        self.manifests
+            .read()
+            .values()
+            .filter_map(|m| m.flushed_lsn)
+            .max()
+    }
+
+    /// Tenants that have at least one manifest.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.manifests.read().keys().map(|(t, _)| t.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// Writes `batch` (a frozen head) as a new block and its index. The block
+    /// is not visible until [`Storage::publish`] puts it in a manifest.
+    pub async fn write_block(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        batch: &RecordBatch,
+    ) -> Result<BlockMeta> {
+        let layout = Layout::new(tenant, signal);
+        let (min_time, max_time) = crate::model::normalize::time_range(signal, batch)
+            .ok_or_else(|| Error::Storage("cannot write an empty block".into()))?;
+        let id = new_block_id();
+        let (parquet, bloom) = {
+            let batch = batch.clone();
+            tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom)> {
+                let bloom = bloom::build_block_bloom(signal, &batch);
+                Ok((block::write_block(signal, &batch)?, bloom))
+            })
+            .await
+            .map_err(|e| Error::Storage(format!("block writer task failed: {e}")))??
+        };
+        let index = bloom.encode();
+        let meta = BlockMeta {
+            id: id.clone(),
+            min_time,
+            max_time,
+            rows: batch.num_rows() as u64,
+            bytes: parquet.len() as u64,
+            index_bytes: index.len() as u64,
+            created_at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        self.store
+            .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
+            .await?;
+        self.store
+            .put(&StorePath::from(layout.block(&id)), PutPayload::from(parquet))
+            .await?;
+        self.indexes.write().insert(id, Arc::new(bloom));
+        Ok(meta)
+    }
+
+    /// Publishes a manifest with `added` blocks (and `flushed_lsn`), as the
+    /// next version. Returns the new manifest; the caller installs it with
+    /// [`Storage::install`] at the moment it drops the flushed head part.
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        added: Vec<BlockMeta>,
+        flushed_lsn: Option<u64>,
+    ) -> Result<Arc<Manifest>> {
+        let layout = Layout::new(tenant, signal);
+        let current = self.manifest(tenant, signal);
+        let mut next = (*current).clone();
+        next.version = current.version + 1;
+        next.blocks.extend(added);
+        next.flushed_lsn = match (current.flushed_lsn, flushed_lsn) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let body = serde_json::to_vec_pretty(&next)
+            .map_err(|e| Error::Storage(format!("cannot encode manifest: {e}")))?;
+        self.store
+            .put_opts(
+                &StorePath::from(layout.manifest(next.version)),
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map_err(|e| match e {
+                object_store::Error::AlreadyExists { path, .. } => Error::Storage(format!(
+                    "manifest {path} was published concurrently by another writer"
+                )),
+                other => Error::ObjectStore(other),
+            })?;
+        // Old versions are only a courtesy to readers in other processes.
+        if next.version > KEEP_OLD_MANIFESTS {
+            let old = StorePath::from(layout.manifest(next.version - KEEP_OLD_MANIFESTS - 1));
+            if let Err(e) = self.store.delete(&old).await
+                && !matches!(e, object_store::Error::NotFound { .. })
+            {
+                tracing::warn!("could not delete old manifest {old}: {e}");
+            }
+        }
+        Ok(Arc::new(next))
+    }
+
+    /// Makes `manifest` the current one for queries in this process.
+    pub fn install(&self, manifest: Arc<Manifest>) {
+        let signal: Signal = manifest.signal.parse().expect("manifest of a known signal");
+        self.manifests
+            .write()
+            .insert((manifest.tenant.clone(), signal), manifest);
+    }
+
+    /// The bloom index of a block, from cache or the store.
+    pub async fn block_index(&self, tenant: &str, signal: Signal, id: &str) -> Result<Arc<Bloom>> {
+        if let Some(b) = self.indexes.read().get(id) {
+            return Ok(b.clone());
+        }
+        let bytes = self
+            .store
+            .get(&StorePath::from(Layout::new(tenant, signal).index(id)))
+            .await?
+            .bytes()
+            .await?;
+        let bloom = Arc::new(Bloom::decode(&bytes)?);
+        self.indexes.write().insert(id.to_string(), bloom.clone());
+        Ok(bloom)
+    }
+
+    /// The store path of a block's Parquet file.
+    pub fn block_path(&self, tenant: &str, signal: Signal, id: &str) -> String {
+        Layout::new(tenant, signal).block(id)
+    }
+}
+
+/// A unique, time-sortable block id: creation time in ms (hex) + random suffix.
+fn new_block_id() -> String {
+    let ms = chrono::Utc::now().timestamp_millis();
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{ms:012x}-{}", &rand[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn publish_is_versioned_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, desc) = open_object_store(None, dir.path()).unwrap();
+        let storage = Storage::open(store.clone(), desc.clone()).await.unwrap();
+        assert_eq!(storage.manifest("t", Signal::Logs).version, 0);
+        let meta = BlockMeta {
+            id: "b1".into(),
+            min_time: 1,
+            max_time: 2,
+            rows: 3,
+            bytes: 4,
+            index_bytes: 5,
+            created_at_ms: 6,
+        };
+        let m = storage
+            .publish("t", Signal::Logs, vec![meta.clone()], Some(9))
+            .await
+            .unwrap();
+        assert_eq!(m.version, 1);
+        storage.install(m);
+        // A concurrent writer publishing the same version is refused.
+        let other = Storage::open(store.clone(), desc.clone()).await.unwrap();
+        let again = Storage::open(store.clone(), desc.clone()).await.unwrap();
+        other.publish("t", Signal::Logs, vec![], None).await.unwrap();
+        let err = again.publish("t", Signal::Logs, vec![], None).await.unwrap_err();
+        assert!(err.to_string().contains("concurrently"), "{err}");
+        let reopened = Storage::open(store, desc).await.unwrap();
+        let m = reopened.manifest("t", Signal::Logs);
+        assert_eq!(m.version, 2);
+        assert_eq!(m.blocks, vec![meta]);
+        assert_eq!(m.flushed_lsn, Some(9));
+        assert_eq!(reopened.tenants(), vec!["t".to_string()]);
+    }
+}
