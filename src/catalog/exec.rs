@@ -93,8 +93,11 @@ impl ExecutionPlan for UnpackMapsExec {
         )))
     }
 
+    /// Rows keep their order, but the ordering is not advertised: column
+    /// types change here, so the child's equivalences cannot be carried over
+    /// and sorts must stay above this node.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn execute(

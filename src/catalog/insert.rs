@@ -29,7 +29,9 @@ impl IngestSink {
         IngestSink {
             tenant: tenant.to_string(),
             signal,
-            schema: signal.schema(),
+            // Nullable everywhere: not-null constraints are checked by
+            // normalisation, which names the column and row in its 23502 error.
+            schema: signal.relaxed_schema(),
             ingester,
         }
     }

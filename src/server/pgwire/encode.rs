@@ -136,6 +136,62 @@ impl ToSqlText for JsonText<'_> {
     }
 }
 
+/// Already formatted text for a text-format field.
+#[derive(Debug)]
+struct PgText<'a>(&'a str);
+
+impl ToSql for PgText<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgText<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// A float as Postgres prints `float8` (shortest exact digits; exponent form
+/// below 1e-4 and from 1e15 on, as `1e+20` / `1.5e-07`).
+pub fn postgres_float_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("numeric exponent");
+    if (-4..15).contains(&exp) {
+        format!("{v}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
 fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>, json: &[bool]) -> Vec<PgWireResult<DataRow>> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     let schema = batch.schema();
@@ -144,7 +200,24 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>, json: &[bool]
         let mut result = Ok(());
         for (c, column) in batch.columns().iter().enumerate() {
             let field = &fields[c];
-            result = if json[c] {
+            let float_text = field.format() == pgwire::api::results::FieldFormat::Text
+                && matches!(column.data_type(), DataType::Float64 | DataType::Float32);
+            result = if float_text {
+                if column.is_null(row) {
+                    encoder.encode_field(&None::<i8>)
+                } else {
+                    let v = match column.data_type() {
+                        DataType::Float32 => column.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64,
+                        _ => column.as_primitive::<arrow::datatypes::Float64Type>().value(row),
+                    };
+                    encoder.encode_field_with_type_and_format(
+                        &PgText(&postgres_float_text(v)),
+                        field.datatype(),
+                        field.format(),
+                        field.format_options(),
+                    )
+                }
+            } else if json[c] {
                 if column.is_null(row) {
                     encoder.encode_field(&None::<i8>)
                 } else {
@@ -205,4 +278,23 @@ pub async fn query_response(
         })
         .flatten();
     Ok(QueryResponse::new(fields, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_float_text as f;
+
+    #[test]
+    fn floats_print_like_postgres() {
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(1e20), "1e+20");
+        assert_eq!(f(1.5e-7), "1.5e-07");
+        assert_eq!(f(123456789012345.0), "123456789012345");
+        assert_eq!(f(1234567890123456.0), "1.234567890123456e+15");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::NEG_INFINITY), "-Infinity");
+    }
 }

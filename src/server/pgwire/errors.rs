@@ -46,10 +46,30 @@ pub fn from_parser(err: &ParserError, query: &str) -> PgWireError {
             .unwrap_or(&message)
             .to_string(),
     );
-    info.position = line_column_in(&message)
-        .and_then(|(l, c)| char_position(query, l, c))
-        .map(|p| p.to_string());
+    info.position = parser_error_position(&message, query).map(|p| p.to_string());
     PgWireError::UserError(Box::new(info))
+}
+
+/// Where a parse error is. The compatibility parser drops token locations,
+/// so the query is parsed again with the plain Postgres dialect (which keeps
+/// them); failing that, the offending token named in the message is searched.
+fn parser_error_position(message: &str, query: &str) -> Option<usize> {
+    if let Some((l, c)) = line_column_in(message) {
+        return char_position(query, l, c);
+    }
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    if let Err(e) = Parser::parse_sql(&PostgreSqlDialect {}, query)
+        && let Some((l, c)) = line_column_in(&e.to_string())
+    {
+        return char_position(query, l, c);
+    }
+    let found = message.rsplit_once("found: ")?.1.trim();
+    let found = found.split(" at Line").next().unwrap_or(found);
+    if found.is_empty() || found == "EOF" {
+        return Some(query.chars().count() + 1);
+    }
+    query.find(found).map(|i| query[..i].chars().count() + 1)
 }
 
 /// The message without DataFusion's layer prefixes ("Error during planning: ").
@@ -121,8 +141,8 @@ fn quoted_name_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
     let start = message.find(marker)? + marker.len();
     let rest = &message[start..];
     let rest = rest.strip_prefix('\'').unwrap_or(rest);
-    let end = rest.find(['\'', ' ', ','])?;
-    Some(&rest[..end])
+    let end = rest.find(['\'', ' ', ',']).unwrap_or(rest.len());
+    Some(rest[..end].trim_end_matches('.'))
 }
 
 /// First whole-word, case-insensitive occurrence of `name` in `query`.
@@ -159,6 +179,17 @@ mod tests {
             line_column_in("sql parser error: Expected: end of statement, found: x at Line: 1, Column: 8"),
             Some((1, 8))
         );
+    }
+
+    #[test]
+    fn parse_errors_point_at_the_offending_token() {
+        assert_eq!(parser_error_position("Expected: an SQL statement, found: SELEC", "SELEC 1"), Some(1));
+        // `FORM` is an alias here; the plain parser locates the real culprit.
+        assert_eq!(
+            parser_error_position("Expected: end of statement, found: t", "SELECT 1 FORM t"),
+            Some(15)
+        );
+        assert_eq!(quoted_name_after("No field named nope. Did you mean 'x'?", "No field named "), Some("nope"));
     }
 
     #[test]

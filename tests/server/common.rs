@@ -1,0 +1,256 @@
+//! Test harness: starts the real `o11ydb` binary on free ports with its own
+//! data directory, and connects real clients (tokio-postgres, psql, HTTP).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_o11ydb");
+
+/// Config for tests: small, fast flushes are triggered explicitly with `POST /flush`.
+pub const TEST_CONFIG: &str = r#"
+[ingester]
+flush_max_age = "1h"
+flush_check_interval = "1h"
+[query]
+memory_limit = "512MiB"
+"#;
+
+pub struct Server {
+    child: Option<Child>,
+    pub pg: SocketAddr,
+    pub http: SocketAddr,
+    pub stderr_log: PathBuf,
+}
+
+/// How to launch the binary (a wrapper such as `nsenter` may go in front).
+pub struct Launch<'a> {
+    pub data_dir: &'a Path,
+    pub config: &'a str,
+    pub prefix: Vec<String>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, TEST_CONFIG)
+    }
+
+    pub fn start_with(data_dir: &Path, config: &str) -> Server {
+        Self::launch(Launch {
+            data_dir,
+            config,
+            prefix: vec![],
+        })
+        .expect("server starts")
+    }
+
+    /// Starts the server; returns its stderr if it exits before listening.
+    pub fn launch(l: Launch<'_>) -> Result<Server, String> {
+        std::fs::create_dir_all(l.data_dir).unwrap();
+        let config_path = l.data_dir.with_extension("toml");
+        std::fs::write(&config_path, l.config).unwrap();
+        let stderr_log = l.data_dir.with_extension("log");
+        let stderr = std::fs::File::create(&stderr_log).unwrap();
+        let mut argv: Vec<String> = l.prefix.clone();
+        argv.push(BIN.to_string());
+        argv.extend(
+            [
+                "serve",
+                "--config",
+                config_path.to_str().unwrap(),
+                "--data-dir",
+                l.data_dir.to_str().unwrap(),
+                "--pg-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ]
+            .map(String::from),
+        );
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn o11ydb");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut pg, mut http) = (None, None);
+        while pg.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let line = line.trim();
+                    if let Some(rest) = line.strip_prefix("postgres:") {
+                        pg = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+                    } else if let Some(rest) = line.strip_prefix("http:") {
+                        http = rest
+                            .split_whitespace()
+                            .next()
+                            .and_then(|a| a.trim_start_matches("http://").parse().ok());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(std::fs::read_to_string(&stderr_log).unwrap_or_default());
+                }
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Ok(Server {
+            child: Some(child),
+            pg: pg.unwrap(),
+            http: http.unwrap(),
+            stderr_log,
+        })
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host={} port={} user=o11ydb dbname=o11ydb",
+            self.pg.ip(),
+            self.pg.port()
+        )
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect over pgwire");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// Runs SQL through the real `psql` binary.
+    pub fn psql(&self, sql: &str) -> Output {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                "VERBOSITY=verbose",
+                "-h",
+                &self.pg.ip().to_string(),
+                "-p",
+                &self.pg.port().to_string(),
+                "-U",
+                "o11ydb",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql is installed (apt-get install postgresql-client)")
+    }
+
+    pub fn http_post(&self, path: &str) -> (u16, String) {
+        http_request(self.http, "POST", path)
+    }
+
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_request(self.http, "GET", path)
+    }
+
+    /// Flushes every head into blocks.
+    pub fn flush(&self) {
+        let (status, body) = self.http_post("/flush");
+        assert_eq!(status, 204, "flush failed: {body}");
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if c.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.1 client over a real socket (no extra dependency).
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The SQLSTATE of a tokio-postgres error (panics if it is not a server error).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .unwrap_or_else(|| panic!("expected a server error, got {e}"))
+        .code()
+        .code()
+        .to_string()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("o11ydb-test").tempdir().unwrap()
+}

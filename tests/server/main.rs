@@ -1,0 +1,9 @@
+//! Integration tests over real sockets: each test starts the real `o11ydb`
+//! binary on free ports with a temporary data directory and talks to it with
+//! real clients. One test binary, so the engine is linked once.
+
+mod common;
+mod durability;
+mod limits;
+mod pruning;
+mod sql;
