@@ -136,7 +136,9 @@ impl Config {
 /// Parses `30s`, `15m`, `2h`, `1d`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -155,7 +157,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 /// Parses `512MiB`, `2GiB`, `100MB`, `64KiB` or a bare number of bytes.
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()

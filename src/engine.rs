@@ -7,8 +7,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -18,6 +18,13 @@ use crate::error::{Error, Result};
 use crate::ingest::Ingester;
 use crate::ingest::wal::ReplayReport;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
+
+/// SQL shipped with the binary (views), loaded into every session.
+const SHIPPED_SQL: [(&str, &str); 3] = [
+    ("traces.sql", include_str!("../sql/traces.sql")),
+    ("log_streams.sql", include_str!("../sql/log_streams.sql")),
+    ("series.sql", include_str!("../sql/series.sql")),
+];
 
 pub struct Engine {
     config: Config,
@@ -51,8 +58,7 @@ impl Engine {
             ))
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let (store, description) =
-            open_object_store(config.storage.as_deref(), &config.data_dir)?;
+        let (store, description) = open_object_store(config.storage.as_deref(), &config.data_dir)?;
         let storage = Arc::new(Storage::open(store.clone(), description.clone()).await?);
         let (ingester, replay) = Ingester::open(
             &config.data_dir.join("wal"),
@@ -69,7 +75,8 @@ impl Engine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
             .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill_dir])),
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![spill_dir])),
             )
             .build_arc()?;
         runtime.register_object_store(datafusion_store_url().as_ref(), store);
@@ -100,8 +107,9 @@ impl Engine {
         &self.config.data_dir
     }
 
-    /// A new SQL session over `tenant`'s tables (and nothing else's).
-    pub fn session(&self, tenant: &str) -> Result<SessionContext> {
+    /// A new SQL session over `tenant`'s tables (and nothing else's), with
+    /// the views shipped in `sql/`.
+    pub async fn session(&self, tenant: &str) -> Result<SessionContext> {
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public")
@@ -110,13 +118,29 @@ impl Engine {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_str("datafusion.execution.time_zone", "UTC");
         if self.config.query.target_partitions > 0 {
-            session_config = session_config.with_target_partitions(self.config.query.target_partitions);
+            session_config =
+                session_config.with_target_partitions(self.config.query.target_partitions);
         }
         let ctx = SessionContext::new_with_config_rt(session_config, self.runtime.clone());
         for (name, table) in tables_for(tenant, &self.ingester) {
             ctx.register_table(name, table)?;
         }
         o11ydb_udfs::register_all(&ctx);
+        for (file, text) in SHIPPED_SQL {
+            for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let body: String = statement
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if body.trim().is_empty() {
+                    continue;
+                }
+                ctx.sql(&body).await.map_err(|e| {
+                    Error::Config(format!("shipped SQL sql/{file} does not load: {e}"))
+                })?;
+            }
+        }
         Ok(ctx)
     }
 

@@ -46,7 +46,9 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    #[error("data directory {path} is locked by another o11ydb process (lock file {lock}): {source}")]
+    #[error(
+        "data directory {path} is locked by another o11ydb process (lock file {lock}): {source}"
+    )]
     Locked {
         path: String,
         lock: String,
@@ -158,7 +160,8 @@ fn plan_message_sqlstate(msg: &str) -> &'static str {
         "42P01"
     } else if msg.contains("No field named") || msg.contains("Schema error: No field") {
         "42703"
-    } else if msg.contains("Invalid function") || msg.contains("function") && msg.contains("not found")
+    } else if msg.contains("Invalid function")
+        || msg.contains("function") && msg.contains("not found")
     {
         "42883"
     } else if msg.contains("Cannot cast") || msg.contains("Cannot automatically convert") {

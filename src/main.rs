@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use o11ydb::{Config, Engine, server};
 
 #[derive(Parser)]
-#[command(name = "o11ydb", version, about = "One observability database for logs, metrics and traces")]
+#[command(
+    name = "o11ydb",
+    version,
+    about = "One observability database for logs, metrics and traces"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,8 +114,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("o11ydb {} is running", env!("CARGO_PKG_VERSION"));
     println!("  data dir:  {}", config.data_dir.display());
     println!("  storage:   {}", report.storage);
-    println!("  postgres:  {}   psql -h {} -p {} -U o11ydb", addrs.pg, addrs.pg.ip(), addrs.pg.port());
-    println!("  http:      http://{}   (GET /ready, POST /flush)", addrs.http);
+    println!(
+        "  postgres:  {}   psql -h {} -p {} -U o11ydb",
+        addrs.pg,
+        addrs.pg.ip(),
+        addrs.pg.port()
+    );
+    println!(
+        "  http:      http://{}   (GET /ready, POST /flush)",
+        addrs.http
+    );
     println!(
         "  flight:    {} and otlp grpc: {} are not served by this build yet",
         config.server.flight_listen, config.server.otlp_grpc_listen

@@ -66,7 +66,8 @@ impl ScanPredicate {
                 }
             }
             Expr::Between(b) if !b.negated && is_column(&b.expr, signal.time_column()) => {
-                if let (Expr::Literal(lo, _), Expr::Literal(hi, _)) = (b.low.as_ref(), b.high.as_ref())
+                if let (Expr::Literal(lo, _), Expr::Literal(hi, _)) =
+                    (b.low.as_ref(), b.high.as_ref())
                 {
                     if let Some(lo) = time_value(signal, lo) {
                         self.raise_min(lo);
@@ -188,7 +189,9 @@ fn is_column(expr: &Expr, name: &str) -> bool {
 fn string_literal(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Literal(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Some(s),
         _ => None,
@@ -218,7 +221,10 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts_ns(v: i64) -> Expr {
-        Expr::Literal(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())), None)
+        Expr::Literal(
+            ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())),
+            None,
+        )
     }
 
     #[test]
@@ -244,7 +250,9 @@ mod tests {
             Signal::Samples,
             &[
                 get_field(col("labels"), "job").eq(lit("api")),
-                col("metric").eq(lit("up")).or(col("metric").eq(lit("down"))),
+                col("metric")
+                    .eq(lit("up"))
+                    .or(col("metric").eq(lit("down"))),
                 col("value").eq(lit(1.0)),
             ],
         );
@@ -263,7 +271,9 @@ mod tests {
     fn unindexed_or_mixed_disjunctions_are_ignored() {
         let p = ScanPredicate::from_filters(
             Signal::Spans,
-            &[col("trace_id").eq(lit("a")).or(col("kind").eq(lit("server")))],
+            &[col("trace_id")
+                .eq(lit("a"))
+                .or(col("kind").eq(lit("server")))],
         );
         assert!(p.required_keys.is_empty());
     }

@@ -45,7 +45,11 @@ impl fmt::Debug for IngestSink {
 
 impl DisplayAs for IngestSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "IngestSink: table={} tenant={}", self.signal, self.tenant)
+        write!(
+            f,
+            "IngestSink: table={} tenant={}",
+            self.signal, self.tenant
+        )
     }
 }
 

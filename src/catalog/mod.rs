@@ -21,12 +21,14 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::not_impl_err;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
@@ -35,8 +37,6 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::common::not_impl_err;
 
 use crate::ingest::Ingester;
 use crate::model::Signal;
@@ -173,8 +173,12 @@ impl TableProvider for SignalTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
             let partitions = split_round_robin(head, state.config().target_partitions());
-            let source = MemorySourceConfig::try_new(&partitions, table_schema.clone(), projection.cloned())?
-                .with_limit(limit);
+            let source = MemorySourceConfig::try_new(
+                &partitions,
+                table_schema.clone(),
+                projection.cloned(),
+            )?
+            .with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(source));
         }
         if !blocks.is_empty() {
@@ -190,7 +194,10 @@ impl TableProvider for SignalTable {
             let files: Vec<PartitionedFile> = blocks
                 .iter()
                 .map(|b| {
-                    PartitionedFile::new(self.storage().block_path(&self.tenant, signal, &b.id), b.bytes)
+                    PartitionedFile::new(
+                        self.storage().block_path(&self.tenant, signal, &b.id),
+                        b.bytes,
+                    )
                 })
                 .collect();
             let groups = split_round_robin(files, state.config().target_partitions())
@@ -283,7 +290,10 @@ fn split_round_robin<T>(items: Vec<T>, n: usize) -> Vec<Vec<T>> {
 }
 
 /// The three tables of `tenant`, by name.
-pub fn tables_for(tenant: &str, ingester: &Arc<Ingester>) -> Vec<(&'static str, Arc<dyn TableProvider>)> {
+pub fn tables_for(
+    tenant: &str,
+    ingester: &Arc<Ingester>,
+) -> Vec<(&'static str, Arc<dyn TableProvider>)> {
     Signal::ALL
         .iter()
         .map(|&s| {

@@ -14,10 +14,13 @@ use parking_lot::{Mutex, RwLock};
 use crate::model::Signal;
 use crate::model::normalize::time_range;
 
+/// Head batches with their (min, max) event time.
+pub type TimedBatches = Vec<(RecordBatch, (i64, i64))>;
+
 /// Batches buffered in a head, with their time range for pruning.
 #[derive(Debug, Clone, Default)]
 pub struct HeadPart {
-    pub batches: Vec<(RecordBatch, (i64, i64))>,
+    pub batches: TimedBatches,
     pub rows: usize,
     pub bytes: usize,
     /// Highest LSN whose data is in this part.
@@ -82,13 +85,16 @@ impl Head {
     }
 
     pub fn push(&self, batch: RecordBatch, lsn: u64, segment: u64) {
-        self.state.lock().active.push(self.signal, batch, lsn, segment);
+        self.state
+            .lock()
+            .active
+            .push(self.signal, batch, lsn, segment);
     }
 
     /// The batches a query should see, with their time ranges, together with
     /// whatever `with` reads (the manifest) under the same lock that
     /// [`Head::complete_flush`] installs a manifest under.
-    pub fn snapshot_with<T>(&self, with: impl FnOnce() -> T) -> (Vec<(RecordBatch, (i64, i64))>, T) {
+    pub fn snapshot_with<T>(&self, with: impl FnOnce() -> T) -> (TimedBatches, T) {
         let state = self.state.lock();
         let mut out = Vec::new();
         if let Some(frozen) = &state.frozen {

@@ -91,7 +91,12 @@ impl Ingester {
     }
 
     /// Validates and appends a batch; returns once it is durable and queryable.
-    pub async fn append(&self, tenant: &str, signal: Signal, batch: &RecordBatch) -> Result<Durable> {
+    pub async fn append(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        batch: &RecordBatch,
+    ) -> Result<Durable> {
         let normalized = normalize(signal, batch)?;
         if normalized.num_rows() == 0 {
             return Ok(Durable {
@@ -232,17 +237,22 @@ impl std::fmt::Debug for Ingester {
 /// Tenant ids follow Cortex/Mimir rules: 1–150 bytes of `[A-Za-z0-9!-_.*'()]`,
 /// and not `.` or `..`.
 pub fn validate_tenant(tenant: &str) -> Result<()> {
-    let bad = |why: String| Err(Error::InvalidValue {
-        table: "tenant",
-        column: "X-Scope-OrgID".into(),
-        row: 0,
-        reason: why,
-    });
+    let bad = |why: String| {
+        Err(Error::InvalidValue {
+            table: "tenant",
+            column: "X-Scope-OrgID".into(),
+            row: 0,
+            reason: why,
+        })
+    };
     if tenant.is_empty() {
         return bad("tenant id is empty".into());
     }
     if tenant.len() > 150 {
-        return bad(format!("tenant id is {} bytes long, the limit is 150", tenant.len()));
+        return bad(format!(
+            "tenant id is {} bytes long, the limit is 150",
+            tenant.len()
+        ));
     }
     if tenant == "." || tenant == ".." {
         return bad(format!("tenant id {tenant:?} is not allowed"));

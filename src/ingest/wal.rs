@@ -145,7 +145,9 @@ impl Wal {
             })?;
             if let Some(problem) = outcome {
                 tracing::warn!(segment = %path.display(), "{problem}; truncated the WAL tail");
-                report.truncated.push(format!("{}: {problem}", path.display()));
+                report
+                    .truncated
+                    .push(format!("{}: {problem}", path.display()));
             }
         }
         let first_segment = segments.last().map(|(id, _)| id + 1).unwrap_or(1);
@@ -173,7 +175,12 @@ impl Wal {
 
     /// Appends a batch and waits until it is durable (and applied by
     /// `on_durable`).
-    pub async fn append(&self, tenant: &str, signal: Signal, batch: RecordBatch) -> Result<Durable> {
+    pub async fn append(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        batch: RecordBatch,
+    ) -> Result<Durable> {
         let encoded = encode_ipc(&batch)?;
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -279,9 +286,9 @@ fn writer_loop(
                 tracing::error!("WAL write failed: {e}");
                 let message = e.to_string();
                 for req in group {
-                    let _ = req
-                        .reply
-                        .send(Err(Error::WriteUnavailable(format!("WAL write failed: {message}"))));
+                    let _ = req.reply.send(Err(Error::WriteUnavailable(format!(
+                        "WAL write failed: {message}"
+                    ))));
                 }
             }
         }
@@ -463,8 +470,10 @@ fn read_segment(
         }
         let payload_len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
         let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
-        if payload_len > MAX_RECORD_BYTES || payload_len < 11 {
-            break Some(format!("implausible record length {payload_len} at offset {pos}"));
+        if !(11..=MAX_RECORD_BYTES).contains(&payload_len) {
+            break Some(format!(
+                "implausible record length {payload_len} at offset {pos}"
+            ));
         }
         let start = pos + RECORD_HEADER;
         let end = start + payload_len as usize;
@@ -550,7 +559,10 @@ mod tests {
         let (wal, replayed, report) = open(dir.path());
         assert_eq!(report.records, 5);
         assert!(report.truncated.is_empty());
-        assert_eq!(replayed.iter().map(|r| r.lsn).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            replayed.iter().map(|r| r.lsn).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
         assert_eq!(replayed[3].batch, batch(3));
         assert_eq!(replayed[0].tenant, "t1");
         // LSNs continue after a restart.
@@ -570,7 +582,12 @@ mod tests {
         let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
         let len = fs::metadata(&path).unwrap().len();
         // Cut the last record in half.
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 20).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 20)
+            .unwrap();
         let (_, replayed, report) = open(dir.path());
         assert_eq!(replayed.len(), 2);
         assert_eq!(report.truncated.len(), 1, "{report:?}");

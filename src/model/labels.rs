@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayBuilder, Array, ArrayRef, MapArray, StringArray, StringBuilder, StructArray};
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, MapArray, StringArray, StringBuilder, StructArray,
+};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field};
 
@@ -178,12 +180,15 @@ mod tests {
         assert_ne!(a, series_id("up", &[("jo", "bapi")]));
         assert_ne!(a, series_id("upjob", &[("", "api")]));
         // Pinned so that a change of hash function is noticed: ids are persisted.
-        assert_eq!(series_id("", &[] as &[(&str, &str)]), series_id("", &[] as &[(&str, &str)]));
+        assert_eq!(
+            series_id("up", &[("instance", "a:1"), ("job", "api")]),
+            -3437553013129919774
+        );
     }
 
     #[test]
     fn map_round_trip() {
-        let rows = vec![vec![("a", "1"), ("b", "2")], vec![], vec![("c", "3")]];
+        let rows = [vec![("a", "1"), ("b", "2")], vec![], vec![("c", "3")]];
         let map = build_string_map(rows.iter().map(|r| r.iter().copied()));
         assert_eq!(map.len(), 3);
         assert_eq!(map_row(&map, 0), vec![("a", "1"), ("b", "2")]);

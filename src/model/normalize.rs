@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayBuilder, 
-    Array, ArrayRef, AsArray, Int64Array, MapArray, RecordBatch, StringArray, StringBuilder,
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, AsArray, Int64Array, MapArray, RecordBatch, StringArray,
+    StringBuilder,
 };
 use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
 
@@ -169,8 +170,8 @@ fn sort_map_keys(map: &MapArray) -> MapArray {
         let pairs = map_row(map, row);
         pairs.windows(2).all(|w| w[0].0 < w[1].0)
     });
-    let keys_are_strings = map.keys().data_type() == &DataType::Utf8
-        && map.values().data_type() == &DataType::Utf8;
+    let keys_are_strings =
+        map.keys().data_type() == &DataType::Utf8 && map.values().data_type() == &DataType::Utf8;
     if already_sorted || !keys_are_strings {
         return map.clone();
     }

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,7 +77,11 @@ async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse 
 }
 
 /// Serves HTTP on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let app = router(engine);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -47,7 +47,9 @@ pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch
 fn writer_properties(signal: Signal) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_enabled(true);
@@ -87,7 +89,8 @@ pub fn write_block(signal: Signal, batch: &RecordBatch) -> Result<Bytes> {
     let sorted = sort_for_block(signal, batch)?;
     let stored = encode_for_block(signal, &sorted)?;
     let mut buf = Vec::with_capacity(stored.get_array_memory_size() / 4 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut buf, stored.schema(), Some(writer_properties(signal)))?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, stored.schema(), Some(writer_properties(signal)))?;
     writer.write(&stored)?;
     writer.close()?;
     Ok(Bytes::from(buf))

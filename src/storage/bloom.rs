@@ -48,7 +48,9 @@ impl Bloom {
     pub fn with_capacity(items: usize) -> Self {
         let n = items.max(1) as f64;
         let ln2 = std::f64::consts::LN_2;
-        let num_bits = ((-n * FALSE_POSITIVE_RATE.ln()) / (ln2 * ln2)).ceil().max(64.0) as u64;
+        let num_bits = ((-n * FALSE_POSITIVE_RATE.ln()) / (ln2 * ln2))
+            .ceil()
+            .max(64.0) as u64;
         let num_hashes = ((num_bits as f64 / n) * ln2).round().clamp(1.0, 16.0) as u32;
         Bloom {
             bits: vec![0; num_bits.div_ceil(64) as usize],

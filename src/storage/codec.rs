@@ -11,9 +11,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayBuilder, 
-    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, DictionaryArray, MapArray, RecordBatch,
-    StringBuilder,
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, AsArray, BinaryArray, BinaryBuilder, DictionaryArray, MapArray,
+    RecordBatch, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
@@ -62,10 +62,7 @@ pub fn storage_schema(signal: Signal) -> SchemaRef {
 
 /// Whether column `index` of the signal schema is packed in blocks.
 pub fn is_packed_column(signal: Signal, index: usize) -> bool {
-    matches!(
-        signal.schema().field(index).data_type(),
-        DataType::Map(..)
-    )
+    matches!(signal.schema().field(index).data_type(), DataType::Map(..))
 }
 
 fn write_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -110,7 +107,10 @@ pub fn unpack_pairs(bytes: &[u8]) -> Result<Vec<(&str, &str)>> {
     let mut out = Vec::new();
     let take = |pos: &mut usize| -> Result<&str> {
         let len = read_varint(bytes, pos).ok_or_else(corrupt)? as usize;
-        let end = pos.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(corrupt)?;
+        let end = pos
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(corrupt)?;
         let s = std::str::from_utf8(&bytes[*pos..end]).map_err(|_| corrupt())?;
         *pos = end;
         Ok(s)
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn map_column_round_trips_through_dictionary() {
-        let rows = vec![
+        let rows = [
             vec![("job", "api")],
             vec![("job", "api")],
             vec![],

@@ -93,11 +93,7 @@ impl Layout {
 
     /// Parses the version out of a manifest object name.
     pub fn version_of(path: &str) -> Option<u64> {
-        path.rsplit('/')
-            .next()?
-            .strip_suffix(".json")?
-            .parse()
-            .ok()
+        path.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
     }
 }
 
@@ -108,9 +104,15 @@ mod tests {
     #[test]
     fn layout_paths_and_versions() {
         let l = Layout::new("acme", Signal::Spans);
-        assert_eq!(l.manifest(7), "tenants/acme/spans/manifests/00000000000000000007.json");
+        assert_eq!(
+            l.manifest(7),
+            "tenants/acme/spans/manifests/00000000000000000007.json"
+        );
         assert_eq!(Layout::version_of(&l.manifest(7)), Some(7));
-        assert_eq!(Layout::version_of("tenants/acme/spans/manifests/x.json"), None);
+        assert_eq!(
+            Layout::version_of("tenants/acme/spans/manifests/x.json"),
+            None
+        );
         assert_eq!(l.block("b1"), "tenants/acme/spans/blocks/b1.parquet");
     }
 

@@ -52,7 +52,10 @@ impl std::fmt::Debug for Storage {
 
 /// Opens the object store named by `url` (`file://`, `s3://`, `memory://`)
 /// or, when `url` is `None`, the directory `<data_dir>/blocks`.
-pub fn open_object_store(url: Option<&str>, data_dir: &Path) -> Result<(Arc<dyn ObjectStore>, String)> {
+pub fn open_object_store(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> Result<(Arc<dyn ObjectStore>, String)> {
     let Some(url) = url else {
         let dir = data_dir.join("blocks");
         std::fs::create_dir_all(&dir)?;
@@ -69,7 +72,10 @@ pub fn open_object_store(url: Option<&str>, data_dir: &Path) -> Result<(Arc<dyn 
             let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
             Ok((Arc::new(store), url.to_string()))
         }
-        "memory" => Ok((Arc::new(object_store::memory::InMemory::new()), url.to_string())),
+        "memory" => Ok((
+            Arc::new(object_store::memory::InMemory::new()),
+            url.to_string(),
+        )),
         "s3" | "s3a" => {
             let store = object_store::aws::AmazonS3Builder::from_env()
                 .with_url(url)
@@ -153,7 +159,10 @@ impl Storage {
             .bytes()
             .await?;
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Storage(format!("manifest {} is unreadable: {e}", layout.manifest(version)))
+            Error::Storage(format!(
+                "manifest {} is unreadable: {e}",
+                layout.manifest(version)
+            ))
         })?;
         Ok(Some(manifest))
     }
@@ -178,7 +187,12 @@ impl Storage {
 
     /// Tenants that have at least one manifest.
     pub fn tenants(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.manifests.read().keys().map(|(t, _)| t.clone()).collect();
+        let mut t: Vec<String> = self
+            .manifests
+            .read()
+            .keys()
+            .map(|(t, _)| t.clone())
+            .collect();
         t.sort();
         t.dedup();
         t
@@ -219,7 +233,10 @@ impl Storage {
             .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
             .await?;
         self.store
-            .put(&StorePath::from(layout.block(&id)), PutPayload::from(parquet))
+            .put(
+                &StorePath::from(layout.block(&id)),
+                PutPayload::from(parquet),
+            )
             .await?;
         self.indexes.write().insert(id, Arc::new(bloom));
         Ok(meta)
@@ -336,8 +353,14 @@ mod tests {
         // A concurrent writer publishing the same version is refused.
         let other = Storage::open(store.clone(), desc.clone()).await.unwrap();
         let again = Storage::open(store.clone(), desc.clone()).await.unwrap();
-        other.publish("t", Signal::Logs, vec![], None).await.unwrap();
-        let err = again.publish("t", Signal::Logs, vec![], None).await.unwrap_err();
+        other
+            .publish("t", Signal::Logs, vec![], None)
+            .await
+            .unwrap();
+        let err = again
+            .publish("t", Signal::Logs, vec![], None)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("concurrently"), "{err}");
         let reopened = Storage::open(store, desc).await.unwrap();
         let m = reopened.manifest("t", Signal::Logs);

@@ -128,9 +128,10 @@ impl Server {
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
-            .await
-            .expect("connect over pgwire");
+        let (client, connection) =
+            tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+                .await
+                .expect("connect over pgwire");
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -238,7 +239,10 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String)
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -252,5 +256,8 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("o11ydb-test").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("o11ydb-test")
+        .tempdir()
+        .unwrap()
 }

@@ -66,22 +66,41 @@ async fn kill_9_mid_ingest_loses_no_acknowledged_row() {
         w.await.unwrap();
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() > 200, "only {} rows were written", acknowledged.len());
+    assert!(
+        acknowledged.len() > 200,
+        "only {} rows were written",
+        acknowledged.len()
+    );
 
     let server = Server::start_with(&data, config);
     let client = server.client().await;
     let rows = client
-        .query("SELECT CAST(value AS BIGINT) FROM samples WHERE metric = 'acked'", &[])
+        .query(
+            "SELECT CAST(value AS BIGINT) FROM samples WHERE metric = 'acked'",
+            &[],
+        )
         .await
         .unwrap();
     let mut seen: HashMap<i64, usize> = HashMap::new();
     for r in &rows {
         *seen.entry(r.get::<_, i64>(0)).or_default() += 1;
     }
-    let missing: Vec<_> = acknowledged.iter().filter(|id| !seen.contains_key(id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged rows lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !seen.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged rows lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicated.is_empty(), "rows duplicated after replay: {:?}", &duplicated[..duplicated.len().min(5)]);
+    assert!(
+        duplicated.is_empty(),
+        "rows duplicated after replay: {:?}",
+        &duplicated[..duplicated.len().min(5)]
+    );
     let (_, status) = server.http_get("/debug/storage");
     assert!(status.contains("\"blocks\":"), "{status}");
 }
@@ -115,7 +134,10 @@ async fn a_corrupt_wal_tail_is_truncated_with_a_warning() {
         server.stderr()
     );
     let client = server.client().await;
-    let rows = client.query("SELECT count(*) FROM logs", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT count(*) FROM logs", &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 5);
     client
         .execute(
@@ -124,7 +146,10 @@ async fn a_corrupt_wal_tail_is_truncated_with_a_warning() {
         )
         .await
         .unwrap();
-    let rows = client.query("SELECT count(*) FROM logs", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT count(*) FROM logs", &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 6);
 }
 
@@ -146,7 +171,11 @@ async fn flushed_wal_segments_are_deleted_and_data_survives_restart() {
     }
     assert!(wal_segments(&data).len() > 5, "segments rotate");
     server.flush();
-    assert_eq!(wal_segments(&data).len(), 1, "only the active segment is left");
+    assert_eq!(
+        wal_segments(&data).len(),
+        1,
+        "only the active segment is left"
+    );
     server.stop();
     let server = Server::start_with(&data, config);
     let client = server.client().await;
@@ -172,5 +201,8 @@ fn a_second_server_on_the_same_data_dir_fails_clearly() {
         Ok(_) => panic!("a second server started on a locked data dir"),
         Err(stderr) => stderr,
     };
-    assert!(stderr.contains("locked by another o11ydb process"), "{stderr}");
+    assert!(
+        stderr.contains("locked by another o11ydb process"),
+        "{stderr}"
+    );
 }

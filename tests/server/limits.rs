@@ -30,7 +30,10 @@ async fn a_query_over_the_memory_limit_fails_with_53200_and_the_server_keeps_ser
     let msg = e.as_db_error().unwrap().message().to_lowercase();
     assert!(msg.contains("resources exhausted"), "{msg}");
     // A bounded query over the same data works right after.
-    let rows = client.query("SELECT count(*) FROM logs", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT count(*) FROM logs", &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 100_000);
 }
 
@@ -42,11 +45,16 @@ async fn a_connection_dropped_mid_query_leaves_the_server_serving() {
     setup.execute(FILL_LOGS, &[]).await.unwrap();
     // A long cross join, abandoned by its client after a moment.
     let (client, connection) =
-        tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls).await.unwrap();
+        tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     let conn_task = tokio::spawn(connection);
     let query = tokio::spawn(async move {
         client
-            .query("SELECT count(*) FROM logs a, logs b WHERE a.line < b.line", &[])
+            .query(
+                "SELECT count(*) FROM logs a, logs b WHERE a.line < b.line",
+                &[],
+            )
             .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -73,7 +81,9 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
     // A private mount namespace holding a 6 MiB tmpfs as the data directory.
     let probe = Command::new("unshare").args(["-m", "true"]).status();
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED a_full_disk_fails_writes_clearly: mount namespaces are not available here (unshare -m failed)");
+        eprintln!(
+            "SKIPPED a_full_disk_fails_writes_clearly: mount namespaces are not available here (unshare -m failed)"
+        );
         return;
     }
     let dir = tempdir();
@@ -85,12 +95,40 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
         .unwrap();
     let ns = holder.id();
     std::thread::sleep(Duration::from_millis(200));
-    let out = in_namespace(ns, &["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", data.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = in_namespace(
+        ns,
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=6m",
+            "tmpfs",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Ballast an operator can delete to free space later.
     let ballast = data.join("ballast");
-    let out = in_namespace(ns, &["dd", "if=/dev/zero", &format!("of={}", ballast.display()), "bs=1M", "count=1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = in_namespace(
+        ns,
+        &[
+            "dd",
+            "if=/dev/zero",
+            &format!("of={}", ballast.display()),
+            "bs=1M",
+            "count=1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = "[ingester]\nflush_max_age = \"1h\"\nflush_check_interval = \"1h\"\nwal_segment_bytes = \"256KiB\"\n";
     let launch = || {
         Server::launch(Launch {
@@ -128,9 +166,15 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
     let e = disk_full.expect("the 6 MiB disk filled up");
     assert_eq!(sqlstate(&e), "53100", "{e:?}");
     let msg = e.as_db_error().unwrap().message().to_string();
-    assert!(msg.contains("No space left on device") || msg.contains("WAL write failed"), "{msg}");
+    assert!(
+        msg.contains("No space left on device") || msg.contains("WAL write failed"),
+        "{msg}"
+    );
     // Reads keep working while the disk is full.
-    let rows = client.query("SELECT count(*) FROM logs", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT count(*) FROM logs", &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), acknowledged);
     assert!(server.is_running());
     // Once space is freed, writes succeed again without a restart.
@@ -149,7 +193,10 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
     server.kill9();
     let server = launch();
     let client = server.client().await;
-    let rows = client.query("SELECT count(*) FROM logs", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT count(*) FROM logs", &[])
+        .await
+        .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), acknowledged);
     drop(server);
     let _ = in_namespace(ns, &["umount", data.to_str().unwrap()]);

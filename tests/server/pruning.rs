@@ -78,9 +78,18 @@ async fn untouched_blocks_are_not_read() {
         }
     }
     let rows = client.query(by_time, &[]).await.unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 1000, "the pruned query never opened the destroyed blocks");
-    let e = client.query("SELECT count(*) FROM spans WHERE name = 'op'", &[]).await;
-    assert!(e.is_err(), "a query that must read the destroyed blocks fails");
+    assert_eq!(
+        rows[0].get::<_, i64>(0),
+        1000,
+        "the pruned query never opened the destroyed blocks"
+    );
+    let e = client
+        .query("SELECT count(*) FROM spans WHERE name = 'op'", &[])
+        .await;
+    assert!(
+        e.is_err(),
+        "a query that must read the destroyed blocks fails"
+    );
     // ... and the server keeps serving.
     let rows = client.query("SELECT 1", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -103,7 +112,10 @@ async fn label_equality_prunes_sample_blocks_by_bloom() {
     }
     let q = "SELECT count(*) FROM samples WHERE labels['job'] = 'db'";
     let plan = explain_analyze(&client, q).await;
-    assert!(plan.contains("blocks_scanned=1 blocks_pruned=2 (time=0, bloom=2)"), "{plan}");
+    assert!(
+        plan.contains("blocks_scanned=1 blocks_pruned=2 (time=0, bloom=2)"),
+        "{plan}"
+    );
     let rows = client.query(q, &[]).await.unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 100);
     let q = "SELECT count(*) FROM samples WHERE labels['job'] = 'nope'";

@@ -24,20 +24,39 @@ fn psql_lists_and_describes_the_tables() {
     let server = Server::start(&dir.path().join("data"));
     let out = server.psql("\\dt");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for table in ["logs", "samples", "spans"] {
         assert!(text.contains(table), "\\dt lacks {table}:\n{text}");
     }
     let out = server.psql("\\d spans");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for column in ["trace_id", "parent_span_id", "duration_ns", "resource_attributes", "events", "links"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for column in [
+        "trace_id",
+        "parent_span_id",
+        "duration_ns",
+        "resource_attributes",
+        "events",
+        "links",
+    ] {
         assert!(text.contains(column), "\\d spans lacks {column}:\n{text}");
     }
     assert!(text.contains("timestamp with time zone"), "{text}");
     // SET/SHOW that drivers send are accepted.
     let out = server.psql("SET application_name = 'x'; SHOW timezone; SELECT version()");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,7 +99,10 @@ async fn rows_read_back_the_same_from_head_and_blocks() {
     assert_eq!(from_head.len(), 3);
     assert_eq!(from_head[0].0, "frontend");
     assert_eq!(from_head[0].2, "server", "kinds are canonicalised");
-    assert_eq!(from_head[0].4, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        from_head[0].4,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
     assert_eq!(from_head[0].5, 250_000_000, "duration is derived");
     assert_eq!(
         from_head[0].6,
@@ -91,10 +113,16 @@ async fn rows_read_back_the_same_from_head_and_blocks() {
     let (_, status) = server.http_get("/debug/storage");
     assert!(status.contains("\"blocks\":1"), "{status}");
     let from_blocks = read(client.query(query, &[]).await.unwrap());
-    assert_eq!(from_head, from_blocks, "blocks answer exactly like the head");
+    assert_eq!(
+        from_head, from_blocks,
+        "blocks answer exactly like the head"
+    );
 
     let rows = client
-        .query("SELECT service, count(*) FROM spans GROUP BY 1 ORDER BY 1", &[])
+        .query(
+            "SELECT service, count(*) FROM spans GROUP BY 1 ORDER BY 1",
+            &[],
+        )
         .await
         .unwrap();
     let counts: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -111,6 +139,31 @@ async fn rows_read_back_the_same_from_head_and_blocks() {
     assert_eq!(rows[0].get::<_, i64>(0), 1);
     assert_eq!(rows[0].get::<_, f64>(1), 22.5);
     assert_eq!(rows[0].get::<_, String>(2), "api");
+
+    // Shipped views.
+    let rows = client
+        .query(
+            "SELECT root_service, root_name, span_count, error_count, duration_ns FROM traces ORDER BY start_time",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<_, String>(0), "frontend");
+    assert_eq!(rows[0].get::<_, String>(1), "GET /cart");
+    assert_eq!(rows[0].get::<_, i64>(2), 2);
+    assert_eq!(rows[0].get::<_, i64>(3), 1);
+    assert_eq!(rows[0].get::<_, i64>(4), 250_000_000);
+    let rows = client
+        .query("SELECT metric, labels, samples FROM series", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].get::<_, serde_json::Value>(1),
+        serde_json::json!({"code": "200", "job": "api"})
+    );
+    assert_eq!(rows[0].get::<_, i64>(2), 2);
 
     // Logs join spans on trace_id.
     let rows = client
@@ -175,7 +228,10 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
     let server = Server::start(&dir.path().join("data"));
     let client = server.client().await;
 
-    let e = client.simple_query("SELECT (1 + FROM spans").await.unwrap_err();
+    let e = client
+        .simple_query("SELECT (1 + FROM spans")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "42601");
     assert_eq!(position(&e), Some(18), "{e:?}"); // `FROM` parses as a column name here
 
@@ -183,7 +239,10 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
     assert_eq!(sqlstate(&e), "42P01");
     assert_eq!(position(&e), Some(15));
 
-    let e = client.simple_query("SELECT nope FROM spans").await.unwrap_err();
+    let e = client
+        .simple_query("SELECT nope FROM spans")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "42703");
     assert_eq!(position(&e), Some(8));
 
@@ -198,7 +257,10 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "23502", "{e:?}");
-    assert!(e.as_db_error().unwrap().message().contains("metric"), "{e:?}");
+    assert!(
+        e.as_db_error().unwrap().message().contains("metric"),
+        "{e:?}"
+    );
 
     let e = client
         .simple_query(
@@ -208,7 +270,10 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "22P02");
-    assert!(e.as_db_error().unwrap().message().contains("sideways"), "{e:?}");
+    assert!(
+        e.as_db_error().unwrap().message().contains("sideways"),
+        "{e:?}"
+    );
 
     let e = client
         .simple_query("CREATE TABLE t (a INT)")
@@ -218,7 +283,10 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
 
     // Nothing was written by the failed statements, and the connection still works.
     let rows = client
-        .query("SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM spans)", &[])
+        .query(
+            "SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM spans)",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 0);

@@ -48,7 +48,10 @@ pub fn jsonify_plan(plan: LogicalPlan) -> DfResult<(LogicalPlan, Vec<bool>)> {
     let nested: Vec<bool> = fields.iter().map(|f| is_nested(f.data_type())).collect();
     let is_query = !matches!(
         plan,
-        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
     );
     if !is_query || !nested.iter().any(|n| *n) {
         return Ok((plan, vec![false; fields.len()]));
@@ -91,7 +94,8 @@ pub fn pg_fields(
             } else {
                 field_into_pg_type(f)?
             };
-            let mut info = FieldInfo::new(f.name().clone(), None, None, pg_type, format.format_for(i));
+            let mut info =
+                FieldInfo::new(f.name().clone(), None, None, pg_type, format.format_for(i));
             if let Some(o) = &options {
                 info = info.with_format_options(o.clone());
             }
@@ -176,10 +180,18 @@ pub fn postgres_float_text(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{v:e}");
     let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
@@ -192,45 +204,124 @@ pub fn postgres_float_text(v: f64) -> String {
     }
 }
 
-fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>, json: &[bool]) -> Vec<PgWireResult<DataRow>> {
+/// A timestamp as Postgres prints it in UTC: `2026-01-01 12:00:00.25+00`
+/// (microsecond precision, trailing zeros dropped, `+00` for timestamptz).
+pub fn postgres_timestamp_text(
+    raw: i64,
+    unit: arrow::datatypes::TimeUnit,
+    with_tz: bool,
+) -> String {
+    use arrow::datatypes::TimeUnit;
+    let nanos: i128 = match unit {
+        TimeUnit::Second => raw as i128 * 1_000_000_000,
+        TimeUnit::Millisecond => raw as i128 * 1_000_000,
+        TimeUnit::Microsecond => raw as i128 * 1_000,
+        TimeUnit::Nanosecond => raw as i128,
+    };
+    let secs = nanos.div_euclid(1_000_000_000) as i64;
+    // Postgres keeps microseconds; round half away from zero like its input does.
+    let mut micros = (nanos.rem_euclid(1_000_000_000) as i64 + 500) / 1000;
+    let mut secs = secs;
+    if micros == 1_000_000 {
+        secs += 1;
+        micros = 0;
+    }
+    let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
+        return raw.to_string();
+    };
+    let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    if micros > 0 {
+        let frac = format!("{micros:06}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    if with_tz {
+        out.push_str("+00");
+    }
+    out
+}
+
+/// How one column's values are written.
+enum ColumnText {
+    /// `arrow-pg`'s encoding.
+    Native,
+    /// JSON text (already converted by `to_json`).
+    Json,
+    /// Text-format floats, printed like Postgres.
+    Float(arrow::array::Float64Array),
+    /// Text-format timestamps as integers in `unit`, printed like Postgres.
+    Timestamp(arrow::array::Int64Array, arrow::datatypes::TimeUnit, bool),
+}
+
+fn column_text(column: &arrow::array::ArrayRef, field: &FieldInfo, json: bool) -> ColumnText {
+    use pgwire::api::results::FieldFormat;
+    if json {
+        return ColumnText::Json;
+    }
+    if field.format() != FieldFormat::Text {
+        return ColumnText::Native;
+    }
+    match column.data_type() {
+        DataType::Float64 | DataType::Float32 => arrow::compute::cast(column, &DataType::Float64)
+            .map(|a| ColumnText::Float(a.as_primitive::<arrow::datatypes::Float64Type>().clone()))
+            .unwrap_or(ColumnText::Native),
+        DataType::Timestamp(unit, tz) => arrow::compute::cast(column, &DataType::Int64)
+            .map(|a| {
+                ColumnText::Timestamp(
+                    a.as_primitive::<arrow::datatypes::Int64Type>().clone(),
+                    *unit,
+                    tz.is_some(),
+                )
+            })
+            .unwrap_or(ColumnText::Native),
+        _ => ColumnText::Native,
+    }
+}
+
+fn encode_batch(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+    json: &[bool],
+) -> Vec<PgWireResult<DataRow>> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     let schema = batch.schema();
+    let texts: Vec<ColumnText> = batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(c, column)| column_text(column, &fields[c], json[c]))
+        .collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let mut result = Ok(());
         for (c, column) in batch.columns().iter().enumerate() {
             let field = &fields[c];
-            let float_text = field.format() == pgwire::api::results::FieldFormat::Text
-                && matches!(column.data_type(), DataType::Float64 | DataType::Float32);
-            result = if float_text {
-                if column.is_null(row) {
-                    encoder.encode_field(&None::<i8>)
-                } else {
-                    let v = match column.data_type() {
-                        DataType::Float32 => column.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64,
-                        _ => column.as_primitive::<arrow::datatypes::Float64Type>().value(row),
-                    };
-                    encoder.encode_field_with_type_and_format(
-                        &PgText(&postgres_float_text(v)),
-                        field.datatype(),
-                        field.format(),
-                        field.format_options(),
-                    )
-                }
-            } else if json[c] {
-                if column.is_null(row) {
-                    encoder.encode_field(&None::<i8>)
-                } else {
-                    let text = column.as_string::<i32>().value(row);
-                    encoder.encode_field_with_type_and_format(
-                        &JsonText(text),
-                        field.datatype(),
-                        field.format(),
-                        field.format_options(),
-                    )
-                }
+            let mut text = |s: &str| {
+                encoder.encode_field_with_type_and_format(
+                    &PgText(s),
+                    field.datatype(),
+                    field.format(),
+                    field.format_options(),
+                )
+            };
+            result = if !matches!(texts[c], ColumnText::Native) && column.is_null(row) {
+                encoder.encode_field(&None::<i8>)
             } else {
-                encode_value(&mut encoder, column, row, schema.field(c), field)
+                match &texts[c] {
+                    ColumnText::Native => {
+                        encode_value(&mut encoder, column, row, schema.field(c), field)
+                    }
+                    ColumnText::Float(values) => text(&postgres_float_text(values.value(row))),
+                    ColumnText::Timestamp(values, unit, tz) => {
+                        text(&postgres_timestamp_text(values.value(row), *unit, *tz))
+                    }
+                    ColumnText::Json => encoder.encode_field_with_type_and_format(
+                        &JsonText(column.as_string::<i32>().value(row)),
+                        field.datatype(),
+                        field.format(),
+                        field.format_options(),
+                    ),
+                }
             };
             if result.is_err() {
                 break;
@@ -283,6 +374,25 @@ pub async fn query_response(
 #[cfg(test)]
 mod tests {
     use super::postgres_float_text as f;
+
+    #[test]
+    fn timestamps_print_like_postgres() {
+        use super::postgres_timestamp_text as t;
+        use arrow::datatypes::TimeUnit;
+        assert_eq!(
+            t(1_767_225_600_250_000_000, TimeUnit::Nanosecond, true),
+            "2026-01-01 00:00:00.25+00"
+        );
+        assert_eq!(
+            t(1_767_225_600_000, TimeUnit::Millisecond, true),
+            "2026-01-01 00:00:00+00"
+        );
+        assert_eq!(
+            t(1_767_225_600_123_456_789, TimeUnit::Nanosecond, false),
+            "2026-01-01 00:00:00.123457"
+        );
+        assert_eq!(t(-1, TimeUnit::Second, true), "1969-12-31 23:59:59+00");
+    }
 
     #[test]
     fn floats_print_like_postgres() {

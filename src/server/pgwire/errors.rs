@@ -78,7 +78,9 @@ fn clean_message(err: &DataFusionError) -> String {
     let text = match root {
         DataFusionError::External(e) => e.to_string(),
         DataFusionError::SQL(e, _) => e.to_string(),
-        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m) => m.clone(),
         DataFusionError::ResourcesExhausted(m) => format!("resources exhausted: {m}"),
         DataFusionError::SchemaError(e, _) => e.to_string(),
         DataFusionError::ArrowError(e, _) => e.to_string(),
@@ -176,25 +178,36 @@ mod tests {
         assert_eq!(char_position("SELECT x", 1, 8), Some(8));
         assert_eq!(char_position("SELECT\n  x", 2, 3), Some(10));
         assert_eq!(
-            line_column_in("sql parser error: Expected: end of statement, found: x at Line: 1, Column: 8"),
+            line_column_in(
+                "sql parser error: Expected: end of statement, found: x at Line: 1, Column: 8"
+            ),
             Some((1, 8))
         );
     }
 
     #[test]
     fn parse_errors_point_at_the_offending_token() {
-        assert_eq!(parser_error_position("Expected: an SQL statement, found: SELEC", "SELEC 1"), Some(1));
+        assert_eq!(
+            parser_error_position("Expected: an SQL statement, found: SELEC", "SELEC 1"),
+            Some(1)
+        );
         // `FORM` is an alias here; the plain parser locates the real culprit.
         assert_eq!(
             parser_error_position("Expected: end of statement, found: t", "SELECT 1 FORM t"),
             Some(15)
         );
-        assert_eq!(quoted_name_after("No field named nope. Did you mean 'x'?", "No field named "), Some("nope"));
+        assert_eq!(
+            quoted_name_after("No field named nope. Did you mean 'x'?", "No field named "),
+            Some("nope")
+        );
     }
 
     #[test]
     fn identifiers_are_found_as_whole_words() {
-        assert_eq!(find_identifier("SELECT spanx, span FROM t", "span"), Some(15));
+        assert_eq!(
+            find_identifier("SELECT spanx, span FROM t", "span"),
+            Some(15)
+        );
         assert_eq!(find_identifier("select * from NOPE", "nope"), Some(15));
         assert_eq!(find_identifier("select 1", "nope"), None);
     }

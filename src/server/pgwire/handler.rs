@@ -72,7 +72,10 @@ impl PgBackend {
     }
 
     /// The (cached) SQL session of a tenant, with the Postgres catalog on top.
-    fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<SessionContext>> {
+    async fn session<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+    ) -> PgWireResult<Arc<SessionContext>> {
         let tenant = self.tenant_of(client);
         if let Some(ctx) = self.sessions.lock().get(&tenant) {
             return Ok(ctx.clone());
@@ -80,6 +83,7 @@ impl PgBackend {
         let ctx = self
             .engine
             .session(&tenant)
+            .await
             .map_err(|e| user_error("XX000", e.to_string()))?;
         datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
@@ -140,7 +144,9 @@ impl PgBackend {
                     .execute_logical_plan(plan)
                     .await
                     .map_err(|e| from_datafusion(&e, Some(query)))?;
-                df.collect().await.map_err(|e| from_datafusion(&e, Some(query)))
+                df.collect()
+                    .await
+                    .map_err(|e| from_datafusion(&e, Some(query)))
             };
             let batches = with_timeout(timeout, run).await?;
             let rows = batches
@@ -159,7 +165,14 @@ impl PgBackend {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let response = with_timeout(
             timeout,
-            query_response(ctx, plan, json, format, Some(options), Some(query.to_string())),
+            query_response(
+                ctx,
+                plan,
+                json,
+                format,
+                Some(options),
+                Some(query.to_string()),
+            ),
         )
         .await?;
         Ok(Response::Query(match timeout {
@@ -250,7 +263,7 @@ impl SimpleQueryHandler for PgBackend {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let ctx = self.session(client)?;
+        let ctx = self.session(client).await?;
         let mut results = Vec::with_capacity(statements.len());
         'statements: for statement in statements {
             for hook in &self.hooks {
@@ -296,7 +309,7 @@ impl QueryParser for PgParser {
             return Ok(None);
         }
         let statement = statements.remove(0);
-        let ctx = backend.session(client)?;
+        let ctx = backend.session(client).await?;
         for hook in &backend.hooks {
             if let Some(plan) = hook
                 .handle_extended_parse_query(&statement, &ctx, client)
@@ -385,7 +398,7 @@ impl ExtendedQueryHandler for PgExtended {
             return Ok(Response::EmptyQuery);
         };
         let backend = &self.backend;
-        let ctx = backend.session(client)?;
+        let ctx = backend.session(client).await?;
         let inferred = parameter_types(plan)?;
         let inferred_refs: Vec<Option<&DataType>> = inferred.iter().map(|t| t.as_ref()).collect();
         let params: ParamValues =
@@ -439,7 +452,12 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     }
     let mut ordered: Vec<(usize, Option<DataType>)> = types
         .into_iter()
-        .filter_map(|(id, t)| id.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, t)))
+        .filter_map(|(id, t)| {
+            id.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .map(|i| (i, t))
+        })
         .collect();
     ordered.sort_by_key(|(i, _)| *i);
     let len = ordered.last().map_or(0, |(i, _)| *i);

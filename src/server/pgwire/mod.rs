@@ -85,7 +85,11 @@ impl PgWireServerHandlers for PgHandlers {
 }
 
 /// Accepts Postgres connections on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let handlers = Arc::new(PgHandlers::new(engine));
     loop {
         tokio::select! {
