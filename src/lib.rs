@@ -13,9 +13,11 @@
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
 //! | [`server`] | Postgres wire and HTTP front ends |
+//! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`error`] | the crate error and its SQLSTATE / HTTP mapping |
 
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -22,6 +22,46 @@ struct Cli {
 enum Command {
     /// Run the database: Postgres wire and HTTP servers over local or object storage.
     Serve(ServeArgs),
+    /// Benchmarks that need a whole engine (see benches/README.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Ingest generated samples into blocks; report bytes per sample and time an SQL aggregate.
+    Samples(SamplesArgs),
+}
+
+#[derive(clap::Args)]
+struct SamplesArgs {
+    /// Number of series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Scrapes per series (samples = series × scrapes).
+    #[arg(long, default_value_t = 1_000)]
+    scrapes: usize,
+    /// Scrape interval.
+    #[arg(long, default_value = "15s", value_parser = o11ydb::config::parse_duration)]
+    interval: std::time::Duration,
+    /// Data time per block (Prometheus cuts 2 h blocks).
+    #[arg(long, default_value = "2h", value_parser = o11ydb::config::parse_duration)]
+    block_span: std::time::Duration,
+    /// Fresh directory for the engine's data (must not exist).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Also write the same samples as OpenMetrics text to this file (for promtool).
+    #[arg(long)]
+    openmetrics: Option<PathBuf>,
+    /// SQL aggregate to time over the blocks.
+    #[arg(
+        long,
+        default_value = "SELECT metric, count(*) AS n, avg(value) AS avg, max(value) AS max FROM samples \
+                         WHERE timestamp >= '2026-01-01T01:00:00Z' GROUP BY metric ORDER BY metric"
+    )]
+    sql: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
     }
 }
 
@@ -150,6 +191,48 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(d) = demo {
         let _ = d.await;
     }
+    Ok(())
+}
+
+async fn bench_samples(args: SamplesArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::samples::{SampleGenerator, write_openmetrics};
+    use o11ydb::bench::storage::{START_MS, SamplesBench, ingest_samples, time_sql};
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "--dir {} already exists",
+        args.dir.display()
+    );
+    let interval_ms = args.interval.as_millis() as i64;
+    if let Some(path) = &args.openmetrics {
+        let generator =
+            SampleGenerator::new(args.series, args.scrapes, interval_ms, START_MS, args.seed);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let n = write_openmetrics(generator, &mut out)?;
+        println!("openmetrics: {n} samples written to {}", path.display());
+    }
+    let bench = SamplesBench {
+        series: args.series,
+        scrapes: args.scrapes,
+        interval_ms,
+        block_span_ms: args.block_span.as_millis() as i64,
+        data_dir: args.dir.clone(),
+        seed: args.seed,
+    };
+    let (engine, report) = ingest_samples(&bench).await?;
+    println!("samples: {}", report.samples);
+    println!("blocks: {}", report.blocks);
+    println!("block_bytes: {}", report.block_bytes);
+    println!("index_bytes: {}", report.index_bytes);
+    println!("bytes_per_sample: {:.3}", report.bytes_per_sample());
+    println!(
+        "ingest_samples_per_second: {:.0}",
+        report.samples as f64 / report.ingest.as_secs_f64()
+    );
+    println!("blocks_dir: {}", report.blocks_dir.display());
+    let (best, rendered) = time_sql(&engine, &args.sql, 5).await?;
+    println!("sql: {}", args.sql);
+    println!("sql_best_seconds: {:.4}", best.as_secs_f64());
+    println!("{rendered}");
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Execution nodes of a table scan.
 //!
-//! * [`UnpackMapsExec`] turns the packed label columns of blocks back into
-//!   `Map<Utf8, Utf8>` columns (see `storage::codec`).
+//! * [`DecodeBlockExec`] turns block storage columns back into table columns
+//!   (packed label sets into maps, decimal mantissas into floats; see
+//!   `storage::codec`).
 //! * [`SignalScanExec`] wraps the whole scan (head ∪ blocks) and reports, in
 //!   `EXPLAIN` and `EXPLAIN ANALYZE`, how many blocks were scanned and how
 //!   many were pruned by time or by bloom before any Parquet was opened.
@@ -22,49 +23,55 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::storage::codec::unpack_column;
+use crate::storage::codec::{Stored, decode_columns};
 
-/// Decodes packed map columns (listed by position in the child's output).
+/// Decodes a block scan's storage columns into the projected table columns.
 #[derive(Debug)]
-pub struct UnpackMapsExec {
+pub struct DecodeBlockExec {
     input: Arc<dyn ExecutionPlan>,
-    packed: Vec<usize>,
+    decoders: Vec<Stored>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
 
-impl UnpackMapsExec {
-    /// `schema` is the output schema: the child's, with maps where `packed` says.
-    pub fn new(input: Arc<dyn ExecutionPlan>, packed: Vec<usize>, schema: SchemaRef) -> Self {
+impl DecodeBlockExec {
+    /// `schema` is the output (projected table) schema; `decoders` say where
+    /// each of its columns is in the child's output.
+    pub fn new(input: Arc<dyn ExecutionPlan>, decoders: Vec<Stored>, schema: SchemaRef) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             input.output_partitioning().clone(),
             input.pipeline_behavior(),
             input.boundedness(),
         );
-        UnpackMapsExec {
+        DecodeBlockExec {
             input,
-            packed,
+            decoders,
             schema,
             properties: Arc::new(properties),
         }
     }
 }
 
-impl DisplayAs for UnpackMapsExec {
+impl DisplayAs for DecodeBlockExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<&str> = self
-            .packed
+        let decoded: Vec<String> = self
+            .decoders
             .iter()
-            .map(|&i| self.schema.field(i).name().as_str())
+            .zip(self.schema.fields())
+            .filter_map(|(d, field)| match d {
+                Stored::Plain(_) => None,
+                Stored::PackedMap(_) => Some(format!("{}(labels)", field.name())),
+                Stored::Decimal { .. } => Some(format!("{}(decimal)", field.name())),
+            })
             .collect();
-        write!(f, "UnpackMapsExec: columns=[{}]", names.join(", "))
+        write!(f, "DecodeBlockExec: decode=[{}]", decoded.join(", "))
     }
 }
 
-impl ExecutionPlan for UnpackMapsExec {
+impl ExecutionPlan for DecodeBlockExec {
     fn name(&self) -> &str {
-        "UnpackMapsExec"
+        "DecodeBlockExec"
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -86,9 +93,9 @@ impl ExecutionPlan for UnpackMapsExec {
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(UnpackMapsExec::new(
+        Ok(Arc::new(DecodeBlockExec::new(
             children.swap_remove(0),
-            self.packed.clone(),
+            self.decoders.clone(),
             self.schema.clone(),
         )))
     }
@@ -106,15 +113,12 @@ impl ExecutionPlan for UnpackMapsExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let packed = self.packed.clone();
+        let decoders = self.decoders.clone();
         let schema = self.schema.clone();
         let out_schema = schema.clone();
         let stream = input.map(move |batch| {
             let batch = batch?;
-            let mut columns = batch.columns().to_vec();
-            for &i in &packed {
-                columns[i] = unpack_column(&columns[i])?;
-            }
+            let columns = decode_columns(batch.columns(), &decoders)?;
             Ok(RecordBatch::try_new_with_options(
                 out_schema.clone(),
                 columns,

@@ -41,9 +41,9 @@ use datafusion::physical_plan::union::UnionExec;
 use crate::ingest::Ingester;
 use crate::model::Signal;
 use crate::model::labels::build_string_map;
-use crate::storage::codec::{is_packed_column, storage_schema};
+use crate::storage::codec::block_layout;
 use crate::storage::{Storage, datafusion_store_url};
-use exec::{ScanSummary, SignalScanExec, UnpackMapsExec};
+use exec::{DecodeBlockExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
 
 /// One tenant's table of one signal.
@@ -182,13 +182,18 @@ impl TableProvider for SignalTable {
             inputs.push(DataSourceExec::from_data_source(source));
         }
         if !blocks.is_empty() {
-            let stored = storage_schema(signal);
-            let mut source = ParquetSource::new(stored.clone())
+            let layout = block_layout(signal);
+            let table_indices: Vec<usize> = match projection {
+                Some(p) => p.clone(),
+                None => (0..table_schema.fields().len()).collect(),
+            };
+            let (storage_projection, decoders) = layout.project(&table_indices);
+            let mut source = ParquetSource::new(layout.schema.clone())
                 .with_enable_page_index(true)
                 .with_bloom_filter_on_read(true)
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
-            if let Some(p) = self.parquet_predicate(state, filters, &stored)? {
+            if let Some(p) = self.parquet_predicate(state, filters)? {
                 source = source.with_predicate(p);
             }
             let files: Vec<PartitionedFile> = blocks
@@ -205,25 +210,16 @@ impl TableProvider for SignalTable {
                 .map(FileGroup::new)
                 .collect();
             let config = FileScanConfigBuilder::new(datafusion_store_url(), Arc::new(source))
-                .with_projection_indices(projection.cloned())?
+                .with_projection_indices(Some(storage_projection))?
                 .with_file_groups(groups)
                 .with_limit(limit)
                 .build();
-            let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-            let table_indices: Vec<usize> = match projection {
-                Some(p) => p.clone(),
-                None => (0..table_schema.fields().len()).collect(),
-            };
-            let packed: Vec<usize> = table_indices
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| is_packed_column(signal, **t))
-                .map(|(out, _)| out)
-                .collect();
-            if !packed.is_empty() {
-                plan = Arc::new(UnpackMapsExec::new(plan, packed, projected_schema.clone()));
-            }
-            inputs.push(plan);
+            let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+            inputs.push(Arc::new(DecodeBlockExec::new(
+                scan,
+                decoders,
+                projected_schema.clone(),
+            )));
         }
         let plan = if inputs.is_empty() {
             Arc::new(EmptyExec::new(projected_schema)) as Arc<dyn ExecutionPlan>
@@ -257,18 +253,17 @@ impl SignalTable {
         &self,
         state: &dyn Session,
         filters: &[Expr],
-        stored: &SchemaRef,
     ) -> Result<Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>> {
-        let df_schema = DFSchema::try_from(stored.as_ref().clone())?;
+        let layout = block_layout(self.signal);
+        let table = self.signal.schema();
+        let df_schema = DFSchema::try_from(layout.schema.as_ref().clone())?;
         let pushable: Vec<Expr> = filters
             .iter()
             .map(|f| unnormalize_col(f.clone()))
             .filter(|f| {
-                f.column_refs().iter().all(|c| {
-                    stored
-                        .index_of(&c.name)
-                        .is_ok_and(|i| !is_packed_column(self.signal, i))
-                })
+                f.column_refs()
+                    .iter()
+                    .all(|c| table.index_of(&c.name).is_ok_and(|t| layout.is_plain(t)))
             })
             .collect();
         let Some(expr) = conjunction(pushable) else {

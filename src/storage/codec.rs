@@ -26,43 +26,235 @@ pub fn packed_map_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary))
 }
 
-fn storage_schema_of(signal: Signal) -> SchemaRef {
-    let fields: Vec<Field> = signal
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            if matches!(f.data_type(), DataType::Map(..)) {
-                Field::new(f.name(), packed_map_type(), f.is_nullable())
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
+/// How one table column is kept in a block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stored {
+    /// As is, in storage column `.0`.
+    Plain(usize),
+    /// As packed label sets in storage column `.0`.
+    PackedMap(usize),
+    /// A float as a decimal `mantissa × 10^-exponent` (Int64 + Int8 storage
+    /// columns) where that is exact, else as the raw float (third column).
+    Decimal {
+        mantissa: usize,
+        exponent: usize,
+        float: usize,
+    },
 }
 
-static STORAGE_SCHEMAS: LazyLock<[SchemaRef; 3]> = LazyLock::new(|| {
+/// A signal's block schema and where each table column lives in it.
+#[derive(Debug)]
+pub struct BlockLayout {
+    pub schema: SchemaRef,
+    /// Indexed by table column.
+    pub columns: Vec<Stored>,
+}
+
+impl BlockLayout {
+    fn of(signal: Signal) -> BlockLayout {
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for f in signal.schema().fields() {
+            let stored = match f.data_type() {
+                DataType::Map(..) => {
+                    fields.push(Field::new(f.name(), packed_map_type(), f.is_nullable()));
+                    Stored::PackedMap(fields.len() - 1)
+                }
+                DataType::Float64 if signal == Signal::Samples => {
+                    let base = fields.len();
+                    fields.push(Field::new(
+                        format!("{}_mantissa", f.name()),
+                        DataType::Int64,
+                        true,
+                    ));
+                    fields.push(Field::new(
+                        format!("{}_exponent", f.name()),
+                        DataType::Int8,
+                        true,
+                    ));
+                    fields.push(Field::new(
+                        format!("{}_float", f.name()),
+                        DataType::Float64,
+                        true,
+                    ));
+                    Stored::Decimal {
+                        mantissa: base,
+                        exponent: base + 1,
+                        float: base + 2,
+                    }
+                }
+                _ => {
+                    fields.push(f.as_ref().clone());
+                    Stored::Plain(fields.len() - 1)
+                }
+            };
+            columns.push(stored);
+        }
+        BlockLayout {
+            schema: Arc::new(Schema::new(fields)),
+            columns,
+        }
+    }
+
+    /// The storage columns to read for the table columns `projection`, and
+    /// for each projected table column where it is within that storage projection.
+    pub fn project(&self, projection: &[usize]) -> (Vec<usize>, Vec<Stored>) {
+        let mut storage: Vec<usize> = Vec::new();
+        let mut position = |i: usize| -> usize {
+            match storage.iter().position(|&s| s == i) {
+                Some(p) => p,
+                None => {
+                    storage.push(i);
+                    storage.len() - 1
+                }
+            }
+        };
+        let decoders = projection
+            .iter()
+            .map(|&t| match self.columns[t] {
+                Stored::Plain(i) => Stored::Plain(position(i)),
+                Stored::PackedMap(i) => Stored::PackedMap(position(i)),
+                Stored::Decimal {
+                    mantissa,
+                    exponent,
+                    float,
+                } => Stored::Decimal {
+                    mantissa: position(mantissa),
+                    exponent: position(exponent),
+                    float: position(float),
+                },
+            })
+            .collect();
+        (storage, decoders)
+    }
+
+    /// Whether table column `t` is kept unchanged (so filters on it can be
+    /// evaluated inside the Parquet reader).
+    pub fn is_plain(&self, t: usize) -> bool {
+        matches!(self.columns[t], Stored::Plain(_))
+    }
+}
+
+static LAYOUTS: LazyLock<[BlockLayout; 3]> = LazyLock::new(|| {
     [
-        storage_schema_of(Signal::Logs),
-        storage_schema_of(Signal::Samples),
-        storage_schema_of(Signal::Spans),
+        BlockLayout::of(Signal::Logs),
+        BlockLayout::of(Signal::Samples),
+        BlockLayout::of(Signal::Spans),
     ]
 });
 
-/// The schema of a signal's Parquet blocks (same columns, maps packed).
-pub fn storage_schema(signal: Signal) -> SchemaRef {
-    let i = match signal {
-        Signal::Logs => 0,
-        Signal::Samples => 1,
-        Signal::Spans => 2,
-    };
-    STORAGE_SCHEMAS[i].clone()
+/// How a signal's blocks are laid out.
+pub fn block_layout(signal: Signal) -> &'static BlockLayout {
+    match signal {
+        Signal::Logs => &LAYOUTS[0],
+        Signal::Samples => &LAYOUTS[1],
+        Signal::Spans => &LAYOUTS[2],
+    }
 }
 
-/// Whether column `index` of the signal schema is packed in blocks.
-pub fn is_packed_column(signal: Signal, index: usize) -> bool {
-    matches!(signal.schema().field(index).data_type(), DataType::Map(..))
+/// The schema of a signal's Parquet blocks.
+pub fn storage_schema(signal: Signal) -> SchemaRef {
+    block_layout(signal).schema.clone()
+}
+
+/// The number of decimals `v` needs (0..=9), if it is exactly such a decimal.
+fn decimals_of(v: f64) -> Option<i8> {
+    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    let mut scale = 1.0f64;
+    for d in 0..=9i8 {
+        let m = (v * scale).round();
+        if m.abs() < 9.0e15 && m / scale == v {
+            return Some(d);
+        }
+        scale *= 10.0;
+    }
+    None
+}
+
+/// Splits a float column into (mantissa, exponent, float) columns, using one
+/// exponent per run of equal `run_keys` (a series), so mantissas of a series
+/// change smoothly and Parquet's delta encoding keeps them small.
+fn encode_decimal(
+    values: &arrow::array::Float64Array,
+    run_keys: &arrow::array::Int64Array,
+) -> [ArrayRef; 3] {
+    use arrow::array::{Float64Builder, Int8Builder, Int64Builder};
+    let n = values.len();
+    let mut mantissa = Int64Builder::with_capacity(n);
+    let mut exponent = Int8Builder::with_capacity(n);
+    let mut float = Float64Builder::with_capacity(n);
+    let mut start = 0;
+    while start < n {
+        let key = run_keys.value(start);
+        let end = (start..n).find(|&i| run_keys.value(i) != key).unwrap_or(n);
+        let run_exponent = (start..end)
+            .filter(|&i| !values.is_null(i))
+            .filter_map(|i| decimals_of(values.value(i)))
+            .max()
+            .unwrap_or(0);
+        let scale = 10f64.powi(run_exponent as i32);
+        for i in start..end {
+            if values.is_null(i) {
+                mantissa.append_null();
+                exponent.append_null();
+                float.append_null();
+                continue;
+            }
+            let v = values.value(i);
+            let m = (v * scale).round();
+            if v.is_finite()
+                && m.abs() < 9.0e15
+                && m / scale == v
+                && !(v == 0.0 && v.is_sign_negative())
+            {
+                mantissa.append_value(m as i64);
+                exponent.append_value(run_exponent);
+                float.append_null();
+            } else {
+                mantissa.append_null();
+                exponent.append_null();
+                float.append_value(v);
+            }
+        }
+        start = end;
+    }
+    [
+        Arc::new(mantissa.finish()),
+        Arc::new(exponent.finish()),
+        Arc::new(float.finish()),
+    ]
+}
+
+/// Rebuilds a float column from its decimal storage columns (vectorised:
+/// `mantissa / 10^exponent`, then the raw floats laid over it).
+fn decode_decimal(mantissa: &ArrayRef, exponent: &ArrayRef, float: &ArrayRef) -> Result<ArrayRef> {
+    use arrow::array::{Float64Array, PrimitiveArray};
+    use arrow::datatypes::{Float64Type, Int8Type, Int64Type};
+    const SCALES: [f64; 19] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18,
+    ];
+    let mantissa = mantissa.as_primitive::<Int64Type>();
+    let exponent = exponent.as_primitive::<Int8Type>();
+    let float = float.as_primitive::<Float64Type>();
+    if let Some(bad) = exponent.iter().flatten().find(|e| !(0..=18).contains(e)) {
+        return Err(Error::Storage(format!(
+            "corrupt decimal exponent {bad} in block"
+        )));
+    }
+    let scaled: Float64Array =
+        arrow::compute::kernels::arity::binary(mantissa, exponent, |m, e| {
+            m as f64 / SCALES[e as usize]
+        })?;
+    if float.null_count() == float.len() {
+        return Ok(Arc::new(scaled));
+    }
+    let use_float: arrow::array::BooleanArray = float.iter().map(|v| Some(v.is_some())).collect();
+    let merged = arrow::compute::kernels::zip::zip(&use_float, float, &scaled)?;
+    let merged: &PrimitiveArray<Float64Type> = merged.as_primitive();
+    Ok(Arc::new(merged.clone()))
 }
 
 fn write_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -139,21 +331,53 @@ fn pack_map(map: &MapArray) -> Result<ArrayRef> {
     Ok(arrow::compute::cast(&binary, &packed_map_type())?)
 }
 
-/// Converts a normalised batch to the block storage schema.
+/// Converts a normalised batch (sorted in block order) to the block storage schema.
 pub fn encode_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if is_packed_column(signal, i) {
-                pack_map(c.as_map())
-            } else {
-                Ok(c.clone())
+    let layout = block_layout(signal);
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; layout.schema.fields().len()];
+    for (t, stored) in layout.columns.iter().enumerate() {
+        let column = batch.column(t);
+        match *stored {
+            Stored::Plain(i) => columns[i] = Some(column.clone()),
+            Stored::PackedMap(i) => columns[i] = Some(pack_map(column.as_map())?),
+            Stored::Decimal {
+                mantissa,
+                exponent,
+                float,
+            } => {
+                let runs = batch
+                    .column_by_name("series_id")
+                    .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone())
+                    .unwrap_or_else(|| arrow::array::Int64Array::from(vec![0; batch.num_rows()]));
+                let [m, e, f] = encode_decimal(column.as_primitive(), &runs);
+                columns[mantissa] = Some(m);
+                columns[exponent] = Some(e);
+                columns[float] = Some(f);
             }
+        }
+    }
+    let columns = columns
+        .into_iter()
+        .map(|c| c.expect("every storage column is produced"))
+        .collect();
+    Ok(RecordBatch::try_new(layout.schema.clone(), columns)?)
+}
+
+/// Decodes storage columns (as projected by [`BlockLayout::project`]) back
+/// into table columns.
+pub fn decode_columns(storage: &[ArrayRef], decoders: &[Stored]) -> Result<Vec<ArrayRef>> {
+    decoders
+        .iter()
+        .map(|d| match *d {
+            Stored::Plain(i) => Ok(storage[i].clone()),
+            Stored::PackedMap(i) => unpack_column(&storage[i]),
+            Stored::Decimal {
+                mantissa,
+                exponent,
+                float,
+            } => decode_decimal(&storage[mantissa], &storage[exponent], &storage[float]),
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(storage_schema(signal), columns)?)
+        .collect()
 }
 
 /// Decodes a packed column (dictionary or plain binary) back into a map column.
@@ -198,6 +422,50 @@ fn unpack_binary(values: &BinaryArray) -> Result<MapArray> {
 mod tests {
     use super::*;
     use crate::model::labels::build_string_map;
+
+    #[test]
+    fn decimals_round_trip_bit_exactly() {
+        use arrow::array::{Float64Array, Int64Array};
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let values = Float64Array::from(vec![
+            Some(1.0),
+            Some(1.5),
+            Some(0.1),
+            Some(123456.789),
+            Some(-0.0),
+            Some(stale),
+            Some(f64::INFINITY),
+            None,
+            Some(1.0 / 3.0),
+            Some(2.0e300),
+            Some(42.0),
+            Some(0.25),
+        ]);
+        let runs = Int64Array::from(vec![1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3]);
+        let [m, e, f] = encode_decimal(&values, &runs);
+        let back = decode_decimal(&m, &e, &f).unwrap();
+        let back = back.as_primitive::<arrow::datatypes::Float64Type>();
+        for i in 0..values.len() {
+            assert_eq!(values.is_null(i), back.is_null(i), "row {i}");
+            if !values.is_null(i) {
+                assert_eq!(
+                    values.value(i).to_bits(),
+                    back.value(i).to_bits(),
+                    "row {i}"
+                );
+            }
+        }
+        // Run 1 shares exponent 3 (123456.789); decimals become integers.
+        let m = m.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(m.value(0), 1000);
+        assert_eq!(m.value(2), 100);
+        assert!(
+            m.is_null(5),
+            "the stale marker keeps its exact NaN bits as a float"
+        );
+        assert_eq!(decimals_of(0.1), Some(1));
+        assert_eq!(decimals_of(1.0 / 3.0), None);
+    }
 
     #[test]
     fn pairs_round_trip_including_empty_and_unicode() {

@@ -29,20 +29,21 @@ def binary() -> str:
 
 
 class Server:
-    def __init__(self, data_dir: pathlib.Path):
+    def __init__(self, data_dir: pathlib.Path, extra_args=(), env=None):
         config = data_dir.parent / "config.toml"
         config.write_text('[ingester]\nflush_max_age = "1h"\nflush_check_interval = "1h"\n')
-        self.log = open(data_dir.parent / "server.log", "w")
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [binary(), "serve", "--config", str(config), "--data-dir", str(data_dir),
-             "--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
+             "--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra_args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, **(env or {})})
         self.pg_host, self.pg_port, self.http = None, None, None
         deadline = time.time() + 60
         while self.http is None or self.pg_port is None:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError("o11ydb exited before listening: " + (data_dir.parent / "server.log").read_text())
+                raise RuntimeError("o11ydb exited before listening: " + self.log_path.read_text())
             line = line.strip()
             if line.startswith("postgres:"):
                 host, port = line.split()[1].rsplit(":", 1)

@@ -1,0 +1,6 @@
+//! Benchmark support shared by `benches/` (criterion) and the
+//! `o11ydb bench` command: deterministic data generators and the
+//! measurements that need a whole engine (bytes per sample, SQL aggregates).
+
+pub mod samples;
+pub mod storage;
