@@ -25,17 +25,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::Int64Type;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use o11ydb::Engine;
 use o11ydb::bench::samples::SampleGenerator;
-use o11ydb::bench::storage::START_MS;
+use o11ydb::bench::storage::{START_MS, SamplesBench, ingest_samples};
 use o11ydb::ingest::wal::{Wal, WalOptions};
 use o11ydb::model::Signal;
 use o11ydb::model::normalize::normalize;
 use o11ydb::storage::block::write_block;
-use o11ydb::{Config, Engine};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -195,61 +195,23 @@ fn bench_block_write(c: &mut Criterion) {
     group.finish();
 }
 
-/// Ingests 6 h of samples through the engine, cutting a block at every hour
-/// of data time: batches are split exactly at the boundary (scrape jitter
-/// puts a few rows of the on-the-hour scrape just before it), so every block
-/// covers `[h:00, h+1:00)` and a one-hour query overlaps exactly one block.
+/// Ingests 6 h of samples through the engine with a block cut exactly at
+/// every hour of data time (the same path as `o11ydb bench samples`), so a
+/// one-hour query overlaps exactly one block.
 async fn build_scan_engine(dir: &Path) -> Arc<Engine> {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
+    let bench = SamplesBench {
+        series: SCAN_SERIES,
+        scrapes: SCAN_SCRAPES,
+        interval_ms: SCRAPE_MS,
+        block_span_ms: HOUR_MS,
+        data_dir: dir.join("engine"),
+        seed: 1,
     };
-    config.ingester.flush_max_bytes = u64::MAX;
-    config.ingester.flush_max_age = Duration::from_secs(365 * 86_400);
-    let (engine, _) = Engine::open(config).await.expect("open engine");
-    let ingester = engine.ingester().clone();
-    let mut generator = SampleGenerator::new(SCAN_SERIES, SCAN_SCRAPES, SCRAPE_MS, START_MS, 1);
-    let mut next_cut = START_MS + HOUR_MS;
-    // 10 scrapes per append keeps the number of fsyncs in the setup small.
-    while let Some(mut batch) = generator.next_batch(SCAN_SERIES * 10) {
-        loop {
-            let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
-            let before: BooleanArray = ts.values().iter().map(|&t| Some(t < next_cut)).collect();
-            if before.true_count() == batch.num_rows() {
-                break;
-            }
-            let after: BooleanArray = ts.values().iter().map(|&t| Some(t >= next_cut)).collect();
-            let head = filter_record_batch(&batch, &before).expect("filter");
-            let tail = filter_record_batch(&batch, &after).expect("filter");
-            if head.num_rows() > 0 {
-                ingester
-                    .append(TENANT, Signal::Samples, &head)
-                    .await
-                    .expect("append");
-            }
-            ingester.flush_all().await;
-            next_cut += HOUR_MS;
-            batch = tail;
-        }
-        if batch.num_rows() > 0 {
-            ingester
-                .append(TENANT, Signal::Samples, &batch)
-                .await
-                .expect("append");
-        }
-    }
-    let report = ingester.flush_all().await;
-    assert!(
-        report.failed.is_empty(),
-        "flush failed: {:?}",
-        report.failed
+    let (engine, report) = ingest_samples(&bench).await.expect("ingest samples");
+    assert_eq!(
+        report.blocks, SCAN_BLOCKS,
+        "expected one block per hour of data"
     );
-    let blocks = ingester
-        .storage()
-        .manifest(TENANT, Signal::Samples)
-        .blocks
-        .len();
-    assert_eq!(blocks, SCAN_BLOCKS, "expected one block per hour of data");
     engine
 }
 

@@ -26,6 +26,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
@@ -188,7 +189,13 @@ impl TableProvider for SignalTable {
                 None => (0..table_schema.fields().len()).collect(),
             };
             let (storage_projection, decoders) = layout.project(&table_indices);
+            // Footers and page indexes of immutable blocks are cached across queries.
+            let reader_factory = CachedParquetFileReaderFactory::new(
+                state.runtime_env().object_store(datafusion_store_url())?,
+                state.runtime_env().cache_manager.get_file_metadata_cache(),
+            );
             let mut source = ParquetSource::new(layout.schema.clone())
+                .with_parquet_file_reader_factory(Arc::new(reader_factory))
                 .with_enable_page_index(true)
                 .with_bloom_filter_on_read(true)
                 .with_pushdown_filters(true)

@@ -57,6 +57,8 @@ fn psql_lists_and_describes_the_tables() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PostgreSQL 16.6 (o11ydb"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,15 +47,17 @@ const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 
 pub struct PgBackend {
     engine: Arc<Engine>,
+    connections: Arc<super::ConnectionWatch>,
     sessions: Mutex<HashMap<String, Arc<SessionContext>>>,
     sql_parser: PostgresCompatibilityParser,
     hooks: Vec<Arc<dyn QueryHook>>,
 }
 
 impl PgBackend {
-    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+    pub fn new(engine: Arc<Engine>, connections: Arc<super::ConnectionWatch>) -> Arc<Self> {
         Arc::new(PgBackend {
             engine,
+            connections,
             sessions: Mutex::new(HashMap::new()),
             sql_parser: PostgresCompatibilityParser::new(),
             hooks: vec![
@@ -96,6 +98,7 @@ impl PgBackend {
             let mut state = state_ref.write();
             datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
         }
+        ctx.register_udf(version_udf());
         let ctx = Arc::new(ctx);
         self.sessions
             .lock()
@@ -131,7 +134,10 @@ impl PgBackend {
     where
         C: ClientInfo + ?Sized,
     {
-        let timeout = statement_timeout(client);
+        let guard = QueryGuard {
+            deadline: statement_timeout(client).map(|t| tokio::time::Instant::now() + t),
+            closed: self.connections.closed_signal(client.socket_addr()),
+        };
         if let LogicalPlan::Dml(DmlStatement { op, .. }) = &plan {
             let tag = match op {
                 WriteOp::Insert(_) => "INSERT",
@@ -148,7 +154,7 @@ impl PgBackend {
                     .await
                     .map_err(|e| from_datafusion(&e, Some(query)))
             };
-            let batches = with_timeout(timeout, run).await?;
+            let batches = guard.run(run).await?;
             let rows = batches
                 .first()
                 .and_then(|b| b.column_by_name("count"))
@@ -163,23 +169,100 @@ impl PgBackend {
         }
         let (plan, json) = jsonify_plan(plan).map_err(|e| from_datafusion(&e, Some(query)))?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let response = with_timeout(
-            timeout,
-            query_response(
+        let response = guard
+            .run(query_response(
                 ctx,
                 plan,
                 json,
                 format,
                 Some(options),
                 Some(query.to_string()),
-            ),
-        )
-        .await?;
-        Ok(Response::Query(match timeout {
-            Some(t) => deadline_rows(response, t),
-            None => response,
-        }))
+            ))
+            .await?;
+        Ok(Response::Query(guard.rows(response)))
     }
+}
+
+/// What stops a running statement: its `statement_timeout` and its client
+/// going away.
+#[derive(Clone)]
+struct QueryGuard {
+    deadline: Option<tokio::time::Instant>,
+    closed: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl QueryGuard {
+    /// Resolves with the error that stops the statement.
+    async fn stopped(&self) -> PgWireError {
+        let deadline = async {
+            match self.deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let closed = async {
+            match self.closed.clone() {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|closed| *closed).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = deadline => timeout_error(),
+            _ = closed => user_error("08006", "the client closed the connection"),
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        fut: impl std::future::Future<Output = PgWireResult<T>>,
+    ) -> PgWireResult<T> {
+        tokio::select! {
+            result = fut => result,
+            error = self.stopped() => Err(error),
+        }
+    }
+
+    /// Ends a response's row stream with the stopping error; dropping the
+    /// underlying stream stops DataFusion's execution.
+    fn rows(self, mut response: QueryResponse) -> QueryResponse {
+        if self.deadline.is_none() && self.closed.is_none() {
+            return response;
+        }
+        let fields = response.row_schema();
+        let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+        let stream = futures::stream::unfold((rows, Some(self)), |(mut rows, guard)| async move {
+            let guard = guard?;
+            tokio::select! {
+                row = rows.next() => row.map(|r| (r, (rows, Some(guard)))),
+                error = guard.stopped() => Some((Err(error), (rows, None))),
+            }
+        });
+        QueryResponse::new(fields, stream)
+    }
+}
+
+/// `version()` as Postgres clients parse it: `PostgreSQL <major.minor> ...`,
+/// naming o11ydb after it.
+fn version_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let text = format!(
+        "PostgreSQL 16.6 (o11ydb {}) on {}-linux, compiled by rustc",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))
+        }),
+    )
 }
 
 /// o11ydb's tables are defined by the server; user DDL would silently
@@ -215,36 +298,6 @@ fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
 
 fn timeout_error() -> PgWireError {
     user_error("57014", "canceling statement due to statement timeout")
-}
-
-async fn with_timeout<T>(
-    timeout: Option<Duration>,
-    fut: impl std::future::Future<Output = PgWireResult<T>>,
-) -> PgWireResult<T> {
-    match timeout {
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .map_err(|_| timeout_error())?,
-        None => fut.await,
-    }
-}
-
-/// Ends the row stream with a 57014 error once `timeout` has passed.
-fn deadline_rows(mut response: QueryResponse, timeout: Duration) -> QueryResponse {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let fields = response.row_schema();
-    let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
-    let stream = futures::stream::unfold((rows, false), move |(mut rows, done)| async move {
-        if done {
-            return None;
-        }
-        match tokio::time::timeout_at(deadline, rows.next()).await {
-            Ok(Some(row)) => Some((row, (rows, false))),
-            Ok(None) => None,
-            Err(_) => Some((Err(timeout_error()), (rows, true))),
-        }
-    });
-    QueryResponse::new(fields, stream)
 }
 
 #[async_trait]

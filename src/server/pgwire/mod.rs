@@ -2,20 +2,30 @@
 //! datasource, drivers): a TCP listener handing each connection to `pgwire`
 //! with o11ydb's handlers. The protocol layer only translates; planning and
 //! execution happen in the tenant's DataFusion session.
+//!
+//! `pgwire` does not read a connection while a query runs, so a client that
+//! goes away mid-query would leave its query running to the end. Each
+//! connection therefore gets a watcher (a duplicate of its socket, peeked
+//! for end-of-file, like Postgres' `client_connection_check_interval`) whose
+//! signal stops the connection's running query.
 
 pub mod encode;
 pub mod errors;
 pub mod handler;
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
 use pgwire::error::PgWireError;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::engine::Engine;
@@ -47,9 +57,56 @@ pub struct PgHandlers {
     cancel: Arc<DefaultCancelHandler>,
 }
 
+/// Per live connection (by peer address): a signal that turns `true` once
+/// the client has closed its end.
+#[derive(Debug, Default)]
+pub struct ConnectionWatch {
+    closed: Mutex<HashMap<SocketAddr, watch::Receiver<bool>>>,
+}
+
+impl ConnectionWatch {
+    /// The closed signal of the connection from `peer`, if it is watched.
+    pub fn closed_signal(&self, peer: SocketAddr) -> Option<watch::Receiver<bool>> {
+        self.closed.lock().get(&peer).cloned()
+    }
+
+    /// Splits off a probe of `socket` and watches it until the peer hangs up.
+    /// Returns the socket for `pgwire` and the watcher task.
+    fn watch(
+        self: &Arc<Self>,
+        socket: TcpStream,
+        peer: SocketAddr,
+    ) -> std::io::Result<(TcpStream, tokio::task::JoinHandle<()>)> {
+        let std_socket = socket.into_std()?;
+        let probe = TcpStream::from_std(std_socket.try_clone()?)?;
+        let socket = TcpStream::from_std(std_socket)?;
+        let (tx, rx) = watch::channel(false);
+        self.closed.lock().insert(peer, rx);
+        let task = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            loop {
+                match probe.peek(&mut byte).await {
+                    // End of file or a broken connection: the client is gone.
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(true);
+                        return;
+                    }
+                    // Data is waiting for pgwire; look again a little later.
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Ok((socket, task))
+    }
+
+    fn forget(&self, peer: SocketAddr) {
+        self.closed.lock().remove(&peer);
+    }
+}
+
 impl PgHandlers {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        let backend = PgBackend::new(engine);
+    pub fn new(engine: Arc<Engine>, connections: Arc<ConnectionWatch>) -> Self {
+        let backend = PgBackend::new(engine, connections);
         let connections = Arc::new(ConnectionManager::new());
         PgHandlers {
             extended: Arc::new(PgExtended::new(backend.clone())),
@@ -90,17 +147,28 @@ pub async fn serve(
     engine: Arc<Engine>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let handlers = Arc::new(PgHandlers::new(engine));
+    let connections = Arc::new(ConnectionWatch::default());
+    let handlers = Arc::new(PgHandlers::new(engine, connections.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let handlers = handlers.clone();
+                    let connections = connections.clone();
                     tokio::spawn(async move {
+                        let (socket, watcher) = match connections.watch(socket, peer) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                tracing::warn!(%peer, "cannot watch postgres connection: {e}");
+                                return;
+                            }
+                        };
                         if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                             tracing::debug!(%peer, "postgres connection ended: {e}");
                         }
+                        watcher.abort();
+                        connections.forget(peer);
                     });
                 }
                 Err(e) => {
