@@ -134,10 +134,13 @@ fn main() -> anyhow::Result<()> {
         .thread_name("o11ydb")
         .build()
         .context("cannot start the async runtime")?;
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
-    }
+    };
+    // A query stuck in one long computation must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

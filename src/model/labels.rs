@@ -19,16 +19,8 @@ pub struct LabelSet(Vec<(String, String)>);
 
 impl LabelSet {
     /// Sorts by name; for duplicate names the last value wins.
-    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            match out.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => out.push((k, v)),
-            }
-        }
-        LabelSet(out)
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        LabelSet(canonical_pairs(pairs))
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -62,6 +54,20 @@ impl LabelSet {
     }
 }
 
+/// Sorts pairs by name (stably) and keeps the last value of a repeated name:
+/// the canonical form of a label set.
+pub fn canonical_pairs<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Vec<(K, V)> {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(K, V)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        match out.last_mut() {
+            Some(last) if last.0 == k => last.1 = v,
+            _ => out.push((k, v)),
+        }
+    }
+    out
+}
+
 /// The stable id of a series (metric name + labels) or a log stream (labels
 /// only, `name = ""`). Returned as `i64` because Postgres has no unsigned
 /// integers.
@@ -85,6 +91,15 @@ where
     I: IntoIterator<Item = P>,
     P: IntoIterator<Item = (&'a str, &'a str)>,
 {
+    build_string_map_with_nulls(rows, None)
+}
+
+/// [`build_string_map`] with a null mask (null rows should have no pairs).
+pub fn build_string_map_with_nulls<'a, I, P>(rows: I, nulls: Option<NullBuffer>) -> MapArray
+where
+    I: IntoIterator<Item = P>,
+    P: IntoIterator<Item = (&'a str, &'a str)>,
+{
     let mut keys = StringBuilder::new();
     let mut values = StringBuilder::new();
     let mut offsets = vec![0i32];
@@ -99,7 +114,7 @@ where
         Arc::new(keys.finish()),
         Arc::new(values.finish()),
         offsets,
-        None,
+        nulls,
     )
 }
 

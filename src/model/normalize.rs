@@ -8,13 +8,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, AsArray, Int64Array, MapArray, RecordBatch, StringArray,
-    StringBuilder,
+    Array, ArrayRef, AsArray, Int64Array, MapArray, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
 
 use super::Signal;
-use super::labels::{map_from_parts, map_row, series_id};
+use super::labels::{build_string_map_with_nulls, canonical_pairs, map_row, series_id};
 use crate::error::{Error, Result};
 
 /// Checks and completes `batch` for `signal`. Columns are matched by name;
@@ -175,31 +174,10 @@ fn sort_map_keys(map: &MapArray) -> MapArray {
     if already_sorted || !keys_are_strings {
         return map.clone();
     }
-    let mut keys = StringBuilder::new();
-    let mut values = StringBuilder::new();
-    let mut offsets = vec![0i32];
-    for row in 0..map.len() {
-        let mut pairs = map_row(map, row);
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let mut deduped: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            match deduped.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => deduped.push((k, v)),
-            }
-        }
-        for (k, v) in deduped {
-            keys.append_value(k);
-            values.append_value(v);
-        }
-        offsets.push(keys.len() as i32);
-    }
-    map_from_parts(
-        Arc::new(keys.finish()),
-        Arc::new(values.finish()),
-        offsets,
-        map.nulls().cloned(),
-    )
+    let rows: Vec<Vec<(&str, &str)>> = (0..map.len())
+        .map(|row| canonical_pairs(map_row(map, row)))
+        .collect();
+    build_string_map_with_nulls(rows, map.nulls().cloned())
 }
 
 /// Lower-cases an enum-like string column and accepts the OpenTelemetry

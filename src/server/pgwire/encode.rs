@@ -104,11 +104,13 @@ pub fn pg_fields(
         .collect()
 }
 
-/// JSON text, written with the `jsonb` binary version byte when asked for binary.
+/// Already formatted text of a field: JSON for `jsonb`/`json` columns (with
+/// the `jsonb` version byte in binary format), or the text form of a value
+/// printed the way Postgres prints it.
 #[derive(Debug)]
-struct JsonText<'a>(&'a str);
+struct PgText<'a>(&'a str);
 
-impl ToSql for JsonText<'_> {
+impl ToSql for PgText<'_> {
     fn to_sql(
         &self,
         ty: &Type,
@@ -117,39 +119,6 @@ impl ToSql for JsonText<'_> {
         if *ty == Type::JSONB {
             out.put_u8(1);
         }
-        out.put_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB || *ty == Type::JSON
-    }
-
-    to_sql_checked!();
-}
-
-impl ToSqlText for JsonText<'_> {
-    fn to_sql_text(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-        _format_options: &FormatOptions,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.put_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-}
-
-/// Already formatted text for a text-format field.
-#[derive(Debug)]
-struct PgText<'a>(&'a str);
-
-impl ToSql for PgText<'_> {
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.put_slice(self.0.as_bytes());
         Ok(IsNull::No)
     }
@@ -315,12 +284,7 @@ fn encode_batch(
                     ColumnText::Timestamp(values, unit, tz) => {
                         text(&postgres_timestamp_text(values.value(row), *unit, *tz))
                     }
-                    ColumnText::Json => encoder.encode_field_with_type_and_format(
-                        &JsonText(column.as_string::<i32>().value(row)),
-                        field.datatype(),
-                        field.format(),
-                        field.format_options(),
-                    ),
+                    ColumnText::Json => text(column.as_string::<i32>().value(row)),
                 }
             };
             if result.is_err() {
