@@ -269,6 +269,77 @@ pub fn validate_tenant(tenant: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::labels::build_string_map;
+    use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use std::time::Duration;
+
+    fn samples(n: usize) -> RecordBatch {
+        RecordBatch::try_new(
+            Signal::Samples.schema(),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![1_000; n]).with_timezone("UTC")),
+                Arc::new(StringArray::from(vec!["up"; n])),
+                Arc::new(build_string_map((0..n).map(|_| [("job", "api")]))),
+                Arc::new(Float64Array::from(vec![1.0; n])),
+                Arc::new(Int64Array::from(vec![0; n])),
+            ],
+        )
+        .unwrap()
+    }
+
+    async fn open(dir: &Path, config: IngesterConfig) -> Arc<Ingester> {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let storage = Arc::new(Storage::open(store, "memory://".into()).await.unwrap());
+        Ingester::open(&dir.join("wal"), storage, config).unwrap().0
+    }
+
+    #[tokio::test]
+    async fn heads_flush_by_size_and_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_size = open(
+            dir.path(),
+            IngesterConfig {
+                flush_max_bytes: 1,
+                flush_max_age: Duration::from_secs(3600),
+                ..IngesterConfig::default()
+            },
+        )
+        .await;
+        by_size
+            .append("t", Signal::Samples, &samples(3))
+            .await
+            .unwrap();
+        let report = by_size.flush_due().await;
+        assert_eq!((report.blocks, report.rows), (1, 3));
+        assert_eq!(
+            by_size
+                .storage()
+                .manifest("t", Signal::Samples)
+                .total_rows(),
+            3
+        );
+        drop(by_size);
+
+        let dir = tempfile::tempdir().unwrap();
+        let by_age = open(
+            dir.path(),
+            IngesterConfig {
+                flush_max_bytes: u64::MAX,
+                flush_max_age: Duration::from_millis(50),
+                ..IngesterConfig::default()
+            },
+        )
+        .await;
+        by_age
+            .append("t", Signal::Samples, &samples(2))
+            .await
+            .unwrap();
+        assert_eq!(by_age.flush_due().await.blocks, 0, "too young to flush");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let report = by_age.flush_due().await;
+        assert_eq!((report.blocks, report.rows), (1, 2));
+        assert_eq!(by_age.head("t", Signal::Samples).unwrap().stats().rows, 0);
+    }
 
     #[test]
     fn tenant_rules() {
