@@ -22,6 +22,17 @@ pub struct Config {
     pub ingester: IngesterConfig,
     pub query: QueryConfig,
     pub pgwire: PgwireConfig,
+    /// Whether a tenant must be named (`X-Scope-OrgID`); when off, requests
+    /// without one belong to tenant `anonymous` (Loki's `auth_enabled`).
+    pub auth_enabled: bool,
+    /// Default ingest limits of every tenant.
+    pub limits: crate::ingest::limits::Limits,
+    /// Per-tenant limit overrides: `[overrides.<tenant>]` with any key of `[limits]`.
+    pub overrides: std::collections::HashMap<String, toml::Table>,
+    /// The file this configuration was read from; `[limits]` and
+    /// `[overrides]` are re-read from it while running.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -33,6 +44,10 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             query: QueryConfig::default(),
             pgwire: PgwireConfig::default(),
+            auth_enabled: false,
+            limits: crate::ingest::limits::Limits::default(),
+            overrides: std::collections::HashMap::new(),
+            source_file: None,
         }
     }
 }
@@ -44,6 +59,12 @@ pub struct ServerConfig {
     pub http_listen: SocketAddr,
     pub flight_listen: SocketAddr,
     pub otlp_grpc_listen: SocketAddr,
+    /// Largest request body accepted over HTTP or gRPC (413 beyond).
+    #[serde(deserialize_with = "de_size")]
+    pub max_request_body_bytes: u64,
+    /// Largest body after decompression (snappy, gzip).
+    #[serde(deserialize_with = "de_size")]
+    pub max_decompressed_body_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +74,8 @@ impl Default for ServerConfig {
             http_listen: "127.0.0.1:3100".parse().unwrap(),
             flight_listen: "127.0.0.1:50051".parse().unwrap(),
             otlp_grpc_listen: "127.0.0.1:4317".parse().unwrap(),
+            max_request_body_bytes: 50 << 20,
+            max_decompressed_body_bytes: 200 << 20,
         }
     }
 }
@@ -72,6 +95,9 @@ pub struct IngesterConfig {
     /// A new WAL segment is started past this size.
     #[serde(deserialize_with = "de_size")]
     pub wal_segment_bytes: u64,
+    /// Pushes are refused with 503 (retry later) while heads hold more than this.
+    #[serde(deserialize_with = "de_size")]
+    pub max_head_bytes: u64,
 }
 
 impl Default for IngesterConfig {
@@ -81,6 +107,7 @@ impl Default for IngesterConfig {
             flush_max_age: Duration::from_secs(15 * 60),
             flush_check_interval: Duration::from_secs(10),
             wal_segment_bytes: 64 << 20,
+            max_head_bytes: 4 << 30,
         }
     }
 }
@@ -121,11 +148,24 @@ impl Default for PgwireConfig {
 }
 
 impl Config {
+    /// The limits part of the configuration, validated.
+    pub fn limits_config(&self) -> Result<crate::ingest::limits::LimitsConfig> {
+        let config = crate::ingest::limits::LimitsConfig {
+            defaults: self.limits.clone(),
+            overrides: self.overrides.clone(),
+        };
+        config.validate().map_err(Error::Config)?;
+        Ok(config)
+    }
+
     /// Reads a TOML file; unknown keys are errors naming the key.
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let mut config = Self::from_toml(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        config.source_file = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn from_toml(text: &str) -> std::result::Result<Config, String> {
@@ -184,14 +224,14 @@ enum NumOrString {
     Str(String),
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     match NumOrString::deserialize(d)? {
         NumOrString::Num(n) => Ok(Duration::from_secs(n)),
         NumOrString::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
 }
 
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+pub fn de_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
     match NumOrString::deserialize(d)? {
         NumOrString::Num(n) => Ok(n),
         NumOrString::Str(s) => parse_size(&s).map_err(serde::de::Error::custom),

@@ -16,7 +16,10 @@ use crate::catalog::tables_for;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ingest::Ingester;
+use crate::ingest::distributor::Distributor;
+use crate::ingest::limits::LimitsRegistry;
 use crate::ingest::wal::ReplayReport;
+use crate::metrics::Metrics;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
@@ -29,6 +32,8 @@ const SHIPPED_SQL: [(&str, &str); 3] = [
 pub struct Engine {
     config: Config,
     ingester: Arc<Ingester>,
+    distributor: Arc<Distributor>,
+    metrics: Arc<Metrics>,
     runtime: Arc<RuntimeEnv>,
     _lock: File,
 }
@@ -51,6 +56,7 @@ pub struct OpenReport {
 impl Engine {
     /// Locks the data directory, opens storage, replays the WAL.
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
+        let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -81,10 +87,19 @@ impl Engine {
             .build_arc()?;
         runtime.register_object_store(datafusion_store_url().as_ref(), store);
 
+        let metrics = Arc::new(Metrics::default());
+        let distributor = Arc::new(Distributor::new(
+            ingester.clone(),
+            limits,
+            metrics.clone(),
+            config.ingester.max_head_bytes,
+        ));
         Ok((
             Arc::new(Engine {
                 config,
                 ingester,
+                distributor,
+                metrics,
                 runtime,
                 _lock: lock,
             }),
@@ -101,6 +116,47 @@ impl Engine {
 
     pub fn ingester(&self) -> &Arc<Ingester> {
         &self.ingester
+    }
+
+    /// The gate every write passes: limits, validation counts, then the ingester.
+    pub fn distributor(&self) -> &Arc<Distributor> {
+        &self.distributor
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Re-reads `[limits]` and `[overrides]` from the config file every
+    /// `every` until `shutdown` fires; an invalid file is logged and ignored.
+    pub fn spawn_limits_reload(
+        self: &Arc<Self>,
+        path: PathBuf,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let loaded = Config::from_file(&path).and_then(|c| c.limits_config());
+                match loaded {
+                    Ok(limits) => {
+                        let registry = this.distributor.limits();
+                        if *registry.config() != limits {
+                            registry.reload(limits);
+                            tracing::info!(path = %path.display(), "reloaded limits and overrides");
+                        }
+                    }
+                    Err(e) => tracing::warn!("keeping the current limits: {e}"),
+                }
+            }
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -122,7 +178,7 @@ impl Engine {
                 session_config.with_target_partitions(self.config.query.target_partitions);
         }
         let ctx = SessionContext::new_with_config_rt(session_config, self.runtime.clone());
-        for (name, table) in tables_for(tenant, &self.ingester) {
+        for (name, table) in tables_for(tenant, &self.distributor) {
             ctx.register_table(name, table)?;
         }
         o11ydb_udfs::register_all(&ctx);

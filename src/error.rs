@@ -6,6 +6,7 @@
 
 use std::io;
 
+use crate::ingest::distributor::PushError;
 use datafusion::error::DataFusionError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +43,10 @@ pub enum Error {
     /// The write path refuses writes (e.g. after a failed fsync or a full disk).
     #[error("write path unavailable: {0}")]
     WriteUnavailable(String),
+
+    /// A write refused by the distributor (limits, overload, write path).
+    #[error(transparent)]
+    Push(#[from] PushError),
 
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -85,6 +90,13 @@ impl Error {
             Error::NotNull { .. } => "23502",
             Error::LimitExceeded { .. } => "54000",
             Error::WriteUnavailable(_) => "53100",
+            Error::Push(p) => match p {
+                PushError::RateLimited { .. } => "53400",
+                PushError::Overloaded(_) => "53000",
+                // The write path itself failed (disk full, WAL stopped), as WriteUnavailable.
+                PushError::Unavailable(_) => "53100",
+                PushError::Invalid { .. } => "22023",
+            },
             Error::Config(_) => "F0000",
             Error::Locked { .. } => "55006",
             Error::Io(e) if e.kind() == io::ErrorKind::StorageFull => "53100",

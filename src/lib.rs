@@ -15,6 +15,7 @@
 //! | [`server`] | Postgres wire and HTTP front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
+//! | [`metrics`] | self-monitoring counters served on `/metrics` |
 //! | [`error`] | the crate error and its SQLSTATE / HTTP mapping |
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod storage;

@@ -31,6 +31,29 @@ enum Command {
 enum BenchCommand {
     /// Ingest generated samples into blocks; report bytes per sample and time an SQL aggregate.
     Samples(SamplesArgs),
+    /// Send Prometheus remote-write load to a receiver and report samples/s.
+    RemoteWrite(RemoteWriteArgs),
+}
+
+#[derive(clap::Args)]
+struct RemoteWriteArgs {
+    /// Receiver address (o11ydb's HTTP port, or Prometheus with --web.enable-remote-write-receiver).
+    #[arg(long)]
+    target: SocketAddr,
+    /// Request path.
+    #[arg(long, default_value = "/api/v1/write")]
+    path: String,
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Scrapes per series to send (samples = series × scrapes).
+    #[arg(long, default_value_t = 100)]
+    scrapes: usize,
+    /// Samples per request (Prometheus' max_samples_per_send).
+    #[arg(long, default_value_t = 2_000)]
+    samples_per_request: usize,
+    /// Concurrent connections (Prometheus' shards).
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +160,9 @@ fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
+        Command::Bench(BenchCommand::RemoteWrite(args)) => {
+            runtime.block_on(bench_remote_write(args))
+        }
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -169,8 +195,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         addrs.http
     );
     println!(
-        "  flight:    {} and otlp grpc: {} are not served by this build yet",
-        config.server.flight_listen, config.server.otlp_grpc_listen
+        "  otlp grpc:  {}   (OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics on http)",
+        addrs.otlp_grpc
+    );
+    println!(
+        "  flight:    {} is not served by this build yet",
+        config.server.flight_listen
     );
     let demo = if args.demo {
         let tenant = config.pgwire.default_tenant.clone();
@@ -236,6 +266,33 @@ async fn bench_samples(args: SamplesArgs) -> anyhow::Result<()> {
     println!("sql: {}", args.sql);
     println!("sql_best_seconds: {:.4}", best.as_secs_f64());
     println!("{rendered}");
+    Ok(())
+}
+
+async fn bench_remote_write(args: RemoteWriteArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::ingest::{RemoteWriteBench, run_remote_write};
+    // The data ends now, so no receiver refuses it as too old or too new.
+    let start_ms = chrono::Utc::now().timestamp_millis() - args.scrapes as i64 * 15_000;
+    let bench = RemoteWriteBench {
+        addr: args.target,
+        path: args.path,
+        series: args.series,
+        scrapes: args.scrapes,
+        samples_per_request: args.samples_per_request,
+        connections: args.connections,
+        start_ms,
+    };
+    let report = run_remote_write(&bench).await?;
+    println!("samples: {}", report.samples);
+    println!("requests: {}", report.requests);
+    println!("request_bytes: {}", report.request_bytes);
+    println!("failed_requests: {}", report.failed);
+    if let Some(f) = &report.first_failure {
+        println!("first_failure: {}", f.trim());
+    }
+    println!("seconds: {:.3}", report.elapsed.as_secs_f64());
+    println!("samples_per_second: {:.0}", report.samples_per_second());
+    anyhow::ensure!(report.failed == 0, "{} requests failed", report.failed);
     Ok(())
 }
 

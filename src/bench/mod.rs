@@ -2,5 +2,6 @@
 //! `o11ydb bench` command: deterministic data generators and the
 //! measurements that need a whole engine (bytes per sample, SQL aggregates).
 
+pub mod ingest;
 pub mod samples;
 pub mod storage;

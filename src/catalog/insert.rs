@@ -1,7 +1,7 @@
 //! SQL `INSERT INTO logs|samples|spans ...`: the rows DataFusion produces are
-//! handed, batch by batch, to [`Ingester::append`] — the same normalisation,
-//! WAL and head every other ingest protocol uses. The statement returns once
-//! every batch is durable; the row count is what was written.
+//! normalised and handed, batch by batch, to the distributor — the same
+//! limits, WAL and head every other ingest protocol uses. The statement
+//! returns once every batch is durable; the row count is what was written.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,25 +14,27 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
-use crate::ingest::Ingester;
+use crate::error::Error;
+use crate::ingest::distributor::{Decoded, Discards, Distributor};
 use crate::model::Signal;
+use crate::model::normalize::normalize;
 
 pub struct IngestSink {
     tenant: String,
     signal: Signal,
     schema: SchemaRef,
-    ingester: Arc<Ingester>,
+    distributor: Arc<Distributor>,
 }
 
 impl IngestSink {
-    pub fn new(tenant: &str, signal: Signal, ingester: Arc<Ingester>) -> Self {
+    pub fn new(tenant: &str, signal: Signal, distributor: Arc<Distributor>) -> Self {
         IngestSink {
             tenant: tenant.to_string(),
             signal,
             // Nullable everywhere: not-null constraints are checked by
             // normalisation, which names the column and row in its 23502 error.
             schema: signal.relaxed_schema(),
-            ingester,
+            distributor,
         }
     }
 }
@@ -66,11 +68,24 @@ impl DataSink for IngestSink {
     ) -> Result<u64> {
         let mut rows = 0u64;
         while let Some(batch) = data.next().await {
-            let batch = batch?;
-            self.ingester
-                .append(&self.tenant, self.signal, &batch)
-                .await?;
-            rows += batch.num_rows() as u64;
+            let batch = normalize(self.signal, &batch?)?;
+            let cost = match self.signal {
+                Signal::Logs => arrow::array::AsArray::as_string::<i32>(batch.column(2))
+                    .values()
+                    .len() as f64,
+                _ => batch.num_rows() as f64,
+            };
+            let decoded = Decoded {
+                signal: self.signal,
+                batches: vec![batch],
+                discards: Discards::default(),
+                cost,
+            };
+            rows += self
+                .distributor
+                .push(&self.tenant, decoded)
+                .await
+                .map_err(Error::Push)?;
         }
         Ok(rows)
     }

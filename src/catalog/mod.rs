@@ -40,6 +40,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::ingest::Ingester;
+use crate::ingest::distributor::Distributor;
 use crate::model::Signal;
 use crate::model::labels::build_string_map;
 use crate::storage::codec::block_layout;
@@ -53,15 +54,17 @@ pub struct SignalTable {
     tenant: String,
     signal: Signal,
     ingester: Arc<Ingester>,
+    distributor: Arc<Distributor>,
     defaults: HashMap<String, Expr>,
 }
 
 impl SignalTable {
-    pub fn new(tenant: &str, signal: Signal, ingester: Arc<Ingester>) -> Self {
+    pub fn new(tenant: &str, signal: Signal, distributor: Arc<Distributor>) -> Self {
         SignalTable {
             tenant: tenant.to_string(),
             signal,
-            ingester,
+            ingester: distributor.ingester().clone(),
+            distributor,
             defaults: column_defaults(signal),
         }
     }
@@ -248,7 +251,7 @@ impl TableProvider for SignalTable {
                 self.signal
             );
         }
-        let sink = insert::IngestSink::new(&self.tenant, self.signal, self.ingester.clone());
+        let sink = insert::IngestSink::new(&self.tenant, self.signal, self.distributor.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }
@@ -294,14 +297,15 @@ fn split_round_robin<T>(items: Vec<T>, n: usize) -> Vec<Vec<T>> {
 /// The three tables of `tenant`, by name.
 pub fn tables_for(
     tenant: &str,
-    ingester: &Arc<Ingester>,
+    distributor: &Arc<Distributor>,
 ) -> Vec<(&'static str, Arc<dyn TableProvider>)> {
     Signal::ALL
         .iter()
         .map(|&s| {
             (
                 s.table_name(),
-                Arc::new(SignalTable::new(tenant, s, ingester.clone())) as Arc<dyn TableProvider>,
+                Arc::new(SignalTable::new(tenant, s, distributor.clone()))
+                    as Arc<dyn TableProvider>,
             )
         })
         .collect()

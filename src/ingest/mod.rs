@@ -6,8 +6,16 @@
 //! flushes heads past their size or age into Parquet blocks, publishes the
 //! manifest, and then deletes the WAL segments no head needs any more.
 
+pub mod distributor;
 pub mod head;
+pub mod limits;
+pub mod loki_push;
+pub mod otlp;
+pub mod protobuf;
+pub mod remote_write;
+pub mod validate;
 pub mod wal;
+pub mod zipkin;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -105,6 +113,24 @@ impl Ingester {
             });
         }
         self.wal.append(tenant, signal, normalized).await
+    }
+
+    /// Appends a batch already in canonical form (built with
+    /// `model::builders`), skipping normalisation.
+    pub async fn append_canonical(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        batch: &RecordBatch,
+    ) -> Result<Durable> {
+        debug_assert_eq!(batch.schema(), signal.schema());
+        if batch.num_rows() == 0 {
+            return Ok(Durable {
+                lsn: self.wal.next_lsn(),
+                segment: self.wal.current_segment(),
+            });
+        }
+        self.wal.append(tenant, signal, batch.clone()).await
     }
 
     pub fn head(&self, tenant: &str, signal: Signal) -> Option<Arc<Head>> {

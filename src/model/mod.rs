@@ -6,6 +6,7 @@
 //!
 //! The exact column list is documented for users in `docs/schema.md`.
 
+pub mod builders;
 pub mod labels;
 pub mod normalize;
 

@@ -4,6 +4,9 @@
 //! * `GET /ready` — 200 once the engine is open (Loki/Mimir/Tempo convention).
 //! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
 //! * `GET /debug/storage` — blocks, rows and WAL size per tenant and signal, as JSON.
+//! * `GET /metrics` — self-monitoring in the Prometheus text format.
+//! * `POST /api/v1/push`, `/api/v1/write` — Prometheus remote write (see `push`).
+//! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
 
 use std::sync::Arc;
 
@@ -16,14 +19,25 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::{otlp, push, push_logs};
 use crate::engine::Engine;
 use crate::model::Signal;
 
 pub fn router(engine: Arc<Engine>) -> Router {
+    let max_body = engine.config().server.max_request_body_bytes as usize;
     Router::new()
         .route("/ready", get(|| async { "ready\n" }))
         .route("/flush", post(flush))
         .route("/debug/storage", get(storage_status))
+        .route("/metrics", get(push::metrics))
+        .route("/api/v1/push", post(push::remote_write))
+        .route("/api/v1/write", post(push::remote_write))
+        .route("/v1/traces", post(otlp::traces))
+        .route("/v1/logs", post(otlp::logs))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/loki/api/v1/push", post(push_logs::loki_push))
+        .route("/api/v2/spans", post(push_logs::zipkin_spans))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(engine)
 }
 

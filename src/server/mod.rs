@@ -1,10 +1,14 @@
 //! Network front ends. Each is a thin adapter over the [`crate::engine::Engine`]:
-//! `pgwire` (Postgres wire protocol) and `http` (readiness, flush, and the
-//! Prometheus/Loki/Tempo APIs as they arrive). [`run`] binds them all,
+//! `pgwire` (Postgres wire protocol), `http` (readiness, flush, and the
+//! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive) and `otlp` (OTLP/gRPC
+//! on its own listener; its OTLP/HTTP handlers mount on `http`). [`run`] binds them all,
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
 pub mod http;
+pub mod otlp;
 pub mod pgwire;
+pub mod push;
+pub mod push_logs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +20,15 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
+/// How often `[limits]` and `[overrides]` are re-read from the config file.
+pub const LIMITS_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Addresses actually bound (port 0 resolved).
 #[derive(Debug, Clone)]
 pub struct BoundAddrs {
     pub pg: SocketAddr,
     pub http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
@@ -54,16 +62,22 @@ impl Running {
 pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
     let pg = bind("postgres", config.server.pg_listen).await?;
     let http = bind("http", config.server.http_listen).await?;
+    let otlp_grpc = bind("otlp grpc", config.server.otlp_grpc_listen).await?;
     let addrs = BoundAddrs {
         pg: pg.local_addr()?,
         http: http.local_addr()?,
+        otlp_grpc: otlp_grpc.local_addr()?,
     };
     let (shutdown, rx) = watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(pgwire::serve(pg, engine.clone(), rx.clone())),
         tokio::spawn(http::serve(http, engine.clone(), rx.clone())),
+        tokio::spawn(otlp::serve(otlp_grpc, engine.clone(), rx.clone())),
         engine.ingester().spawn_flush_loop(rx.clone()),
     ];
+    if let Some(path) = &config.source_file {
+        tasks.push(engine.spawn_limits_reload(path.clone(), LIMITS_RELOAD_INTERVAL, rx.clone()));
+    }
     Ok(Running {
         addrs,
         shutdown,

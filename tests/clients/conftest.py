@@ -36,11 +36,12 @@ class Server:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [binary(), "serve", "--config", str(config), "--data-dir", str(data_dir),
-             "--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", *extra_args],
+             "--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+             "--otlp-grpc-listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, **(env or {})})
-        self.pg_host, self.pg_port, self.http = None, None, None
+        self.pg_host, self.pg_port, self.http, self.otlp_grpc = None, None, None, None
         deadline = time.time() + 60
-        while self.http is None or self.pg_port is None:
+        while self.http is None or self.pg_port is None or self.otlp_grpc is None:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError("o11ydb exited before listening: " + self.log_path.read_text())
@@ -50,6 +51,8 @@ class Server:
                 self.pg_host, self.pg_port = host, int(port)
             elif line.startswith("http:"):
                 self.http = line.split()[1]
+            elif line.startswith("otlp grpc:"):
+                self.otlp_grpc = line.split()[2]
             if time.time() > deadline:
                 raise RuntimeError("o11ydb did not start in time")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()

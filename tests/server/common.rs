@@ -67,6 +67,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--otlp-grpc-listen",
+                "127.0.0.1:0",
             ]
             .map(String::from),
         );
@@ -223,16 +225,33 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 client over a real socket (no extra dependency).
 pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_send(addr, method, path, &[], b"")
+}
+
+/// An HTTP/1.1 request with headers and a body; returns status and body text.
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (e.g. 413) before reading a large body.
+    let _ = s.write_all(body);
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
+    let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text
         .split_whitespace()

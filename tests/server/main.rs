@@ -6,4 +6,5 @@ mod common;
 mod durability;
 mod limits;
 mod pruning;
+mod remote_write;
 mod sql;

@@ -1,0 +1,469 @@
+//! The distributor: the one gate every ingest protocol passes through after
+//! decoding. It applies the tenant's rate limit, series limit and
+//! out-of-order rules, writes what is valid through the ingester (WAL, then
+//! head) and reports what was discarded and why — Mimir's and Loki's
+//! behaviour: valid items of a request are kept even when others are not,
+//! and the answer names the first failure and the counts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use parking_lot::Mutex;
+
+use super::Ingester;
+use super::limits::{LimitsRegistry, RateLimited};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::model::Signal;
+
+/// Items a decoder or the distributor refused, by reason.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Discards {
+    by_reason: BTreeMap<&'static str, u64>,
+    first: Option<String>,
+}
+
+impl Discards {
+    /// Counts `n` items refused for `reason`; `message` (called only for the
+    /// first refusal of the request) says which item and why.
+    pub fn add(&mut self, reason: &'static str, n: u64, message: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        *self.by_reason.entry(reason).or_default() += n;
+        if self.first.is_none() {
+            self.first = Some(message());
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_reason.is_empty()
+    }
+
+    pub fn first(&self) -> Option<&str> {
+        self.first.as_deref()
+    }
+
+    pub fn by_reason(&self) -> &BTreeMap<&'static str, u64> {
+        &self.by_reason
+    }
+
+    pub fn merge(&mut self, other: Discards) {
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+        for (r, n) in other.by_reason {
+            *self.by_reason.entry(r).or_default() += n;
+        }
+    }
+}
+
+/// What a decoder made of a request: canonical rows (see
+/// `model::builders`) and the items it refused.
+#[derive(Debug)]
+pub struct Decoded {
+    pub signal: Signal,
+    pub batches: Vec<RecordBatch>,
+    pub discards: Discards,
+    /// What the rate limit counts: items, or log line bytes for logs.
+    pub cost: f64,
+}
+
+impl Decoded {
+    pub fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
+
+/// Why a push was not (entirely) accepted, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Some or all items were invalid (the valid ones are written). 400.
+    #[error("{message}")]
+    Invalid { message: String, accepted: u64 },
+    /// The tenant is over its rate limit; nothing was written. 429.
+    #[error(
+        "ingestion rate limit ({limit}) exceeded for tenant {tenant:?}: the limit is {rate} per second with a burst of {burst}, this request needed {requested}"
+    )]
+    RateLimited {
+        tenant: String,
+        limit: &'static str,
+        rate: f64,
+        burst: f64,
+        requested: f64,
+    },
+    /// The server cannot take more right now; retry later. 503.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The write path failed (disk full, WAL error); nothing was written. 503.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl PushError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            PushError::Invalid { .. } => 400,
+            PushError::RateLimited { .. } => 429,
+            PushError::Overloaded(_) | PushError::Unavailable(_) => 503,
+        }
+    }
+}
+
+/// Newest sample time per series, for the out-of-order rule and the series limit.
+#[derive(Debug, Default)]
+struct TenantSeries {
+    newest: HashMap<i64, i64>,
+}
+
+pub struct Distributor {
+    ingester: Arc<Ingester>,
+    limits: Arc<LimitsRegistry>,
+    metrics: Arc<Metrics>,
+    series: Mutex<HashMap<String, TenantSeries>>,
+    max_head_bytes: u64,
+}
+
+impl std::fmt::Debug for Distributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distributor").finish_non_exhaustive()
+    }
+}
+
+/// Metric names of received and discarded items, per signal.
+pub fn item_metrics(signal: Signal) -> (&'static str, &'static str) {
+    match signal {
+        Signal::Samples => (
+            "o11ydb_received_samples_total",
+            "o11ydb_discarded_samples_total",
+        ),
+        Signal::Logs => (
+            "o11ydb_received_log_lines_total",
+            "o11ydb_discarded_log_lines_total",
+        ),
+        Signal::Spans => (
+            "o11ydb_received_spans_total",
+            "o11ydb_discarded_spans_total",
+        ),
+    }
+}
+
+impl Distributor {
+    pub fn new(
+        ingester: Arc<Ingester>,
+        limits: Arc<LimitsRegistry>,
+        metrics: Arc<Metrics>,
+        max_head_bytes: u64,
+    ) -> Self {
+        for signal in Signal::ALL {
+            let (received, discarded) = item_metrics(signal);
+            metrics.describe(
+                received,
+                "counter",
+                "Items received by the distributor, per tenant.",
+            );
+            metrics.describe(
+                discarded,
+                "counter",
+                "Items refused by the distributor, per tenant and reason.",
+            );
+        }
+        Distributor {
+            ingester,
+            limits,
+            metrics,
+            series: Mutex::new(HashMap::new()),
+            max_head_bytes,
+        }
+    }
+
+    pub fn limits(&self) -> &Arc<LimitsRegistry> {
+        &self.limits
+    }
+
+    pub fn ingester(&self) -> &Arc<Ingester> {
+        &self.ingester
+    }
+
+    fn count(&self, tenant: &str, signal: Signal, received: u64, discards: &Discards) {
+        let (r, d) = item_metrics(signal);
+        self.metrics.add(r, &[("tenant", tenant)], received as f64);
+        for (reason, n) in discards.by_reason() {
+            self.metrics
+                .add(d, &[("tenant", tenant), ("reason", reason)], *n as f64);
+        }
+    }
+
+    /// Applies limits to `decoded` and writes what passes. Returns the
+    /// number of items written.
+    pub async fn push(&self, tenant: &str, decoded: Decoded) -> Result<u64, PushError> {
+        let signal = decoded.signal;
+        let mut discards = decoded.discards;
+        let rows = decoded
+            .batches
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum::<u64>();
+        let received = rows + discards.total();
+
+        let head_bytes: u64 = self
+            .ingester
+            .heads()
+            .all()
+            .iter()
+            .map(|(_, h)| h.stats().active_bytes as u64)
+            .sum();
+        if head_bytes > self.max_head_bytes {
+            self.count(tenant, signal, received, &discards);
+            return Err(PushError::Overloaded(format!(
+                "ingester overloaded: {head_bytes} bytes in memory are waiting to be flushed, over ingester.max_head_bytes = {}; retry later",
+                self.max_head_bytes
+            )));
+        }
+
+        if rows > 0
+            && let Err(RateLimited {
+                limit,
+                rate,
+                burst,
+                requested,
+            }) = self.limits.take(tenant, signal, decoded.cost)
+        {
+            discards.add("rate_limited", rows, String::new);
+            self.count(tenant, signal, received, &discards);
+            return Err(PushError::RateLimited {
+                tenant: tenant.to_string(),
+                limit,
+                rate,
+                burst,
+                requested,
+            });
+        }
+
+        let mut batches = decoded.batches;
+        if signal == Signal::Samples {
+            batches = batches
+                .into_iter()
+                .map(|b| self.check_series(tenant, b, &mut discards))
+                .collect();
+        }
+        let mut accepted = 0u64;
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            match self.ingester.append_canonical(tenant, signal, batch).await {
+                Ok(_) => accepted += batch.num_rows() as u64,
+                Err(e) => {
+                    discards.add("write_failed", (batch.num_rows() as u64).max(1), || {
+                        e.to_string()
+                    });
+                    self.count(tenant, signal, received, &discards);
+                    return Err(match e {
+                        Error::WriteUnavailable(m) => PushError::Unavailable(m),
+                        other => PushError::Unavailable(other.to_string()),
+                    });
+                }
+            }
+        }
+        self.count(tenant, signal, received, &discards);
+        if discards.is_empty() {
+            return Ok(accepted);
+        }
+        let counts: Vec<String> = discards
+            .by_reason()
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        Err(PushError::Invalid {
+            message: format!(
+                "{} ({} of {} items rejected: {}; the other {} were written)",
+                discards.first().unwrap_or("invalid items"),
+                discards.total(),
+                received,
+                counts.join(", "),
+                accepted
+            ),
+            accepted,
+        })
+    }
+
+    /// Drops samples older than their series' newest sample (beyond
+    /// `out_of_order_time_window`) and samples of new series past
+    /// `max_global_series_per_user`.
+    fn check_series(
+        &self,
+        tenant: &str,
+        batch: RecordBatch,
+        discards: &mut Discards,
+    ) -> RecordBatch {
+        let limits = self.limits.get(tenant);
+        let window = limits.out_of_order_time_window.as_millis() as i64;
+        let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
+        let ids = batch
+            .column_by_name("series_id")
+            .expect("samples have series ids")
+            .as_primitive::<Int64Type>();
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        let mut all_kept = true;
+        let mut series = self.series.lock();
+        let tenant_series = series.entry(tenant.to_string()).or_default();
+        for row in 0..batch.num_rows() {
+            let (id, t) = (ids.value(row), ts.value(row));
+            let ok = match tenant_series.newest.get_mut(&id) {
+                Some(newest) => {
+                    if t + window < *newest {
+                        discards.add("sample_out_of_order", 1, || {
+                            format!(
+                                "out-of-order sample: timestamp {t} is older than the series' newest sample {} (out_of_order_time_window is {window} ms)",
+                                *newest
+                            )
+                        });
+                        false
+                    } else {
+                        *newest = (*newest).max(t);
+                        true
+                    }
+                }
+                None => {
+                    let max = limits.max_global_series_per_user;
+                    if max > 0 && tenant_series.newest.len() as u64 >= max {
+                        discards.add("per_user_series_limit", 1, || {
+                            format!(
+                                "per-tenant series limit (max_global_series_per_user) of {max} reached for tenant {tenant:?}"
+                            )
+                        });
+                        false
+                    } else {
+                        tenant_series.newest.insert(id, t);
+                        true
+                    }
+                }
+            };
+            all_kept &= ok;
+            keep.push(ok);
+        }
+        drop(series);
+        if all_kept {
+            return batch;
+        }
+        arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))
+            .expect("filter with a mask of the batch's length")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IngesterConfig;
+    use crate::ingest::limits::LimitsConfig;
+    use crate::model::builders::{SamplesBuilder, canonical};
+    use crate::storage::Storage;
+
+    async fn distributor(dir: &std::path::Path, limits: LimitsConfig) -> Distributor {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let storage = Arc::new(Storage::open(store, "memory://".into()).await.unwrap());
+        let (ingester, _) =
+            Ingester::open(&dir.join("wal"), storage, IngesterConfig::default()).unwrap();
+        Distributor::new(
+            ingester,
+            Arc::new(LimitsRegistry::new(limits)),
+            Arc::new(Metrics::default()),
+            u64::MAX,
+        )
+    }
+
+    fn samples(series: &[(&str, &[(i64, f64)])]) -> Decoded {
+        let mut b = SamplesBuilder::new();
+        for (job, points) in series {
+            b.push_series("up", &canonical(vec![("job", *job)]), points);
+        }
+        let batch = b.finish();
+        Decoded {
+            signal: Signal::Samples,
+            cost: batch.num_rows() as f64,
+            batches: vec![batch],
+            discards: Discards::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn out_of_order_samples_are_dropped_and_the_rest_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = distributor(dir.path(), LimitsConfig::default()).await;
+        assert_eq!(
+            d.push("t", samples(&[("a", &[(10, 1.0), (20, 2.0)])]))
+                .await
+                .unwrap(),
+            2
+        );
+        let err = d
+            .push(
+                "t",
+                samples(&[("a", &[(15, 1.5), (30, 3.0)]), ("b", &[(5, 1.0)])]),
+            )
+            .await
+            .unwrap_err();
+        match &err {
+            PushError::Invalid { message, accepted } => {
+                assert_eq!(*accepted, 2);
+                assert!(
+                    message.contains("out-of-order") && message.contains("1 of 3"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.http_status(), 400);
+        assert_eq!(
+            d.ingester()
+                .head("t", Signal::Samples)
+                .unwrap()
+                .stats()
+                .rows,
+            4
+        );
+        assert_eq!(
+            d.metrics.value(
+                "o11ydb_discarded_samples_total",
+                &[("tenant", "t"), ("reason", "sample_out_of_order")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            d.metrics
+                .value("o11ydb_received_samples_total", &[("tenant", "t")]),
+            5.0
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_and_series_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut limits = LimitsConfig::default();
+        limits.defaults.ingestion_rate = 1.0;
+        limits.defaults.ingestion_burst_size = 3;
+        limits.defaults.max_global_series_per_user = 1;
+        let d = distributor(dir.path(), limits).await;
+        let err = d
+            .push("t", samples(&[("a", &[(1, 1.0)]), ("b", &[(1, 1.0)])]))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_global_series_per_user"),
+            "{err}"
+        );
+        let err = d
+            .push("t", samples(&[("a", &[(2, 1.0), (3, 1.0)])]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 429, "{err}");
+        assert!(
+            err.to_string().contains("ingestion_rate") && err.to_string().contains("\"t\""),
+            "{err}"
+        );
+    }
+}

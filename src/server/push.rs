@@ -1,0 +1,233 @@
+//! HTTP ingest endpoints shared plumbing: the tenant from `X-Scope-OrgID`,
+//! request bodies (size limit, snappy/gzip decoding), and the answers —
+//! `204` when everything was written, `400` naming the first invalid item
+//! and the counts (the valid items are still written), `413` for bodies over
+//! the limit, `415` for unknown content types, `429` over the rate limit,
+//! `503` when the write path cannot take the data (retryable).
+//!
+//! Protocol decoders live in `crate::ingest`; this module only translates.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::engine::Engine;
+use crate::ingest::distributor::{Decoded, PushError};
+use crate::ingest::validate::{DecodeError, now_ms};
+use crate::ingest::{remote_write, validate_tenant};
+
+/// The tenant header of Loki, Mimir and Tempo.
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+
+/// An error answer: status and a plain-text reason.
+pub fn reply(status: u16, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut text = message.into();
+    text.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// A refused request: the HTTP status and the reason, answered as plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        reply(self.status, self.message)
+    }
+}
+
+/// The tenant of a request: `X-Scope-OrgID`, or `anonymous` when
+/// authentication is off and the header is missing.
+pub fn tenant(engine: &Engine, headers: &HeaderMap) -> Result<String, Rejection> {
+    resolve_tenant(engine, headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
+}
+
+/// The tenant named by a tenant header (HTTP) or `x-scope-orgid` metadata
+/// (gRPC) value, `None` when absent: the rules every write protocol shares.
+/// Errors carry the HTTP status (400 invalid, 401 missing with
+/// `auth_enabled`) and the reason.
+pub fn resolve_tenant(engine: &Engine, value: Option<&[u8]>) -> Result<String, Rejection> {
+    match value {
+        Some(v) => {
+            let tenant = std::str::from_utf8(v)
+                .map_err(|_| Rejection::new(400, format!("{TENANT_HEADER} is not valid text")))?
+                .trim();
+            if tenant.contains('|') {
+                return Err(Rejection::new(
+                    400,
+                    format!(
+                        "{TENANT_HEADER} {tenant:?} names several tenants; a write goes to exactly one"
+                    ),
+                ));
+            }
+            validate_tenant(tenant)
+                .map_err(|e| Rejection::new(400, format!("invalid {TENANT_HEADER}: {e}")))?;
+            Ok(tenant.to_string())
+        }
+        None if engine.config().auth_enabled => Err(Rejection::new(
+            401,
+            format!("no tenant: the {TENANT_HEADER} header is required (auth_enabled = true)"),
+        )),
+        None => Ok(engine.config().pgwire.default_tenant.clone()),
+    }
+}
+
+/// The request body, decompressed per `Content-Encoding` (and, for
+/// `snappy_default`, snappy when no encoding is named: remote write and
+/// Loki's protobuf push send raw snappy blocks).
+pub fn body(
+    engine: &Engine,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    snappy_default: bool,
+) -> Result<Vec<u8>, Rejection> {
+    let max = engine.config().server.max_decompressed_body_bytes as usize;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match encoding.as_str() {
+        "snappy" => snappy(raw, max),
+        "" if snappy_default => snappy(raw, max),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Rejection::new(400, format!("gzip body does not decompress: {e}")))?;
+            if out.len() > max {
+                return Err(too_large(max));
+            }
+            Ok(out)
+        }
+        "" | "identity" => Ok(raw.to_vec()),
+        other => Err(Rejection::new(
+            415,
+            format!("unsupported Content-Encoding {other:?} (use snappy, gzip or none)"),
+        )),
+    }
+}
+
+fn too_large(max: usize) -> Rejection {
+    Rejection::new(
+        413,
+        format!("decompressed body is larger than server.max_decompressed_body_bytes = {max}"),
+    )
+}
+
+fn snappy(raw: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
+    let len = snap::raw::decompress_len(raw)
+        .map_err(|e| Rejection::new(400, format!("body is not snappy-compressed: {e}")))?;
+    if len > max {
+        return Err(too_large(max));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(raw)
+        .map_err(|e| Rejection::new(400, format!("snappy body is corrupt: {e}")))
+}
+
+/// The `Content-Type` media type, lower-cased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs a decoded request through the distributor and answers it.
+pub async fn push(
+    engine: &Engine,
+    tenant: &str,
+    decoded: Result<Decoded, DecodeError>,
+) -> Response {
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => return reply(e.status, e.message),
+    };
+    match engine.distributor().push(tenant, decoded).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e @ PushError::Invalid { .. }) => reply(400, e.to_string()),
+        Err(e) => reply(e.http_status(), e.to_string()),
+    }
+}
+
+/// `POST /api/v1/push`, `POST /api/v1/write`: Prometheus remote write 1.0.
+pub async fn remote_write(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let tenant = match tenant(&engine, &headers) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.contains("io.prometheus.write.v2") {
+        return reply(
+            415,
+            "remote write 2.0 (io.prometheus.write.v2.Request) is not supported; send prometheus.WriteRequest (remote write 1.0)",
+        );
+    }
+    let media = media_type(&headers);
+    if !media.is_empty() && media != "application/x-protobuf" {
+        return reply(
+            415,
+            format!(
+                "unsupported Content-Type {media:?} for remote write (use application/x-protobuf)"
+            ),
+        );
+    }
+    let body = match body(&engine, &headers, &raw, true) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let limits = engine.distributor().limits().get(&tenant);
+    let decoded = remote_write::decode_write_request(&body, &limits, now_ms());
+    push(&engine, &tenant, decoded).await
+}
+
+/// `GET /metrics`: self-monitoring in the Prometheus text format.
+pub async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        engine.metrics().render(),
+    )
+        .into_response()
+}
