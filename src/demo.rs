@@ -17,22 +17,16 @@ use std::f64::consts::TAU;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arrow::array::{
-    ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampMillisecondArray, TimestampNanosecondArray,
-};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields};
+use arrow::array::RecordBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::ingest::Ingester;
-use crate::model::labels::{LabelSet, build_string_map};
-use crate::model::{
-    LOGS_SCHEMA, SAMPLES_SCHEMA, SPANS_SCHEMA, Signal, span_event_fields, span_link_fields,
-};
+use crate::model::Signal;
+use crate::model::builders::{self, LogLine, LogsBuilder, SamplesBuilder, SpansBuilder};
+use crate::model::labels::LabelSet;
 
 /// The generator is deterministic: the same seed and start time give the same data.
 const SEED: u64 = 0x0011_7db0_de30_2024;
@@ -298,137 +292,85 @@ struct SpanLink {
     attributes: Vec<(&'static str, String)>,
 }
 
-fn pairs<'a>(v: &'a [(&'static str, String)]) -> impl Iterator<Item = (&'a str, &'a str)> {
-    v.iter().map(|(k, v)| (*k, v.as_str()))
+fn owned(v: &[(&'static str, String)]) -> Vec<(String, String)> {
+    v.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
-fn label_pairs(labels: &LabelSet) -> impl Iterator<Item = (&str, &str)> {
-    labels.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()))
-}
-
-fn ns_array(values: impl IntoIterator<Item = i64>) -> TimestampNanosecondArray {
-    TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC")
+fn label_pairs(labels: &LabelSet) -> Vec<(&str, &str)> {
+    labels
+        .pairs()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 fn logs_batch(rows: &[LogRow]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(ns_array(rows.iter().map(|r| r.ts))),
-        Arc::new(build_string_map(
-            rows.iter().map(|r| label_pairs(&r.stream)),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.line.as_str()),
-        )),
-        Arc::new(build_string_map(rows.iter().map(|r| pairs(&r.metadata)))),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| Some(r.severity)),
-        )),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| r.trace_id.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| r.span_id.as_deref()),
-        )),
-        // Recomputed by normalisation.
-        Arc::new(Int64Array::from(vec![0; rows.len()])),
-    ];
-    Ok(RecordBatch::try_new(LOGS_SCHEMA.clone(), columns)?)
+    let mut builder = LogsBuilder::new();
+    for r in rows {
+        let labels = label_pairs(&r.stream);
+        let metadata = owned(&r.metadata);
+        let line = LogLine {
+            timestamp_ns: r.ts,
+            line: &r.line,
+            metadata: &metadata,
+            severity: Some(r.severity),
+            trace_id: r.trace_id.as_deref(),
+            span_id: r.span_id.as_deref(),
+        };
+        builder.push(&labels, LogsBuilder::stream_id(&labels), &line);
+    }
+    Ok(builder.finish())
 }
 
 fn samples_batch(rows: &[SampleRow]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts_ms))
-                .with_timezone("UTC"),
-        ),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.metric))),
-        Arc::new(build_string_map(
-            rows.iter().map(|r| label_pairs(&r.labels)),
-        )),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
-        // Recomputed by normalisation.
-        Arc::new(Int64Array::from(vec![0; rows.len()])),
-    ];
-    Ok(RecordBatch::try_new(SAMPLES_SCHEMA.clone(), columns)?)
-}
-
-fn list_item(fields: Fields) -> Arc<Field> {
-    Arc::new(Field::new("item", DataType::Struct(fields), true))
-}
-
-fn events_array(rows: &[SpanRow]) -> Result<ListArray> {
-    let events = || rows.iter().flat_map(|r| r.events.iter());
-    let values = StructArray::try_new(
-        span_event_fields(),
-        vec![
-            Arc::new(ns_array(events().map(|e| e.time).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                events().map(|e| e.name).collect::<Vec<_>>(),
-            )),
-            Arc::new(build_string_map(events().map(|e| pairs(&e.attributes)))),
-        ],
-        None,
-    )?;
-    Ok(ListArray::try_new(
-        list_item(span_event_fields()),
-        OffsetBuffer::from_lengths(rows.iter().map(|r| r.events.len())),
-        Arc::new(values),
-        None,
-    )?)
-}
-
-fn links_array(rows: &[SpanRow]) -> Result<ListArray> {
-    let links = || rows.iter().flat_map(|r| r.links.iter());
-    let values = StructArray::try_new(
-        span_link_fields(),
-        vec![
-            Arc::new(StringArray::from(
-                links().map(|l| l.trace_id.as_str()).collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                links().map(|l| l.span_id.as_str()).collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::new_null(links().count())),
-            Arc::new(build_string_map(links().map(|l| pairs(&l.attributes)))),
-        ],
-        None,
-    )?;
-    Ok(ListArray::try_new(
-        list_item(span_link_fields()),
-        OffsetBuffer::from_lengths(rows.iter().map(|r| r.links.len())),
-        Arc::new(values),
-        None,
-    )?)
+    let mut builder = SamplesBuilder::new();
+    for r in rows {
+        builder.push_series(r.metric, &label_pairs(&r.labels), &[(r.ts_ms, r.value)]);
+    }
+    Ok(builder.finish())
 }
 
 fn spans_batch(rows: &[SpanRow]) -> Result<RecordBatch> {
-    let strings = |f: fn(&SpanRow) -> &str| StringArray::from_iter_values(rows.iter().map(f));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(strings(|r| &r.trace_id)),
-        Arc::new(strings(|r| &r.span_id)),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| r.parent_span_id.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(rows.iter().map(|_| None::<&str>))),
-        Arc::new(strings(|r| &r.name)),
-        Arc::new(strings(|r| r.kind)),
-        Arc::new(strings(|r| r.svc.name())),
-        Arc::new(ns_array(rows.iter().map(|r| r.start))),
-        Arc::new(ns_array(rows.iter().map(|r| r.end))),
-        // Recomputed by normalisation.
-        Arc::new(Int64Array::from(vec![0; rows.len()])),
-        Arc::new(strings(|r| r.status_code)),
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|r| r.status_message.as_deref()),
-        )),
-        Arc::new(build_string_map(rows.iter().map(|r| pairs(&r.attributes)))),
-        Arc::new(build_string_map(rows.iter().map(|r| pairs(&r.resource)))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| Some(r.scope.0)))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| Some(r.scope.1)))),
-        Arc::new(events_array(rows)?),
-        Arc::new(links_array(rows)?),
-    ];
-    Ok(RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)?)
+    let mut builder = SpansBuilder::new();
+    for r in rows {
+        builder.push(builders::SpanRow {
+            trace_id: r.trace_id.clone(),
+            span_id: r.span_id.clone(),
+            parent_span_id: r.parent_span_id.clone(),
+            trace_state: None,
+            name: r.name.clone(),
+            kind: r.kind,
+            service: r.svc.name().to_string(),
+            start_ns: r.start,
+            end_ns: r.end,
+            status_code: r.status_code,
+            status_message: r.status_message.clone(),
+            attributes: owned(&r.attributes),
+            resource_attributes: owned(&r.resource),
+            scope_name: Some(r.scope.0.to_string()),
+            scope_version: Some(r.scope.1.to_string()),
+            events: r
+                .events
+                .iter()
+                .map(|e| builders::SpanEvent {
+                    time_ns: e.time,
+                    name: e.name.to_string(),
+                    attributes: owned(&e.attributes),
+                })
+                .collect(),
+            links: r
+                .links
+                .iter()
+                .map(|l| builders::SpanLink {
+                    trace_id: l.trace_id.clone(),
+                    span_id: l.span_id.clone(),
+                    trace_state: None,
+                    attributes: owned(&l.attributes),
+                })
+                .collect(),
+        });
+    }
+    Ok(builder.finish())
 }
 
 // ---------------------------------------------------------------------------

@@ -31,26 +31,33 @@ enum Command {
 enum BenchCommand {
     /// Ingest generated samples into blocks; report bytes per sample and time an SQL aggregate.
     Samples(SamplesArgs),
-    /// Send Prometheus remote-write load to a receiver and report samples/s.
-    RemoteWrite(RemoteWriteArgs),
+    /// Send remote-write, Loki push or OTLP load to a receiver and report items/s and MB/s.
+    Ingest(IngestArgs),
 }
 
 #[derive(clap::Args)]
-struct RemoteWriteArgs {
+struct IngestArgs {
+    /// What to send.
+    #[arg(long, value_enum, default_value = "remote-write")]
+    protocol: o11ydb::bench::ingest::Protocol,
     /// Receiver address (o11ydb's HTTP port, or Prometheus with --web.enable-remote-write-receiver).
     #[arg(long)]
     target: SocketAddr,
-    /// Request path.
-    #[arg(long, default_value = "/api/v1/write")]
-    path: String,
-    #[arg(long, default_value_t = 10_000)]
-    series: usize,
-    /// Scrapes per series to send (samples = series × scrapes).
-    #[arg(long, default_value_t = 100)]
-    scrapes: usize,
-    /// Samples per request (Prometheus' max_samples_per_send).
-    #[arg(long, default_value_t = 2_000)]
-    samples_per_request: usize,
+    /// Request path [default: /api/v1/write, /loki/api/v1/push or /v1/traces].
+    #[arg(long)]
+    path: Option<String>,
+    /// Series (remote write), streams (Loki) or traces per round (OTLP)
+    /// [default: 10000, 1000, 1000].
+    #[arg(long)]
+    items: Option<usize>,
+    /// Rounds: scrapes per series, lines per stream, batches of traces
+    /// [default: 100, 2000, 200].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Samples, lines or spans per request (Prometheus' max_samples_per_send,
+    /// Promtail's batch, the OTel SDK's max export batch) [default: 2000, 5000, 1000].
+    #[arg(long)]
+    per_request: Option<usize>,
     /// Concurrent connections (Prometheus' shards).
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -160,9 +167,7 @@ fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
-        Command::Bench(BenchCommand::RemoteWrite(args)) => {
-            runtime.block_on(bench_remote_write(args))
-        }
+        Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -269,21 +274,36 @@ async fn bench_samples(args: SamplesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_remote_write(args: RemoteWriteArgs) -> anyhow::Result<()> {
-    use o11ydb::bench::ingest::{RemoteWriteBench, run_remote_write};
-    // The data ends now, so no receiver refuses it as too old or too new.
-    let start_ms = chrono::Utc::now().timestamp_millis() - args.scrapes as i64 * 15_000;
-    let bench = RemoteWriteBench {
-        addr: args.target,
-        path: args.path,
-        series: args.series,
-        scrapes: args.scrapes,
-        samples_per_request: args.samples_per_request,
-        connections: args.connections,
-        start_ms,
+async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::ingest::{IngestBench, Protocol, run};
+    let (items, rounds, per_request) = match args.protocol {
+        Protocol::RemoteWrite => (10_000, 100, 2_000),
+        Protocol::LokiPush => (1_000, 2_000, 5_000),
+        Protocol::OtlpTraces => (1_000, 200, 1_000),
     };
-    let report = run_remote_write(&bench).await?;
-    println!("samples: {}", report.samples);
+    let rounds = args.rounds.unwrap_or(rounds);
+    // The data ends now, so no receiver refuses it as too old or too new
+    // (remote write scrapes every 15 s, Loki streams log every millisecond).
+    let span_ms = match args.protocol {
+        Protocol::RemoteWrite => rounds as i64 * 15_000,
+        _ => rounds as i64,
+    };
+    let bench = IngestBench {
+        protocol: args.protocol,
+        addr: args.target,
+        path: args
+            .path
+            .unwrap_or_else(|| args.protocol.default_path().to_string()),
+        items: args.items.unwrap_or(items),
+        rounds,
+        per_request: args.per_request.unwrap_or(per_request),
+        connections: args.connections,
+        start_ms: chrono::Utc::now().timestamp_millis() - span_ms - 60_000,
+    };
+    let report = run(&bench).await?;
+    let item = args.protocol.item();
+    println!("{item}: {}", report.items);
+    println!("payload_bytes: {}", report.payload_bytes);
     println!("requests: {}", report.requests);
     println!("request_bytes: {}", report.request_bytes);
     println!("failed_requests: {}", report.failed);
@@ -291,7 +311,11 @@ async fn bench_remote_write(args: RemoteWriteArgs) -> anyhow::Result<()> {
         println!("first_failure: {}", f.trim());
     }
     println!("seconds: {:.3}", report.elapsed.as_secs_f64());
-    println!("samples_per_second: {:.0}", report.samples_per_second());
+    println!("{item}_per_second: {:.0}", report.items_per_second());
+    println!(
+        "payload_mb_per_second: {:.1}",
+        report.payload_mb_per_second()
+    );
     anyhow::ensure!(report.failed == 0, "{} requests failed", report.failed);
     Ok(())
 }

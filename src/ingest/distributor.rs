@@ -54,6 +54,11 @@ impl Discards {
         &self.by_reason
     }
 
+    /// `(reason, count)` pairs in reason order.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        self.by_reason.iter().map(|(r, n)| (*r, *n)).collect()
+    }
+
     pub fn merge(&mut self, other: Discards) {
         if self.first.is_none() {
             self.first = other.first;

@@ -738,18 +738,7 @@ pub type TestEntry<'a> = (i64, &'a str, Vec<(&'a str, &'a str)>);
 /// Test and benchmark helper: encodes a `logproto.PushRequest` from streams
 /// of `(labels text, entries)` (uncompressed).
 pub fn encode_push_request(streams: &[(&str, Vec<TestEntry<'_>>)]) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-        varint(out, ((field << 3) | 2) as u64);
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
+    use super::protobuf::{put_bytes_field as bytes_field, put_varint as varint};
     let mut out = Vec::new();
     for (labels, entries) in streams {
         let mut stream = Vec::new();
@@ -786,11 +775,7 @@ mod tests {
     const NOW_NS: i64 = NOW * 1_000_000;
 
     fn reasons(d: &Decoded) -> Vec<(&'static str, u64)> {
-        d.discards
-            .by_reason()
-            .iter()
-            .map(|(r, n)| (*r, *n))
-            .collect()
+        d.discards.counts()
     }
 
     fn column<'a>(d: &'a Decoded, name: &str) -> &'a dyn Array {

@@ -2,7 +2,8 @@
 //! write, Loki push): fields are visited in order and strings are borrowed
 //! from the request body instead of allocated. Only the wire types protobuf
 //! encoders emit (varint, 64-bit, length-delimited, 32-bit) are accepted;
-//! anything else is a decode error with the byte offset.
+//! anything else is a decode error with the byte offset. Two small writers
+//! serve the request encoders of tests and the load generator.
 
 use super::validate::DecodeError;
 
@@ -112,6 +113,22 @@ pub fn as_str<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
 /// Protobuf `int64` (two's complement in a varint).
 pub fn as_i64(v: u64) -> i64 {
     v as i64
+}
+
+/// Appends a varint (the encoders of the test and benchmark helpers).
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a length-delimited field.
+pub fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_varint(out, ((field << 3) | 2) as u64);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

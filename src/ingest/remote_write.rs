@@ -144,18 +144,7 @@ pub type SeriesSamples = (Vec<(String, String)>, Vec<(i64, f64)>);
 
 /// Test and benchmark helper: encodes a `WriteRequest` from series.
 pub fn encode_write_request(series: &[SeriesSamples]) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-        varint(out, ((field << 3) | 2) as u64);
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
+    use super::protobuf::{put_bytes_field as bytes_field, put_varint as varint};
     let mut out = Vec::new();
     let mut ts = Vec::new();
     let mut tmp = Vec::new();
@@ -234,12 +223,7 @@ mod tests {
             ),
         ]);
         let d = decode_write_request(&body, &Limits::default(), NOW).unwrap();
-        let reasons: Vec<(&str, u64)> = d
-            .discards
-            .by_reason()
-            .iter()
-            .map(|(r, n)| (*r, *n))
-            .collect();
+        let reasons = d.discards.counts();
         assert_eq!(
             reasons,
             vec![

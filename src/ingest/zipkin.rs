@@ -403,11 +403,7 @@ mod tests {
     const NOW_US: i64 = NOW * 1000;
 
     fn reasons(d: &Decoded) -> Vec<(&'static str, u64)> {
-        d.discards
-            .by_reason()
-            .iter()
-            .map(|(r, n)| (*r, *n))
-            .collect()
+        d.discards.counts()
     }
 
     #[test]

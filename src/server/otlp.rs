@@ -256,12 +256,8 @@ async fn http_export<S: OtlpSignal>(
             );
         }
     };
-    let tenant = match push::tenant(engine, headers) {
-        Ok(t) => t,
-        Err(r) => return as_otlp_error(encoding, r),
-    };
-    let body = match push::body(engine, headers, raw, false) {
-        Ok(b) => b,
+    let push::Incoming { tenant, body, .. } = match push::incoming(engine, headers, raw, false) {
+        Ok(r) => r,
         Err(r) => return as_otlp_error(encoding, r),
     };
     let request = match encoding {

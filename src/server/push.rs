@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::engine::Engine;
 use crate::ingest::distributor::{Decoded, PushError};
+use crate::ingest::limits::Limits;
 use crate::ingest::validate::{DecodeError, now_ms};
 use crate::ingest::{remote_write, validate_tenant};
 
@@ -149,6 +150,31 @@ fn snappy(raw: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
         .map_err(|e| Rejection::new(400, format!("snappy body is corrupt: {e}")))
 }
 
+/// What every HTTP push starts from: the tenant, the decoded body and the
+/// tenant's limits.
+pub struct Incoming {
+    pub tenant: String,
+    pub body: Vec<u8>,
+    pub limits: Arc<Limits>,
+}
+
+/// Resolves the tenant and decodes the body (see [`body`]).
+pub fn incoming(
+    engine: &Engine,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    snappy_default: bool,
+) -> Result<Incoming, Rejection> {
+    let tenant = tenant(engine, headers)?;
+    let body = body(engine, headers, raw, snappy_default)?;
+    let limits = engine.distributor().limits().get(&tenant);
+    Ok(Incoming {
+        tenant,
+        body,
+        limits,
+    })
+}
+
 /// The `Content-Type` media type, lower-cased, without parameters.
 pub fn media_type(headers: &HeaderMap) -> String {
     headers
@@ -187,10 +213,6 @@ pub async fn remote_write(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let tenant = match tenant(&engine, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -211,13 +233,12 @@ pub async fn remote_write(
             ),
         );
     }
-    let body = match body(&engine, &headers, &raw, true) {
-        Ok(b) => b,
+    let request = match incoming(&engine, &headers, &raw, true) {
+        Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let limits = engine.distributor().limits().get(&tenant);
-    let decoded = remote_write::decode_write_request(&body, &limits, now_ms());
-    push(&engine, &tenant, decoded).await
+    let decoded = remote_write::decode_write_request(&request.body, &request.limits, now_ms());
+    push(&engine, &request.tenant, decoded).await
 }
 
 /// `GET /metrics`: self-monitoring in the Prometheus text format.

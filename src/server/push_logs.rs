@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::push::{body, media_type, push, reply, tenant};
+use super::push::{incoming, media_type, push, reply};
 use crate::engine::Engine;
 use crate::ingest::validate::now_ms;
 use crate::ingest::{loki_push, zipkin};
@@ -28,12 +28,7 @@ pub async fn loki_push(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let tenant = match tenant(&engine, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    let media = media_type(&headers);
-    let json = match media.as_str() {
+    let json = match media_type(&headers).as_str() {
         "application/json" => true,
         "" | "application/x-protobuf" => false,
         other => {
@@ -45,17 +40,16 @@ pub async fn loki_push(
             );
         }
     };
-    let body = match body(&engine, &headers, &raw, !json) {
-        Ok(b) => b,
+    let request = match incoming(&engine, &headers, &raw, !json) {
+        Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let limits = engine.distributor().limits().get(&tenant);
     let decoded = if json {
-        loki_push::decode_push_json(&body, &limits, now_ms())
+        loki_push::decode_push_json(&request.body, &request.limits, now_ms())
     } else {
-        loki_push::decode_push_protobuf(&body, &limits, now_ms())
+        loki_push::decode_push_protobuf(&request.body, &request.limits, now_ms())
     };
-    push(&engine, &tenant, decoded).await
+    push(&engine, &request.tenant, decoded).await
 }
 
 /// `POST /api/v2/spans`: Zipkin v2 JSON.
@@ -64,10 +58,6 @@ pub async fn zipkin_spans(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let tenant = match tenant(&engine, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let media = media_type(&headers);
     if !media.is_empty() && media != "application/json" {
         return reply(
@@ -77,13 +67,12 @@ pub async fn zipkin_spans(
             ),
         );
     }
-    let body = match body(&engine, &headers, &raw, false) {
-        Ok(b) => b,
+    let request = match incoming(&engine, &headers, &raw, false) {
+        Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let limits = engine.distributor().limits().get(&tenant);
-    let decoded = zipkin::decode_spans_json(&body, &limits, now_ms());
-    let response = push(&engine, &tenant, decoded).await;
+    let decoded = zipkin::decode_spans_json(&request.body, &request.limits, now_ms());
+    let response = push(&engine, &request.tenant, decoded).await;
     if response.status() == StatusCode::NO_CONTENT {
         return StatusCode::ACCEPTED.into_response();
     }

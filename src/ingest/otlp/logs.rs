@@ -516,12 +516,7 @@ mod tests {
             &limits,
             NOW_MS,
         );
-        let reasons: Vec<(&str, u64)> = d
-            .discards
-            .by_reason()
-            .iter()
-            .map(|(r, n)| (*r, *n))
-            .collect();
+        let reasons = d.discards.counts();
         assert_eq!(
             reasons,
             vec![

@@ -404,12 +404,7 @@ mod tests {
             &Limits::default(),
             NOW_MS,
         );
-        let reasons: Vec<(&str, u64)> = d
-            .discards
-            .by_reason()
-            .iter()
-            .map(|(r, n)| (*r, *n))
-            .collect();
+        let reasons = d.discards.counts();
         assert_eq!(
             reasons,
             vec![
