@@ -242,6 +242,27 @@ pub fn de_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::E
 mod tests {
     use super::*;
 
+    /// The TOML examples in the docs are real configurations.
+    #[test]
+    fn documented_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for doc in ["README.md", "docs/ingest.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            let blocks: Vec<&str> = text
+                .split("```toml\n")
+                .skip(1)
+                .map(|b| b.split("```").next().unwrap())
+                .collect();
+            assert!(!blocks.is_empty(), "{doc} has no TOML example");
+            for block in blocks {
+                let config = Config::from_toml(block).unwrap_or_else(|e| panic!("{doc}: {e}"));
+                config
+                    .limits_config()
+                    .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            }
+        }
+    }
+
     #[test]
     fn durations_and_sizes() {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));

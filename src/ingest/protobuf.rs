@@ -94,6 +94,14 @@ impl<'a> Reader<'a> {
         Ok(Some((field, value)))
     }
 
+    /// The next varint of a packed repeated field, or `None` at the end.
+    pub fn next_varint(&mut self) -> Result<Option<u64>, DecodeError> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        self.varint().map(Some)
+    }
+
     /// A reader over a nested message's bytes (offsets stay request-relative).
     pub fn nested(&self, bytes: &'a [u8]) -> Reader<'a> {
         let base = self.base + (bytes.as_ptr() as usize).saturating_sub(self.buf.as_ptr() as usize);

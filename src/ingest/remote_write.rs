@@ -1,9 +1,11 @@
-//! Prometheus remote write 1.0 (`prometheus.WriteRequest`, after snappy):
-//! each time series is validated (labels, metric name, limits, timestamps)
-//! and its samples appended to a canonical `samples` batch. Invalid series
-//! and samples are counted as discards; the rest is kept. Stale markers
-//! (Prometheus' special NaN) pass through bit for bit. Exemplars and
-//! metadata are ignored; native histograms are refused (counted).
+//! Prometheus remote write 1.0 (`prometheus.WriteRequest`) and 2.0
+//! (`io.prometheus.write.v2.Request`, labels as references into a symbol
+//! table), after snappy: each time series is validated (labels, metric name,
+//! limits, timestamps) and its samples appended to a canonical `samples`
+//! batch. Invalid series and samples are counted as discards; the rest is
+//! kept. Stale markers (Prometheus' special NaN) pass through bit for bit.
+//! Exemplars and metadata are ignored; native histograms are refused
+//! (counted).
 
 use super::distributor::{Decoded, Discards};
 use super::limits::Limits;
@@ -15,26 +17,137 @@ use crate::model::builders::SamplesBuilder;
 /// Series per output batch (bounds batch size for huge requests).
 const ROWS_PER_BATCH: usize = 64 * 1024;
 
-/// Decodes one uncompressed `WriteRequest`.
+/// What the 1.0 and 2.0 decoders share: validating one decoded series and
+/// appending its samples, and the request's batches and discards.
+struct SeriesSink<'l> {
+    limits: &'l Limits,
+    now_ms: i64,
+    builder: SamplesBuilder,
+    batches: Vec<arrow::array::RecordBatch>,
+    discards: Discards,
+    native_histograms: u64,
+}
+
+impl<'l> SeriesSink<'l> {
+    fn new(limits: &'l Limits, now_ms: i64) -> Self {
+        SeriesSink {
+            limits,
+            now_ms,
+            builder: SamplesBuilder::new(),
+            batches: Vec::new(),
+            discards: Discards::default(),
+            native_histograms: 0,
+        }
+    }
+
+    /// Validates one series (labels including `__name__`) and keeps its
+    /// samples that are inside the tenant's time window. `bad_utf8` is the
+    /// first label that was not UTF-8, if any.
+    fn series(
+        &mut self,
+        labels: &mut Vec<(&str, &str)>,
+        samples: &mut Vec<(i64, f64)>,
+        bad_utf8: Option<String>,
+    ) {
+        if samples.is_empty() {
+            return;
+        }
+        let n = samples.len() as u64;
+        if let Some(e) = bad_utf8 {
+            self.discards.add("label_invalid", n, || {
+                format!("{e} in series {}", render_labels(labels))
+            });
+            return;
+        }
+        if let Err(invalid) = check_labels(labels, self.limits) {
+            self.discards.add(invalid.reason, n, || invalid.message);
+            return;
+        }
+        let Some(metric) = labels
+            .iter()
+            .find(|(k, _)| *k == "__name__")
+            .map(|(_, v)| *v)
+        else {
+            self.discards.add("missing_metric_name", n, || {
+                format!("series {} has no __name__ label", render_labels(labels))
+            });
+            return;
+        };
+        labels.retain(|(k, _)| *k != "__name__");
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (limits, now_ms, discards) = (self.limits, self.now_ms, &mut self.discards);
+        samples.retain(
+            |&(t, _)| match check_time(Signal::Samples, t, limits, now_ms) {
+                Ok(()) => true,
+                Err(invalid) => {
+                    discards.add(invalid.reason, 1, || {
+                        format!(
+                            "{} for series {}{}",
+                            invalid.message,
+                            metric,
+                            render_labels(labels)
+                        )
+                    });
+                    false
+                }
+            },
+        );
+        self.builder.push_series(metric, labels, samples);
+        if self.builder.len() >= ROWS_PER_BATCH {
+            self.batches.push(self.builder.finish());
+        }
+    }
+
+    fn finish(mut self) -> Decoded {
+        if self.native_histograms > 0 {
+            self.discards.add(
+                "native_histogram_unsupported",
+                self.native_histograms,
+                || "native histograms are not supported yet; send classic histograms".to_string(),
+            );
+        }
+        if !self.builder.is_empty() {
+            self.batches.push(self.builder.finish());
+        }
+        let rows: usize = self.batches.iter().map(|b| b.num_rows()).sum();
+        Decoded {
+            signal: Signal::Samples,
+            batches: self.batches,
+            discards: self.discards,
+            cost: rows as f64,
+        }
+    }
+}
+
+/// A `Sample` message (both versions): `double value = 1; int64 timestamp = 2;`.
+fn read_sample(mut sample: Reader<'_>) -> Result<(i64, f64), DecodeError> {
+    let (mut v, mut t) = (0.0f64, 0i64);
+    while let Some((f, val)) = sample.next_field()? {
+        match (f, val) {
+            (1, Value::Fixed64(bits)) => v = f64::from_bits(bits),
+            (2, Value::Varint(x)) => t = as_i64(x),
+            _ => {}
+        }
+    }
+    Ok((t, v))
+}
+
+/// Decodes one uncompressed remote write 1.0 `prometheus.WriteRequest`.
 pub fn decode_write_request(
     body: &[u8],
     limits: &Limits,
     now_ms: i64,
 ) -> Result<Decoded, DecodeError> {
     let mut request = Reader::new(body);
-    let mut builder = SamplesBuilder::new();
-    let mut batches = Vec::new();
-    let mut discards = Discards::default();
+    let mut sink = SeriesSink::new(limits, now_ms);
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<(i64, f64)> = Vec::with_capacity(8);
-    let mut native_histograms = 0u64;
     while let Some((field, value)) = request.next_field()? {
         let (1, Value::Bytes(series_bytes)) = (field, value) else {
             continue; // metadata (3) and unknown fields
         };
         labels.clear();
         samples.clear();
-        let mut histograms = 0u64;
         let mut bad_utf8: Option<String> = None;
         let mut series = request.nested(series_bytes);
         while let Some((field, value)) = series.next_field()? {
@@ -58,85 +171,89 @@ pub fn decode_write_request(
                     labels.push((name, val));
                 }
                 (2, Value::Bytes(sample_bytes)) => {
-                    let mut sample = series.nested(sample_bytes);
-                    let (mut v, mut t) = (0.0f64, 0i64);
-                    while let Some((f, val)) = sample.next_field()? {
-                        match (f, val) {
-                            (1, Value::Fixed64(bits)) => v = f64::from_bits(bits),
-                            (2, Value::Varint(x)) => t = as_i64(x),
-                            _ => {}
-                        }
-                    }
-                    samples.push((t, v));
+                    samples.push(read_sample(series.nested(sample_bytes))?);
                 }
-                (4, Value::Bytes(_)) => histograms += 1,
+                (4, Value::Bytes(_)) => sink.native_histograms += 1,
                 _ => {} // exemplars (3)
             }
         }
-        native_histograms += histograms;
-        if samples.is_empty() {
-            continue;
+        sink.series(&mut labels, &mut samples, bad_utf8);
+    }
+    Ok(sink.finish())
+}
+
+/// Decodes one uncompressed remote write 2.0 `io.prometheus.write.v2.Request`:
+/// label names and values are references into the request's `symbols`
+/// table. Metadata, exemplars and created timestamps are ignored; native
+/// histograms are refused (counted).
+pub fn decode_write_request_v2(
+    body: &[u8],
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<Decoded, DecodeError> {
+    // Symbols first: the table may come after the series that use it.
+    let mut symbols: Vec<Result<&str, String>> = Vec::new();
+    let mut request = Reader::new(body);
+    while let Some((field, value)) = request.next_field()? {
+        if let (4, Value::Bytes(b)) = (field, value) {
+            symbols.push(as_str(b, "symbol"));
         }
-        let n = samples.len() as u64;
-        if let Some(e) = bad_utf8 {
-            discards.add("label_invalid", n, || {
-                format!("{e} in series {}", render_labels(&labels))
-            });
-            continue;
-        }
-        if let Err(invalid) = check_labels(&labels, limits) {
-            discards.add(invalid.reason, n, || invalid.message);
-            continue;
-        }
-        let Some(metric) = labels
-            .iter()
-            .find(|(k, _)| *k == "__name__")
-            .map(|(_, v)| *v)
-        else {
-            discards.add("missing_metric_name", n, || {
-                format!("series {} has no __name__ label", render_labels(&labels))
-            });
-            continue;
+    }
+    // A reference out of range is a malformed request; a symbol that is not
+    // UTF-8 only makes the series using it invalid.
+    let symbol = |r: u64| -> Result<&Result<&str, String>, DecodeError> {
+        symbols.get(r as usize).ok_or_else(|| {
+            DecodeError::bad_request(format!(
+                "a label refers to symbol {r}, but the request has {} symbols",
+                symbols.len()
+            ))
+        })
+    };
+    let mut sink = SeriesSink::new(limits, now_ms);
+    let mut refs: Vec<u64> = Vec::with_capacity(32);
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
+    let mut samples: Vec<(i64, f64)> = Vec::with_capacity(8);
+    let mut request = Reader::new(body);
+    while let Some((field, value)) = request.next_field()? {
+        let (5, Value::Bytes(series_bytes)) = (field, value) else {
+            continue; // symbols (4) and unknown fields
         };
-        labels.retain(|(k, _)| *k != "__name__");
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        // Samples must be in time order within a series; outside the window they are refused.
-        samples.retain(
-            |&(t, _)| match check_time(Signal::Samples, t, limits, now_ms) {
-                Ok(()) => true,
-                Err(invalid) => {
-                    discards.add(invalid.reason, 1, || {
-                        format!(
-                            "{} for series {}{}",
-                            invalid.message,
-                            metric,
-                            render_labels(&labels)
-                        )
-                    });
-                    false
+        refs.clear();
+        labels.clear();
+        samples.clear();
+        let mut series = request.nested(series_bytes);
+        while let Some((field, value)) = series.next_field()? {
+            match (field, value) {
+                (1, Value::Bytes(packed)) => {
+                    let mut packed = series.nested(packed);
+                    while let Some(r) = packed.next_varint()? {
+                        refs.push(r);
+                    }
                 }
-            },
-        );
-        builder.push_series(metric, &labels, &samples);
-        if builder.len() >= ROWS_PER_BATCH {
-            batches.push(builder.finish());
+                (1, Value::Varint(r)) => refs.push(r),
+                (2, Value::Bytes(sample_bytes)) => {
+                    samples.push(read_sample(series.nested(sample_bytes))?);
+                }
+                (3, Value::Bytes(_)) => sink.native_histograms += 1,
+                _ => {} // exemplars (4), metadata (5), created timestamp (6)
+            }
         }
+        if !refs.len().is_multiple_of(2) {
+            return Err(DecodeError::bad_request(format!(
+                "a time series has {} label references; names and values come in pairs",
+                refs.len()
+            )));
+        }
+        let mut bad_utf8 = None;
+        for pair in refs.chunks_exact(2) {
+            match (symbol(pair[0])?, symbol(pair[1])?) {
+                (Ok(name), Ok(value)) => labels.push((name, value)),
+                (Err(e), _) | (_, Err(e)) => bad_utf8 = bad_utf8.or_else(|| Some(e.clone())),
+            }
+        }
+        sink.series(&mut labels, &mut samples, bad_utf8);
     }
-    if native_histograms > 0 {
-        discards.add("native_histogram_unsupported", native_histograms, || {
-            "native histograms are not supported yet; send classic histograms".to_string()
-        });
-    }
-    if !builder.is_empty() {
-        batches.push(builder.finish());
-    }
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    Ok(Decoded {
-        signal: Signal::Samples,
-        batches,
-        discards,
-        cost: rows as f64,
-    })
+    Ok(sink.finish())
 }
 
 /// One series to encode: labels including `__name__`, and `(timestamp ms, value)` samples.
@@ -165,6 +282,45 @@ pub fn encode_write_request(series: &[SeriesSamples]) -> Vec<u8> {
             bytes_field(&mut ts, 2, &tmp);
         }
         bytes_field(&mut out, 1, &ts);
+    }
+    out
+}
+
+/// Test and benchmark helper: encodes a remote write 2.0 `Request` from
+/// series, with a deduplicated symbol table (`""` first, as the spec asks).
+pub fn encode_write_request_v2(series: &[SeriesSamples]) -> Vec<u8> {
+    use super::protobuf::{put_bytes_field as bytes_field, put_varint as varint};
+    let mut symbols: Vec<&str> = vec![""];
+    let mut index: std::collections::HashMap<&str, u64> = [("", 0)].into();
+    let mut timeseries = Vec::new();
+    for (labels, samples) in series {
+        let mut refs = Vec::new();
+        for (k, v) in labels {
+            for s in [k.as_str(), v.as_str()] {
+                let r = *index.entry(s).or_insert_with(|| {
+                    symbols.push(s);
+                    symbols.len() as u64 - 1
+                });
+                varint(&mut refs, r);
+            }
+        }
+        let mut ts = Vec::new();
+        bytes_field(&mut ts, 1, &refs);
+        for (t, v) in samples {
+            let mut sample = vec![0x09];
+            sample.extend_from_slice(&v.to_bits().to_le_bytes());
+            sample.push(0x10);
+            varint(&mut sample, *t as u64);
+            bytes_field(&mut ts, 2, &sample);
+        }
+        timeseries.push(ts);
+    }
+    let mut out = Vec::new();
+    for s in symbols {
+        bytes_field(&mut out, 4, s.as_bytes());
+    }
+    for ts in timeseries {
+        bytes_field(&mut out, 5, &ts);
     }
     out
 }
@@ -248,6 +404,89 @@ mod tests {
         assert!(decode_write_request(b"not protobuf at all", &Limits::default(), NOW).is_err());
     }
 
+    fn rows(d: &Decoded) -> Vec<String> {
+        let b = &d.batches[0];
+        let metric = b.column(1).as_string::<i32>();
+        let value = b.column(3).as_primitive::<Float64Type>();
+        let labels = b.column(2).as_map();
+        (0..b.num_rows())
+            .map(|i| {
+                format!(
+                    "{}{:?} {}",
+                    metric.value(i),
+                    crate::model::labels::map_row(labels, i),
+                    value.value(i)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v2_decodes_like_v1() {
+        let request = vec![
+            series(
+                &[("__name__", "up"), ("job", "api"), ("instance", "a:1")],
+                &[(NOW - 15_000, 1.0), (NOW, 0.0)],
+            ),
+            series(
+                &[("job", "api"), ("__name__", "http_requests_total")],
+                &[(NOW, 7.5)],
+            ),
+            series(&[("job", "api")], &[(NOW, 1.0)]),
+        ];
+        let v1 =
+            decode_write_request(&encode_write_request(&request), &Limits::default(), NOW).unwrap();
+        let v2 =
+            decode_write_request_v2(&encode_write_request_v2(&request), &Limits::default(), NOW)
+                .unwrap();
+        assert_eq!(rows(&v1), rows(&v2));
+        assert_eq!(v2.rows(), 3);
+        assert_eq!(v2.discards.counts(), vec![("missing_metric_name", 1)]);
+        assert_eq!(v1.discards.counts(), v2.discards.counts());
+    }
+
+    #[test]
+    fn v2_symbol_errors() {
+        use crate::ingest::protobuf::{put_bytes_field, put_varint};
+        // A reference past the symbol table is a malformed request.
+        let mut body = Vec::new();
+        put_bytes_field(&mut body, 4, b"");
+        put_bytes_field(&mut body, 4, b"__name__");
+        let mut refs = Vec::new();
+        put_varint(&mut refs, 1);
+        put_varint(&mut refs, 9);
+        let mut ts = Vec::new();
+        put_bytes_field(&mut ts, 1, &refs);
+        put_bytes_field(&mut body, 5, &ts);
+        let e = decode_write_request_v2(&body, &Limits::default(), NOW).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.message.contains("symbol 9") && e.message.contains("2 symbols"),
+            "{}",
+            e.message
+        );
+
+        // An odd number of references cannot be name/value pairs.
+        let mut body = Vec::new();
+        put_bytes_field(&mut body, 4, b"");
+        let mut ts = Vec::new();
+        put_bytes_field(&mut ts, 1, &[0]);
+        put_bytes_field(&mut body, 5, &ts);
+        let e = decode_write_request_v2(&body, &Limits::default(), NOW).unwrap_err();
+        assert!(e.message.contains("pairs"), "{}", e.message);
+
+        // A symbol that is not UTF-8 only invalidates the series using it.
+        let mut body = encode_write_request_v2(&[
+            series(&[("__name__", "ok")], &[(NOW, 1.0)]),
+            series(&[("__name__", "bad")], &[(NOW, 2.0)]),
+        ]);
+        let at = body.windows(3).position(|w| w == b"bad").unwrap();
+        body[at] = 0xff;
+        let d = decode_write_request_v2(&body, &Limits::default(), NOW).unwrap();
+        assert_eq!(d.rows(), 1);
+        assert_eq!(d.discards.counts(), vec![("label_invalid", 1)]);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
@@ -255,6 +494,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let _ = decode_write_request(&bytes, &Limits::default(), NOW);
+            let _ = decode_write_request_v2(&bytes, &Limits::default(), NOW);
         }
 
         /// Well-formed requests with arbitrary names and values are either
@@ -273,10 +513,12 @@ mod tests {
                 .iter()
                 .map(|(l, s)| (l.clone(), s.iter().map(|(t, v)| (NOW + t, *v)).collect()))
                 .collect();
-            let body = encode_write_request(&encoded);
-            let d = decode_write_request(&body, &Limits::default(), NOW).unwrap();
             let sent: u64 = encoded.iter().map(|(_, s)| s.len() as u64).sum();
+            let d = decode_write_request(&encode_write_request(&encoded), &Limits::default(), NOW).unwrap();
             proptest::prop_assert_eq!(d.rows() + d.discards.total(), sent);
+            let d2 = decode_write_request_v2(&encode_write_request_v2(&encoded), &Limits::default(), NOW).unwrap();
+            proptest::prop_assert_eq!(d2.rows(), d.rows());
+            proptest::prop_assert_eq!(d2.discards.counts(), d.discards.counts());
         }
     }
 }

@@ -2,7 +2,7 @@
 //! request bodies (size limit, snappy/gzip decoding), and the answers —
 //! `204` when everything was written, `400` naming the first invalid item
 //! and the counts (the valid items are still written), `413` for bodies over
-//! the limit, `415` for unknown content types, `429` over the rate limit,
+//! the limit, `415` for unknown content types or remote write messages, `429` over the rate limit,
 //! `503` when the write path cannot take the data (retryable).
 //!
 //! Protocol decoders live in `crate::ingest`; this module only translates.
@@ -196,49 +196,94 @@ pub async fn push(
     tenant: &str,
     decoded: Result<Decoded, DecodeError>,
 ) -> Response {
+    push_counting(engine, tenant, decoded).await.0
+}
+
+/// [`push`], also returning how many rows were written.
+async fn push_counting(
+    engine: &Engine,
+    tenant: &str,
+    decoded: Result<Decoded, DecodeError>,
+) -> (Response, u64) {
     let decoded = match decoded {
         Ok(d) => d,
-        Err(e) => return reply(e.status, e.message),
+        Err(e) => return (reply(e.status, e.message), 0),
     };
     match engine.distributor().push(tenant, decoded).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e @ PushError::Invalid { .. }) => reply(400, e.to_string()),
-        Err(e) => reply(e.http_status(), e.to_string()),
+        Ok(written) => (StatusCode::NO_CONTENT.into_response(), written),
+        Err(e @ PushError::Invalid { accepted, .. }) => (reply(400, e.to_string()), accepted),
+        Err(e) => (reply(e.http_status(), e.to_string()), 0),
     }
 }
 
-/// `POST /api/v1/push`, `POST /api/v1/write`: Prometheus remote write 1.0.
+/// The remote write message a `Content-Type` names: 1.0 unless `proto=` says 2.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RemoteWriteVersion {
+    V1,
+    V2,
+}
+
+fn remote_write_version(headers: &HeaderMap) -> Result<RemoteWriteVersion, Rejection> {
+    let media = media_type(headers);
+    if !media.is_empty() && media != "application/x-protobuf" {
+        return Err(Rejection::new(
+            415,
+            format!(
+                "unsupported Content-Type {media:?} for remote write (use application/x-protobuf)"
+            ),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let proto = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("proto"))
+        .map(|(_, v)| v.trim().trim_matches('"'));
+    match proto {
+        None | Some("prometheus.WriteRequest") => Ok(RemoteWriteVersion::V1),
+        Some("io.prometheus.write.v2.Request") => Ok(RemoteWriteVersion::V2),
+        Some(other) => Err(Rejection::new(
+            415,
+            format!(
+                "unsupported remote write message proto={other:?} (use prometheus.WriteRequest or io.prometheus.write.v2.Request)"
+            ),
+        )),
+    }
+}
+
+/// `POST /api/v1/push`, `POST /api/v1/write`: Prometheus remote write 1.0
+/// and 2.0. 2.0 answers carry the `X-Prometheus-Remote-Write-*-Written`
+/// counts the protocol asks for.
 pub async fn remote_write(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.contains("io.prometheus.write.v2") {
-        return reply(
-            415,
-            "remote write 2.0 (io.prometheus.write.v2.Request) is not supported; send prometheus.WriteRequest (remote write 1.0)",
-        );
-    }
-    let media = media_type(&headers);
-    if !media.is_empty() && media != "application/x-protobuf" {
-        return reply(
-            415,
-            format!(
-                "unsupported Content-Type {media:?} for remote write (use application/x-protobuf)"
-            ),
-        );
-    }
+    let version = match remote_write_version(&headers) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
     let request = match incoming(&engine, &headers, &raw, true) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let decoded = remote_write::decode_write_request(&request.body, &request.limits, now_ms());
-    push(&engine, &request.tenant, decoded).await
+    let decode = match version {
+        RemoteWriteVersion::V1 => remote_write::decode_write_request,
+        RemoteWriteVersion::V2 => remote_write::decode_write_request_v2,
+    };
+    let decoded = decode(&request.body, &request.limits, now_ms());
+    let (mut response, written) = push_counting(&engine, &request.tenant, decoded).await;
+    if version == RemoteWriteVersion::V2 {
+        let h = response.headers_mut();
+        h.insert("X-Prometheus-Remote-Write-Samples-Written", written.into());
+        h.insert("X-Prometheus-Remote-Write-Histograms-Written", 0.into());
+        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0.into());
+    }
+    response
 }
 
 /// `GET /metrics`: self-monitoring in the Prometheus text format.

@@ -5,9 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use o11ydb::ingest::remote_write::encode_write_request;
+use o11ydb::ingest::remote_write::{encode_write_request, encode_write_request_v2};
 
-use crate::common::{Server, http_send, tempdir};
+use crate::common::{Server, http_exchange, http_send, tempdir};
 
 const NOW_SLACK_MS: i64 = 1000;
 
@@ -367,4 +367,93 @@ async fn rate_limits_answer_429_and_overrides_reload_without_restart() {
         metrics.contains("tenant=\"small\",reason=\"rate_limited\"} 50"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_write_2_is_negotiated_by_content_type() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+    let now = now_ms() - NOW_SLACK_MS;
+    let series = [
+        (
+            labels(&[
+                ("__name__", "rw2_requests_total"),
+                ("job", "api"),
+                ("code", "200"),
+            ]),
+            vec![(now - 15_000, 10.0), (now, 12.0)],
+        ),
+        (
+            labels(&[
+                ("__name__", "rw2_requests_total"),
+                ("job", "api"),
+                ("code", "500"),
+            ]),
+            vec![(now, 1.0)],
+        ),
+        // No metric name: refused, the rest written.
+        (labels(&[("job", "api")]), vec![(now, 1.0)]),
+    ];
+    let v2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+    let body = snappy(&encode_write_request_v2(&series));
+    let send = |content_type: &str, body: &[u8]| {
+        http_exchange(
+            server.http,
+            "POST",
+            "/api/v1/write",
+            &[
+                ("Content-Type", content_type),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            body,
+        )
+    };
+    let answer = send(v2, &body);
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("__name__"), "{}", answer.body);
+    assert_eq!(
+        answer.header("X-Prometheus-Remote-Write-Samples-Written"),
+        Some("3")
+    );
+    assert_eq!(
+        answer.header("X-Prometheus-Remote-Write-Histograms-Written"),
+        Some("0")
+    );
+
+    let client = server.client().await;
+    let rows = client
+        .query(
+            "SELECT labels['code'], value FROM samples WHERE metric = 'rw2_requests_total' \
+             ORDER BY timestamp, 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("200".to_string(), 10.0),
+            ("200".to_string(), 12.0),
+            ("500".to_string(), 1.0)
+        ]
+    );
+
+    // A 2.0 body sent as 1.0 is not mistaken for data; an unknown proto is 415.
+    let answer = send(
+        "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+        &body,
+    );
+    assert_eq!(answer.status, 415, "{}", answer.body);
+    assert!(answer.body.contains("io.prometheus.write.v3.Request"));
+    let v1 = send(
+        "application/x-protobuf;proto=prometheus.WriteRequest",
+        &snappy(&encode_write_request(&[(
+            labels(&[("__name__", "rw1_up"), ("job", "api")]),
+            vec![(now, 1.0)],
+        )])),
+    );
+    assert_eq!(v1.status, 204, "{}", v1.body);
+    assert_eq!(v1.header("X-Prometheus-Remote-Write-Samples-Written"), None);
 }
