@@ -75,7 +75,9 @@ stop_server() {
 # run NAME PROTOCOL ARGS... : one load run; leaves its report in $WORK/NAME.txt.
 run() {
   local name=$1; shift
-  "$BIN" bench ingest --target "$ADDR" "$@" > "$WORK/$name.txt"
+  if ! "$BIN" bench ingest --target "$ADDR" "$@" > "$WORK/$name.txt" 2>&1; then
+    echo "$name failed:"; cat "$WORK/$name.txt"; exit 1
+  fi
   sed "s/^/$name /" "$WORK/$name.txt"
 }
 field() { awk -v k="$2:" '$1 == k {print $2}' "$WORK/$1.txt"; }

@@ -107,7 +107,7 @@ impl Default for IngesterConfig {
             flush_max_age: Duration::from_secs(15 * 60),
             flush_check_interval: Duration::from_secs(10),
             wal_segment_bytes: 64 << 20,
-            max_head_bytes: 4 << 30,
+            max_head_bytes: 1 << 30,
         }
     }
 }

@@ -7,6 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use o11ydb::{Config, Engine, server};
 
+// mimalloc returns freed memory to the system promptly and keeps ingest's many
+// short-lived Arrow buffers from fragmenting the heap across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "o11ydb",
@@ -307,6 +312,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     println!("requests: {}", report.requests);
     println!("request_bytes: {}", report.request_bytes);
     println!("failed_requests: {}", report.failed);
+    println!("retried_requests: {}", report.retried);
     if let Some(f) = &report.first_failure {
         println!("first_failure: {}", f.trim());
     }

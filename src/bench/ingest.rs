@@ -103,6 +103,8 @@ pub struct IngestReport {
     pub request_bytes: u64,
     pub elapsed: Duration,
     pub failed: u64,
+    /// Requests answered 429/503 and sent again.
+    pub retried: u64,
     pub first_failure: Option<String>,
 }
 
@@ -407,35 +409,29 @@ async fn post_all(
     let mut report = IngestReport::default();
     let mut line = String::new();
     for request in requests {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}User-Agent: o11ydb-bench\r\n\
-             Content-Length: {}\r\n\r\n",
-            request.body.len()
-        );
-        write.write_all(head.as_bytes()).await?;
-        write.write_all(&request.body).await?;
-        line.clear();
-        read.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Config(format!("bad HTTP status line {line:?}")))?;
-        let mut content_length = 0usize;
-        loop {
-            line.clear();
-            read.read_line(&mut line).await?;
-            if line == "\r\n" || line.is_empty() {
-                break;
+        // Retryable answers (429, 503) are sent again after a backoff, as
+        // Prometheus, Promtail and the OTel SDK do: what is timed is the
+        // sustained rate the receiver accepts.
+        let mut backoff = Duration::from_millis(20);
+        let (status, response) = loop {
+            let (status, response) = post_one(
+                &mut read,
+                &mut write,
+                addr,
+                path,
+                headers,
+                &request.body,
+                &mut line,
+            )
+            .await?;
+            if matches!(status, 429 | 503) {
+                report.retried += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
             }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut response = vec![0u8; content_length];
-        read.read_exact(&mut response).await?;
+            break (status, response);
+        };
         report.requests += 1;
         report.request_bytes += request.body.len() as u64;
         if (200..300).contains(&status) {
@@ -449,6 +445,48 @@ async fn post_all(
         }
     }
     Ok(report)
+}
+
+/// Sends one request on the connection and reads its answer.
+async fn post_one(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+    line: &mut String,
+) -> Result<(u16, Vec<u8>)> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}User-Agent: o11ydb-bench\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    write.write_all(head.as_bytes()).await?;
+    write.write_all(body).await?;
+    line.clear();
+    read.read_line(line).await?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Config(format!("bad HTTP status line {line:?}")))?;
+    let mut content_length = 0usize;
+    loop {
+        line.clear();
+        read.read_line(line).await?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            content_length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut response = vec![0u8; content_length];
+    read.read_exact(&mut response).await?;
+    Ok((status, response))
 }
 
 /// Builds the requests, sends them over `connections` connections and times it.
@@ -477,6 +515,7 @@ pub async fn run(b: &IngestBench) -> Result<IngestReport> {
         report.requests += one.requests;
         report.request_bytes += one.request_bytes;
         report.failed += one.failed;
+        report.retried += one.retried;
         report.first_failure = report.first_failure.or(one.first_failure);
     }
     report.elapsed = started.elapsed();

@@ -222,7 +222,10 @@ impl Distributor {
             .heads()
             .all()
             .iter()
-            .map(|(_, h)| h.stats().active_bytes as u64)
+            .map(|(_, h)| {
+                let stats = h.stats();
+                (stats.active_bytes + stats.frozen_bytes) as u64
+            })
             .sum();
         if head_bytes > self.max_head_bytes {
             self.count(tenant, signal, received, &discards);

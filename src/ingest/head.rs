@@ -149,6 +149,7 @@ impl Head {
         HeadStats {
             rows: state.active.rows + state.frozen.as_ref().map_or(0, |f| f.rows),
             active_bytes: state.active.bytes,
+            frozen_bytes: state.frozen.as_ref().map_or(0, |f| f.bytes),
             age: state.active.created.map(|c| c.elapsed()),
             min_segment: match (state.active.min_segment, frozen_segment) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -162,6 +163,8 @@ impl Head {
 pub struct HeadStats {
     pub rows: usize,
     pub active_bytes: usize,
+    /// Bytes of the part being flushed (still in memory until its block is published).
+    pub frozen_bytes: usize,
     pub age: Option<std::time::Duration>,
     pub min_segment: Option<u64>,
 }

@@ -37,6 +37,9 @@ pub struct Ingester {
     storage: Arc<Storage>,
     config: IngesterConfig,
     flush_lock: AsyncMutex<()>,
+    /// Woken when a head grows past `flush_max_bytes`, so the flush loop does
+    /// not wait for its next tick while memory grows.
+    flush_wanted: tokio::sync::Notify,
 }
 
 /// What a flush did, for logs and tests.
@@ -94,6 +97,7 @@ impl Ingester {
             storage,
             config,
             flush_lock: AsyncMutex::new(()),
+            flush_wanted: tokio::sync::Notify::new(),
         });
         Ok((ingester, report))
     }
@@ -106,13 +110,7 @@ impl Ingester {
         batch: &RecordBatch,
     ) -> Result<Durable> {
         let normalized = normalize(signal, batch)?;
-        if normalized.num_rows() == 0 {
-            return Ok(Durable {
-                lsn: self.wal.next_lsn(),
-                segment: self.wal.current_segment(),
-            });
-        }
-        self.wal.append(tenant, signal, normalized).await
+        self.append_durable(tenant, signal, normalized).await
     }
 
     /// Appends a batch already in canonical form (built with
@@ -124,13 +122,29 @@ impl Ingester {
         batch: &RecordBatch,
     ) -> Result<Durable> {
         debug_assert_eq!(batch.schema(), signal.schema());
+        self.append_durable(tenant, signal, batch.clone()).await
+    }
+
+    async fn append_durable(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        batch: RecordBatch,
+    ) -> Result<Durable> {
         if batch.num_rows() == 0 {
             return Ok(Durable {
                 lsn: self.wal.next_lsn(),
                 segment: self.wal.current_segment(),
             });
         }
-        self.wal.append(tenant, signal, batch.clone()).await
+        let durable = self.wal.append(tenant, signal, batch).await?;
+        if self
+            .head(tenant, signal)
+            .is_some_and(|h| h.stats().active_bytes as u64 >= self.config.flush_max_bytes)
+        {
+            self.flush_wanted.notify_one();
+        }
+        Ok(durable)
     }
 
     pub fn head(&self, tenant: &str, signal: Signal) -> Option<Arc<Head>> {
@@ -230,7 +244,8 @@ impl Ingester {
         self.wal.remove_segments_before(needed.min(current))
     }
 
-    /// Runs [`Ingester::flush_due`] every `flush_check_interval` until `shutdown` fires.
+    /// Runs [`Ingester::flush_due`] every `flush_check_interval`, and at once
+    /// when a head outgrows `flush_max_bytes`, until `shutdown` fires.
     pub fn spawn_flush_loop(
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -241,13 +256,13 @@ impl Ingester {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {
-                        let report = this.flush_due().await;
-                        if report.blocks > 0 {
-                            tracing::debug!(?report, "periodic flush");
-                        }
-                    }
+                    _ = tick.tick() => {}
+                    _ = this.flush_wanted.notified() => {}
                     _ = shutdown.changed() => break,
+                }
+                let report = this.flush_due().await;
+                if report.blocks > 0 {
+                    tracing::debug!(?report, "flush");
                 }
             }
         })
@@ -365,6 +380,44 @@ mod tests {
         let report = by_age.flush_due().await;
         assert_eq!((report.blocks, report.rows), (1, 2));
         assert_eq!(by_age.head("t", Signal::Samples).unwrap().stats().rows, 0);
+    }
+
+    /// A head past `flush_max_bytes` is flushed at once, not at the next tick.
+    #[tokio::test]
+    async fn an_oversized_head_wakes_the_flush_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let ingester = open(
+            dir.path(),
+            IngesterConfig {
+                flush_max_bytes: 1,
+                flush_max_age: Duration::from_secs(3600),
+                flush_check_interval: Duration::from_secs(3600),
+                ..IngesterConfig::default()
+            },
+        )
+        .await;
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let flush_loop = ingester.spawn_flush_loop(shutdown);
+        // The loop's first tick fires at once; wait for it to pass.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ingester
+            .append("t", Signal::Samples, &samples(4))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ingester
+            .storage()
+            .manifest("t", Signal::Samples)
+            .total_rows()
+            < 4
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the head was not flushed within 10 s although the tick is an hour away"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        flush_loop.abort();
     }
 
     #[test]

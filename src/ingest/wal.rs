@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
@@ -386,10 +386,14 @@ fn write_group(
     }
 }
 
+/// Arrow IPC with LZ4-compressed buffers: label maps repeat row after row,
+/// so records shrink several times for little CPU (replay reads both forms).
 fn encode_ipc(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 256);
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 8 + 256);
     {
-        let mut writer = StreamWriter::try_new(&mut buf, &batch.schema())?;
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))?;
+        let mut writer = StreamWriter::try_new_with_options(&mut buf, &batch.schema(), options)?;
         writer.write(batch)?;
         writer.finish()?;
     }
