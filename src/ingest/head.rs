@@ -28,7 +28,12 @@ pub struct HeadPart {
     /// Lowest WAL segment holding data of this part.
     pub min_segment: Option<u64>,
     pub created: Option<Instant>,
+    /// Batches before this index are already merged (see [`HeadPart::coalesce`]).
+    coalesced: usize,
 }
+
+/// Small batches merged into one once this many have been appended.
+const COALESCE_BATCHES: usize = 512;
 
 impl HeadPart {
     fn push(&mut self, signal: Signal, batch: RecordBatch, lsn: u64, segment: u64) {
@@ -42,18 +47,26 @@ impl HeadPart {
         self.min_segment = Some(self.min_segment.map_or(segment, |m| m.min(segment)));
         self.created.get_or_insert_with(Instant::now);
         self.batches.push((batch, range));
-        if self.batches.len() >= 512 {
+        if self.batches.len() - self.coalesced >= COALESCE_BATCHES {
             self.coalesce(signal);
         }
     }
 
-    /// Merges many small batches into one, so scans do not pay per-batch overhead.
+    /// Merges the small batches appended since the last merge into one, so
+    /// scans do not pay per-batch overhead. Earlier merged batches are left
+    /// alone: each row is copied once, not once per merge.
     fn coalesce(&mut self, signal: Signal) {
-        let batches: Vec<RecordBatch> = self.batches.iter().map(|(b, _)| b.clone()).collect();
-        if let Ok(merged) = arrow::compute::concat_batches(&signal.schema(), &batches) {
+        let tail: Vec<RecordBatch> = self.batches[self.coalesced..]
+            .iter()
+            .map(|(b, _)| b.clone())
+            .collect();
+        if let Ok(merged) = arrow::compute::concat_batches(&signal.schema(), &tail) {
+            let tail_bytes: usize = tail.iter().map(|b| b.get_array_memory_size()).sum();
             let range = time_range(signal, &merged).unwrap_or((i64::MIN, i64::MAX));
-            self.bytes = merged.get_array_memory_size();
-            self.batches = vec![(merged, range)];
+            self.bytes = self.bytes.saturating_sub(tail_bytes) + merged.get_array_memory_size();
+            self.batches.truncate(self.coalesced);
+            self.batches.push((merged, range));
+            self.coalesced = self.batches.len();
         }
     }
 
@@ -204,5 +217,37 @@ impl Heads {
         t.sort();
         t.dedup();
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::builders::SamplesBuilder;
+
+    #[test]
+    fn small_batches_are_merged_once_each() {
+        let mut part = HeadPart::default();
+        let n = 2 * COALESCE_BATCHES + 10;
+        for i in 0..n {
+            let mut b = SamplesBuilder::new();
+            b.push_series("up", &[("job", "api")], &[(i as i64, 1.0)]);
+            part.push(Signal::Samples, b.finish(), i as u64, 1);
+        }
+        // Two merged batches of COALESCE_BATCHES rows, then the 10 newest as they came.
+        let sizes: Vec<usize> = part.batches.iter().map(|(b, _)| b.num_rows()).collect();
+        assert_eq!(&sizes[..2], &[COALESCE_BATCHES, COALESCE_BATCHES]);
+        assert_eq!(sizes.len(), 12);
+        assert_eq!(part.rows, n);
+        assert_eq!(
+            part.batches[1].1,
+            (COALESCE_BATCHES as i64, 2 * COALESCE_BATCHES as i64 - 1)
+        );
+        let expected: usize = part
+            .batches
+            .iter()
+            .map(|(b, _)| b.get_array_memory_size())
+            .sum();
+        assert_eq!(part.bytes, expected);
     }
 }
