@@ -13,7 +13,6 @@ use arrow::array::{Array, AsArray, RecordBatch};
 
 use crate::error::{Error, Result};
 use crate::model::Signal;
-use crate::model::labels::map_row;
 
 const MAGIC: &[u8; 8] = b"O11IDX01";
 const FALSE_POSITIVE_RATE: f64 = 0.01;
@@ -61,12 +60,20 @@ impl Bloom {
     }
 
     fn hashes(key: &str) -> (u64, u64) {
-        let h = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+        Self::split(xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+    }
+
+    fn split(h: u128) -> (u64, u64) {
         ((h >> 64) as u64, (h as u64) | 1)
     }
 
     pub fn insert(&mut self, key: &str) {
-        let (a, b) = Self::hashes(key);
+        self.insert_hash(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+    }
+
+    /// Inserts a key by its `xxh3_128` hash.
+    fn insert_hash(&mut self, h: u128) {
+        let (a, b) = Self::split(h);
         for i in 0..self.num_hashes as u64 {
             let bit = a.wrapping_add(i.wrapping_mul(b)) % self.num_bits;
             self.bits[(bit / 64) as usize] |= 1 << (bit % 64);
@@ -131,7 +138,22 @@ impl Bloom {
 /// Collects the distinct index keys of a batch and builds the block's bloom.
 pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
     let (plain, maps) = indexed_columns(signal);
-    let mut keys: HashSet<String> = HashSet::new();
+    // Distinct keys by their hash; keys are built in one reused buffer.
+    let mut hashes: HashSet<u128> = HashSet::new();
+    let mut key = String::new();
+    let mut add = |column: &str, map_key: Option<&str>, value: &str| {
+        key.clear();
+        key.push_str(column);
+        if let Some(k) = map_key {
+            key.push('[');
+            key.push_str(k);
+            key.push(']');
+        }
+        key.push('=');
+        key.push_str(value);
+        debug_assert_eq!(key, index_key(column, map_key, value));
+        hashes.insert(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+    };
     for &column in plain {
         let Some(array) = batch.column_by_name(column) else {
             continue;
@@ -144,7 +166,7 @@ pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
             }
             let v = strings.value(i);
             if last != Some(v) {
-                keys.insert(index_key(column, None, v));
+                add(column, None, v);
                 last = Some(v);
             }
         }
@@ -155,24 +177,32 @@ pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
         };
         let map = array.as_map();
         let offsets = map.value_offsets();
+        let (keys, values) = (
+            map.keys().as_string::<i32>(),
+            map.values().as_string::<i32>(),
+        );
+        let entries = |row: usize| offsets[row] as usize..offsets[row + 1] as usize;
+        let same_row = |a: usize, b: usize| {
+            entries(a).len() == entries(b).len()
+                && entries(a).zip(entries(b)).all(|(x, y)| {
+                    keys.value(x) == keys.value(y) && values.value(x) == values.value(y)
+                })
+        };
         let mut last_row: Option<usize> = None;
         for row in 0..map.len() {
             // Sorted blocks repeat the same label set many times in a row.
-            if let Some(prev) = last_row
-                && offsets[prev + 1] - offsets[prev] == offsets[row + 1] - offsets[row]
-                && map_row(map, prev) == map_row(map, row)
-            {
+            if last_row.is_some_and(|prev| same_row(prev, row)) {
                 continue;
             }
-            for (k, v) in map_row(map, row) {
-                keys.insert(index_key(column, Some(k), v));
+            for e in entries(row) {
+                add(column, Some(keys.value(e)), values.value(e));
             }
             last_row = Some(row);
         }
     }
-    let mut bloom = Bloom::with_capacity(keys.len());
-    for k in &keys {
-        bloom.insert(k);
+    let mut bloom = Bloom::with_capacity(hashes.len());
+    for h in hashes {
+        bloom.insert_hash(h);
     }
     bloom
 }
