@@ -82,6 +82,17 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// A decoded request whose rate-limit cost is its row count (samples, spans).
+    pub fn costed_by_rows(signal: Signal, batches: Vec<RecordBatch>, discards: Discards) -> Self {
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        Decoded {
+            signal,
+            batches,
+            discards,
+            cost: rows as f64,
+        }
+    }
+
     pub fn rows(&self) -> u64 {
         self.batches.iter().map(|b| b.num_rows() as u64).sum()
     }

@@ -109,13 +109,7 @@ impl<'l> SeriesSink<'l> {
         if !self.builder.is_empty() {
             self.batches.push(self.builder.finish());
         }
-        let rows: usize = self.batches.iter().map(|b| b.num_rows()).sum();
-        Decoded {
-            signal: Signal::Samples,
-            batches: self.batches,
-            discards: self.discards,
-            cost: rows as f64,
-        }
+        Decoded::costed_by_rows(Signal::Samples, self.batches, self.discards)
     }
 }
 

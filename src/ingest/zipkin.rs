@@ -214,13 +214,7 @@ pub fn decode_spans_json(
     if !builder.is_empty() {
         batches.push(builder.finish());
     }
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    Ok(Decoded {
-        signal: Signal::Spans,
-        batches,
-        discards,
-        cost: rows as f64,
-    })
+    Ok(Decoded::costed_by_rows(Signal::Spans, batches, discards))
 }
 
 fn convert(span: ZipkinSpan<'_>, limits: &Limits, now_ms: i64) -> Result<SpanRow, Invalid> {

@@ -551,13 +551,7 @@ pub fn decode_metrics(
     if !c.builder.is_empty() {
         c.batches.push(c.builder.finish());
     }
-    let rows: usize = c.batches.iter().map(|b| b.num_rows()).sum();
-    Decoded {
-        signal: Signal::Samples,
-        batches: c.batches,
-        discards: c.discards,
-        cost: rows as f64,
-    }
+    Decoded::costed_by_rows(Signal::Samples, c.batches, c.discards)
 }
 
 #[cfg(test)]

@@ -78,13 +78,7 @@ pub fn decode_traces(request: ExportTraceServiceRequest, limits: &Limits, now_ms
     if !builder.is_empty() {
         batches.push(builder.finish());
     }
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    Decoded {
-        signal: Signal::Spans,
-        batches,
-        discards,
-        cost: rows as f64,
-    }
+    Decoded::costed_by_rows(Signal::Spans, batches, discards)
 }
 
 type Refused = (&'static str, String);
