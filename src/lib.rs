@@ -8,11 +8,11 @@
 //! | --- | --- |
 //! | [`config`] | TOML file + flags → one typed [`config::Config`] |
 //! | [`model`] | the Arrow schemas of `logs`, `samples`, `spans`; labels, series ids, normalisation |
-//! | [`ingest`] | batches → WAL (fsync, group commit) → in-memory head → flush to blocks |
+//! | [`ingest`] | protocol decoders (remote write, Loki push, OTLP, Zipkin) → distributor (tenant, validation, limits) → WAL (fsync, group commit) → in-memory head → flush to blocks |
 //! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
-//! | [`server`] | Postgres wire and HTTP front ends |
+//! | [`server`] | Postgres wire, HTTP (push endpoints, `/metrics`) and OTLP/gRPC front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`metrics`] | self-monitoring counters served on `/metrics` |
