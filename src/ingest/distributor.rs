@@ -174,6 +174,35 @@ impl std::fmt::Debug for Distributor {
     }
 }
 
+/// The newest sample of every series in the samples heads — after a restart,
+/// what the WAL replayed — so the out-of-order rule and the series limit
+/// hold across restarts as they do in a Mimir ingester rebuilt from its WAL.
+fn series_in_heads(ingester: &Ingester) -> HashMap<String, TenantSeries> {
+    let mut out: HashMap<String, TenantSeries> = HashMap::new();
+    for ((tenant, signal), head) in ingester.heads().all() {
+        if signal != Signal::Samples {
+            continue;
+        }
+        let tenant_series = out.entry(tenant).or_default();
+        let (batches, ()) = head.snapshot_with(|| ());
+        for (batch, _) in batches {
+            let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
+            let Some(ids) = batch.column_by_name("series_id") else {
+                continue;
+            };
+            let ids = ids.as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                let newest = tenant_series
+                    .newest
+                    .entry(ids.value(row))
+                    .or_insert(i64::MIN);
+                *newest = (*newest).max(ts.value(row));
+            }
+        }
+    }
+    out
+}
+
 /// Metric names of received and discarded items, per signal.
 pub fn item_metrics(signal: Signal) -> (&'static str, &'static str) {
     match signal {
@@ -212,11 +241,12 @@ impl Distributor {
                 "Items refused by the distributor, per tenant and reason.",
             );
         }
+        let series = series_in_heads(&ingester);
         Distributor {
             ingester,
             limits,
             metrics,
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(series),
             max_head_bytes,
         }
     }
@@ -478,6 +508,37 @@ mod tests {
             d.metrics
                 .value("o11ydb_received_samples_total", &[("tenant", "t")]),
             5.0
+        );
+    }
+
+    /// The out-of-order rule survives a restart: the WAL replay refills the
+    /// head and the distributor learns each series' newest sample from it.
+    #[tokio::test]
+    async fn out_of_order_state_is_rebuilt_from_the_wal_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let d = distributor(dir.path(), LimitsConfig::default()).await;
+            d.push("t", samples(&[("a", &[(10, 1.0), (20, 2.0)])]))
+                .await
+                .unwrap();
+        }
+        let d = distributor(dir.path(), LimitsConfig::default()).await;
+        assert_eq!(
+            d.ingester()
+                .head("t", Signal::Samples)
+                .unwrap()
+                .stats()
+                .rows,
+            2
+        );
+        let err = d
+            .push("t", samples(&[("a", &[(15, 1.5)])]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("out-of-order"), "{err}");
+        assert_eq!(
+            d.push("t", samples(&[("a", &[(25, 2.5)])])).await.unwrap(),
+            1
         );
     }
 
