@@ -452,13 +452,15 @@ mod tests {
         for (job, points) in series {
             b.push_series("up", &canonical(vec![("job", *job)]), points);
         }
-        let batch = b.finish();
-        Decoded {
-            signal: Signal::Samples,
-            cost: batch.num_rows() as f64,
-            batches: vec![batch],
-            discards: Discards::default(),
-        }
+        Decoded::costed_by_rows(Signal::Samples, vec![b.finish()], Discards::default())
+    }
+
+    fn head_rows(d: &Distributor) -> usize {
+        d.ingester()
+            .head("t", Signal::Samples)
+            .unwrap()
+            .stats()
+            .rows
     }
 
     #[tokio::test]
@@ -489,14 +491,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(err.http_status(), 400);
-        assert_eq!(
-            d.ingester()
-                .head("t", Signal::Samples)
-                .unwrap()
-                .stats()
-                .rows,
-            4
-        );
+        assert_eq!(head_rows(&d), 4);
         assert_eq!(
             d.metrics.value(
                 "o11ydb_discarded_samples_total",
@@ -523,14 +518,7 @@ mod tests {
                 .unwrap();
         }
         let d = distributor(dir.path(), LimitsConfig::default()).await;
-        assert_eq!(
-            d.ingester()
-                .head("t", Signal::Samples)
-                .unwrap()
-                .stats()
-                .rows,
-            2
-        );
+        assert_eq!(head_rows(&d), 2);
         let err = d
             .push("t", samples(&[("a", &[(15, 1.5)])]))
             .await

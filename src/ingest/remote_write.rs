@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn valid_series_become_rows_and_stale_markers_keep_their_bits() {
-        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
         let body = encode_write_request(&[
             series(
                 &[("__name__", "up"), ("job", "api"), ("instance", "a:1")],

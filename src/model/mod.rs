@@ -210,6 +210,10 @@ pub const SPAN_KINDS: [&str; 6] = [
 ];
 
 /// OpenTelemetry status codes as stored in `spans.status_code`.
+/// Bits of Prometheus' stale marker, the special NaN a sample carries when
+/// its series disappeared; stored and returned bit for bit.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
 pub const SPAN_STATUS_CODES: [&str; 3] = ["unset", "ok", "error"];
 
 /// A tenant id, validated at the edge (see [`crate::ingest::validate_tenant`]).

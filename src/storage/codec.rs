@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn decimals_round_trip_bit_exactly() {
         use arrow::array::{Float64Array, Int64Array};
-        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
         let values = Float64Array::from(vec![
             Some(1.0),
             Some(1.5),

@@ -144,7 +144,7 @@ async fn stale_markers_tenants_and_partial_failures() {
     let dir = tempdir();
     let server = Server::start(&dir.path().join("data"));
     let now = now_ms() - NOW_SLACK_MS;
-    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let stale = f64::from_bits(o11ydb::model::STALE_NAN_BITS);
     let body = encode_write_request(&[
         (
             labels(&[("__name__", "up"), ("job", "api"), ("instance", "a:1")]),

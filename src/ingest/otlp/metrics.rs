@@ -41,11 +41,9 @@ use super::{
 use crate::ingest::distributor::{Decoded, Discards};
 use crate::ingest::limits::Limits;
 use crate::ingest::validate::{check_labels, check_time, render_labels};
-use crate::model::Signal;
 use crate::model::builders::SamplesBuilder;
+use crate::model::{STALE_NAN_BITS, Signal};
 
-/// Prometheus' stale marker (a special NaN).
-const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
 /// `AggregationTemporality` numbers.
@@ -304,7 +302,7 @@ impl Converter<'_> {
             }
         };
         let value = if p.flags & NO_RECORDED_VALUE != 0 {
-            f64::from_bits(STALE_NAN)
+            f64::from_bits(STALE_NAN_BITS)
         } else {
             match p.value {
                 Some(number_data_point::Value::AsDouble(v)) => v,
@@ -326,7 +324,13 @@ impl Converter<'_> {
         };
         let t = ms(p.time_unix_nano);
         let stale = p.flags & NO_RECORDED_VALUE != 0;
-        let v = |x: f64| if stale { f64::from_bits(STALE_NAN) } else { x };
+        let v = |x: f64| {
+            if stale {
+                f64::from_bits(STALE_NAN_BITS)
+            } else {
+                x
+            }
+        };
         if let Some(sum) = p.sum {
             self.sample(&format!("{name}_sum"), &base, None, t, v(sum));
         }
@@ -364,7 +368,13 @@ impl Converter<'_> {
         };
         let t = ms(p.time_unix_nano);
         let stale = p.flags & NO_RECORDED_VALUE != 0;
-        let v = |x: f64| if stale { f64::from_bits(STALE_NAN) } else { x };
+        let v = |x: f64| {
+            if stale {
+                f64::from_bits(STALE_NAN_BITS)
+            } else {
+                x
+            }
+        };
         self.sample(&format!("{name}_sum"), &base, None, t, v(p.sum));
         self.sample(&format!("{name}_count"), &base, None, t, v(p.count as f64));
         for q in &p.quantile_values {
@@ -861,7 +871,7 @@ mod tests {
             .column(3)
             .as_primitive::<Float64Type>()
             .value(0);
-        assert_eq!(v.to_bits(), STALE_NAN);
+        assert_eq!(v.to_bits(), STALE_NAN_BITS);
     }
 
     #[test]
