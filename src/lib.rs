@@ -27,6 +27,7 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod storage;
 

@@ -1,0 +1,5 @@
+//! Query languages other than SQL, each planned over the same table
+//! providers as SQL: PromQL text → selector scans on `samples` → the
+//! time-series evaluator → instant vectors, range matrices, scalars.
+
+pub mod promql;

@@ -1,0 +1,75 @@
+//! The values a PromQL query returns, as the Prometheus HTTP API and the
+//! conformance runner see them: label sets, instant samples, range series.
+
+/// A series' label set, `__name__` included, sorted by label name, as
+/// Prometheus keeps it.
+pub type Labels = Vec<(String, String)>;
+
+/// The metric-name label.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One sample of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    pub labels: Labels,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// One series of a range matrix, points in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    /// (milliseconds since the epoch, value)
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The result of a query, by Prometheus `resultType`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryValue {
+    Scalar { timestamp: i64, value: f64 },
+    String { timestamp: i64, value: String },
+    Vector(Vec<InstantSample>),
+    /// Range queries always answer a matrix (sorted by label set); an
+    /// instant query answers one when the expression is a range vector.
+    Matrix(Vec<RangeSeries>),
+}
+
+impl QueryValue {
+    /// The Prometheus `resultType` name.
+    pub fn result_type(&self) -> &'static str {
+        match self {
+            QueryValue::Scalar { .. } => "scalar",
+            QueryValue::String { .. } => "string",
+            QueryValue::Vector(_) => "vector",
+            QueryValue::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// A query's value with the annotations Prometheus returns beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub value: QueryValue,
+    /// `PromQL warning: …` texts.
+    pub warnings: Vec<String>,
+    /// `PromQL info: …` texts.
+    pub infos: Vec<String>,
+}
+
+/// Sorts label pairs by name (the order Prometheus keeps them in).
+pub fn sort_labels(labels: &mut Labels) {
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+/// Prometheus' `labels.Compare`: pairwise by name, then value; a prefix sorts first.
+pub fn compare_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b.iter()) {
+        let ord = x.0.cmp(&y.0).then_with(|| x.1.cmp(&y.1));
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    a.len().cmp(&b.len())
+}
