@@ -4,7 +4,7 @@
 //! instant-vector values or rewrite labels.
 
 use chrono::{Datelike, TimeZone, Timelike, Utc};
-use o11ydb_udfs::promql::{histogram, range as kernels, stats};
+use o11ydb_udfs::promql::{histogram, range as kernels};
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
@@ -166,9 +166,8 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "predict_linear" => {
             let m = matrix_arg(ev, &args[0], times, name)?;
             let duration = scalar_arg(ev, &args[1], times, name)?;
-            let at_start = m.at.map(|_| ev.bounds.start);
             return Ok(over_windows(&m, times, true, |i, ts, vs, _| {
-                kernels::predict_linear(ts, vs, at_start.unwrap_or(times[i]), duration[i])
+                kernels::predict_linear(ts, vs, times[i], duration[i])
             }));
         }
         "quantile_over_time" => {
@@ -250,23 +249,10 @@ fn range_function(name: &str) -> Option<WindowFn> {
         "mad_over_time" => |_, vs, _, _| Some(kernels::mad_over_time(vs)),
         "ts_of_first_over_time" => |ts, _, _, _| ts.first().map(|&t| t as f64 / 1000.0),
         "ts_of_last_over_time" => |ts, _, _, _| ts.last().map(|&t| t as f64 / 1000.0),
-        "ts_of_max_over_time" => |ts, vs, _, _| extreme_timestamp(ts, vs, |a, b| a >= b),
-        "ts_of_min_over_time" => |ts, vs, _, _| extreme_timestamp(ts, vs, |a, b| a <= b),
+        "ts_of_max_over_time" => |ts, vs, _, _| Some(kernels::ts_of_max_over_time(ts, vs)),
+        "ts_of_min_over_time" => |ts, vs, _, _| Some(kernels::ts_of_min_over_time(ts, vs)),
         _ => return None,
     })
-}
-
-/// Time of the last sample holding the window's max (or min); NaN values count only when all are NaN.
-fn extreme_timestamp(ts: &[i64], vs: &[f64], better: fn(f64, f64) -> bool) -> Option<f64> {
-    let mut best: Option<(i64, f64)> = None;
-    for (&t, &v) in ts.iter().zip(vs) {
-        best = match best {
-            None => Some((t, v)),
-            Some((_, b)) if b.is_nan() || (!v.is_nan() && better(v, b)) => Some((t, v)),
-            keep => keep,
-        };
-    }
-    best.map(|(t, _)| t as f64 / 1000.0)
 }
 
 fn math_function(name: &str) -> Option<fn(f64) -> f64> {

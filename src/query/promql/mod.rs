@@ -12,6 +12,7 @@ mod binary;
 mod eval;
 mod fetch;
 mod functions;
+pub mod sql_function;
 pub mod value;
 
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
