@@ -90,6 +90,8 @@ pub fn selector_key(vs: &VectorSelector) -> SelectorKey {
 pub struct QueryBounds {
     pub start: i64,
     pub end: i64,
+    /// 0 for instant queries.
+    pub step: i64,
 }
 
 pub fn at_ms(at: &Option<AtModifier>, bounds: QueryBounds) -> Option<i64> {
@@ -120,6 +122,8 @@ pub fn is_stale(v: f64) -> bool {
 }
 
 pub struct Evaluator<'a> {
+    /// The query text, for positions in annotations.
+    pub query: &'a str,
     pub bounds: QueryBounds,
     pub lookback: i64,
     pub default_subquery_step: i64,
@@ -131,6 +135,16 @@ pub struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
+    /// `(line:column)` of the first occurrence of `needle` in the query
+    /// (1-based, as Prometheus prints positions in annotations).
+    pub fn position_of(&self, needle: &str) -> String {
+        let offset = self.query.find(needle).unwrap_or(0);
+        let before = &self.query[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("({line}:{column})")
+    }
+
     pub fn eval(&mut self, expr: &Expr, times: &[i64]) -> Result<Val, PromError> {
         if Instant::now() > self.deadline {
             return Err(PromError::Timeout("query execution".into()));
@@ -185,6 +199,16 @@ impl Evaluator<'_> {
         };
         self.check_samples(&value)?;
         Ok(value)
+    }
+
+    /// Sorting a range query's result does nothing: Prometheus warns.
+    pub fn warn_sort_in_range_query(&mut self, function: &str, times: &[i64]) {
+        if times.len() > 1 {
+            let at = self.position_of(function);
+            self.warnings.push(format!(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels {at}"
+            ));
+        }
     }
 
     fn check_samples(&self, value: &Val) -> Result<(), PromError> {

@@ -152,14 +152,20 @@ async fn run(
     let deadline = Instant::now() + options.timeout;
     // Boxed so selector nodes keep their address (their key) when moved.
     let expr = Box::new(parse(query)?);
-    let bounds = QueryBounds { start, end };
+    let bounds = QueryBounds {
+        start,
+        end,
+        step: if instant { 0 } else { step },
+    };
     let data = tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
         .await
         .map_err(|_| PromError::Timeout("query execution".into()))??;
     let options = options.clone();
+    let query = query.to_string();
     tokio::task::spawn_blocking(move || {
         let times: Vec<i64> = (0..).map(|i| start + i * step).take_while(|&t| t <= end).collect();
         let mut evaluator = Evaluator {
+            query: &query,
             bounds,
             lookback: options.lookback_ms,
             default_subquery_step: options.default_subquery_step_ms,
