@@ -123,6 +123,13 @@ pub struct QueryConfig {
     pub target_partitions: usize,
 }
 
+impl QueryConfig {
+    /// The PromQL engine settings these options give.
+    pub fn promql_options(&self) -> crate::query::promql::QueryOptions {
+        crate::query::promql::QueryOptions::default()
+    }
+}
+
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
