@@ -31,6 +31,28 @@ enum Command {
     /// Benchmarks that need a whole engine (see benches/README.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run upstream query-language test scripts against an in-memory engine and report.
+    #[command(subcommand)]
+    Conformance(ConformanceCommand),
+}
+
+#[derive(Subcommand)]
+enum ConformanceCommand {
+    /// Run every Prometheus promqltest `*.test` script in DIR; prints one line
+    /// per failing eval and `N passed, M failed` (exit code 0 either way).
+    Promql(PromqlConformanceArgs),
+}
+
+#[derive(clap::Args)]
+struct PromqlConformanceArgs {
+    /// Directory holding the `*.test` scripts.
+    dir: PathBuf,
+    /// Ignore `expect warn/info/no_warn/no_info` lines.
+    #[arg(long)]
+    no_annotations: bool,
+    /// Run only this script (`functions.test` or `functions`).
+    #[arg(long, value_name = "NAME")]
+    file: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +209,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
+        Command::Conformance(ConformanceCommand::Promql(args)) => {
+            runtime.block_on(conformance_promql(args))
+        }
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -337,6 +362,19 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         report.payload_mb_per_second()
     );
     anyhow::ensure!(report.failed == 0, "{} requests failed", report.failed);
+    Ok(())
+}
+
+async fn conformance_promql(args: PromqlConformanceArgs) -> anyhow::Result<()> {
+    use o11ydb::query::promql::conformance::{RunOptions, run_dir};
+    let options = RunOptions {
+        check_annotations: !args.no_annotations,
+        file: args.file,
+        ..RunOptions::default()
+    };
+    let mut out = std::io::stdout().lock();
+    // Failing evals are the report, not an error: only script and I/O errors fail.
+    run_dir(&args.dir, &options, &mut out).await?;
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! Integration tests over real sockets: each test starts the real `o11ydb`
 //! binary on free ports with a temporary data directory and talks to it with
-//! real clients. One test binary, so the engine is linked once.
+//! real clients (the PromQL conformance scripts drive the library's runner
+//! directly). One test binary, so the engine is linked once.
 
 mod common;
 mod durability;
 mod limits;
+mod promql_conformance;
 mod pruning;
 mod remote_write;
 mod sql;

@@ -9,6 +9,7 @@
 
 mod aggregate;
 mod binary;
+pub mod conformance;
 mod eval;
 mod fetch;
 mod functions;

@@ -1,0 +1,50 @@
+//! The Prometheus promqltest scripts (`/work/shared/conformance/promql`, or
+//! `O11YDB_CONFORMANCE_DIR`) through the conformance runner: every script
+//! must parse, and at least [`FLOOR`] evals must pass.
+
+use std::path::PathBuf;
+
+use o11ydb::query::promql::conformance::{RunOptions, run_dir};
+
+/// Evals that must pass. 0 while the PromQL evaluator is not wired in; the
+/// evaluator's owner raises it as conformance improves.
+const FLOOR: usize = 0;
+
+fn conformance_dir() -> PathBuf {
+    match std::env::var_os("O11YDB_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/promql"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promql_conformance_scripts_pass_the_floor() {
+    let dir = conformance_dir();
+    if !dir.is_dir() {
+        println!(
+            "skipped: no PromQL conformance scripts at {} (set O11YDB_CONFORMANCE_DIR)",
+            dir.display()
+        );
+        return;
+    }
+    // Into a buffer and then `print!`, so the harness captures the report.
+    let mut out = Vec::new();
+    let result = run_dir(&dir, &RunOptions::default(), &mut out).await;
+    print!("{}", String::from_utf8_lossy(&out));
+    let summary = result.unwrap_or_else(|e| panic!("conformance run failed: {e}"));
+    assert!(
+        !summary.files.is_empty(),
+        "no *.test files in {}",
+        dir.display()
+    );
+    #[allow(
+        clippy::absurd_extreme_comparisons,
+        reason = "FLOOR is 0 until the evaluator lands"
+    )]
+    let above_floor = summary.passed >= FLOOR;
+    assert!(
+        above_floor,
+        "{} evals passed, the floor is {FLOOR}",
+        summary.passed
+    );
+}
