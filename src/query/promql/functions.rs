@@ -379,7 +379,7 @@ fn over_windows(
                         if w.is_empty() {
                             return None;
                         }
-                        f(i, &s.timestamps[w.clone()], &s.values[w], (end - m.range, end))
+                        f(i, &s.timestamps[w.clone()], &s.values[w], (end.saturating_sub(m.range), end))
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
