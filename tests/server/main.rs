@@ -5,6 +5,7 @@
 mod common;
 mod durability;
 mod limits;
+mod prometheus_api;
 mod pruning;
 mod remote_write;
 mod sql;

@@ -90,7 +90,9 @@ pub async fn instant_query(
     options: &QueryOptions,
 ) -> Result<QueryOutput, PromError> {
     let _ = (ctx, query, time_ms, options);
-    Err(PromError::Internal("PromQL evaluation is not wired yet".into()))
+    Err(PromError::Internal(
+        "PromQL evaluation is not wired yet".into(),
+    ))
 }
 
 /// Evaluates `query` at every `step_ms` from `start_ms` to `end_ms`
@@ -104,7 +106,9 @@ pub async fn range_query(
     options: &QueryOptions,
 ) -> Result<QueryOutput, PromError> {
     let _ = (ctx, query, start_ms, end_ms, step_ms, options);
-    Err(PromError::Internal("PromQL evaluation is not wired yet".into()))
+    Err(PromError::Internal(
+        "PromQL evaluation is not wired yet".into(),
+    ))
 }
 
 /// The label sets of the series matching any of the `match[]` selectors
@@ -116,7 +120,9 @@ pub async fn select_series(
     end_ms: Option<i64>,
 ) -> Result<Vec<Labels>, PromError> {
     let _ = (ctx, selectors, start_ms, end_ms);
-    Err(PromError::Internal("series selection is not wired yet".into()))
+    Err(PromError::Internal(
+        "series selection is not wired yet".into(),
+    ))
 }
 
 /// Label names of the series matching `selectors` (all series when empty), sorted.
