@@ -182,6 +182,12 @@ impl Engine {
             ctx.register_table(name, table)?;
         }
         o11ydb_udfs::register_all(&ctx);
+        ctx.register_udtf(
+            "promql",
+            Arc::new(crate::query::promql::sql_function::PromqlFunction {
+                options: self.config.query.promql_options(),
+            }),
+        );
         for (file, text) in SHIPPED_SQL {
             for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 let body: String = statement

@@ -5,6 +5,7 @@
 //! * [`to_json::ToJson`] — `to_json(value)`: any value (maps, lists, structs
 //!   included) as JSON text; also how nested columns reach Postgres clients.
 
+pub mod promql;
 pub mod to_json;
 
 use datafusion::prelude::SessionContext;

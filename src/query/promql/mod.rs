@@ -7,6 +7,12 @@
 //! and the conformance runner), [`select_series`], [`label_names`] and
 //! [`label_values`] (the metadata endpoints).
 
+mod aggregate;
+mod binary;
+mod eval;
+mod fetch;
+mod functions;
+pub mod sql_function;
 pub mod value;
 
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
@@ -79,7 +85,18 @@ impl PromError {
     }
 }
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use datafusion::prelude::SessionContext;
+use promql_parser::parser::{Expr, VectorSelector};
+
+use eval::{Evaluator, QueryBounds, StepSeries, Val, selector_key, selector_ranges, selectors, window};
+use fetch::{RawSeries, fetch_label_sets, fetch_series, matcher_sets};
+use value::{METRIC_NAME, compare_labels};
+
+/// Most points a range query may return per series (Prometheus' limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Evaluates `query` at one instant (`time_ms`, milliseconds since the epoch)
 /// over the tenant tables of `ctx`, like Prometheus' `/api/v1/query`.
@@ -89,10 +106,7 @@ pub async fn instant_query(
     time_ms: i64,
     options: &QueryOptions,
 ) -> Result<QueryOutput, PromError> {
-    let _ = (ctx, query, time_ms, options);
-    Err(PromError::Internal(
-        "PromQL evaluation is not wired yet".into(),
-    ))
+    run(ctx, query, time_ms, time_ms, 1, options, true).await
 }
 
 /// Evaluates `query` at every `step_ms` from `start_ms` to `end_ms`
@@ -105,10 +119,207 @@ pub async fn range_query(
     step_ms: i64,
     options: &QueryOptions,
 ) -> Result<QueryOutput, PromError> {
-    let _ = (ctx, query, start_ms, end_ms, step_ms, options);
-    Err(PromError::Internal(
-        "PromQL evaluation is not wired yet".into(),
-    ))
+    if step_ms <= 0 {
+        return Err(PromError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if end_ms < start_ms {
+        return Err(PromError::BadData("end timestamp must not be before start time".into()));
+    }
+    if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+        return Err(PromError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    run(ctx, query, start_ms, end_ms, step_ms, options, false).await
+}
+
+/// Parses a query as Prometheus does, errors as `bad_data`.
+pub fn parse(query: &str) -> Result<Expr, PromError> {
+    promql_parser::parser::parse(query).map_err(PromError::BadData)
+}
+
+async fn run(
+    ctx: &SessionContext,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    options: &QueryOptions,
+    instant: bool,
+) -> Result<QueryOutput, PromError> {
+    let deadline = Instant::now() + options.timeout;
+    // Boxed so selector nodes keep their address (their key) when moved.
+    let expr = Box::new(parse(query)?);
+    let bounds = QueryBounds { start, end };
+    let data = tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
+        .await
+        .map_err(|_| PromError::Timeout("query execution".into()))??;
+    let options = options.clone();
+    tokio::task::spawn_blocking(move || {
+        let times: Vec<i64> = (0..).map(|i| start + i * step).take_while(|&t| t <= end).collect();
+        let mut evaluator = Evaluator {
+            bounds,
+            lookback: options.lookback_ms,
+            default_subquery_step: options.default_subquery_step_ms,
+            data: &data,
+            deadline,
+            max_samples: options.max_samples,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        };
+        let value = evaluator.eval(&expr, &times)?;
+        let value = if instant {
+            instant_value(value, start)?
+        } else {
+            range_value(value, &times)?
+        };
+        let mut warnings = evaluator.warnings;
+        warnings.dedup();
+        let mut infos = evaluator.infos;
+        infos.dedup();
+        Ok(QueryOutput { value, warnings, infos })
+    })
+    .await
+    .map_err(|e| PromError::Internal(format!("query evaluation failed: {e}")))?
+}
+
+/// Fetches the samples of every selector over the span the query needs.
+async fn fetch_all(
+    ctx: &SessionContext,
+    expr: &Expr,
+    bounds: QueryBounds,
+    options: &QueryOptions,
+) -> Result<HashMap<usize, Vec<RawSeries>>, PromError> {
+    let mut ranges = HashMap::new();
+    selector_ranges(expr, bounds.start, bounds.end, bounds, options.lookback_ms, &mut ranges);
+    let mut nodes: Vec<&VectorSelector> = Vec::new();
+    selectors(expr, &mut nodes);
+    let mut data = HashMap::new();
+    let mut budget = options.max_samples;
+    for vs in nodes {
+        let key = selector_key(vs);
+        let Some(&(min, max)) = ranges.get(&key) else { continue };
+        let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
+        let series = fetch_series(ctx, &sets, min, max, budget).await?;
+        budget -= series.iter().map(|s| s.timestamps.len()).sum::<usize>();
+        data.insert(key, series);
+    }
+    Ok(data)
+}
+
+/// The series of a vector with `__name__` removed where asked; two series
+/// ending with the same labels at the same step are an error.
+fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> {
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for mut s in series {
+        if s.drop_name {
+            s.labels.retain(|(n, _)| n != METRIC_NAME);
+        }
+        match index.get(&s.labels) {
+            Some(&i) => {
+                let target = &mut out[i];
+                for (slot, v) in target.values.iter_mut().zip(s.values) {
+                    if v.is_some() {
+                        if slot.is_some() {
+                            return Err(PromError::Execution(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                        *slot = v;
+                    }
+                }
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
+    Ok(match value {
+        Val::Scalar(v) => QueryValue::Scalar { timestamp: t, value: v[0] },
+        Val::String(s) => QueryValue::String { timestamp: t, value: s },
+        Val::Vector(series) => QueryValue::Vector(
+            finish_series(series)?
+                .into_iter()
+                .filter_map(|s| {
+                    s.values[0].map(|value| InstantSample { labels: s.labels, timestamp: t, value })
+                })
+                .collect(),
+        ),
+        Val::Matrix(m) => {
+            let end = m.window_end(t);
+            let mut out: Vec<RangeSeries> = m
+                .series
+                .into_iter()
+                .filter_map(|s| {
+                    let w = window(&s.timestamps, end, m.range);
+                    let points: Vec<(i64, f64)> = s.timestamps[w.clone()]
+                        .iter()
+                        .copied()
+                        .zip(s.values[w].iter().copied())
+                        .collect();
+                    (!points.is_empty()).then_some(RangeSeries { labels: s.labels, points })
+                })
+                .collect();
+            out.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
+            QueryValue::Matrix(out)
+        }
+    })
+}
+
+fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromError> {
+    let series = match value {
+        Val::Scalar(v) => {
+            return Ok(QueryValue::Matrix(vec![RangeSeries {
+                labels: vec![],
+                points: times.iter().copied().zip(v).collect(),
+            }]));
+        }
+        Val::Vector(series) => series,
+        other => {
+            return Err(PromError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                other.type_name()
+            )));
+        }
+    };
+    let mut out: Vec<RangeSeries> = finish_series(series)?
+        .into_iter()
+        .map(|s| RangeSeries {
+            labels: s.labels,
+            points: times
+                .iter()
+                .zip(s.values)
+                .filter_map(|(&t, v)| v.map(|v| (t, v)))
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    out.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
+    Ok(QueryValue::Matrix(out))
+}
+
+/// Parses `match[]` selectors into matcher alternatives.
+fn selector_sets(selectors: &[String]) -> Result<Vec<Vec<promql_parser::label::Matcher>>, PromError> {
+    let mut sets = Vec::new();
+    for text in selectors {
+        match parse(text)? {
+            Expr::VectorSelector(vs) => sets.extend(matcher_sets(vs.name.as_deref(), &vs.matchers)),
+            _ => {
+                return Err(PromError::BadData(format!(
+                    "{text:?} is not a series selector"
+                )));
+            }
+        }
+    }
+    Ok(sets)
 }
 
 /// The label sets of the series matching any of the `match[]` selectors
@@ -119,10 +330,38 @@ pub async fn select_series(
     start_ms: Option<i64>,
     end_ms: Option<i64>,
 ) -> Result<Vec<Labels>, PromError> {
-    let _ = (ctx, selectors, start_ms, end_ms);
-    Err(PromError::Internal(
-        "series selection is not wired yet".into(),
-    ))
+    let sets = selector_sets(selectors)?;
+    let mut labels = fetch_label_sets(
+        ctx,
+        &sets,
+        start_ms.unwrap_or(i64::MIN / 2),
+        end_ms.unwrap_or(i64::MAX / 2),
+    )
+    .await?;
+    labels.sort_by(compare_labels);
+    labels.dedup();
+    Ok(labels)
+}
+
+/// The label sets of all series (no selectors) or of the matching ones.
+async fn label_sets(
+    ctx: &SessionContext,
+    selectors: &[String],
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+) -> Result<Vec<Labels>, PromError> {
+    let sets = if selectors.is_empty() {
+        vec![vec![]]
+    } else {
+        selector_sets(selectors)?
+    };
+    fetch_label_sets(
+        ctx,
+        &sets,
+        start_ms.unwrap_or(i64::MIN / 2),
+        end_ms.unwrap_or(i64::MAX / 2),
+    )
+    .await
 }
 
 /// Label names of the series matching `selectors` (all series when empty), sorted.
@@ -132,8 +371,14 @@ pub async fn label_names(
     start_ms: Option<i64>,
     end_ms: Option<i64>,
 ) -> Result<Vec<String>, PromError> {
-    let _ = (ctx, selectors, start_ms, end_ms);
-    Err(PromError::Internal("label names are not wired yet".into()))
+    let mut names: Vec<String> = label_sets(ctx, selectors, start_ms, end_ms)
+        .await?
+        .into_iter()
+        .flat_map(|l| l.into_iter().map(|(n, _)| n))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Values of label `name` over the series matching `selectors` (all when empty), sorted.
@@ -144,6 +389,12 @@ pub async fn label_values(
     start_ms: Option<i64>,
     end_ms: Option<i64>,
 ) -> Result<Vec<String>, PromError> {
-    let _ = (ctx, name, selectors, start_ms, end_ms);
-    Err(PromError::Internal("label values are not wired yet".into()))
+    let mut values: Vec<String> = label_sets(ctx, selectors, start_ms, end_ms)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+        .collect();
+    values.sort();
+    values.dedup();
+    Ok(values)
 }

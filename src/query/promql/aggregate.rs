@@ -1,0 +1,326 @@
+//! PromQL aggregation operators (`sum`, `avg`, `topk`, `count_values`, …
+//! with `by`/`without`): input series → groups by their grouping labels →
+//! one value per group and step, or (for `topk`, `bottomk`, `limitk`,
+//! `limit_ratio`) the selected input series themselves.
+
+use std::collections::HashMap;
+
+use o11ydb_udfs::promql::stats;
+use promql_parser::label::Labels as LabelNames;
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use super::PromError;
+use super::eval::{Evaluator, StepSeries, Val};
+use super::functions::{scalar_arg, string_arg, valid_label_name, vector_arg};
+use super::value::{Labels, METRIC_NAME, sort_labels};
+
+pub fn aggregate(ev: &mut Evaluator<'_>, agg: &AggregateExpr, times: &[i64]) -> Result<Val, PromError> {
+    let op = agg.op.id();
+    let name = agg.op.to_string();
+    let param = match (&agg.param, op) {
+        (Some(p), T_COUNT_VALUES) => Param::Label(string_arg(ev, p, times, &name)?),
+        (Some(p), _) => Param::Numbers(scalar_arg(ev, p, times, &name)?),
+        (None, _) => Param::None,
+    };
+    let input = vector_arg(ev, &agg.expr, times, &name)?;
+    let keys: Vec<Labels> = input
+        .iter()
+        .map(|s| grouping_labels(&s.labels, agg.modifier.as_ref()))
+        .collect();
+    // Groups in order of first appearance.
+    let mut group_of: HashMap<&Labels, usize> = HashMap::new();
+    let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
+    for (idx, key) in keys.iter().enumerate() {
+        let g = *group_of.entry(key).or_insert_with(|| {
+            groups.push((key.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(idx);
+    }
+    let steps = times.len();
+    match (op, param) {
+        (T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO, Param::Numbers(k)) => {
+            select_series(op, &k, input, &groups, steps, ev)
+        }
+        (T_COUNT_VALUES, Param::Label(label)) => {
+            if !valid_label_name(&label) {
+                return Err(PromError::Execution(format!("invalid label name {label:?}")));
+            }
+            Ok(count_values(&label, &input, &groups, steps))
+        }
+        (T_QUANTILE, Param::Numbers(q)) => {
+            if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                ev.warnings.push(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+                ));
+            }
+            Ok(per_group(&input, groups, steps, |i, values| {
+                stats::quantile(q[i], values)
+            }))
+        }
+        (T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR, _) => {
+            Ok(per_group(&input, groups, steps, |_, values| fold(op, values)))
+        }
+        _ => Err(PromError::BadData(format!(
+            "aggregation {name} is not supported by o11ydb"
+        ))),
+    }
+}
+
+enum Param {
+    None,
+    Numbers(Vec<f64>),
+    Label(String),
+}
+
+/// The labels a series is grouped by: `by` keeps the listed ones, `without`
+/// drops them and the metric name, no clause groups everything together.
+fn grouping_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    match modifier {
+        None => Vec::new(),
+        Some(LabelModifier::Include(names)) => labels
+            .iter()
+            .filter(|(n, _)| listed(names, n))
+            .cloned()
+            .collect(),
+        Some(LabelModifier::Exclude(names)) => labels
+            .iter()
+            .filter(|(n, _)| n != METRIC_NAME && !listed(names, n))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn listed(names: &LabelNames, name: &str) -> bool {
+    names.labels.iter().any(|l| l == name)
+}
+
+/// One output series per group; `f(step, present values)` per step.
+fn per_group(
+    input: &[StepSeries],
+    groups: Vec<(Labels, Vec<usize>)>,
+    steps: usize,
+    f: impl Fn(usize, &[f64]) -> f64,
+) -> Val {
+    let mut out = Vec::with_capacity(groups.len());
+    let mut buffer = Vec::new();
+    for (labels, members) in groups {
+        let values: Vec<Option<f64>> = (0..steps)
+            .map(|i| {
+                buffer.clear();
+                buffer.extend(members.iter().filter_map(|&m| input[m].values[i]));
+                (!buffer.is_empty()).then(|| f(i, &buffer))
+            })
+            .collect();
+        if values.iter().any(Option::is_some) {
+            out.push(StepSeries {
+                labels,
+                values,
+                drop_name: false,
+            });
+        }
+    }
+    Val::Vector(out)
+}
+
+fn fold(op: u16, values: &[f64]) -> f64 {
+    let first = values[0];
+    let rest = &values[1..];
+    match op {
+        T_SUM => {
+            let mut acc = stats::SumAcc::new(first);
+            rest.iter().for_each(|&v| acc.add(v));
+            acc.value()
+        }
+        T_AVG => {
+            let mut acc = stats::AvgAcc::new(first);
+            rest.iter().for_each(|&v| acc.add(v));
+            acc.value()
+        }
+        T_COUNT => values.len() as f64,
+        T_GROUP => 1.0,
+        T_MIN => rest
+            .iter()
+            .fold(first, |m, &v| if m > v || m.is_nan() { v } else { m }),
+        T_MAX => rest
+            .iter()
+            .fold(first, |m, &v| if m < v || m.is_nan() { v } else { m }),
+        T_STDDEV | T_STDVAR => {
+            let mut acc = stats::VarianceAcc::new(first);
+            rest.iter().for_each(|&v| acc.add(v));
+            if op == T_STDDEV { acc.stddev() } else { acc.stdvar() }
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// `topk`, `bottomk`, `limitk`, `limit_ratio`: input series kept at the
+/// steps where they are selected within their group. For instant queries
+/// the output is ordered group by group, best first.
+fn select_series(
+    op: u16,
+    param: &[f64],
+    input: Vec<StepSeries>,
+    groups: &[(Labels, Vec<usize>)],
+    steps: usize,
+    ev: &mut Evaluator<'_>,
+) -> Result<Val, PromError> {
+    let mut keep = vec![vec![false; steps]; input.len()];
+    let mut order: Vec<usize> = Vec::new();
+    for i in 0..steps {
+        let p = param[i];
+        if op != T_LIMIT_RATIO && p.is_nan() {
+            return Err(PromError::Execution(format!(
+                "Parameter value is NaN for {}",
+                if op == T_TOPK { "topk" } else if op == T_BOTTOMK { "bottomk" } else { "limitk" }
+            )));
+        }
+        for (_, members) in groups {
+            let mut present: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&m| input[m].values[i].is_some())
+                .collect();
+            let chosen: Vec<usize> = match op {
+                T_LIMIT_RATIO => {
+                    let ratio = p.clamp(-1.0, 1.0);
+                    if p.is_nan() {
+                        return Err(PromError::Execution(
+                            "Ratio value is NaN for limit_ratio".into(),
+                        ));
+                    }
+                    if !(-1.0..=1.0).contains(&p) {
+                        ev.warnings.push(format!(
+                            "PromQL warning: ratio value should be between -1 and 1, got {p}"
+                        ));
+                    }
+                    present
+                        .into_iter()
+                        .filter(|&m| {
+                            let offset = ratio_offset(&input[m].labels);
+                            if ratio >= 0.0 {
+                                offset < ratio
+                            } else {
+                                offset >= 1.0 + ratio
+                            }
+                        })
+                        .collect()
+                }
+                _ => {
+                    let k = if p >= present.len() as f64 {
+                        present.len()
+                    } else if p < 1.0 {
+                        0
+                    } else {
+                        p as usize
+                    };
+                    if op == T_LIMITK {
+                        present.truncate(k);
+                        present
+                    } else {
+                        let value = |m: usize| input[m].values[i].unwrap_or(f64::NAN);
+                        let top = op == T_TOPK;
+                        present.sort_by(|&a, &b| {
+                            let (x, y) = (value(a), value(b));
+                            match (x.is_nan(), y.is_nan()) {
+                                (true, true) => std::cmp::Ordering::Equal,
+                                (true, false) => std::cmp::Ordering::Greater,
+                                (false, true) => std::cmp::Ordering::Less,
+                                _ if top => y.total_cmp(&x),
+                                _ => x.total_cmp(&y),
+                            }
+                        });
+                        present.truncate(k);
+                        present
+                    }
+                }
+            };
+            for m in chosen {
+                keep[m][i] = true;
+                if steps == 1 {
+                    order.push(m);
+                }
+            }
+        }
+    }
+    let mut slots: Vec<Option<StepSeries>> = input.into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    let sequence: Vec<usize> = if steps == 1 {
+        order
+    } else {
+        (0..slots.len()).collect()
+    };
+    for m in sequence {
+        let Some(mut s) = slots[m].take() else { continue };
+        for (v, &k) in s.values.iter_mut().zip(&keep[m]) {
+            if !k {
+                *v = None;
+            }
+        }
+        if s.values.iter().any(Option::is_some) {
+            out.push(s);
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Where a series falls in [0, 1) for `limit_ratio`: its label hash scaled.
+fn ratio_offset(labels: &Labels) -> f64 {
+    let mut bytes = Vec::new();
+    for (n, v) in labels {
+        bytes.extend_from_slice(n.as_bytes());
+        bytes.push(0xff);
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&bytes, 0) as f64 / u64::MAX as f64
+}
+
+/// `count_values("label", v)`: per group and step, how many series have each value.
+fn count_values(label: &str, input: &[StepSeries], groups: &[(Labels, Vec<usize>)], steps: usize) -> Val {
+    let mut out: Vec<StepSeries> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for (group_labels, members) in groups {
+        for i in 0..steps {
+            for &m in members {
+                let Some(v) = input[m].values[i] else { continue };
+                let mut labels: Labels = group_labels
+                    .iter()
+                    .filter(|(n, _)| n != label)
+                    .cloned()
+                    .collect();
+                labels.push((label.to_string(), format_value(v)));
+                sort_labels(&mut labels);
+                let slot = *index.entry(labels.clone()).or_insert_with(|| {
+                    out.push(StepSeries {
+                        labels,
+                        values: vec![None; steps],
+                        drop_name: false,
+                    });
+                    out.len() - 1
+                });
+                let count = out[slot].values[i].get_or_insert(0.0);
+                *count += 1.0;
+            }
+        }
+    }
+    Val::Vector(out)
+}
+
+/// A float as Prometheus prints it in labels and JSON (Go's `'f', -1`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        // Rust's shortest round-trip Display matches Go's FormatFloat(v, 'f', -1).
+        format!("{v}")
+    }
+}
