@@ -456,7 +456,7 @@ fn series_labels_and_label_values() {
     let v = ok_json(&f.get("/api/v1/label/nonexistent/values", &[]));
     assert_eq!(v["data"], json!([]));
     // Prometheus 3.x escaped names: U__ then __ for _.
-    let v = ok_json(&f.get("/api/v1/label/U____name____/values", &[]));
+    let v = ok_json(&f.get("/api/v1/label/U______name____/values", &[]));
     assert_eq!(v["data"], json!(["http_requests_total", "temperature"]));
     let v = ok_json(&f.get("/api/v1/labels", &[("limit", "2")]));
     assert_eq!(v["data"], json!(["__name__", "code"]));

@@ -30,8 +30,6 @@ use super::push::{self, Rejection};
 use crate::engine::Engine;
 use crate::query::promql::{self, PromError, QueryOptions, QueryOutput, QueryValue};
 
-/// Most points one series of a range query may have (Prometheus' limit).
-const MAX_POINTS_PER_SERIES: i128 = 11_000;
 /// Annotations of each kind returned with one answer; the rest are counted.
 const MAX_ANNOTATIONS: usize = 10;
 
@@ -208,7 +206,9 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
         )
         .into());
     }
-    if (end as i128 - start as i128) * 1_000_000 / step_ns as i128 > MAX_POINTS_PER_SERIES {
+    // Prometheus: end.Sub(start)/step > 11000, in nanoseconds.
+    let steps = (end as i128 - start as i128) * 1_000_000 / step_ns as i128;
+    if steps > promql::MAX_POINTS_PER_SERIES as i128 {
         return Err(PromError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
         )
