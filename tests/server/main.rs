@@ -6,6 +6,7 @@
 mod common;
 mod durability;
 mod limits;
+mod prometheus_api;
 mod promql_conformance;
 mod pruning;
 mod remote_write;
