@@ -315,3 +315,17 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .unwrap()
 }
+
+/// Headers of a Prometheus remote-write 1.0 request (body snappy-compressed),
+/// with `X-Scope-OrgID` when a tenant is given.
+pub fn remote_write_headers(tenant: Option<&str>) -> Vec<(&str, &str)> {
+    let mut headers = vec![
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    if let Some(t) = tenant {
+        headers.push(("X-Scope-OrgID", t));
+    }
+    headers
+}

@@ -92,14 +92,7 @@ impl Fixture {
         let body = snap::raw::Encoder::new()
             .compress_vec(&encode_write_request(&series))
             .unwrap();
-        let mut headers = vec![
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ];
-        if let Some(t) = tenant {
-            headers.push(("X-Scope-OrgID", t));
-        }
+        let headers = crate::common::remote_write_headers(tenant);
         let answer = http_exchange(self.server.http, "POST", "/api/v1/write", &headers, &body);
         assert_eq!(answer.status, 204, "remote write: {}", answer.body);
     }

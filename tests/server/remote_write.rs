@@ -29,14 +29,7 @@ fn snappy(body: &[u8]) -> Vec<u8> {
 /// POSTs a remote-write body (snappy-compressed here) with optional extra headers.
 fn write(server: &Server, body: &[u8], tenant: Option<&str>) -> (u16, String) {
     let compressed = snappy(body);
-    let mut headers = vec![
-        ("Content-Type", "application/x-protobuf"),
-        ("Content-Encoding", "snappy"),
-        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-    ];
-    if let Some(t) = tenant {
-        headers.push(("X-Scope-OrgID", t));
-    }
+    let headers = crate::common::remote_write_headers(tenant);
     http_send(server.http, "POST", "/api/v1/write", &headers, &compressed)
 }
 

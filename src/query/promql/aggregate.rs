@@ -16,7 +16,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::PromError;
 use super::eval::{Evaluator, StepSeries, Val};
 use super::functions::{scalar_arg, string_arg, valid_label_name, vector_arg};
-use super::value::{Labels, METRIC_NAME, sort_labels};
+use super::value::{Labels, METRIC_NAME, format_float as format_value, sort_labels};
 
 pub fn aggregate(
     ev: &mut Evaluator<'_>,
@@ -338,18 +338,4 @@ fn count_values(
         }
     }
     Val::Vector(out)
-}
-
-/// A float as Prometheus prints it in labels and JSON (Go's `'f', -1`).
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's shortest round-trip Display matches Go's FormatFloat(v, 'f', -1).
-        format!("{v}")
-    }
 }

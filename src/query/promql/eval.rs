@@ -239,6 +239,23 @@ impl Evaluator<'_> {
     /// The newest sample in `(t − offset − lookback, t − offset]` of each
     /// series at each step; a stale marker there means no value.
     fn instant_selector(&self, vs: &VectorSelector, times: &[i64]) -> Vec<StepSeries> {
+        self.newest_samples(vs, times, false, |_, v| v)
+    }
+
+    /// The timestamps of the samples `instant_selector` picks (`timestamp(x)`).
+    pub fn selector_timestamps(&self, vs: &VectorSelector, times: &[i64]) -> Vec<StepSeries> {
+        self.newest_samples(vs, times, true, |t, _| t as f64 / 1000.0)
+    }
+
+    /// Per series and step, `pick(timestamp, value)` of the newest non-stale
+    /// sample within the lookback window.
+    fn newest_samples(
+        &self,
+        vs: &VectorSelector,
+        times: &[i64],
+        drop_name: bool,
+        pick: impl Fn(i64, f64) -> f64,
+    ) -> Vec<StepSeries> {
         let offset = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.bounds);
         self.selected(vs)
@@ -253,41 +270,13 @@ impl Evaluator<'_> {
                             return None;
                         }
                         let v = raw.values[idx - 1];
-                        (!is_stale(v)).then_some(v)
+                        (!is_stale(v)).then(|| pick(raw.timestamps[idx - 1], v))
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
                     labels: raw.labels.clone(),
                     values,
-                    drop_name: false,
-                })
-            })
-            .collect()
-    }
-
-    /// The timestamps of the samples `instant_selector` picks (`timestamp(x)`).
-    pub fn selector_timestamps(&self, vs: &VectorSelector, times: &[i64]) -> Vec<StepSeries> {
-        let offset = offset_ms(&vs.offset);
-        let at = at_ms(&vs.at, self.bounds);
-        self.selected(vs)
-            .iter()
-            .filter_map(|raw| {
-                let values: Vec<Option<f64>> = times
-                    .iter()
-                    .map(|&t| {
-                        let t = at.unwrap_or(t).saturating_sub(offset);
-                        let idx = raw.timestamps.partition_point(|&x| x <= t);
-                        if idx == 0 || raw.timestamps[idx - 1] <= t.saturating_sub(self.lookback) {
-                            return None;
-                        }
-                        (!is_stale(raw.values[idx - 1]))
-                            .then_some(raw.timestamps[idx - 1] as f64 / 1000.0)
-                    })
-                    .collect();
-                values.iter().any(Option::is_some).then(|| StepSeries {
-                    labels: raw.labels.clone(),
-                    values,
-                    drop_name: true,
+                    drop_name,
                 })
             })
             .collect()

@@ -608,7 +608,7 @@ fn histogram_quantiles(
 
 /// A quantile as a label value: always with a decimal point (`0.0`, `0.25`).
 fn quantile_label(q: f64) -> String {
-    let text = super::aggregate::format_value(q);
+    let text = super::value::format_float(q);
     if q.is_finite() && !text.contains('.') && !text.contains('e') {
         format!("{text}.0")
     } else {
@@ -643,7 +643,7 @@ fn warn_quantiles_out_of_range(ev: &mut Evaluator<'_>, q: &[f64]) {
         let at = ev.position_of("histogram_quantile");
         ev.warnings.push(format!(
             "PromQL warning: quantile value should be between 0 and 1, got {} {at}",
-            super::aggregate::format_value(*bad)
+            super::value::format_float(*bad)
         ));
     }
 }

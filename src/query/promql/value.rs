@@ -79,3 +79,19 @@ pub fn compare_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     }
     a.len().cmp(&b.len())
 }
+
+/// A float as Prometheus prints it in label values and JSON — Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that reads
+/// back as `v`, never an exponent; `NaN`, `+Inf`, `-Inf`.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        // Rust's `Display` for f64 is the shortest round-trip decimal too.
+        format!("{v}")
+    }
+}

@@ -199,20 +199,7 @@ pub fn sample_value(v: f64) -> String {
     }
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that
-/// reads back as `v`, never an exponent; `NaN`, `+Inf`, `-Inf`.
-pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's `Display` for f64 is the shortest round-trip decimal too.
-        format!("{v}")
-    }
-}
+pub use crate::query::promql::value::format_float;
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e-07`, `-1.5e+21`.
 fn go_exponent(v: f64) -> String {

@@ -48,14 +48,8 @@ pub fn almost_equal(a: f64, b: f64) -> bool {
 pub fn fmt_value(v: f64) -> String {
     if is_stale(v) {
         "stale".into()
-    } else if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
     } else {
-        v.to_string()
+        crate::query::promql::value::format_float(v)
     }
 }
 
