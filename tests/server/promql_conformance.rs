@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use o11ydb::query::promql::conformance::{RunOptions, run_dir};
 
-/// Evals that must pass. 0 while the PromQL evaluator is not wired in; the
-/// evaluator's owner raises it as conformance improves.
-const FLOOR: usize = 0;
+/// Evals that must pass (of 1,169 in the 12 scripts). Every float eval
+/// passes; the failures are native-histogram samples (not stored yet) and
+/// the annotations about them. Raise it as conformance improves.
+const FLOOR: usize = 890;
 
 fn conformance_dir() -> PathBuf {
     match std::env::var_os("O11YDB_CONFORMANCE_DIR") {
@@ -37,10 +38,6 @@ async fn promql_conformance_scripts_pass_the_floor() {
         "no *.test files in {}",
         dir.display()
     );
-    #[allow(
-        clippy::absurd_extreme_comparisons,
-        reason = "FLOOR is 0 until the evaluator lands"
-    )]
     let above_floor = summary.passed >= FLOOR;
     assert!(
         above_floor,

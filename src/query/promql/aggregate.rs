@@ -54,8 +54,10 @@ pub fn aggregate(ev: &mut Evaluator<'_>, agg: &AggregateExpr, times: &[i64]) -> 
         }
         (T_QUANTILE, Param::Numbers(q)) => {
             if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                let at = ev.position_of("quantile");
                 ev.warnings.push(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+                    "PromQL warning: quantile value should be between 0 and 1, got {} {at}",
+                    format_value(*bad)
                 ));
             }
             Ok(per_group(&input, groups, steps, |i, values| {
@@ -117,10 +119,13 @@ fn per_group(
             })
             .collect();
         if values.iter().any(Option::is_some) {
+            // Grouping by a name still to be dropped keeps it to be dropped.
+            let drop_name = labels.iter().any(|(n, _)| n == METRIC_NAME)
+                && members.iter().any(|&m| input[m].drop_name);
             out.push(StepSeries {
                 labels,
                 values,
-                drop_name: false,
+                drop_name,
             });
         }
     }
@@ -173,11 +178,19 @@ fn select_series(
     let mut order: Vec<usize> = Vec::new();
     for i in 0..steps {
         let p = param[i];
-        if op != T_LIMIT_RATIO && p.is_nan() {
-            return Err(PromError::Execution(format!(
-                "Parameter value is NaN for {}",
-                if op == T_TOPK { "topk" } else if op == T_BOTTOMK { "bottomk" } else { "limitk" }
-            )));
+        if p.is_nan() {
+            return Err(PromError::Execution(
+                if op == T_LIMIT_RATIO { "Ratio value is NaN" } else { "Parameter value is NaN" }.into(),
+            ));
+        }
+        if op == T_LIMIT_RATIO && !(-1.0..=1.0).contains(&p) {
+            let at = ev.position_of("limit_ratio");
+            let capped = p.clamp(-1.0, 1.0);
+            ev.warnings.push(format!(
+                "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} {at}",
+                format_value(p),
+                format_value(capped)
+            ));
         }
         for (_, members) in groups {
             let mut present: Vec<usize> = members
@@ -188,16 +201,6 @@ fn select_series(
             let chosen: Vec<usize> = match op {
                 T_LIMIT_RATIO => {
                     let ratio = p.clamp(-1.0, 1.0);
-                    if p.is_nan() {
-                        return Err(PromError::Execution(
-                            "Ratio value is NaN for limit_ratio".into(),
-                        ));
-                    }
-                    if !(-1.0..=1.0).contains(&p) {
-                        ev.warnings.push(format!(
-                            "PromQL warning: ratio value should be between -1 and 1, got {p}"
-                        ));
-                    }
                     present
                         .into_iter()
                         .filter(|&m| {

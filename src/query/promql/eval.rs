@@ -47,13 +47,13 @@ pub struct RangeVector {
 impl RangeVector {
     /// The window end of step time `t`.
     pub fn window_end(&self, t: i64) -> i64 {
-        self.at.unwrap_or(t) - self.offset
+        self.at.unwrap_or(t).saturating_sub(self.offset)
     }
 }
 
 /// Index range of the samples of `timestamps` in `(end − range, end]`.
 pub fn window(timestamps: &[i64], end: i64, range: i64) -> std::ops::Range<usize> {
-    let lo = timestamps.partition_point(|&t| t <= end - range);
+    let lo = timestamps.partition_point(|&t| t <= end.saturating_sub(range));
     let hi = timestamps.partition_point(|&t| t <= end);
     lo..hi.max(lo)
 }
@@ -90,6 +90,8 @@ pub fn selector_key(vs: &VectorSelector) -> SelectorKey {
 pub struct QueryBounds {
     pub start: i64,
     pub end: i64,
+    /// 0 for instant queries.
+    pub step: i64,
 }
 
 pub fn at_ms(at: &Option<AtModifier>, bounds: QueryBounds) -> Option<i64> {
@@ -115,11 +117,16 @@ pub fn offset_ms(offset: &Option<Offset>) -> i64 {
     }
 }
 
+/// Most evaluation steps one subquery may run (its inner grid).
+const MAX_SUBQUERY_POINTS: i64 = 11_000_000;
+
 pub fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
 pub struct Evaluator<'a> {
+    /// The query text, for positions in annotations.
+    pub query: &'a str,
     pub bounds: QueryBounds,
     pub lookback: i64,
     pub default_subquery_step: i64,
@@ -131,6 +138,16 @@ pub struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
+    /// `(line:column)` of the first occurrence of `needle` in the query
+    /// (1-based, as Prometheus prints positions in annotations).
+    pub fn position_of(&self, needle: &str) -> String {
+        let offset = self.query.find(needle).unwrap_or(0);
+        let before = &self.query[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("({line}:{column})")
+    }
+
     pub fn eval(&mut self, expr: &Expr, times: &[i64]) -> Result<Val, PromError> {
         if Instant::now() > self.deadline {
             return Err(PromError::Timeout("query execution".into()));
@@ -187,6 +204,16 @@ impl Evaluator<'_> {
         Ok(value)
     }
 
+    /// Sorting a range query's result does nothing: Prometheus warns.
+    pub fn warn_sort_in_range_query(&mut self, function: &str, times: &[i64]) {
+        if times.len() > 1 {
+            let at = self.position_of(function);
+            self.warnings.push(format!(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels {at}"
+            ));
+        }
+    }
+
     fn check_samples(&self, value: &Val) -> Result<(), PromError> {
         let points: usize = match value {
             Val::Vector(series) => series
@@ -220,9 +247,9 @@ impl Evaluator<'_> {
                 let values: Vec<Option<f64>> = times
                     .iter()
                     .map(|&t| {
-                        let t = at.unwrap_or(t) - offset;
+                        let t = at.unwrap_or(t).saturating_sub(offset);
                         let idx = raw.timestamps.partition_point(|&x| x <= t);
-                        if idx == 0 || raw.timestamps[idx - 1] <= t - self.lookback {
+                        if idx == 0 || raw.timestamps[idx - 1] <= t.saturating_sub(self.lookback) {
                             return None;
                         }
                         let v = raw.values[idx - 1];
@@ -248,9 +275,9 @@ impl Evaluator<'_> {
                 let values: Vec<Option<f64>> = times
                     .iter()
                     .map(|&t| {
-                        let t = at.unwrap_or(t) - offset;
+                        let t = at.unwrap_or(t).saturating_sub(offset);
                         let idx = raw.timestamps.partition_point(|&x| x <= t);
-                        if idx == 0 || raw.timestamps[idx - 1] <= t - self.lookback {
+                        if idx == 0 || raw.timestamps[idx - 1] <= t.saturating_sub(self.lookback) {
                             return None;
                         }
                         (!is_stale(raw.values[idx - 1]))
@@ -278,7 +305,10 @@ impl Evaluator<'_> {
         let range = sq.range.as_millis() as i64;
         let offset = offset_ms(&sq.offset);
         let at = at_ms(&sq.at, self.bounds);
-        let ends: Vec<i64> = times.iter().map(|&t| at.unwrap_or(t) - offset).collect();
+        let ends: Vec<i64> = times
+            .iter()
+            .map(|&t| at.unwrap_or(t).saturating_sub(offset))
+            .collect();
         let (Some(&first), Some(&last)) = (ends.iter().min(), ends.iter().max()) else {
             return Ok(RangeVector {
                 series: vec![],
@@ -287,14 +317,13 @@ impl Evaluator<'_> {
                 at,
             });
         };
-        let inner_start = (first - range).div_euclid(step) * step + step;
-        let inner_times: Vec<i64> = (0..)
-            .map(|i| inner_start + i * step)
-            .take_while(|&t| t <= last)
-            .collect();
-        if inner_times.len() > 11_000_000 {
+        let window_start = first.saturating_sub(range);
+        let inner_start = window_start.div_euclid(step).saturating_mul(step).saturating_add(step);
+        let points = if last < inner_start { 0 } else { (last - inner_start) / step + 1 };
+        if points > MAX_SUBQUERY_POINTS {
             return Err(PromError::TooManySamples("subquery evaluation".into()));
         }
+        let inner_times: Vec<i64> = (0..points).map(|i| inner_start + i * step).collect();
         let inner = self.eval(&sq.expr, &inner_times)?;
         let series = match inner {
             Val::Vector(series) => series
@@ -371,7 +400,10 @@ pub fn selector_ranges(
             Some(at) => (at, at),
             None => (t_min, t_max),
         };
-        let range = (lo - offset - span + 1, hi - offset);
+        let range = (
+            lo.saturating_sub(offset).saturating_sub(span).saturating_add(1),
+            hi.saturating_sub(offset),
+        );
         let entry = out.entry(selector_key(vs)).or_insert(range);
         entry.0 = entry.0.min(range.0);
         entry.1 = entry.1.max(range.1);
@@ -388,8 +420,8 @@ pub fn selector_ranges(
             };
             selector_ranges(
                 &sq.expr,
-                lo - offset - range,
-                hi - offset,
+                lo.saturating_sub(offset).saturating_sub(range),
+                hi.saturating_sub(offset),
                 bounds,
                 lookback,
                 out,

@@ -20,6 +20,17 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; times.len()])),
         "start" => return Ok(Val::Scalar(vec![ev.bounds.start as f64 / 1000.0; times.len()])),
         "end" => return Ok(Val::Scalar(vec![ev.bounds.end as f64 / 1000.0; times.len()])),
+        "step" => return Ok(Val::Scalar(vec![ev.bounds.step as f64 / 1000.0; times.len()])),
+        "range" => {
+            let range = (ev.bounds.end - ev.bounds.start) as f64 / 1000.0;
+            return Ok(Val::Scalar(vec![range; times.len()]));
+        }
+        "min_of" | "max_of" => {
+            let a = scalar_arg(ev, &args[0], times, name)?;
+            let b = scalar_arg(ev, &args[1], times, name)?;
+            let pick = if name == "min_of" { go_min } else { go_max };
+            return Ok(Val::Scalar(a.iter().zip(&b).map(|(&a, &b)| pick(a, b)).collect()));
+        }
         "timestamp" => {
             if let Some(vs) = selector_arg(&args[0]) {
                 return Ok(Val::Vector(ev.selector_timestamps(vs, times)));
@@ -80,6 +91,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "label_join" => return label_join(ev, args, times),
         "sort" | "sort_desc" => {
             let mut series = vector_arg(ev, &args[0], times, name)?;
+            ev.warn_sort_in_range_query(name, times);
             let desc = name == "sort_desc";
             series.sort_by(|a, b| {
                 let (x, y) = (a.values[0].unwrap_or(f64::NAN), b.values[0].unwrap_or(f64::NAN));
@@ -96,6 +108,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         }
         "sort_by_label" | "sort_by_label_desc" => {
             let mut series = vector_arg(ev, &args[0], times, name)?;
+            ev.warn_sort_in_range_query(name, times);
             let mut keys = Vec::new();
             for a in &args[1..] {
                 keys.push(string_arg(ev, a, times, name)?);
@@ -117,6 +130,8 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             return Ok(Val::Vector(series));
         }
         "histogram_quantile" => return histogram_quantile(ev, args, times),
+        "histogram_quantiles" => return histogram_quantiles(ev, args, times),
+        "histogram_fraction" => return histogram_fraction(ev, args, times),
         "clamp" | "clamp_min" | "clamp_max" => {
             let series = vector_arg(ev, &args[0], times, name)?;
             let (lo, hi) = match name {
@@ -364,7 +379,7 @@ fn over_windows(
                         if w.is_empty() {
                             return None;
                         }
-                        f(i, &s.timestamps[w.clone()], &s.values[w], (end - m.range, end))
+                        f(i, &s.timestamps[w.clone()], &s.values[w], (end.saturating_sub(m.range), end))
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
@@ -492,61 +507,137 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Resu
     Ok(Val::Vector(out))
 }
 
-/// `histogram_quantile(q, buckets)` over classic `_bucket{le}` series:
-/// buckets grouped by their labels without `le` and `__name__`.
+/// `histogram_quantile(q, buckets)` over classic `_bucket{le}` series.
 fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
     let q = scalar_arg(ev, &args[0], times, "histogram_quantile")?;
     let series = vector_arg(ev, &args[1], times, "histogram_quantile")?;
+    warn_quantiles_out_of_range(ev, &q);
+    let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
+        histogram::bucket_quantile_detailed(q[i], buckets)
+    });
+    Ok(Val::Vector(out))
+}
+
+/// `histogram_quantiles(buckets, "label", q1, q2, …)`: one series per
+/// quantile, told apart by `label`.
+fn histogram_quantiles(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+    let series = vector_arg(ev, &args[0], times, "histogram_quantiles")?;
+    let label_name = string_arg(ev, &args[1], times, "histogram_quantiles")?;
+    if !valid_label_name(&label_name) {
+        return Err(PromError::Execution(format!(
+            "invalid quantile label name in histogram_quantiles(): {label_name}"
+        )));
+    }
+    if series.iter().any(|s| s.labels.iter().any(|(n, _)| *n == label_name)) {
+        return Err(PromError::Execution(format!(
+            "label {label_name:?} already exists on an input series of histogram_quantiles()"
+        )));
+    }
+    let mut out = Vec::new();
+    for arg in &args[2..] {
+        let q = scalar_arg(ev, arg, times, "histogram_quantiles")?;
+        warn_quantiles_out_of_range(ev, &q);
+        let text = quantile_label(q[0]);
+        for mut s in classic_histograms(ev, &series, times.len(), |i, buckets| {
+            histogram::bucket_quantile_detailed(q[i], buckets)
+        }) {
+            set_label(&mut s.labels, &label_name, &text);
+            out.push(s);
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// A quantile as a label value: always with a decimal point (`0.0`, `0.25`).
+fn quantile_label(q: f64) -> String {
+    let text = super::aggregate::format_value(q);
+    if q.is_finite() && !text.contains('.') && !text.contains('e') {
+        format!("{text}.0")
+    } else {
+        text
+    }
+}
+
+/// `histogram_fraction(lower, upper, buckets)` over classic buckets.
+fn histogram_fraction(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+    let lower = scalar_arg(ev, &args[0], times, "histogram_fraction")?;
+    let upper = scalar_arg(ev, &args[1], times, "histogram_fraction")?;
+    let series = vector_arg(ev, &args[2], times, "histogram_fraction")?;
+    let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
+        histogram::BucketQuantile {
+            value: histogram::bucket_fraction(lower[i], upper[i], buckets),
+            forced_monotonicity: false,
+            fixed_precision: false,
+            min_forced_bucket: 0.0,
+            max_forced_bucket: 0.0,
+            max_forced_diff: 0.0,
+        }
+    });
+    Ok(Val::Vector(out))
+}
+
+fn warn_quantiles_out_of_range(ev: &mut Evaluator<'_>, q: &[f64]) {
+    if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        let at = ev.position_of("histogram_quantile");
+        ev.warnings.push(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {} {at}",
+            super::aggregate::format_value(*bad)
+        ));
+    }
+}
+
+/// Groups classic bucket series (`le` label) by their other labels and
+/// folds each group's buckets per step with `f`; malformed `le` values are
+/// skipped with a warning.
+fn classic_histograms(
+    ev: &mut Evaluator<'_>,
+    series: &[StepSeries],
+    steps: usize,
+    f: impl Fn(usize, &mut [(f64, f64)]) -> histogram::BucketQuantile,
+) -> Vec<StepSeries> {
     let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
-    let mut bad_le = false;
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     for (idx, s) in series.iter().enumerate() {
-        let Some(upper) = s
-            .labels
-            .iter()
-            .find(|(n, _)| n == "le")
-            .and_then(|(_, v)| parse_le(v))
-        else {
-            bad_le = true;
+        let le = label(&s.labels, "le");
+        let Some(upper) = parse_le(le) else {
+            let name = label(&s.labels, METRIC_NAME).to_string();
+            ev.warnings.push(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?}"
+            ));
             continue;
         };
         let key: Labels = without_name(&s.labels)
             .into_iter()
             .filter(|(n, _)| n != "le")
             .collect();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push((upper, idx)),
-            None => groups.push((key, vec![(upper, idx)])),
-        }
-    }
-    if bad_le {
-        ev.warnings.push(
-            "PromQL warning: bucket label \"le\" is missing or has a malformed value".into(),
-        );
-    }
-    if q.iter().any(|q| !(0.0..=1.0).contains(q)) {
-        ev.warnings.push(format!(
-            "PromQL warning: quantile value should be between 0 and 1, got {}",
-            q.iter().find(|q| !(0.0..=1.0).contains(*q)).copied().unwrap_or(f64::NAN)
-        ));
+        let g = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push((upper, idx));
     }
     let mut out = Vec::new();
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
     for (labels, members) in groups {
-        let mut values = vec![None; times.len()];
+        let mut values = vec![None; steps];
         for (i, value) in values.iter_mut().enumerate() {
-            let mut buckets: Vec<(f64, f64)> = members
-                .iter()
-                .filter_map(|&(upper, idx)| series[idx].values[i].map(|v| (upper, v)))
-                .collect();
+            buckets.clear();
+            buckets.extend(
+                members
+                    .iter()
+                    .filter_map(|&(upper, idx)| series[idx].values[i].map(|v| (upper, v))),
+            );
             if buckets.is_empty() {
                 continue;
             }
-            let (v, forced_monotonic, _) = histogram::bucket_quantile(q[i], &mut buckets);
-            if forced_monotonic {
-                ev.infos.push(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".into(),
-                );
+            let result = f(i, &mut buckets);
+            if result.forced_monotonicity {
+                ev.infos.push(format!(
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
+                    labels.iter().find(|(n, _)| n == METRIC_NAME).map(|(_, v)| v.as_str()).unwrap_or("")
+                ));
             }
-            *value = Some(v);
+            *value = Some(result.value);
         }
         if values.iter().any(Option::is_some) {
             out.push(StepSeries {
@@ -556,7 +647,7 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64])
             });
         }
     }
-    Ok(Val::Vector(out))
+    out
 }
 
 fn parse_le(v: &str) -> Option<f64> {

@@ -14,6 +14,8 @@ mod eval;
 mod fetch;
 mod functions;
 pub mod sql_function;
+#[cfg(test)]
+mod fuzz;
 pub mod value;
 
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
@@ -128,7 +130,7 @@ pub async fn range_query(
     if end_ms < start_ms {
         return Err(PromError::BadData("end timestamp must not be before start time".into()));
     }
-    if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+    if end_ms.saturating_sub(start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
         return Err(PromError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
         ));
@@ -153,14 +155,21 @@ async fn run(
     let deadline = Instant::now() + options.timeout;
     // Boxed so selector nodes keep their address (their key) when moved.
     let expr = Box::new(parse(query)?);
-    let bounds = QueryBounds { start, end };
+    let bounds = QueryBounds {
+        start,
+        end,
+        step: if instant { 0 } else { step },
+    };
     let data = tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
         .await
         .map_err(|_| PromError::Timeout("query execution".into()))??;
     let options = options.clone();
+    let query = query.to_string();
     tokio::task::spawn_blocking(move || {
-        let times: Vec<i64> = (0..).map(|i| start + i * step).take_while(|&t| t <= end).collect();
+        let steps = end.saturating_sub(start) / step + 1;
+        let times: Vec<i64> = (0..steps).map(|i| start + i * step).collect();
         let mut evaluator = Evaluator {
+            query: &query,
             bounds,
             lookback: options.lookback_ms,
             default_subquery_step: options.default_subquery_step_ms,

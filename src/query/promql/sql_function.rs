@@ -14,7 +14,12 @@ use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
 use datafusion::catalog::TableFunctionArgs;
 use datafusion::common::{DFSchema, ScalarValue, exec_err, plan_err};
 use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Partitioning, PlanProperties};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::Expr;
@@ -170,17 +175,139 @@ impl TableProvider for PromqlTable {
         let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
             return exec_err!("promql() needs a full DataFusion session");
         };
-        let ctx = SessionContext::new_with_state(state.clone());
-        let output = match self.window {
-            Window::Instant(t) => instant_query(&ctx, &self.query, t, &self.options).await,
-            Window::Range { start, end, step } => {
-                range_query(&ctx, &self.query, start, end, step, &self.options).await
-            }
+        // Fail at planning time on a query that does not parse.
+        super::parse(&self.query).map_err(|e| DataFusionError::Plan(format!("promql(): {e}")))?;
+        Ok(Arc::new(PromqlExec::new(
+            self.query.clone(),
+            self.window.clone(),
+            self.options.clone(),
+            state.clone(),
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// Runs one PromQL query when executed (not when planned) and streams its
+/// result rows; `EXPLAIN` shows the query and its time window.
+struct PromqlExec {
+    query: String,
+    window: Window,
+    options: QueryOptions,
+    session: SessionState,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl std::fmt::Debug for PromqlExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromqlExec")
+            .field("query", &self.query)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PromqlExec {
+    fn new(
+        query: String,
+        window: Window,
+        options: QueryOptions,
+        session: SessionState,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let schema = match &projection {
+            Some(p) => Arc::new(SCHEMA.project(p)?),
+            None => SCHEMA.clone(),
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(PromqlExec {
+            query,
+            window,
+            options,
+            session,
+            projection,
+            schema,
+            properties: Arc::new(properties),
+        })
+    }
+}
+
+impl DisplayAs for PromqlExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let ms = |t: i64| {
+            chrono::DateTime::from_timestamp_millis(t)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_else(|| t.to_string())
+        };
+        match self.window {
+            Window::Instant(t) => write!(f, "PromqlExec: query={:?} instant at {}", self.query, ms(t)),
+            Window::Range { start, end, step } => write!(
+                f,
+                "PromqlExec: query={:?} range {} to {} step {}ms",
+                self.query,
+                ms(start),
+                ms(end),
+                step
+            ),
         }
-        .map_err(|e| DataFusionError::Execution(format!("promql(): {e}")))?;
-        let batch = to_batch(output.value)?;
-        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], SCHEMA.clone(), projection.cloned())?;
-        Ok(exec)
+    }
+}
+
+impl ExecutionPlan for PromqlExec {
+    fn name(&self) -> &str {
+        "PromqlExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let ctx = SessionContext::new_with_state(self.session.clone());
+        let (query, window, options) = (self.query.clone(), self.window.clone(), self.options.clone());
+        let projection = self.projection.clone();
+        let rows = async move {
+            let output = match window {
+                Window::Instant(t) => instant_query(&ctx, &query, t, &options).await,
+                Window::Range { start, end, step } => {
+                    range_query(&ctx, &query, start, end, step, &options).await
+                }
+            }
+            .map_err(|e| DataFusionError::Execution(format!("promql(): {e}")))?;
+            let batch = to_batch(output.value)?;
+            Ok(match projection {
+                Some(p) => batch.project(&p)?,
+                None => batch,
+            })
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::once(rows),
+        )))
     }
 }
 
