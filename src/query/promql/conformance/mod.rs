@@ -184,8 +184,16 @@ pub async fn run_file(
                 store.close();
                 store = Store::open().await.map_err(engine_err)?;
             }
-            Command::Load { step, series, .. } => {
-                store.load(*step, series).await.map_err(engine_err)?;
+            Command::Load {
+                step,
+                series,
+                with_nhcb,
+                ..
+            } => {
+                store
+                    .load(*step, series, *with_nhcb)
+                    .await
+                    .map_err(engine_err)?;
             }
             Command::Eval(eval) => {
                 let ctx = store.session().await.map_err(engine_err)?;
@@ -334,7 +342,14 @@ impl Store {
     }
 
     /// Appends one `load` block: item i of each series at `i * step`.
-    async fn load(&mut self, step: i64, series: &[SeriesDef]) -> crate::Result<()> {
+    /// `load_with_nhcb` marks the base names of its `X_bucket{le=…}` series,
+    /// whose custom-bucket histograms are not derived.
+    async fn load(
+        &mut self,
+        step: i64,
+        series: &[SeriesDef],
+        with_nhcb: bool,
+    ) -> crate::Result<()> {
         let mut builder = SamplesBuilder::new();
         for def in series {
             let metric = def
@@ -360,6 +375,12 @@ impl Store {
                 .collect();
             if def.items.contains(&Item::Histogram) {
                 self.histograms_skipped.insert(metric.to_string());
+            }
+            if let Some(base) = metric.strip_suffix("_bucket")
+                && with_nhcb
+                && labels.iter().any(|(n, _)| *n == "le")
+            {
+                self.histograms_skipped.insert(base.to_string());
             }
             builder.push_series(metric, &labels, &samples);
         }
