@@ -16,6 +16,7 @@
 pub mod compare;
 pub mod script;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,8 +184,16 @@ pub async fn run_file(
                 store.close();
                 store = Store::open().await.map_err(engine_err)?;
             }
-            Command::Load { step, series, .. } => {
-                store.load(*step, series).await.map_err(engine_err)?;
+            Command::Load {
+                step,
+                series,
+                with_nhcb,
+                ..
+            } => {
+                store
+                    .load(*step, series, *with_nhcb)
+                    .await
+                    .map_err(engine_err)?;
             }
             Command::Eval(eval) => {
                 let ctx = store.session().await.map_err(engine_err)?;
@@ -197,9 +206,10 @@ pub async fn run_file(
                     } => {
                         summary.failed += 1;
                         summary.annotations_only += usize::from(annotations_only);
+                        let hint = store.histogram_hint(&eval.expr);
                         report(
                             out,
-                            format_args!("{name}:{}: {} — {reason}", eval.line, eval.expr),
+                            format_args!("{name}:{}: {} — {reason}{hint}", eval.line, eval.expr),
                         );
                     }
                 }
@@ -298,6 +308,9 @@ struct Store {
     engine: Option<Arc<Engine>>,
     dir: PathBuf,
     session: Option<SessionContext>,
+    /// Metrics whose native histogram samples were not loaded: their float
+    /// samples alone answer queries, so results differ from Prometheus'.
+    histograms_skipped: BTreeSet<String>,
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
@@ -320,6 +333,7 @@ impl Store {
             engine: Some(engine),
             dir,
             session: None,
+            histograms_skipped: BTreeSet::new(),
         })
     }
 
@@ -328,7 +342,14 @@ impl Store {
     }
 
     /// Appends one `load` block: item i of each series at `i * step`.
-    async fn load(&mut self, step: i64, series: &[SeriesDef]) -> crate::Result<()> {
+    /// `load_with_nhcb` marks the base names of its `X_bucket{le=…}` series,
+    /// whose custom-bucket histograms are not derived.
+    async fn load(
+        &mut self,
+        step: i64,
+        series: &[SeriesDef],
+        with_nhcb: bool,
+    ) -> crate::Result<()> {
         let mut builder = SamplesBuilder::new();
         for def in series {
             let metric = def
@@ -352,6 +373,15 @@ impl Store {
                     Item::Omitted | Item::Histogram => None,
                 })
                 .collect();
+            if def.items.contains(&Item::Histogram) {
+                self.histograms_skipped.insert(metric.to_string());
+            }
+            if let Some(base) = metric.strip_suffix("_bucket")
+                && with_nhcb
+                && labels.iter().any(|(n, _)| *n == "le")
+            {
+                self.histograms_skipped.insert(base.to_string());
+            }
             builder.push_series(metric, &labels, &samples);
         }
         let batch = builder.finish();
@@ -369,6 +399,29 @@ impl Store {
             self.session = Some(self.engine().session(TENANT).await?);
         }
         Ok(self.session.clone().expect("just made"))
+    }
+
+    /// ` [native histograms of m not loaded]` when `expr` names a metric
+    /// that had histogram samples, else empty.
+    fn histogram_hint(&self, expr: &str) -> String {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        let named: Vec<&str> = self
+            .histograms_skipped
+            .iter()
+            .map(String::as_str)
+            .filter(|m| {
+                expr.match_indices(m).any(|(at, _)| {
+                    let before = expr[..at].chars().next_back();
+                    let after = expr[at + m.len()..].chars().next();
+                    !before.is_some_and(ident) && !after.is_some_and(ident)
+                })
+            })
+            .collect();
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(" [native histograms of {} not loaded]", named.join(", "))
+        }
     }
 
     /// Drops the engine (releasing the data-directory lock) and its directory.
