@@ -18,6 +18,13 @@ use super::value::{Labels, METRIC_NAME, sort_labels};
 
 pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<Val, PromError> {
     let op = b.op.id();
+    if let Some(m) = &b.modifier
+        && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+    {
+        return Err(PromError::BadData(
+            "the fill(), fill_left() and fill_right() binary operator modifiers are not supported by o11ydb".into(),
+        ));
+    }
     let lhs = ev.eval(&b.lhs, times)?;
     let rhs = ev.eval(&b.rhs, times)?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);

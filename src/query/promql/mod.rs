@@ -15,6 +15,7 @@ mod fetch;
 mod functions;
 #[cfg(test)]
 mod fuzz;
+pub mod parse_error;
 pub mod sql_function;
 pub mod value;
 
@@ -144,7 +145,8 @@ pub async fn range_query(
 
 /// Parses a query as Prometheus does, errors as `bad_data`.
 pub fn parse(query: &str) -> Result<Expr, PromError> {
-    promql_parser::parser::parse(query).map_err(PromError::BadData)
+    promql_parser::parser::parse(query)
+        .map_err(|reason| PromError::BadData(parse_error::parse_error_text(query, &reason)))
 }
 
 async fn run(

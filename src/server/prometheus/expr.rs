@@ -7,6 +7,7 @@ use promql_parser::parser::{self, Expr};
 
 use super::params::invalid_parameter;
 use crate::query::promql::PromError;
+use crate::query::promql::parse_error::parse_error_text;
 
 /// Parses a PromQL expression; the error is Prometheus' `ParseErr` text.
 pub fn parse_expr(query: &str) -> Result<Expr, String> {
@@ -16,21 +17,6 @@ pub fn parse_expr(query: &str) -> Result<Expr, String> {
 /// Parses the `query` parameter; errors are `invalid parameter "query": …`.
 pub fn parse_query_param(query: &str) -> Result<Expr, PromError> {
     parse_expr(query).map_err(|e| invalid_parameter("query", e))
-}
-
-/// `<line>:<column>: parse error: <reason>`. `promql-parser` reports no
-/// position; the errors it raises at the end of the input (unclosed
-/// parentheses, braces, brackets, "unexpected end of input") sit where
-/// Prometheus puts them, after the last byte. Others go without one.
-fn parse_error_text(query: &str, reason: &str) -> String {
-    let at_end_of_input = reason.starts_with("unclosed") || reason.contains("end of input");
-    if at_end_of_input && !query.is_empty() {
-        let line = 1 + query.matches('\n').count();
-        let column = query.len() - query.rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("{line}:{column}: parse error: {reason}")
-    } else {
-        format!("parse error: {reason}")
-    }
 }
 
 /// Checks `match[]` values (`parseMatchersParam`): each a series selector
