@@ -6,7 +6,9 @@
 mod common;
 mod durability;
 mod limits;
+mod prom_answers;
 mod promql_conformance;
+mod promql_differential;
 mod pruning;
 mod remote_write;
 mod sql;

@@ -18,7 +18,11 @@ use super::eval::{Evaluator, StepSeries, Val};
 use super::functions::{scalar_arg, string_arg, valid_label_name, vector_arg};
 use super::value::{Labels, METRIC_NAME, sort_labels};
 
-pub fn aggregate(ev: &mut Evaluator<'_>, agg: &AggregateExpr, times: &[i64]) -> Result<Val, PromError> {
+pub fn aggregate(
+    ev: &mut Evaluator<'_>,
+    agg: &AggregateExpr,
+    times: &[i64],
+) -> Result<Val, PromError> {
     let op = agg.op.id();
     let name = agg.op.to_string();
     let param = match (&agg.param, op) {
@@ -48,7 +52,9 @@ pub fn aggregate(ev: &mut Evaluator<'_>, agg: &AggregateExpr, times: &[i64]) -> 
         }
         (T_COUNT_VALUES, Param::Label(label)) => {
             if !valid_label_name(&label) {
-                return Err(PromError::Execution(format!("invalid label name {label:?}")));
+                return Err(PromError::Execution(format!(
+                    "invalid label name {label:?}"
+                )));
             }
             Ok(count_values(&label, &input, &groups, steps))
         }
@@ -65,7 +71,9 @@ pub fn aggregate(ev: &mut Evaluator<'_>, agg: &AggregateExpr, times: &[i64]) -> 
             }))
         }
         (T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR, _) => {
-            Ok(per_group(&input, groups, steps, |_, values| fold(op, values)))
+            Ok(per_group(&input, groups, steps, |_, values| {
+                fold(op, values)
+            }))
         }
         _ => Err(PromError::BadData(format!(
             "aggregation {name} is not supported by o11ydb"
@@ -157,7 +165,11 @@ fn fold(op: u16, values: &[f64]) -> f64 {
         T_STDDEV | T_STDVAR => {
             let mut acc = stats::VarianceAcc::new(first);
             rest.iter().for_each(|&v| acc.add(v));
-            if op == T_STDDEV { acc.stddev() } else { acc.stdvar() }
+            if op == T_STDDEV {
+                acc.stddev()
+            } else {
+                acc.stdvar()
+            }
         }
         _ => f64::NAN,
     }
@@ -180,7 +192,12 @@ fn select_series(
         let p = param[i];
         if p.is_nan() {
             return Err(PromError::Execution(
-                if op == T_LIMIT_RATIO { "Ratio value is NaN" } else { "Parameter value is NaN" }.into(),
+                if op == T_LIMIT_RATIO {
+                    "Ratio value is NaN"
+                } else {
+                    "Parameter value is NaN"
+                }
+                .into(),
             ));
         }
         if op == T_LIMIT_RATIO && !(-1.0..=1.0).contains(&p) {
@@ -258,7 +275,9 @@ fn select_series(
         (0..slots.len()).collect()
     };
     for m in sequence {
-        let Some(mut s) = slots[m].take() else { continue };
+        let Some(mut s) = slots[m].take() else {
+            continue;
+        };
         for (v, &k) in s.values.iter_mut().zip(&keep[m]) {
             if !k {
                 *v = None;
@@ -284,13 +303,20 @@ fn ratio_offset(labels: &Labels) -> f64 {
 }
 
 /// `count_values("label", v)`: per group and step, how many series have each value.
-fn count_values(label: &str, input: &[StepSeries], groups: &[(Labels, Vec<usize>)], steps: usize) -> Val {
+fn count_values(
+    label: &str,
+    input: &[StepSeries],
+    groups: &[(Labels, Vec<usize>)],
+    steps: usize,
+) -> Val {
     let mut out: Vec<StepSeries> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for (group_labels, members) in groups {
         for i in 0..steps {
             for &m in members {
-                let Some(v) = input[m].values[i] else { continue };
+                let Some(v) = input[m].values[i] else {
+                    continue;
+                };
                 let mut labels: Labels = group_labels
                     .iter()
                     .filter(|(n, _)| n != label)

@@ -28,7 +28,11 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 .zip(&r)
                 .map(|(&l, &r)| {
                     let (v, keep) = apply(op, l, r);
-                    if comparison { if keep { 1.0 } else { 0.0 } } else { v }
+                    if comparison {
+                        if keep { 1.0 } else { 0.0 }
+                    } else {
+                        v
+                    }
                 })
                 .collect(),
         )),
@@ -80,7 +84,13 @@ fn is_comparison(op: u16) -> bool {
     matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
 }
 
-fn vector_scalar(op: u16, series: Vec<StepSeries>, scalar: &[f64], scalar_left: bool, return_bool: bool) -> Val {
+fn vector_scalar(
+    op: u16,
+    series: Vec<StepSeries>,
+    scalar: &[f64],
+    scalar_left: bool,
+    return_bool: bool,
+) -> Val {
     let comparison = is_comparison(op);
     Val::Vector(
         series
@@ -88,7 +98,11 @@ fn vector_scalar(op: u16, series: Vec<StepSeries>, scalar: &[f64], scalar_left: 
             .filter_map(|mut s| {
                 for (i, slot) in s.values.iter_mut().enumerate() {
                     let Some(v) = *slot else { continue };
-                    let (l, r) = if scalar_left { (scalar[i], v) } else { (v, scalar[i]) };
+                    let (l, r) = if scalar_left {
+                        (scalar[i], v)
+                    } else {
+                        (v, scalar[i])
+                    };
                     let (mut result, keep) = apply(op, l, r);
                     if comparison && scalar_left {
                         result = v;
@@ -161,14 +175,15 @@ fn set_operation(
 ) -> Val {
     let lsig: Vec<String> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
     let rsig: Vec<String> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
-    let present_at = |series: &[StepSeries], sigs: &[String], i: usize| -> std::collections::HashSet<String> {
-        series
-            .iter()
-            .zip(sigs)
-            .filter(|(s, _)| s.values[i].is_some())
-            .map(|(_, k)| k.clone())
-            .collect()
-    };
+    let present_at =
+        |series: &[StepSeries], sigs: &[String], i: usize| -> std::collections::HashSet<String> {
+            series
+                .iter()
+                .zip(sigs)
+                .filter(|(s, _)| s.values[i].is_some())
+                .map(|(_, k)| k.clone())
+                .collect()
+        };
     match op {
         T_LAND | T_LUNLESS => {
             let mut out = lhs;
@@ -194,7 +209,11 @@ fn set_operation(
                 }
             }
             let mut out = lhs;
-            out.extend(right.into_iter().filter(|s| s.values.iter().any(Option::is_some)));
+            out.extend(
+                right
+                    .into_iter()
+                    .filter(|s| s.values.iter().any(Option::is_some)),
+            );
             Val::Vector(out)
         }
     }
@@ -220,7 +239,10 @@ fn vector_vector(
         _ => &[],
     };
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-    let many_sig: Vec<String> = many.iter().map(|s| signature(&s.labels, matching)).collect();
+    let many_sig: Vec<String> = many
+        .iter()
+        .map(|s| signature(&s.labels, matching))
+        .collect();
     let one_sig: Vec<String> = one.iter().map(|s| signature(&s.labels, matching)).collect();
     let mut out: Vec<StepSeries> = Vec::new();
     let mut out_index: HashMap<(usize, usize), usize> = HashMap::new();
@@ -245,7 +267,9 @@ fn vector_vector(
         let mut matched_sigs: HashMap<&str, usize> = HashMap::new();
         for (m, s) in many.iter().enumerate() {
             let Some(mv) = s.values[i] else { continue };
-            let Some(&o) = one_at.get(many_sig[m].as_str()) else { continue };
+            let Some(&o) = one_at.get(many_sig[m].as_str()) else {
+                continue;
+            };
             let ov = one[o].values[i].expect("present at this step");
             if one_to_one {
                 if let Some(prev) = matched_sigs.insert(&many_sig[m], m)
@@ -271,7 +295,8 @@ fn vector_vector(
             let slot = match out_index.get(&(m, o)) {
                 Some(&slot) => slot,
                 None => {
-                    let labels = result_labels(&s.labels, &one[o].labels, matching, one_to_one, include);
+                    let labels =
+                        result_labels(&s.labels, &one[o].labels, matching, one_to_one, include);
                     let drop_name = !comparison || return_bool || s.drop_name;
                     let slot = *by_labels.entry(labels.clone()).or_insert_with(|| {
                         out.push(StepSeries {
@@ -287,7 +312,8 @@ fn vector_vector(
             };
             if out[slot].values[i].is_some() {
                 return Err(PromError::Execution(
-                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
                 ));
             }
             out[slot].values[i] = Some(value);
@@ -309,10 +335,10 @@ fn result_labels(
     let mut labels: Labels = many.clone();
     if one_to_one {
         match matching {
-            Some(LabelModifier::Include(names)) => {
-                labels.retain(|(n, _)| names.labels.contains(n))
+            Some(LabelModifier::Include(names)) => labels.retain(|(n, _)| names.labels.contains(n)),
+            Some(LabelModifier::Exclude(names)) => {
+                labels.retain(|(n, _)| !names.labels.contains(n))
             }
-            Some(LabelModifier::Exclude(names)) => labels.retain(|(n, _)| !names.labels.contains(n)),
             None => {}
         }
     }
@@ -345,7 +371,11 @@ fn group_text(labels: &Labels, matching: Option<&LabelModifier>) -> String {
             .filter(|(n, _)| n != METRIC_NAME && !names.labels.contains(n))
             .cloned()
             .collect(),
-        None => labels.iter().filter(|(n, _)| n != METRIC_NAME).cloned().collect(),
+        None => labels
+            .iter()
+            .filter(|(n, _)| n != METRIC_NAME)
+            .cloned()
+            .collect(),
     };
     labels_text(&kept)
 }

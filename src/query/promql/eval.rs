@@ -318,8 +318,15 @@ impl Evaluator<'_> {
             });
         };
         let window_start = first.saturating_sub(range);
-        let inner_start = window_start.div_euclid(step).saturating_mul(step).saturating_add(step);
-        let points = if last < inner_start { 0 } else { (last - inner_start) / step + 1 };
+        let inner_start = window_start
+            .div_euclid(step)
+            .saturating_mul(step)
+            .saturating_add(step);
+        let points = if last < inner_start {
+            0
+        } else {
+            (last - inner_start) / step + 1
+        };
         if points > MAX_SUBQUERY_POINTS {
             return Err(PromError::TooManySamples("subquery evaluation".into()));
         }
@@ -401,7 +408,9 @@ pub fn selector_ranges(
             None => (t_min, t_max),
         };
         let range = (
-            lo.saturating_sub(offset).saturating_sub(span).saturating_add(1),
+            lo.saturating_sub(offset)
+                .saturating_sub(span)
+                .saturating_add(1),
             hi.saturating_sub(offset),
         );
         let entry = out.entry(selector_key(vs)).or_insert(range);

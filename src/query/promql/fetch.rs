@@ -80,7 +80,8 @@ fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64) -> Expr {
             if m.name == METRIC_NAME {
                 filter = filter.and(col("metric").eq(lit(m.value.clone())));
             } else if !m.value.is_empty() {
-                filter = filter.and(get_field(col("labels"), m.name.as_str()).eq(lit(m.value.clone())));
+                filter =
+                    filter.and(get_field(col("labels"), m.name.as_str()).eq(lit(m.value.clone())));
             }
         }
     }

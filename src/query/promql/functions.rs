@@ -16,11 +16,30 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
     let name = call.func.name;
     let args = &call.args.args;
     match name {
-        "time" => return Ok(Val::Scalar(times.iter().map(|&t| t as f64 / 1000.0).collect())),
+        "time" => {
+            return Ok(Val::Scalar(
+                times.iter().map(|&t| t as f64 / 1000.0).collect(),
+            ));
+        }
         "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; times.len()])),
-        "start" => return Ok(Val::Scalar(vec![ev.bounds.start as f64 / 1000.0; times.len()])),
-        "end" => return Ok(Val::Scalar(vec![ev.bounds.end as f64 / 1000.0; times.len()])),
-        "step" => return Ok(Val::Scalar(vec![ev.bounds.step as f64 / 1000.0; times.len()])),
+        "start" => {
+            return Ok(Val::Scalar(vec![
+                ev.bounds.start as f64 / 1000.0;
+                times.len()
+            ]));
+        }
+        "end" => {
+            return Ok(Val::Scalar(vec![
+                ev.bounds.end as f64 / 1000.0;
+                times.len()
+            ]));
+        }
+        "step" => {
+            return Ok(Val::Scalar(vec![
+                ev.bounds.step as f64 / 1000.0;
+                times.len()
+            ]));
+        }
         "range" => {
             let range = (ev.bounds.end - ev.bounds.start) as f64 / 1000.0;
             return Ok(Val::Scalar(vec![range; times.len()]));
@@ -29,7 +48,9 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             let a = scalar_arg(ev, &args[0], times, name)?;
             let b = scalar_arg(ev, &args[1], times, name)?;
             let pick = if name == "min_of" { go_min } else { go_max };
-            return Ok(Val::Scalar(a.iter().zip(&b).map(|(&a, &b)| pick(a, b)).collect()));
+            return Ok(Val::Scalar(
+                a.iter().zip(&b).map(|(&a, &b)| pick(a, b)).collect(),
+            ));
         }
         "timestamp" => {
             if let Some(vs) = selector_arg(&args[0]) {
@@ -94,7 +115,10 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             ev.warn_sort_in_range_query(name, times);
             let desc = name == "sort_desc";
             series.sort_by(|a, b| {
-                let (x, y) = (a.values[0].unwrap_or(f64::NAN), b.values[0].unwrap_or(f64::NAN));
+                let (x, y) = (
+                    a.values[0].unwrap_or(f64::NAN),
+                    b.values[0].unwrap_or(f64::NAN),
+                );
                 // NaN sorts last either way.
                 match (x.is_nan(), y.is_nan()) {
                     (true, true) => std::cmp::Ordering::Equal,
@@ -191,7 +215,10 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             if q.iter().any(|q| !(0.0..=1.0).contains(q)) {
                 ev.warnings.push(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {}",
-                    q.iter().find(|q| !(0.0..=1.0).contains(*q)).copied().unwrap_or(f64::NAN)
+                    q.iter()
+                        .find(|q| !(0.0..=1.0).contains(*q))
+                        .copied()
+                        .unwrap_or(f64::NAN)
                 ));
             }
             return Ok(over_windows(&m, times, true, |i, _, vs, _| {
@@ -225,9 +252,12 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
     if let Some(window_fn) = range_function(name) {
         let m = matrix_arg(ev, &args[0], times, name)?;
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        return Ok(over_windows(&m, times, !keep_name, |_, ts, vs, (start, end)| {
-            window_fn(ts, vs, start, end)
-        }));
+        return Ok(over_windows(
+            &m,
+            times,
+            !keep_name,
+            |_, ts, vs, (start, end)| window_fn(ts, vs, start, end),
+        ));
     }
     if let Some(f) = math_function(name) {
         let series = vector_arg(ev, &args[0], times, name)?;
@@ -309,11 +339,19 @@ fn math_function(name: &str) -> Option<fn(f64) -> f64> {
 
 /// Go's `math.Max`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 fn date_part(name: &str, v: f64) -> Option<f64> {
@@ -379,7 +417,12 @@ fn over_windows(
                         if w.is_empty() {
                             return None;
                         }
-                        f(i, &s.timestamps[w.clone()], &s.values[w], (end.saturating_sub(m.range), end))
+                        f(
+                            i,
+                            &s.timestamps[w.clone()],
+                            &s.values[w],
+                            (end.saturating_sub(m.range), end),
+                        )
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
@@ -436,7 +479,11 @@ fn absent(arg: &Expr, times: &[i64], present: impl Fn(usize) -> bool) -> Val {
     }])
 }
 
-fn label_replace(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+fn label_replace(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    times: &[i64],
+) -> Result<Val, PromError> {
     let series = vector_arg(ev, &args[0], times, "label_replace")?;
     let dst = string_arg(ev, &args[1], times, "label_replace")?;
     let replacement = string_arg(ev, &args[2], times, "label_replace")?;
@@ -508,7 +555,11 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Resu
 }
 
 /// `histogram_quantile(q, buckets)` over classic `_bucket{le}` series.
-fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+fn histogram_quantile(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    times: &[i64],
+) -> Result<Val, PromError> {
     let q = scalar_arg(ev, &args[0], times, "histogram_quantile")?;
     let series = vector_arg(ev, &args[1], times, "histogram_quantile")?;
     warn_quantiles_out_of_range(ev, &q);
@@ -520,7 +571,11 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64])
 
 /// `histogram_quantiles(buckets, "label", q1, q2, …)`: one series per
 /// quantile, told apart by `label`.
-fn histogram_quantiles(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+fn histogram_quantiles(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    times: &[i64],
+) -> Result<Val, PromError> {
     let series = vector_arg(ev, &args[0], times, "histogram_quantiles")?;
     let label_name = string_arg(ev, &args[1], times, "histogram_quantiles")?;
     if !valid_label_name(&label_name) {
@@ -528,7 +583,10 @@ fn histogram_quantiles(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]
             "invalid quantile label name in histogram_quantiles(): {label_name}"
         )));
     }
-    if series.iter().any(|s| s.labels.iter().any(|(n, _)| *n == label_name)) {
+    if series
+        .iter()
+        .any(|s| s.labels.iter().any(|(n, _)| *n == label_name))
+    {
         return Err(PromError::Execution(format!(
             "label {label_name:?} already exists on an input series of histogram_quantiles()"
         )));
@@ -559,7 +617,11 @@ fn quantile_label(q: f64) -> String {
 }
 
 /// `histogram_fraction(lower, upper, buckets)` over classic buckets.
-fn histogram_fraction(ev: &mut Evaluator<'_>, args: &[Box<Expr>], times: &[i64]) -> Result<Val, PromError> {
+fn histogram_fraction(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    times: &[i64],
+) -> Result<Val, PromError> {
     let lower = scalar_arg(ev, &args[0], times, "histogram_fraction")?;
     let upper = scalar_arg(ev, &args[1], times, "histogram_fraction")?;
     let series = vector_arg(ev, &args[2], times, "histogram_fraction")?;
@@ -694,9 +756,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 let (dx, dy) = (&x[..nx], &y[..ny]);
                 let tx = dx.iter().skip_while(|&&c| c == b'0').count();
                 let ty = dy.iter().skip_while(|&&c| c == b'0').count();
-                let ord = tx
-                    .cmp(&ty)
-                    .then_with(|| dx[nx - tx..].cmp(&dy[ny - ty..]));
+                let ord = tx.cmp(&ty).then_with(|| dx[nx - tx..].cmp(&dy[ny - ty..]));
                 if ord.is_ne() {
                     return ord;
                 }

@@ -13,9 +13,9 @@ pub mod conformance;
 mod eval;
 mod fetch;
 mod functions;
-pub mod sql_function;
 #[cfg(test)]
 mod fuzz;
+pub mod sql_function;
 pub mod value;
 
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
@@ -94,7 +94,9 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 use promql_parser::parser::{Expr, VectorSelector};
 
-use eval::{Evaluator, QueryBounds, StepSeries, Val, selector_key, selector_ranges, selectors, window};
+use eval::{
+    Evaluator, QueryBounds, StepSeries, Val, selector_key, selector_ranges, selectors, window,
+};
 use fetch::{RawSeries, fetch_label_sets, fetch_series, matcher_sets};
 use value::{METRIC_NAME, compare_labels};
 
@@ -128,7 +130,9 @@ pub async fn range_query(
         ));
     }
     if end_ms < start_ms {
-        return Err(PromError::BadData("end timestamp must not be before start time".into()));
+        return Err(PromError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
     }
     if end_ms.saturating_sub(start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
         return Err(PromError::BadData(
@@ -189,7 +193,11 @@ async fn run(
         warnings.dedup();
         let mut infos = evaluator.infos;
         infos.dedup();
-        Ok(QueryOutput { value, warnings, infos })
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos,
+        })
     })
     .await
     .map_err(|e| PromError::Internal(format!("query evaluation failed: {e}")))?
@@ -203,14 +211,23 @@ async fn fetch_all(
     options: &QueryOptions,
 ) -> Result<HashMap<usize, Vec<RawSeries>>, PromError> {
     let mut ranges = HashMap::new();
-    selector_ranges(expr, bounds.start, bounds.end, bounds, options.lookback_ms, &mut ranges);
+    selector_ranges(
+        expr,
+        bounds.start,
+        bounds.end,
+        bounds,
+        options.lookback_ms,
+        &mut ranges,
+    );
     let mut nodes: Vec<&VectorSelector> = Vec::new();
     selectors(expr, &mut nodes);
     let mut data = HashMap::new();
     let mut budget = options.max_samples;
     for vs in nodes {
         let key = selector_key(vs);
-        let Some(&(min, max)) = ranges.get(&key) else { continue };
+        let Some(&(min, max)) = ranges.get(&key) else {
+            continue;
+        };
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
         let series = fetch_series(ctx, &sets, min, max, budget).await?;
         budget -= series.iter().map(|s| s.timestamps.len()).sum::<usize>();
@@ -253,13 +270,23 @@ fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> 
 
 fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
     Ok(match value {
-        Val::Scalar(v) => QueryValue::Scalar { timestamp: t, value: v[0] },
-        Val::String(s) => QueryValue::String { timestamp: t, value: s },
+        Val::Scalar(v) => QueryValue::Scalar {
+            timestamp: t,
+            value: v[0],
+        },
+        Val::String(s) => QueryValue::String {
+            timestamp: t,
+            value: s,
+        },
         Val::Vector(series) => QueryValue::Vector(
             finish_series(series)?
                 .into_iter()
                 .filter_map(|s| {
-                    s.values[0].map(|value| InstantSample { labels: s.labels, timestamp: t, value })
+                    s.values[0].map(|value| InstantSample {
+                        labels: s.labels,
+                        timestamp: t,
+                        value,
+                    })
                 })
                 .collect(),
         ),
@@ -275,7 +302,10 @@ fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
                         .copied()
                         .zip(s.values[w].iter().copied())
                         .collect();
-                    (!points.is_empty()).then_some(RangeSeries { labels: s.labels, points })
+                    (!points.is_empty()).then_some(RangeSeries {
+                        labels: s.labels,
+                        points,
+                    })
                 })
                 .collect();
             out.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
@@ -317,7 +347,9 @@ fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromError> {
 }
 
 /// Parses `match[]` selectors into matcher alternatives.
-fn selector_sets(selectors: &[String]) -> Result<Vec<Vec<promql_parser::label::Matcher>>, PromError> {
+fn selector_sets(
+    selectors: &[String],
+) -> Result<Vec<Vec<promql_parser::label::Matcher>>, PromError> {
     let mut sets = Vec::new();
     for text in selectors {
         match parse(text)? {

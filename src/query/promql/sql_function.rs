@@ -7,25 +7,27 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
 use datafusion::catalog::TableFunctionArgs;
+use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, ScalarValue, exec_err, plan_err};
 use datafusion::datasource::TableType;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Partitioning, PlanProperties};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Partitioning, PlanProperties};
 use datafusion::prelude::SessionContext;
 
 use super::value::{Labels, METRIC_NAME};
@@ -56,14 +58,18 @@ enum Window {
 
 impl TableFunctionImpl for PromqlFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let values: Vec<ScalarValue> = args
-            .exprs()
-            .iter()
-            .map(constant)
-            .collect::<Result<_>>()?;
+        let values: Vec<ScalarValue> = args.exprs().iter().map(constant).collect::<Result<_>>()?;
         let query = match values.first() {
-            Some(ScalarValue::Utf8(Some(q)) | ScalarValue::LargeUtf8(Some(q)) | ScalarValue::Utf8View(Some(q))) => q.clone(),
-            _ => return plan_err!("promql(query, ...) needs the PromQL query text as its first argument"),
+            Some(
+                ScalarValue::Utf8(Some(q))
+                | ScalarValue::LargeUtf8(Some(q))
+                | ScalarValue::Utf8View(Some(q)),
+            ) => q.clone(),
+            _ => {
+                return plan_err!(
+                    "promql(query, ...) needs the PromQL query text as its first argument"
+                );
+            }
         };
         let window = match &values[1..] {
             [] => Window::Instant(chrono::Utc::now().timestamp_millis()),
@@ -108,16 +114,22 @@ fn time_ms(v: &ScalarValue, name: &str) -> Result<i64> {
         ScalarValue::TimestampNanosecond(Some(t), _) => t / 1_000_000,
         ScalarValue::Int64(Some(s)) => s * 1000,
         ScalarValue::Float64(Some(s)) => (s * 1000.0).round() as i64,
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            match chrono::DateTime::parse_from_rfc3339(s) {
-                Ok(t) => t.timestamp_millis(),
-                Err(_) => match s.parse::<f64>() {
-                    Ok(secs) => (secs * 1000.0).round() as i64,
-                    Err(_) => return plan_err!("promql() {name} {s:?} is neither RFC 3339 nor Unix seconds"),
-                },
-            }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.timestamp_millis(),
+            Err(_) => match s.parse::<f64>() {
+                Ok(secs) => (secs * 1000.0).round() as i64,
+                Err(_) => {
+                    return plan_err!("promql() {name} {s:?} is neither RFC 3339 nor Unix seconds");
+                }
+            },
+        },
+        other => {
+            return plan_err!(
+                "promql() {name} must be a timestamp, Unix seconds or RFC 3339 text, got {other}"
+            );
         }
-        other => return plan_err!("promql() {name} must be a timestamp, Unix seconds or RFC 3339 text, got {other}"),
     };
     Ok(ms)
 }
@@ -130,16 +142,20 @@ fn step_ms(v: &ScalarValue) -> Result<i64> {
         ScalarValue::IntervalDayTime(Some(i)) => i.days as i64 * 86_400_000 + i.milliseconds as i64,
         ScalarValue::Int64(Some(s)) => s * 1000,
         ScalarValue::Float64(Some(s)) => (s * 1000.0).round() as i64,
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            match promql_parser::util::parse_duration(s) {
-                Ok(d) => d.as_millis() as i64,
-                Err(_) => match s.parse::<f64>() {
-                    Ok(secs) => (secs * 1000.0).round() as i64,
-                    Err(_) => return plan_err!("promql() step {s:?} is not a duration"),
-                },
-            }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => match promql_parser::util::parse_duration(s) {
+            Ok(d) => d.as_millis() as i64,
+            Err(_) => match s.parse::<f64>() {
+                Ok(secs) => (secs * 1000.0).round() as i64,
+                Err(_) => return plan_err!("promql() step {s:?} is not a duration"),
+            },
+        },
+        other => {
+            return plan_err!(
+                "promql() step must be an interval, seconds or a duration like '15s', got {other}"
+            );
         }
-        other => return plan_err!("promql() step must be an interval, seconds or a duration like '15s', got {other}"),
     };
     if ms <= 0 {
         return plan_err!("promql() step must be positive, got {ms} ms");
@@ -246,7 +262,9 @@ impl DisplayAs for PromqlExec {
                 .unwrap_or_else(|| t.to_string())
         };
         match self.window {
-            Window::Instant(t) => write!(f, "PromqlExec: query={:?} instant at {}", self.query, ms(t)),
+            Window::Instant(t) => {
+                write!(f, "PromqlExec: query={:?} instant at {}", self.query, ms(t))
+            }
             Window::Range { start, end, step } => write!(
                 f,
                 "PromqlExec: query={:?} range {} to {} step {}ms",
@@ -286,9 +304,17 @@ impl ExecutionPlan for PromqlExec {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let ctx = SessionContext::new_with_state(self.session.clone());
-        let (query, window, options) = (self.query.clone(), self.window.clone(), self.options.clone());
+        let (query, window, options) = (
+            self.query.clone(),
+            self.window.clone(),
+            self.options.clone(),
+        );
         let projection = self.projection.clone();
         let rows = async move {
             let output = match window {
@@ -356,7 +382,9 @@ fn to_batch(value: QueryValue) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(timestamps.finish()),
         Arc::new(metrics.finish()),
-        Arc::new(build_string_map(other_labels.iter().map(|l| l.iter().copied()))),
+        Arc::new(build_string_map(
+            other_labels.iter().map(|l| l.iter().copied()),
+        )),
         Arc::new(values.finish()),
     ];
     Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)

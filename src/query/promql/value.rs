@@ -28,8 +28,14 @@ pub struct RangeSeries {
 /// The result of a query, by Prometheus `resultType`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryValue {
-    Scalar { timestamp: i64, value: f64 },
-    String { timestamp: i64, value: String },
+    Scalar {
+        timestamp: i64,
+        value: f64,
+    },
+    String {
+        timestamp: i64,
+        value: String,
+    },
     Vector(Vec<InstantSample>),
     /// Range queries always answer a matrix (sorted by label set); an
     /// instant query answers one when the expression is a range vector.
