@@ -18,10 +18,16 @@
 //! * `up` (always 1) and `app_build_info{version, revision}` (always 1, for
 //!   `group_left` joins).
 //!
-//! A quarter of the targets restart once (every counter starts again from
-//! zero), a sixth miss 8–15 minutes of scrapes (longer than the 5 m
-//! lookback), 1 % of scrapes are missed at random, one target starts a third
-//! of the way in and one stops two thirds of the way in.
+//! Counters start high (the processes ran before the data begins). A quarter
+//! of the targets restart once (every counter starts again from zero), a
+//! sixth miss 8–15 minutes of scrapes (longer than the 5 m lookback), the
+//! targets that do not restart miss 1 % of scrapes at random, one target
+//! starts a third of the way in and one stops two thirds of the way in.
+//!
+//! Why counters start high and restarting targets miss no scrape: `rate`'s
+//! extrapolation clamps at the counter's zero point before deciding whether
+//! the series starts inside the window in Prometheus 2.42, after it in 3.x;
+//! with these two rules that clamp never decides, so both agree.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,6 +39,7 @@ pub const SERIES_PER_TARGET: usize = 21;
 
 /// Upper bounds of the latency histogram's buckets, as `le` label values.
 pub const LATENCY_BUCKETS: [&str; 7] = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
+const BUCKET_BOUNDS: [f64; 7] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, f64::INFINITY];
 
 const JOB_NAMES: [&str; 8] = [
     "api", "web", "worker", "billing", "search", "auth", "cart", "gateway",
@@ -132,6 +139,13 @@ struct Target {
     gap: Option<std::ops::Range<usize>>,
     alive: std::ops::Range<usize>,
     version: &'static str,
+}
+
+impl Target {
+    /// One request's latency in seconds.
+    fn latency(&self, rng: &mut StdRng) -> f64 {
+        (self.latency_mu + self.latency_sigma * normal(rng)).exp()
+    }
 }
 
 /// Indices into a target's series, in [`series_of`] order.
@@ -264,10 +278,25 @@ fn scrape_target(
     rng: &mut StdRng,
     points: &mut [Vec<(i64, f64)>],
 ) {
+    // Processes ran before the data begins: counters start high (so a rate
+    // window never extrapolates toward a zero point at the data's start).
     let mut counters = [0u64; 6];
+    for (c, (_, _, share)) in counters.iter_mut().zip(METHODS_CODES) {
+        *c = (rng.random_range(10_000.0f64..1_000_000.0) * share) as u64 + 100;
+    }
     let mut buckets = [0u64; 7];
     let mut latency_sum = 0.0f64;
-    let mut cpu_hundredths = 0u64;
+    let history = rng.random_range(20u64..200);
+    for _ in 0..500 {
+        let seconds = t.latency(rng);
+        latency_sum += seconds * history as f64;
+        for (b, bound) in BUCKET_BOUNDS.iter().enumerate() {
+            if seconds <= *bound {
+                buckets[b] += history;
+            }
+        }
+    }
+    let mut cpu_hundredths: u64 = rng.random_range(100_000..10_000_000);
     let mut memory_pages: i64 = rng.random_range(20_000..200_000);
     let mut temperature_tenths: i64 = rng.random_range(300..600);
     let mut queue: i64 = rng.random_range(0..60);
@@ -293,11 +322,10 @@ fn scrape_target(
         }
         let observations = poisson(rng, t.request_rate * 0.5 * dt);
         for _ in 0..observations {
-            let seconds = (t.latency_mu + t.latency_sigma * normal(rng)).exp();
+            let seconds = t.latency(rng);
             latency_sum += seconds;
-            for (b, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let bound: f64 = le.parse().unwrap_or(f64::INFINITY);
-                if seconds <= bound {
+            for (b, bound) in BUCKET_BOUNDS.iter().enumerate() {
+                if seconds <= *bound {
                     buckets[b] += 1;
                 }
             }
@@ -310,7 +338,7 @@ fn scrape_target(
         }
         let missed = !t.alive.contains(&k)
             || t.gap.as_ref().is_some_and(|g| g.contains(&k))
-            || rng.random_bool(0.01);
+            || (t.restart_at.is_none() && rng.random_bool(0.01));
         let jitter = rng.random_range(-shape.jitter_ms..=shape.jitter_ms);
         if missed {
             continue;
