@@ -121,20 +121,41 @@ pub struct QueryConfig {
     pub memory_limit: u64,
     /// Parallelism of one query (0 = number of cores).
     pub target_partitions: usize,
-}
-
-impl QueryConfig {
-    /// The PromQL engine settings these options give.
-    pub fn promql_options(&self) -> crate::query::promql::QueryOptions {
-        crate::query::promql::QueryOptions::default()
-    }
+    /// PromQL: how far back an instant selector looks for a sample
+    /// (Prometheus' `--query.lookback-delta`; a query's `lookback_delta`
+    /// parameter overrides it).
+    #[serde(deserialize_with = "de_duration")]
+    pub lookback_delta: Duration,
+    /// PromQL: most samples one query may hold in memory at once
+    /// (Prometheus' `--query.max-samples`).
+    pub max_samples: usize,
+    /// PromQL: a query running longer fails with `timeout` (Prometheus'
+    /// `--query.timeout`; a query's `timeout` parameter can only shorten it).
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
+        let promql = crate::query::promql::QueryOptions::default();
         QueryConfig {
             memory_limit: 2 << 30,
             target_partitions: 0,
+            lookback_delta: Duration::from_millis(promql.lookback_ms as u64),
+            max_samples: promql.max_samples,
+            timeout: promql.timeout,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The PromQL engine settings these keys configure.
+    pub fn promql_options(&self) -> crate::query::promql::QueryOptions {
+        crate::query::promql::QueryOptions {
+            lookback_ms: self.lookback_delta.as_millis() as i64,
+            max_samples: self.max_samples,
+            timeout: self.timeout,
+            ..crate::query::promql::QueryOptions::default()
         }
     }
 }
@@ -291,6 +312,9 @@ mod tests {
             flush_max_bytes = "1MiB"
             [query]
             memory_limit = 1048576
+            lookback_delta = "1m"
+            max_samples = 1000
+            timeout = "30s"
             "#,
         )
         .unwrap();
@@ -298,6 +322,14 @@ mod tests {
         assert_eq!(c.ingester.flush_max_age, Duration::from_secs(30));
         assert_eq!(c.ingester.flush_max_bytes, 1 << 20);
         assert_eq!(c.query.memory_limit, 1 << 20);
+        let promql = c.query.promql_options();
+        assert_eq!(promql.lookback_ms, 60_000);
+        assert_eq!(promql.max_samples, 1000);
+        assert_eq!(promql.timeout, Duration::from_secs(30));
+        let defaults = Config::default().query.promql_options();
+        assert_eq!(defaults.lookback_ms, 5 * 60_000);
+        assert_eq!(defaults.max_samples, 50_000_000);
+        assert_eq!(defaults.timeout, Duration::from_secs(120));
         assert_eq!(c.server.pg_listen.port(), 5432);
         let err = Config::from_toml("[ingester]\nflush_max_agee = 1").unwrap_err();
         assert!(err.contains("flush_max_agee"), "{err}");

@@ -7,6 +7,8 @@
 //! * `GET /metrics` — self-monitoring in the Prometheus text format.
 //! * `POST /api/v1/push`, `/api/v1/write` — Prometheus remote write (see `push`).
 //! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
+//! * `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, ... —
+//!   the Prometheus HTTP query API (see `prometheus`).
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{otlp, push, push_logs};
+use super::{otlp, prometheus, push, push_logs};
 use crate::engine::Engine;
 use crate::model::Signal;
 
@@ -37,6 +39,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/metrics", post(otlp::metrics))
         .route("/loki/api/v1/push", post(push_logs::loki_push))
         .route("/api/v2/spans", post(push_logs::zipkin_spans))
+        .merge(prometheus::routes())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(engine)
 }

@@ -1,12 +1,14 @@
 //! Network front ends. Each is a thin adapter over the [`crate::engine::Engine`]:
 //! `pgwire` (Postgres wire protocol), `http` (readiness, flush, and the
-//! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive) and `otlp` (OTLP/gRPC
+//! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive; `prometheus` is the
+//! Prometheus query API) and `otlp` (OTLP/gRPC
 //! on its own listener; its OTLP/HTTP handlers mount on `http`). [`run`] binds them all,
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
 pub mod http;
 pub mod otlp;
 pub mod pgwire;
+pub mod prometheus;
 pub mod push;
 pub mod push_logs;
 

@@ -7,6 +7,7 @@ mod common;
 mod durability;
 mod limits;
 mod prom_answers;
+mod prometheus_api;
 mod promql_conformance;
 mod promql_differential;
 mod pruning;

@@ -299,3 +299,105 @@ async fn bad_sql_and_bad_values_get_sqlstates_and_the_server_keeps_serving() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("42P01") && err.contains('^'), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promql_table_function_answers_rows_that_join_with_other_tables() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+    let client = server.client().await;
+    // A counter growing by 60 per minute on two services, one sample per 15 s.
+    let mut values = Vec::new();
+    for (service, rate) in [("cart", 1), ("checkout", 2)] {
+        for i in 0..=40 {
+            values.push(format!(
+                "(TIMESTAMP '2026-01-01T00:00:00Z' + INTERVAL '{} seconds', 'http_requests_total', \
+                 map(['service'], ['{service}']), {})",
+                i * 15,
+                i * 15 * rate
+            ));
+        }
+    }
+    client
+        .execute(
+            &format!(
+                "INSERT INTO samples (timestamp, metric, labels, value) VALUES {}",
+                values.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO logs (timestamp, labels, line) VALUES \
+             ('2026-01-01T00:09:00Z', map(['service'], ['checkout']), 'payment declined')",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // Instant form: at a time, as Unix seconds or RFC 3339.
+    let rows = client
+        .query(
+            "SELECT labels['service'], value FROM promql('sum by (service) (rate(http_requests_total[5m]))', \
+             '2026-01-01T00:10:00Z') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "cart");
+    assert!((got[0].1 - 1.0).abs() < 1e-9, "{got:?}");
+    assert!((got[1].1 - 2.0).abs() < 1e-9, "{got:?}");
+
+    // Range form: one row per step and series; the metric name is kept by selectors.
+    let rows = client
+        .query(
+            "SELECT count(*), min(timestamp), max(metric) FROM promql('http_requests_total{service=\"cart\"}', \
+             TIMESTAMP '2026-01-01T00:05:00Z', TIMESTAMP '2026-01-01T00:10:00Z', INTERVAL '1 minute')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 6);
+    assert_eq!(
+        rows[0].get::<_, DateTime<Utc>>(1),
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap()
+    );
+    assert_eq!(rows[0].get::<_, String>(2), "http_requests_total");
+
+    // Joins with logs on a label.
+    let rows = client
+        .query(
+            "SELECT l.line, p.value FROM promql('rate(http_requests_total[5m]) > 1.5', '2026-01-01T00:10:00Z') p \
+             JOIN logs l ON l.labels['service'] = p.labels['service']",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "payment declined");
+
+    // EXPLAIN names the PromQL node; a bad query is a clear error and the server keeps serving.
+    let plan = client
+        .simple_query("EXPLAIN SELECT * FROM promql('up', 0)")
+        .await
+        .unwrap();
+    let text = format!("{plan:?}");
+    assert!(text.contains("PromqlExec: query=\\\"up\\\""), "{text}");
+    let e = client
+        .simple_query("SELECT * FROM promql('sum(rate(x[5m])')")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("unclosed left parenthesis"),
+        "{e:?}"
+    );
+    let e = client
+        .simple_query("SELECT * FROM promql('up', 0, 10, INTERVAL '0 seconds')")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("step must be positive"), "{e:?}");
+    client.simple_query("SELECT 1").await.unwrap();
+}

@@ -264,23 +264,17 @@ fn vector_vector(
             }
             one_at.insert(&one_sig[j], j);
         }
-        let mut matched_sigs: HashMap<&str, usize> = HashMap::new();
+        let mut matched_sigs: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (m, s) in many.iter().enumerate() {
             let Some(mv) = s.values[i] else { continue };
             let Some(&o) = one_at.get(many_sig[m].as_str()) else {
                 continue;
             };
             let ov = one[o].values[i].expect("present at this step");
-            if one_to_one {
-                if let Some(prev) = matched_sigs.insert(&many_sig[m], m)
-                    && prev != m
-                {
-                    return Err(PromError::Execution(format!(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right) — {} and {}",
-                        labels_text(&many[prev].labels),
-                        labels_text(&s.labels)
-                    )));
-                }
+            if one_to_one && !matched_sigs.insert(&many_sig[m]) {
+                return Err(PromError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
             }
             let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
             let (value, keep) = apply(op, l, r);

@@ -180,7 +180,7 @@ impl Evaluator<'_> {
                 let series = self
                     .selected(&ms.vs)
                     .iter()
-                    .map(|raw| without_stale(raw))
+                    .map(without_stale)
                     .filter(|s| !s.timestamps.is_empty())
                     .collect();
                 Val::Matrix(RangeVector {

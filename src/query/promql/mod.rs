@@ -134,7 +134,7 @@ pub async fn range_query(
             "end timestamp must not be before start time".into(),
         ));
     }
-    if end_ms.saturating_sub(start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+    if end_ms.saturating_sub(start_ms) / step_ms > MAX_POINTS_PER_SERIES {
         return Err(PromError::BadData(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
         ));
