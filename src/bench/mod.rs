@@ -4,6 +4,7 @@
 
 pub mod ingest;
 pub mod prom_http;
+pub mod promql;
 pub mod samples;
 pub mod scrape_dataset;
 pub mod storage;

@@ -172,6 +172,46 @@ const RANGE_QUERIES: &[&str] = &[
     "-queue_depth % 7",
     "2 ^ (node_temperature_celsius / 10)",
     "sin(node_temperature_celsius) + cos(queue_depth)",
+    // edges: short windows, negative horizons, several metrics, odd parameters
+    "increase(http_requests_total{job=\"web\"}[90s])",
+    "irate(process_cpu_seconds_total[20s])",
+    "deriv(queue_depth[1m])",
+    "predict_linear(node_temperature_celsius[5m], -600)",
+    "resets(process_cpu_seconds_total[1h])",
+    "delta(process_cpu_seconds_total[5m])",
+    "changes(up[1h])",
+    "count by (__name__) ({job=\"web\", __name__=~\"queue_depth|up|node_.*\"})",
+    "{job=\"api\", __name__=~\"queue_depth|up\"}",
+    "http_requests_total unless http_requests_total{code=\"200\"}",
+    "1 - rate(http_requests_total{code=\"200\"}[5m]) / ignoring (code) group_left sum without (code) (rate(http_requests_total[5m]))",
+    "scalar(up)",
+    "last_over_time(up[1m:10s])",
+    "quantile_over_time(0.5, rate(http_requests_total{job=\"api\"}[5m])[30m:1m])",
+    "max_over_time(rate(http_requests_total{job=\"web\"}[5m])[30m:1m] @ AT)",
+    "min_over_time(queue_depth[5m:15s] offset 1m)",
+    "histogram_quantile(1, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(-1, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.5, http_request_duration_seconds_bucket)",
+    "count_values(\"v\", round(node_temperature_celsius))",
+    "clamp(queue_depth, 60, 10)",
+    "queue_depth == 10",
+    "queue_depth != bool 10",
+    "(queue_depth > 50) + 1",
+    "sum_over_time(process_cpu_seconds_total[5m]) / count_over_time(process_cpu_seconds_total[5m])",
+    "day_of_month(timestamp(up))",
+    "month()",
+    "year()",
+    "acos(clamp(node_temperature_celsius / 100, -1, 1)) + deg(pi())",
+    "topk(2, sum by (job, instance) (rate(http_request_duration_seconds_sum[5m])))",
+    "avg without (instance) (process_resident_memory_bytes)",
+    "timestamp(rate(http_requests_total{job=\"api\"}[5m]))",
+    "absent_over_time(nonexistent[5m])",
+    "label_replace(up, \"__name__\", \"renamed\", \"\", \"\")",
+    "sum(rate(http_requests_total[5m])) by (job) > bool 1",
+    "stddev_over_time(process_cpu_seconds_total[10m])",
+    "quantile(0.2, rate(http_request_duration_seconds_sum[5m]))",
+    "stddev(rate(http_request_duration_seconds_count[5m]))",
 ];
 
 /// Range queries over 45 minutes at a 15 s step (the scrape interval).
@@ -214,7 +254,7 @@ const INSTANT_QUERIES: &[&str] = &[
 
 /// Queries that may legitimately answer nothing over this data.
 fn may_be_empty(query: &str) -> bool {
-    query.contains("absent")
+    query.contains("absent") || query.starts_with("clamp(queue_depth, 60, 10)")
 }
 
 const MINUTE_MS: i64 = 60_000;
