@@ -61,6 +61,64 @@ enum BenchCommand {
     Samples(SamplesArgs),
     /// Send remote-write, Loki push or OTLP load to a receiver and report items/s and MB/s.
     Ingest(IngestArgs),
+    /// PromQL query latency beside Prometheus on the same data (benches/promql.sh).
+    #[command(subcommand)]
+    Promql(PromqlBenchCommand),
+}
+
+#[derive(Subcommand)]
+enum PromqlBenchCommand {
+    /// Generate the dataset; write it as OpenMetrics and/or remote-write it to o11ydb and flush.
+    Data(PromqlDataArgs),
+    /// Time each benchmark query on o11ydb and on Prometheus (medians) and print a table.
+    Query(PromqlQueryArgs),
+}
+
+/// The dataset's size and place in time (the same arguments give the same data).
+#[derive(clap::Args)]
+struct PromqlDatasetArgs {
+    /// Jobs (scrape target groups).
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// Instances per job; each exposes 21 series.
+    #[arg(long, default_value_t = 60)]
+    instances: usize,
+    /// Hours of data at a 15 s scrape interval.
+    #[arg(long, default_value_t = 6)]
+    hours: i64,
+    /// Nominal time of the last scrape, ms since the epoch (a whole minute).
+    #[arg(long)]
+    end_ms: i64,
+}
+
+#[derive(clap::Args)]
+struct PromqlDataArgs {
+    #[command(flatten)]
+    dataset: PromqlDatasetArgs,
+    /// Write the samples as OpenMetrics text here (for promtool).
+    #[arg(long)]
+    openmetrics: Option<PathBuf>,
+    /// Remote-write the samples to this o11ydb HTTP address, then flush.
+    #[arg(long)]
+    push: Option<SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct PromqlQueryArgs {
+    #[command(flatten)]
+    dataset: PromqlDatasetArgs,
+    /// o11ydb's HTTP address.
+    #[arg(long)]
+    o11ydb: SocketAddr,
+    /// Prometheus' HTTP address.
+    #[arg(long)]
+    prometheus: SocketAddr,
+    /// Timed runs per query and system (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Range query step.
+    #[arg(long, default_value = "60s", value_parser = o11ydb::config::parse_duration)]
+    step: std::time::Duration,
 }
 
 #[derive(clap::Args)]
@@ -209,6 +267,12 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
+        Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Data(args))) => {
+            bench_promql_data(args)
+        }
+        Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Query(args))) => {
+            bench_promql_query(args)
+        }
         Command::Conformance(ConformanceCommand::Promql(args)) => {
             runtime.block_on(conformance_promql(args))
         }
@@ -362,6 +426,81 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         report.payload_mb_per_second()
     );
     anyhow::ensure!(report.failed == 0, "{} requests failed", report.failed);
+    Ok(())
+}
+
+impl PromqlDatasetArgs {
+    fn shape(&self) -> o11ydb::bench::scrape_dataset::DatasetShape {
+        let scrapes = (self.hours * 240 + 1) as usize;
+        o11ydb::bench::scrape_dataset::DatasetShape {
+            jobs: self.jobs,
+            instances_per_job: self.instances,
+            start_ms: self.end_ms - (scrapes as i64 - 1) * 15_000,
+            scrapes,
+            interval_ms: 15_000,
+            jitter_ms: 2_000,
+            seed: 42,
+        }
+    }
+}
+
+fn bench_promql_data(args: PromqlDataArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::scrape_dataset::{generate, write_openmetrics};
+    let shape = args.dataset.shape();
+    let started = std::time::Instant::now();
+    let data = generate(&shape);
+    let samples: usize = data.iter().map(|s| s.points.len()).sum();
+    println!(
+        "dataset: {} series, {samples} samples, generated in {:.1} s",
+        data.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.openmetrics {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let n = write_openmetrics(&data, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        println!("openmetrics: {n} samples written to {}", path.display());
+    }
+    if let Some(addr) = args.push {
+        let started = std::time::Instant::now();
+        let n = o11ydb::bench::promql::load_o11ydb(addr, &data).map_err(anyhow::Error::msg)?;
+        println!(
+            "o11ydb: {n} samples remote-written and flushed in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn bench_promql_query(args: PromqlQueryArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::promql::{Shape, markdown_table, time_queries};
+    let shape = args.dataset.shape();
+    let step_ms = args.step.as_millis() as i64;
+    // Whole-second times off the minute grid, as dashboards send them.
+    let range = Shape::Range {
+        start_ms: shape.start_ms + 17_000,
+        end_ms: shape.end_ms() + 17_000,
+        step_ms,
+    };
+    let instant = Shape::Instant {
+        time_ms: shape.end_ms() + 17_000,
+    };
+    for (title, shape) in [
+        (
+            format!(
+                "range queries over {} h, step {} s",
+                args.dataset.hours,
+                step_ms / 1000
+            ),
+            range,
+        ),
+        ("instant queries at the data's end".to_string(), instant),
+    ] {
+        let timings = time_queries(args.o11ydb, args.prometheus, shape, args.runs)
+            .map_err(anyhow::Error::msg)?;
+        println!("\n{title} (median of {} runs)\n", args.runs);
+        print!("{}", markdown_table(&timings));
+    }
     Ok(())
 }
 

@@ -3,5 +3,8 @@
 //! measurements that need a whole engine (bytes per sample, SQL aggregates).
 
 pub mod ingest;
+pub mod prom_http;
+pub mod promql;
 pub mod samples;
+pub mod scrape_dataset;
 pub mod storage;

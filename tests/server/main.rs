@@ -6,8 +6,10 @@
 mod common;
 mod durability;
 mod limits;
+mod prom_answers;
 mod prometheus_api;
 mod promql_conformance;
+mod promql_differential;
 mod pruning;
 mod remote_write;
 mod sql;
