@@ -128,7 +128,11 @@ async fn scan(
         .map_err(internal)?
         .filter(pushdown_filter(sets, min_ms, max_ms))
         .map_err(internal)?
-        .select_columns(&["series_id", "metric", "labels", "timestamp", "value"])
+        .select_columns(if keep_samples {
+            &["series_id", "metric", "labels", "timestamp", "value"]
+        } else {
+            &["series_id", "metric", "labels"]
+        })
         .map_err(internal)?;
     let mut stream = frame.execute_stream().await.map_err(internal)?;
     // series_id → index into `series`, or None when its labels do not match.
@@ -144,8 +148,12 @@ async fn scan(
             .as_any()
             .downcast_ref::<MapArray>()
             .ok_or_else(|| PromError::Internal("samples.labels is not a map".into()))?;
-        let times = batch.column(3).as_primitive::<TimestampMillisecondType>();
-        let values = batch.column(4).as_primitive::<Float64Type>();
+        let samples = keep_samples.then(|| {
+            (
+                batch.column(3).as_primitive::<TimestampMillisecondType>(),
+                batch.column(4).as_primitive::<Float64Type>(),
+            )
+        });
         for row in 0..batch.num_rows() {
             let id = ids.value(row);
             let slot = *index.entry(id).or_insert_with(|| {
@@ -162,7 +170,7 @@ async fn scan(
                 }
             });
             if let Some(i) = slot
-                && keep_samples
+                && let Some((times, values)) = samples
             {
                 total += 1;
                 if total > max_samples {
