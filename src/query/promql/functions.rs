@@ -252,12 +252,15 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
     if let Some(window_fn) = range_function(name) {
         let m = matrix_arg(ev, &args[0], times, name)?;
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        return Ok(over_windows(
-            &m,
-            times,
-            !keep_name,
-            |_, ts, vs, (start, end)| window_fn(ts, vs, start, end),
-        ));
+        let result = over_windows(&m, times, !keep_name, |_, ts, vs, (start, end)| {
+            window_fn(ts, vs, start, end)
+        });
+        if matches!(name, "rate" | "increase")
+            && let Val::Vector(out) = &result
+        {
+            info_not_a_counter(ev, &m, out);
+        }
+        return Ok(result);
     }
     if let Some(f) = math_function(name) {
         let series = vector_arg(ev, &args[0], times, name)?;
@@ -266,6 +269,28 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
     Err(PromError::BadData(format!(
         "function {name}() is not supported by o11ydb"
     )))
+}
+
+/// Prometheus' hint when `rate`/`increase` read a series whose name does
+/// not look like a counter's.
+fn info_not_a_counter(ev: &mut Evaluator<'_>, m: &RangeVector, out: &[StepSeries]) {
+    const COUNTER_SUFFIXES: [&str; 4] = ["_total", "_sum", "_count", "_bucket"];
+    for s in &m.series {
+        let name = label(&s.labels, METRIC_NAME);
+        if name.is_empty() || COUNTER_SUFFIXES.iter().any(|x| name.ends_with(x)) {
+            continue;
+        }
+        if !out.iter().any(|o| o.labels == s.labels) {
+            continue;
+        }
+        let at = ev.position_of(name);
+        let text = format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?} {at}"
+        );
+        if !ev.infos.contains(&text) {
+            ev.infos.push(text);
+        }
+    }
 }
 
 type WindowFn = fn(&[i64], &[f64], i64, i64) -> Option<f64>;
