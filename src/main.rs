@@ -308,6 +308,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         addrs.http
     );
     println!(
+        "  promql:    http://{}   (Prometheus API for Grafana; try: promtool query instant http://{} 'up')",
+        addrs.http, addrs.http
+    );
+    println!(
         "  otlp grpc:  {}   (OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics on http)",
         addrs.otlp_grpc
     );
