@@ -163,9 +163,9 @@ impl Engine {
         &self.config.data_dir
     }
 
-    /// A new SQL session over `tenant`'s tables (and nothing else's), with
-    /// the views shipped in `sql/`.
-    pub async fn session(&self, tenant: &str) -> Result<SessionContext> {
+    /// A session with only `tenant`'s tables and the functions — no shipped
+    /// views, so it is cheap to create: what PromQL queries run in.
+    pub fn tables_session(&self, tenant: &str) -> Result<SessionContext> {
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public")
@@ -188,6 +188,13 @@ impl Engine {
                 options: self.config.query.promql_options(),
             }),
         );
+        Ok(ctx)
+    }
+
+    /// A new SQL session over `tenant`'s tables (and nothing else's), with
+    /// the views shipped in `sql/`.
+    pub async fn session(&self, tenant: &str) -> Result<SessionContext> {
+        let ctx = self.tables_session(tenant)?;
         for (file, text) in SHIPPED_SQL {
             for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 let body: String = statement

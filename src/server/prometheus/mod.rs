@@ -147,12 +147,11 @@ fn capped(mut texts: Vec<String>, kind: &str) -> Vec<String> {
     texts
 }
 
-/// The tenant's DataFusion session.
+/// The tenant's DataFusion session (tables only: PromQL needs no views).
 async fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionContext, Failure> {
     let tenant = push::tenant(engine, headers)?;
     engine
-        .session(&tenant)
-        .await
+        .tables_session(&tenant)
         .map_err(|e| Failure::Api(PromError::Internal(e.to_string())))
 }
 

@@ -396,7 +396,7 @@ impl Store {
     /// The tenant's session, made once per loaded state.
     async fn session(&mut self) -> crate::Result<SessionContext> {
         if self.session.is_none() {
-            self.session = Some(self.engine().session(TENANT).await?);
+            self.session = Some(self.engine().tables_session(TENANT)?);
         }
         Ok(self.session.clone().expect("just made"))
     }
