@@ -60,9 +60,22 @@ fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
     })
 }
 
-/// The predicate pushed into the scan: equalities every alternative shares
-/// (so the provider can prune by bloom) and the time range.
-fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64) -> Expr {
+/// The values a regex matcher can only match when it is a plain
+/// alternation of literals (`a|b|c`), none of them empty.
+fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ');
+    let values: Vec<String> = pattern.split('|').map(str::to_string).collect();
+    values
+        .iter()
+        .all(|v| !v.is_empty() && v.chars().all(plain))
+        .then_some(values)
+}
+
+/// The predicate pushed into the scan: the time range, and the equalities
+/// and literal alternations (`=~"a|b"`) every alternative shares on the
+/// metric name and (`with_labels`) on labels, so the provider can prune
+/// blocks by bloom and fewer rows reach the evaluator.
+fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64, with_labels: bool) -> Expr {
     let ts = |ms: i64| {
         lit(ScalarValue::TimestampMillisecond(
             Some(ms),
@@ -74,6 +87,20 @@ fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64) -> Expr {
         .and(col("timestamp").lt_eq(ts(max_ms)));
     if sets.len() == 1 {
         for m in &sets[0] {
+            if m.name != METRIC_NAME && !with_labels {
+                continue;
+            }
+            let target = if m.name == METRIC_NAME {
+                col("metric")
+            } else {
+                get_field(col("labels"), m.name.as_str())
+            };
+            if let MatchOp::Re(_) = m.op
+                && let Some(values) = literal_alternatives(&m.value)
+            {
+                filter = filter.and(target.in_list(values.into_iter().map(lit).collect(), false));
+                continue;
+            }
             if m.op != MatchOp::Equal {
                 continue;
             }
@@ -111,6 +138,15 @@ pub async fn fetch_label_sets(
     Ok(series.into_iter().map(|s| s.labels).collect())
 }
 
+/// Over spans longer than this, labels are read from the span's last
+/// stretch only (plus the few series that ended earlier), and the samples
+/// without their label columns.
+const LABEL_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// series_id → index into the found series, or `None` when its labels do
+/// not match.
+type SeriesIndex = HashMap<i64, Option<usize>>;
+
 async fn scan(
     ctx: &SessionContext,
     sets: &[Vec<Matcher>],
@@ -122,22 +158,69 @@ async fn scan(
     if sets.is_empty() || min_ms > max_ms {
         return Ok(Vec::new());
     }
-    let frame = ctx
-        .table("samples")
-        .await
-        .map_err(internal)?
-        .filter(pushdown_filter(sets, min_ms, max_ms))
-        .map_err(internal)?
-        .select_columns(if keep_samples {
-            &["series_id", "metric", "labels", "timestamp", "value"]
-        } else {
-            &["series_id", "metric", "labels"]
-        })
-        .map_err(internal)?;
-    let mut stream = frame.execute_stream().await.map_err(internal)?;
-    // series_id → index into `series`, or None when its labels do not match.
-    let mut index: HashMap<i64, Option<usize>> = HashMap::new();
+    let mut index = SeriesIndex::new();
     let mut series: Vec<RawSeries> = Vec::new();
+    if !keep_samples || max_ms.saturating_sub(min_ms) <= LABEL_WINDOW_MS {
+        let filter = pushdown_filter(sets, min_ms, max_ms, true);
+        read_rows(
+            ctx,
+            sets,
+            filter,
+            &mut index,
+            &mut series,
+            Some(max_samples),
+            keep_samples,
+        )
+        .await?;
+    } else {
+        // Labels of the series present at the end of the span...
+        let end_window = pushdown_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms, true);
+        read_rows(ctx, sets, end_window, &mut index, &mut series, None, false).await?;
+        // ...then every sample, label columns left unread...
+        let pending =
+            read_samples(ctx, sets, min_ms, max_ms, &index, &mut series, max_samples).await?;
+        // ...and the labels of the series that ended earlier.
+        if !pending.is_empty() {
+            let ids: Vec<Expr> = pending.keys().map(|&id| lit(id)).collect();
+            let filter = pushdown_filter(sets, min_ms, max_ms, false)
+                .and(col("series_id").in_list(ids, false));
+            read_rows(ctx, sets, filter, &mut index, &mut series, None, false).await?;
+            for (id, (timestamps, values)) in pending {
+                if let Some(Some(i)) = index.get(&id) {
+                    series[*i].timestamps.extend(timestamps);
+                    series[*i].values.extend(values);
+                }
+            }
+        }
+    }
+    for s in &mut series {
+        order_by_time(s);
+    }
+    if keep_samples {
+        series.retain(|s| !s.timestamps.is_empty());
+    }
+    // Storage order: by label set, as Prometheus' index returns series.
+    series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
+    Ok(series)
+}
+
+/// Reads series ids with their metric and labels (and, with `keep_samples`,
+/// their samples, at most `max_samples`), adding series not yet indexed.
+async fn read_rows(
+    ctx: &SessionContext,
+    sets: &[Vec<Matcher>],
+    filter: Expr,
+    index: &mut SeriesIndex,
+    series: &mut Vec<RawSeries>,
+    max_samples: Option<usize>,
+    keep_samples: bool,
+) -> Result<(), PromError> {
+    let columns: &[&str] = if keep_samples {
+        &["series_id", "metric", "labels", "timestamp", "value"]
+    } else {
+        &["series_id", "metric", "labels"]
+    };
+    let mut stream = samples_stream(ctx, filter, columns).await?;
     let mut total = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
@@ -173,7 +256,7 @@ async fn scan(
                 && let Some((times, values)) = samples
             {
                 total += 1;
-                if total > max_samples {
+                if max_samples.is_some_and(|max| total > max) {
                     return Err(PromError::TooManySamples("query execution".into()));
                 }
                 series[i].timestamps.push(times.value(row));
@@ -181,15 +264,72 @@ async fn scan(
             }
         }
     }
-    for s in &mut series {
-        order_by_time(s);
+    Ok(())
+}
+
+/// Samples of series not indexed yet, by series id.
+type PendingSamples = HashMap<i64, (Vec<i64>, Vec<f64>)>;
+
+/// Reads `series_id, timestamp, value` only: samples of matching indexed
+/// series are added, those of unknown series kept aside until their labels
+/// are known; each kind is held to `max_samples`.
+async fn read_samples(
+    ctx: &SessionContext,
+    sets: &[Vec<Matcher>],
+    min_ms: i64,
+    max_ms: i64,
+    index: &SeriesIndex,
+    series: &mut [RawSeries],
+    max_samples: usize,
+) -> Result<PendingSamples, PromError> {
+    let filter = pushdown_filter(sets, min_ms, max_ms, false);
+    let mut stream = samples_stream(ctx, filter, &["series_id", "timestamp", "value"]).await?;
+    let mut pending = PendingSamples::new();
+    let (mut kept, mut held) = (0usize, 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(internal)?;
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
+        let values = batch.column(2).as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            let id = ids.value(row);
+            let (timestamps, vals, count) = match index.get(&id) {
+                Some(None) => continue,
+                Some(Some(i)) => {
+                    let s = &mut series[*i];
+                    (&mut s.timestamps, &mut s.values, &mut kept)
+                }
+                None => {
+                    let (t, v) = pending.entry(id).or_default();
+                    (t, v, &mut held)
+                }
+            };
+            *count += 1;
+            if *count > max_samples {
+                return Err(PromError::TooManySamples("query execution".into()));
+            }
+            timestamps.push(times.value(row));
+            vals.push(values.value(row));
+        }
     }
-    if keep_samples {
-        series.retain(|s| !s.timestamps.is_empty());
-    }
-    // Storage order: by label set, as Prometheus' index returns series.
-    series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
-    Ok(series)
+    Ok(pending)
+}
+
+async fn samples_stream(
+    ctx: &SessionContext,
+    filter: Expr,
+    columns: &[&str],
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, PromError> {
+    ctx.table("samples")
+        .await
+        .map_err(internal)?
+        .filter(filter)
+        .map_err(internal)?
+        .select_columns(columns)
+        .map_err(internal)?
+        .execute_stream()
+        .await
+        .map_err(internal)
 }
 
 fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {
@@ -232,4 +372,20 @@ fn order_by_time(s: &mut RawSeries) {
 
 fn internal(e: impl std::fmt::Display) -> PromError {
     PromError::Internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_alternatives;
+
+    #[test]
+    fn only_plain_alternations_become_in_lists() {
+        assert_eq!(
+            literal_alternatives("api|web-1|db:5432"),
+            Some(vec!["api".into(), "web-1".into(), "db:5432".into()])
+        );
+        for pattern in ["a.*", "a|", "", "(a|b)", "a+", "x\\|y", "a|b.c"] {
+            assert_eq!(literal_alternatives(pattern), None, "{pattern}");
+        }
+    }
 }
