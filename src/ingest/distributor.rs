@@ -6,7 +6,7 @@
 //! and the answer names the first failure and the counts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
@@ -18,6 +18,7 @@ use super::limits::{LimitsRegistry, RateLimited};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::model::Signal;
+use crate::model::labels::SeriesIdMap;
 
 /// Items a decoder or the distributor refused, by reason.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -136,28 +137,7 @@ impl PushError {
 /// Newest sample time per series, for the out-of-order rule and the series limit.
 #[derive(Debug, Default)]
 struct TenantSeries {
-    newest: HashMap<i64, i64, BuildHasherDefault<SeriesIdHasher>>,
-}
-
-/// Series ids are already xxh3 hashes of the label set: hashing them again
-/// for the map would be wasted work on every sample.
-#[derive(Default)]
-struct SeriesIdHasher(u64);
-
-impl Hasher for SeriesIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_i64(&mut self, id: i64) {
-        self.0 = id as u64;
-    }
+    newest: SeriesIdMap<i64>,
 }
 
 pub struct Distributor {

@@ -211,3 +211,28 @@ mod tests {
         assert_eq!(map_row(&map, 2), vec![("c", "3")]);
     }
 }
+
+/// A map keyed by series id. Series ids are already xxh3 hashes of the
+/// label set: hashing them again would be wasted work on every sample.
+pub type SeriesIdMap<V> =
+    std::collections::HashMap<i64, V, std::hash::BuildHasherDefault<SeriesIdHasher>>;
+
+/// The identity hash of a series id (see [`SeriesIdMap`]).
+#[derive(Default)]
+pub struct SeriesIdHasher(u64);
+
+impl std::hash::Hasher for SeriesIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        self.0 = id as u64;
+    }
+}

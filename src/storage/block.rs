@@ -1,5 +1,5 @@
-//! Turning a frozen head into a block: sort the rows by series and time (or
-//! trace and start), encode them in the storage schema and write Parquet with
+//! Turning a frozen head into a block: sort the rows by metric, series and
+//! time (or stream/trace and time), encode them in the storage schema and write Parquet with
 //! zstd, page-level statistics (so the page index is written), dictionary
 //! encoding where values repeat, delta encoding for timestamps and bloom
 //! filters on trace ids.
@@ -25,7 +25,9 @@ const SAMPLES_ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// The columns a block is sorted by, most significant first.
 pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
     match signal {
-        Signal::Samples => &["series_id", "timestamp"],
+        // Metric first: a metric's rows are contiguous, so the page index
+        // on `metric` lets a scan for one metric skip every other page.
+        Signal::Samples => &["metric", "series_id", "timestamp"],
         Signal::Logs => &["stream_id", "timestamp"],
         Signal::Spans => &["trace_id", "start_time"],
     }

@@ -4,8 +4,6 @@
 //! bloom), then every matcher applied exactly as Prometheus does to each
 //! series' label set, and the rows grouped into time-ordered series.
 
-use std::collections::HashMap;
-
 use arrow::array::{Array, AsArray, MapArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::functions::core::expr_fn::get_field;
@@ -17,7 +15,7 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromError;
 use super::value::{Labels, METRIC_NAME, compare_labels, sort_labels};
-use crate::model::labels::map_row;
+use crate::model::labels::{SeriesIdMap, map_row};
 
 /// The samples of one series, in time order, one per timestamp.
 #[derive(Debug, Clone)]
@@ -145,7 +143,7 @@ const LABEL_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// series_id → index into the found series, or `None` when its labels do
 /// not match.
-type SeriesIndex = HashMap<i64, Option<usize>>;
+type SeriesIndex = SeriesIdMap<Option<usize>>;
 
 async fn scan(
     ctx: &SessionContext,
@@ -158,7 +156,7 @@ async fn scan(
     if sets.is_empty() || min_ms > max_ms {
         return Ok(Vec::new());
     }
-    let mut index = SeriesIndex::new();
+    let mut index = SeriesIndex::default();
     let mut series: Vec<RawSeries> = Vec::new();
     if !keep_samples || max_ms.saturating_sub(min_ms) <= LABEL_WINDOW_MS {
         let filter = pushdown_filter(sets, min_ms, max_ms, true);
@@ -173,8 +171,9 @@ async fn scan(
         )
         .await?;
     } else {
-        // Labels of the series present at the end of the span...
-        let end_window = pushdown_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms, true);
+        // Labels of the series present at the end of the span, matching or
+        // not (so the samples of those that do not match can be skipped)...
+        let end_window = pushdown_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms, false);
         read_rows(ctx, sets, end_window, &mut index, &mut series, None, false).await?;
         // ...then every sample, label columns left unread...
         let pending =
@@ -268,7 +267,7 @@ async fn read_rows(
 }
 
 /// Samples of series not indexed yet, by series id.
-type PendingSamples = HashMap<i64, (Vec<i64>, Vec<f64>)>;
+type PendingSamples = SeriesIdMap<(Vec<i64>, Vec<f64>)>;
 
 /// Reads `series_id, timestamp, value` only: samples of matching indexed
 /// series are added, those of unknown series kept aside until their labels
@@ -284,7 +283,7 @@ async fn read_samples(
 ) -> Result<PendingSamples, PromError> {
     let filter = pushdown_filter(sets, min_ms, max_ms, false);
     let mut stream = samples_stream(ctx, filter, &["series_id", "timestamp", "value"]).await?;
-    let mut pending = PendingSamples::new();
+    let mut pending = PendingSamples::default();
     let (mut kept, mut held) = (0usize, 0usize);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
