@@ -223,17 +223,27 @@ async fn fetch_all(
     );
     let mut nodes: Vec<&VectorSelector> = Vec::new();
     selectors(expr, &mut nodes);
-    let mut data = HashMap::new();
-    let mut budget = options.max_samples;
-    for vs in nodes {
+    // Selectors are fetched concurrently, each within the whole budget;
+    // together they must still fit it.
+    let fetches = nodes.into_iter().filter_map(|vs| {
         let key = selector_key(vs);
-        let Some(&(min, max)) = ranges.get(&key) else {
-            continue;
-        };
+        let &(min, max) = ranges.get(&key)?;
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
-        let series = fetch_series(ctx, &sets, min, max, budget).await?;
-        budget -= series.iter().map(|s| s.timestamps.len()).sum::<usize>();
-        data.insert(key, series);
+        Some(async move {
+            let series = fetch_series(ctx, &sets, min, max, options.max_samples).await?;
+            Ok::<_, PromError>((key, series))
+        })
+    });
+    let data: HashMap<usize, Vec<RawSeries>> = futures::future::try_join_all(fetches)
+        .await?
+        .into_iter()
+        .collect();
+    let total: usize = data
+        .values()
+        .flat_map(|series| series.iter().map(|s| s.timestamps.len()))
+        .sum();
+    if total > options.max_samples {
+        return Err(PromError::TooManySamples("query execution".into()));
     }
     Ok(data)
 }
