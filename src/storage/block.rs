@@ -4,7 +4,10 @@
 //! encoding where values repeat, delta encoding for timestamps and bloom
 //! filters on trace ids.
 
-use arrow::array::RecordBatch;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -33,20 +36,46 @@ pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
     }
 }
 
-/// Sorts a batch into block order.
+/// Sorts a batch into block order. Text sort keys are replaced by the rank
+/// of their value among the batch's distinct values, so the sort compares
+/// integers (a block has a few hundred metric names, not millions).
 pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
     let columns: Vec<SortColumn> = sort_columns(signal)
         .iter()
-        .map(|name| SortColumn {
-            values: batch
+        .map(|name| {
+            let column = batch
                 .column_by_name(name)
-                .expect("sort column of canonical schema")
-                .clone(),
-            options: Some(SortOptions::default()),
+                .expect("sort column of canonical schema");
+            let values = match column.as_string_opt::<i32>() {
+                Some(text) if *name == "metric" => text_ranks(text),
+                _ => column.clone(),
+            };
+            SortColumn {
+                values,
+                options: Some(SortOptions::default()),
+            }
         })
         .collect();
     let indices = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(batch, &indices)?)
+}
+
+/// Each row's rank among the distinct values of `text` (nulls first).
+fn text_ranks(text: &StringArray) -> ArrayRef {
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    for v in text.iter().flatten() {
+        seen.entry(v).or_insert_with(|| {
+            distinct.push(v);
+            0
+        });
+    }
+    distinct.sort_unstable();
+    for (rank, v) in distinct.iter().enumerate() {
+        seen.insert(v, rank as u32 + 1);
+    }
+    let ranks: UInt32Array = text.iter().map(|v| Some(v.map_or(0, |v| seen[v]))).collect();
+    Arc::new(ranks)
 }
 
 fn writer_properties(signal: Signal) -> WriterProperties {
