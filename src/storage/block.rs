@@ -74,7 +74,10 @@ fn text_ranks(text: &StringArray) -> ArrayRef {
     for (rank, v) in distinct.iter().enumerate() {
         seen.insert(v, rank as u32 + 1);
     }
-    let ranks: UInt32Array = text.iter().map(|v| Some(v.map_or(0, |v| seen[v]))).collect();
+    let ranks: UInt32Array = text
+        .iter()
+        .map(|v| Some(v.map_or(0, |v| seen[v])))
+        .collect();
     Arc::new(ranks)
 }
 
