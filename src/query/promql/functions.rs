@@ -589,7 +589,8 @@ fn histogram_quantile(
     let series = vector_arg(ev, &args[1], times, "histogram_quantile")?;
     warn_quantiles_out_of_range(ev, &q);
     let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
-        histogram::bucket_quantile_detailed(q[i], buckets)
+        let (value, forced_monotonicity, _) = histogram::bucket_quantile(q[i], buckets);
+        (value, forced_monotonicity)
     });
     Ok(Val::Vector(out))
 }
@@ -622,7 +623,8 @@ fn histogram_quantiles(
         warn_quantiles_out_of_range(ev, &q);
         let text = quantile_label(q[0]);
         for mut s in classic_histograms(ev, &series, times.len(), |i, buckets| {
-            histogram::bucket_quantile_detailed(q[i], buckets)
+            let (value, forced_monotonicity, _) = histogram::bucket_quantile(q[i], buckets);
+            (value, forced_monotonicity)
         }) {
             set_label(&mut s.labels, &label_name, &text);
             out.push(s);
@@ -651,14 +653,10 @@ fn histogram_fraction(
     let upper = scalar_arg(ev, &args[1], times, "histogram_fraction")?;
     let series = vector_arg(ev, &args[2], times, "histogram_fraction")?;
     let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
-        histogram::BucketQuantile {
-            value: histogram::bucket_fraction(lower[i], upper[i], buckets),
-            forced_monotonicity: false,
-            fixed_precision: false,
-            min_forced_bucket: 0.0,
-            max_forced_bucket: 0.0,
-            max_forced_diff: 0.0,
-        }
+        (
+            histogram::bucket_fraction(lower[i], upper[i], buckets),
+            false,
+        )
     });
     Ok(Val::Vector(out))
 }
@@ -674,13 +672,14 @@ fn warn_quantiles_out_of_range(ev: &mut Evaluator<'_>, q: &[f64]) {
 }
 
 /// Groups classic bucket series (`le` label) by their other labels and
-/// folds each group's buckets per step with `f`; malformed `le` values are
-/// skipped with a warning.
+/// folds each group's buckets per step with `f` into (value, whether
+/// monotonicity had to be forced); malformed `le` values are skipped with a
+/// warning.
 fn classic_histograms(
     ev: &mut Evaluator<'_>,
     series: &[StepSeries],
     steps: usize,
-    f: impl Fn(usize, &mut [(f64, f64)]) -> histogram::BucketQuantile,
+    f: impl Fn(usize, &mut [(f64, f64)]) -> (f64, bool),
 ) -> Vec<StepSeries> {
     let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
@@ -717,14 +716,14 @@ fn classic_histograms(
             if buckets.is_empty() {
                 continue;
             }
-            let result = f(i, &mut buckets);
-            if result.forced_monotonicity {
+            let (result, forced_monotonicity) = f(i, &mut buckets);
+            if forced_monotonicity {
                 ev.infos.push(format!(
                     "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
                     labels.iter().find(|(n, _)| n == METRIC_NAME).map(|(_, v)| v.as_str()).unwrap_or("")
                 ));
             }
-            *value = Some(result.value);
+            *value = Some(result);
         }
         if values.iter().any(Option::is_some) {
             out.push(StepSeries {

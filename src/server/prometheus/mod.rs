@@ -346,11 +346,10 @@ async fn run_label_names(engine: &Engine, request: &ApiRequest) -> Outcome {
     let selectors = form.all("match[]");
     expr::check_selectors(&selectors).map_err(PromError::BadData)?;
     let ctx = session(engine, &request.headers).await?;
-    let mut names = promql::label_names(&ctx, &selectors, start, end)
+    // Sorted and distinct already.
+    let names = promql::label_names(&ctx, &selectors, start, end)
         .await
         .map_err(as_execution_error)?;
-    names.sort();
-    names.dedup();
     string_list(names, limit)
 }
 
@@ -378,11 +377,10 @@ async fn run_label_values(engine: &Engine, name: &str, request: &ApiRequest) -> 
     let selectors = form.all("match[]");
     expr::check_selectors(&selectors).map_err(PromError::BadData)?;
     let ctx = session(engine, &request.headers).await?;
-    let mut values = promql::label_values(&ctx, &name, &selectors, start, end)
+    // Sorted and distinct already.
+    let values = promql::label_values(&ctx, &name, &selectors, start, end)
         .await
         .map_err(as_execution_error)?;
-    values.sort();
-    values.dedup();
     string_list(values, limit)
 }
 
