@@ -291,6 +291,21 @@ impl SampleGenerator {
     }
 }
 
+/// One OpenMetrics sample line: `key value seconds.millis`.
+pub fn write_openmetrics_sample(
+    out: &mut impl Write,
+    key: &str,
+    t_ms: i64,
+    value: f64,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{key} {value} {}.{:03}",
+        t_ms.div_euclid(1000),
+        t_ms.rem_euclid(1000)
+    )
+}
+
 /// Writes samples as OpenMetrics text (for `promtool tsdb create-blocks-from
 /// openmetrics`): all samples of one series together, in time order.
 pub fn write_openmetrics(
@@ -353,13 +368,8 @@ pub fn write_openmetrics(
             writeln!(out, "# TYPE {name} {kind}")?;
             last_family = family.clone();
         }
-        for (t, v) in points {
-            writeln!(
-                out,
-                "{key} {v} {}.{:03}",
-                t.div_euclid(1000),
-                t.rem_euclid(1000)
-            )?;
+        for &(t, v) in points {
+            write_openmetrics_sample(out, key, t, v)?;
         }
     }
     writeln!(out, "# EOF")?;

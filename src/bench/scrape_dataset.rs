@@ -382,13 +382,8 @@ pub fn write_openmetrics(
             .map(|(k, v)| format!("{k}=\"{v}\""))
             .collect();
         let key = format!("{}{{{}}}", s.metric(), rendered.join(","));
-        for (t, v) in &s.points {
-            writeln!(
-                out,
-                "{key} {v} {}.{:03}",
-                t.div_euclid(1000),
-                t.rem_euclid(1000)
-            )?;
+        for &(t, v) in &s.points {
+            super::samples::write_openmetrics_sample(out, &key, t, v)?;
             written += 1;
         }
     }

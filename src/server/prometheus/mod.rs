@@ -340,17 +340,38 @@ async fn label_names(State(engine): State<Arc<Engine>>, request: ApiRequest) -> 
 }
 
 async fn run_label_names(engine: &Engine, request: &ApiRequest) -> Outcome {
+    let q = label_query(engine, request).await?;
+    // Sorted and distinct already.
+    let names = promql::label_names(&q.ctx, &q.selectors, q.start, q.end)
+        .await
+        .map_err(as_execution_error)?;
+    string_list(names, q.limit)
+}
+
+/// What the label-name and label-value endpoints share: the tenant's
+/// session, checked `match[]` selectors, the time range and the limit.
+struct LabelQuery {
+    ctx: SessionContext,
+    selectors: Vec<String>,
+    start: Option<i64>,
+    end: Option<i64>,
+    limit: usize,
+}
+
+async fn label_query(engine: &Engine, request: &ApiRequest) -> Result<LabelQuery, Failure> {
     let form = &request.form;
     let limit = params::limit_param(form)?;
     let (start, end) = params::optional_range(form)?;
     let selectors = form.all("match[]");
     expr::check_selectors(&selectors).map_err(PromError::BadData)?;
     let ctx = session(engine, &request.headers).await?;
-    // Sorted and distinct already.
-    let names = promql::label_names(&ctx, &selectors, start, end)
-        .await
-        .map_err(as_execution_error)?;
-    string_list(names, limit)
+    Ok(LabelQuery {
+        ctx,
+        selectors,
+        start,
+        end,
+        limit,
+    })
 }
 
 async fn label_values(
@@ -371,17 +392,12 @@ async fn run_label_values(engine: &Engine, name: &str, request: &ApiRequest) -> 
             PromError::BadData(format!("invalid label name: {}", params::go_quote(&name))).into(),
         );
     }
-    let form = &request.form;
-    let limit = params::limit_param(form)?;
-    let (start, end) = params::optional_range(form)?;
-    let selectors = form.all("match[]");
-    expr::check_selectors(&selectors).map_err(PromError::BadData)?;
-    let ctx = session(engine, &request.headers).await?;
+    let q = label_query(engine, request).await?;
     // Sorted and distinct already.
-    let values = promql::label_values(&ctx, &name, &selectors, start, end)
+    let values = promql::label_values(&q.ctx, &name, &q.selectors, q.start, q.end)
         .await
         .map_err(as_execution_error)?;
-    string_list(values, limit)
+    string_list(values, q.limit)
 }
 
 /// Storage failures while listing labels are `execution` errors in
