@@ -2,4 +2,5 @@
 //! providers as SQL: PromQL text → selector scans on `samples` → the
 //! time-series evaluator → instant vectors, range matrices, scalars.
 
+pub mod logql;
 pub mod promql;
