@@ -133,6 +133,9 @@ pub struct QueryConfig {
     /// `--query.timeout`; a query's `timeout` parameter can only shorten it).
     #[serde(deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// LogQL: most entries one log query may return (Loki's
+    /// `max_entries_limit_per_query`).
+    pub max_entries_limit_per_query: usize,
 }
 
 impl Default for QueryConfig {
@@ -144,6 +147,7 @@ impl Default for QueryConfig {
             lookback_delta: Duration::from_millis(promql.lookback_ms as u64),
             max_samples: promql.max_samples,
             timeout: promql.timeout,
+            max_entries_limit_per_query: crate::query::logql::LogqlOptions::default().max_entries,
         }
     }
 }
@@ -156,6 +160,16 @@ impl QueryConfig {
             max_samples: self.max_samples,
             timeout: self.timeout,
             ..crate::query::promql::QueryOptions::default()
+        }
+    }
+
+    /// The LogQL engine settings these keys configure (`max_samples` bounds
+    /// the samples a metric query extracts from lines).
+    pub fn logql_options(&self) -> crate::query::logql::LogqlOptions {
+        crate::query::logql::LogqlOptions {
+            max_samples: self.max_samples,
+            max_entries: self.max_entries_limit_per_query,
+            timeout: self.timeout,
         }
     }
 }

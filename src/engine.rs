@@ -188,6 +188,12 @@ impl Engine {
                 options: self.config.query.promql_options(),
             }),
         );
+        ctx.register_udtf(
+            "logql",
+            Arc::new(crate::query::logql::sql_function::LogqlFunction {
+                options: self.config.query.logql_options(),
+            }),
+        );
         Ok(ctx)
     }
 

@@ -41,6 +41,15 @@ enum ConformanceCommand {
     /// Run every Prometheus promqltest `*.test` script in DIR; prints one line
     /// per failing eval and `N passed, M failed` (exit code 0 either way).
     Promql(PromqlConformanceArgs),
+    /// Run every LogQL case file (`*.test`, format in tests/logql/cases/README.md)
+    /// in DIR; prints each failing case and `N passed, M failed` (exit code 0 either way).
+    Logql(LogqlConformanceArgs),
+}
+
+#[derive(clap::Args)]
+struct LogqlConformanceArgs {
+    /// Directory holding the `*.test` case files.
+    dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -276,6 +285,14 @@ fn main() -> anyhow::Result<()> {
         Command::Conformance(ConformanceCommand::Promql(args)) => {
             runtime.block_on(conformance_promql(args))
         }
+        Command::Conformance(ConformanceCommand::Logql(args)) => runtime.block_on(async move {
+            let report = o11ydb::query::logql::conformance::run_dir(&args.dir).await?;
+            for failure in &report.failures {
+                println!("{failure}");
+            }
+            println!("{}", report.summary());
+            Ok(())
+        }),
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -4,3 +4,4 @@
 
 pub mod logql;
 pub mod promql;
+pub mod table_function;

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{otlp, prometheus, push, push_logs};
+use super::{loki, otlp, prometheus, push, push_logs};
 use crate::engine::Engine;
 use crate::model::Signal;
 
@@ -40,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/loki/api/v1/push", post(push_logs::loki_push))
         .route("/api/v2/spans", post(push_logs::zipkin_spans))
         .merge(prometheus::routes())
+        .merge(loki::routes())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(engine)
 }

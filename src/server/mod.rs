@@ -6,6 +6,7 @@
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
 pub mod http;
+pub mod loki;
 pub mod otlp;
 pub mod pgwire;
 pub mod prometheus;

@@ -6,6 +6,8 @@
 mod common;
 mod durability;
 mod limits;
+mod logql_conformance;
+mod loki_api;
 mod prom_answers;
 mod prometheus_api;
 mod promql_conformance;

@@ -401,3 +401,81 @@ async fn promql_table_function_answers_rows_that_join_with_other_tables() {
     assert!(format!("{e:?}").contains("step must be positive"), "{e:?}");
     client.simple_query("SELECT 1").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logql_table_function_answers_log_and_metric_rows() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+    let client = server.client().await;
+    let mut values = Vec::new();
+    for i in 0..12 {
+        let level = if i % 4 == 0 { "error" } else { "info" };
+        values.push(format!(
+            "(TIMESTAMP '2026-01-01T00:00:00Z' + INTERVAL '{} seconds', map(['app'], ['shop']), \
+             'level={level} took={}ms')",
+            i * 10,
+            i + 1
+        ));
+    }
+    client
+        .execute(
+            &format!(
+                "INSERT INTO logs (timestamp, labels, line) VALUES {}",
+                values.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO samples (timestamp, metric, labels, value) VALUES \
+             ('2026-01-01T00:02:00Z', 'up', map(['app'], ['shop']), 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // Log query: newest first, limit, parsed labels in the map.
+    let rows = client
+        .query(
+            "SELECT timestamp, labels['level'], line FROM logql('{app=\"shop\"} | logfmt | level=\"error\"', \
+             TIMESTAMP '2026-01-01T00:00:00Z', TIMESTAMP '2026-01-01T00:05:00Z', 2)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[0].get::<_, DateTime<Utc>>(0),
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 20).unwrap()
+    );
+    assert_eq!(rows[0].get::<_, String>(1), "error");
+    assert_eq!(rows[0].get::<_, String>(2), "level=error took=9ms");
+
+    // Metric query: one row per step; joins with samples on a label.
+    let rows = client
+        .query(
+            "SELECT l.timestamp, l.value, s.value FROM logql('sum by (app) (count_over_time({app=\"shop\"}[1m]))', \
+             '2026-01-01T00:01:00Z', '2026-01-01T00:02:00Z', INTERVAL '1 minute') l \
+             JOIN samples s ON s.labels['app'] = l.labels['app'] ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<f64> = rows.iter().map(|r| r.get::<_, f64>(1)).collect();
+    // (0:00, 0:01] holds lines at 10..60 s; (0:01, 0:02] those at 70..110 s.
+    assert_eq!(got, vec![6.0, 5.0]);
+
+    let plan = client
+        .simple_query("EXPLAIN SELECT * FROM logql('{app=\"shop\"}', 0, 60)")
+        .await
+        .unwrap();
+    assert!(format!("{plan:?}").contains("LogqlExec"), "{plan:?}");
+    let e = client
+        .simple_query("SELECT * FROM logql('{app=\"shop\"} |= ', 0, 60)")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("parse error"), "{e:?}");
+    client.simple_query("SELECT 1").await.unwrap();
+}

@@ -4,3 +4,189 @@
 //! series evaluated by the same step-grid evaluator as PromQL.
 
 pub mod ast;
+pub mod conformance;
+pub mod eval;
+pub mod fetch;
+pub mod pipeline;
+pub mod sql_function;
+
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+
+use crate::query::promql::{Labels, QueryValue};
+
+/// Limits of one LogQL query.
+#[derive(Debug, Clone)]
+pub struct LogqlOptions {
+    /// Most samples a metric query may extract from log lines.
+    pub max_samples: usize,
+    /// Most entries a log query may return (Loki's `max_entries_limit_per_query`).
+    pub max_entries: usize,
+    pub timeout: Duration,
+}
+
+impl Default for LogqlOptions {
+    fn default() -> Self {
+        LogqlOptions {
+            max_samples: 50_000_000,
+            max_entries: 5_000,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The order entries of a log query are returned in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    Forward,
+    #[default]
+    Backward,
+}
+
+impl std::str::FromStr for Direction {
+    type Err = LogqlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "forward" => Ok(Direction::Forward),
+            "backward" => Ok(Direction::Backward),
+            _ => Err(LogqlError::BadQuery(format!(
+                "invalid direction {s:?}: expected forward or backward"
+            ))),
+        }
+    }
+}
+
+/// One returned log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub timestamp_ns: i64,
+    pub line: String,
+}
+
+/// Entries sharing one label set, in the query's direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogStream {
+    pub labels: Labels,
+    pub entries: Vec<LogEntry>,
+}
+
+/// What a LogQL query returns.
+#[derive(Debug, Clone)]
+pub enum LogqlValue {
+    Streams(Vec<LogStream>),
+    Metric(QueryValue),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogqlError {
+    /// The query text or a parameter is invalid (HTTP 400).
+    #[error("{0}")]
+    BadQuery(String),
+    /// A limit was exceeded (HTTP 400, as Loki answers).
+    #[error("{0}")]
+    Limit(String),
+    /// A metric query met lines its pipeline could not process (HTTP 400).
+    #[error("{0}")]
+    Pipeline(String),
+    /// Evaluation failed (e.g. many-to-many vector matching; HTTP 422).
+    #[error("{0}")]
+    Execution(String),
+    #[error("query timed out")]
+    Timeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl LogqlError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            LogqlError::BadQuery(_) | LogqlError::Limit(_) | LogqlError::Pipeline(_) => 400,
+            LogqlError::Execution(_) => 422,
+            LogqlError::Timeout => 504,
+            LogqlError::Internal(_) => 500,
+        }
+    }
+}
+
+/// Runs `query` over `[start_ns, end_ns)` (log queries) or at every
+/// `step_ns` from `start_ns` to `end_ns` inclusive (metric queries), like
+/// Loki's `/loki/api/v1/query_range`.
+#[allow(clippy::too_many_arguments)]
+pub async fn query_range(
+    ctx: &SessionContext,
+    query: &str,
+    expr: &ast::Expr,
+    start_ns: i64,
+    end_ns: i64,
+    step_ns: i64,
+    limit: usize,
+    direction: Direction,
+    options: &LogqlOptions,
+) -> Result<LogqlValue, LogqlError> {
+    if end_ns < start_ns {
+        return Err(LogqlError::BadQuery(
+            "end timestamp must not be before or equal to start time".into(),
+        ));
+    }
+    match expr {
+        ast::Expr::Log(log) => {
+            check_limit(limit, options)?;
+            let streams =
+                eval::log_query(ctx, query, log, start_ns, end_ns, limit, direction, options)
+                    .await?;
+            Ok(LogqlValue::Streams(streams))
+        }
+        ast::Expr::Metric(metric) => {
+            if step_ns <= 0 {
+                return Err(LogqlError::BadQuery(
+                    "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+                ));
+            }
+            if (end_ns - start_ns) / step_ns > crate::query::promql::MAX_POINTS_PER_SERIES {
+                return Err(LogqlError::BadQuery(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter".into(),
+                ));
+            }
+            let steps = (end_ns - start_ns) / step_ns + 1;
+            let times: Vec<i64> = (0..steps).map(|i| start_ns + i * step_ns).collect();
+            let (value, times_ms) = eval::metric_query(ctx, query, metric, &times, options).await?;
+            let value = crate::query::promql::range_value(value, &times_ms)
+                .map_err(|e| LogqlError::Execution(e.to_string()))?;
+            Ok(LogqlValue::Metric(value))
+        }
+    }
+}
+
+/// Evaluates a metric query at one instant, like Loki's `/loki/api/v1/query`.
+/// Log queries are refused there, as Loki does.
+pub async fn instant_query(
+    ctx: &SessionContext,
+    query: &str,
+    expr: &ast::Expr,
+    time_ns: i64,
+    options: &LogqlOptions,
+) -> Result<LogqlValue, LogqlError> {
+    match expr {
+        ast::Expr::Log(_) => Err(LogqlError::BadQuery(
+            "log queries are not supported as an instant query type, please change your query to a range query type".into(),
+        )),
+        ast::Expr::Metric(metric) => {
+            let (value, times_ms) =
+                eval::metric_query(ctx, query, metric, &[time_ns], options).await?;
+            let value = crate::query::promql::instant_value(value, times_ms[0])
+                .map_err(|e| LogqlError::Execution(e.to_string()))?;
+            Ok(LogqlValue::Metric(value))
+        }
+    }
+}
+
+fn check_limit(limit: usize, options: &LogqlOptions) -> Result<(), LogqlError> {
+    if limit > options.max_entries {
+        return Err(LogqlError::Limit(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {})",
+            options.max_entries
+        )));
+    }
+    Ok(())
+}

@@ -131,6 +131,9 @@ pub struct Evaluator<'a> {
     pub lookback: i64,
     pub default_subquery_step: i64,
     pub data: &'a HashMap<SelectorKey, Vec<RawSeries>>,
+    /// Selectors whose per-step values were computed elsewhere (the range
+    /// aggregations of a LogQL metric query), returned as they are.
+    pub precomputed: &'a HashMap<SelectorKey, Vec<StepSeries>>,
     pub deadline: Instant,
     pub max_samples: usize,
     pub warnings: Vec<String>,
@@ -175,7 +178,10 @@ impl Evaluator<'_> {
                     )));
                 }
             },
-            Expr::VectorSelector(vs) => Val::Vector(self.instant_selector(vs, times)),
+            Expr::VectorSelector(vs) => match self.precomputed.get(&selector_key(vs)) {
+                Some(series) => Val::Vector(series.clone()),
+                None => Val::Vector(self.instant_selector(vs, times)),
+            },
             Expr::MatrixSelector(ms) => {
                 let series = self
                     .selected(&ms.vs)

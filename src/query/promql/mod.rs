@@ -10,7 +10,7 @@
 mod aggregate;
 mod binary;
 pub mod conformance;
-mod eval;
+pub mod eval;
 mod fetch;
 mod functions;
 #[cfg(test)]
@@ -180,6 +180,7 @@ async fn run(
             lookback: options.lookback_ms,
             default_subquery_step: options.default_subquery_step_ms,
             data: &data,
+            precomputed: &HashMap::new(),
             deadline,
             max_samples: options.max_samples,
             warnings: Vec::new(),
@@ -280,7 +281,7 @@ fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> 
     Ok(out)
 }
 
-fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
+pub(crate) fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
     Ok(match value {
         Val::Scalar(v) => QueryValue::Scalar {
             timestamp: t,
@@ -326,7 +327,7 @@ fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError> {
     })
 }
 
-fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromError> {
+pub(crate) fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromError> {
     let series = match value {
         Val::Scalar(v) => {
             return Ok(QueryValue::Matrix(vec![RangeSeries {

@@ -12,8 +12,8 @@
 //! answers; evaluation is `crate::query::promql`.
 
 mod expr;
-mod json;
-mod params;
+pub(crate) mod json;
+pub(crate) mod params;
 
 use std::sync::Arc;
 
@@ -52,8 +52,8 @@ pub fn routes() -> Router<Arc<Engine>> {
 
 /// A request to the API: its headers (for the tenant) and its parameters.
 pub struct ApiRequest {
-    headers: HeaderMap,
-    form: Form,
+    pub(crate) headers: HeaderMap,
+    pub(crate) form: Form,
 }
 
 impl<S: Send + Sync> FromRequest<S> for ApiRequest {

@@ -1,0 +1,293 @@
+//! Stream selector → log entries: one DataFusion scan of the tenant's
+//! `logs` table with the time range, label equalities and the line filters
+//! that read the stored line pushed down (so blocks are pruned by time and
+//! bloom, and the vectorised string kernels drop most rows before any
+//! per-line work), then every selector matcher applied exactly to each
+//! stream's label set and the surviving rows handed to a callback as
+//! pipeline [`Entry`]s.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, MapArray};
+use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions::expr_fn::{contains, regexp_like};
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+
+use super::LogqlError;
+use super::ast::{LineFilter, LineFilterOp, LineFilterValue, MatchOp, Stage};
+use super::pipeline::{Entry, LabelMatcher};
+use crate::model::labels::{SeriesIdMap, map_row};
+use crate::query::promql::Labels;
+
+/// What to read: matching streams' entries with timestamps in
+/// `[start_ns, end_ns]` (both inclusive).
+pub struct Scan<'a> {
+    pub selector: &'a [LabelMatcher],
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Filters on the stored line, evaluated by DataFusion.
+    pub line_filters: Vec<Expr>,
+}
+
+/// The line filters of a pipeline that can run on the stored line: those
+/// before the first stage that rewrites the line, except `ip()` and
+/// pattern filters (which have no SQL form). Returns the filters and the
+/// stages left for the pipeline.
+pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Stage>) {
+    let mut pushed = Vec::new();
+    let mut rest = Vec::new();
+    let mut rewritten = false;
+    for stage in stages {
+        match stage {
+            Stage::LineFilter(f) if !rewritten => match line_filter_expr(f) {
+                Some(expr) => pushed.push(expr),
+                None => rest.push(stage.clone()),
+            },
+            Stage::LineFormat { .. }
+            | Stage::Decolorize
+            | Stage::Parser(super::ast::ParserStage::Unpack) => {
+                rewritten = true;
+                rest.push(stage.clone());
+            }
+            _ => rest.push(stage.clone()),
+        }
+    }
+    (pushed, rest)
+}
+
+fn line_filter_expr(f: &LineFilter) -> Option<Expr> {
+    let texts: Vec<&str> = f
+        .values
+        .iter()
+        .map(|v| match v {
+            LineFilterValue::Text(t) => Some(t.as_str()),
+            LineFilterValue::Ip(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let one = |t: &str| -> Option<Expr> {
+        match f.op {
+            LineFilterOp::Contains | LineFilterOp::NotContains => {
+                Some(contains(col("line"), lit(t.to_string())))
+            }
+            LineFilterOp::Regex | LineFilterOp::NotRegex => {
+                // The pattern was compiled by the pipeline already; the same
+                // engine (the regex crate) evaluates it here.
+                Some(regexp_like(col("line"), lit(t.to_string()), None))
+            }
+            LineFilterOp::Pattern | LineFilterOp::NotPattern => None,
+        }
+    };
+    let any = texts
+        .iter()
+        .map(|t| one(t))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .reduce(Expr::or)?;
+    Some(match f.op {
+        LineFilterOp::NotContains | LineFilterOp::NotRegex => datafusion::logical_expr::not(any),
+        _ => any,
+    })
+}
+
+/// The values a regex matcher can only match when it is a plain
+/// alternation of literals (`a|b|c`), none of them empty.
+fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ');
+    let values: Vec<String> = pattern.split('|').map(str::to_string).collect();
+    values
+        .iter()
+        .all(|v| !v.is_empty() && v.chars().all(plain))
+        .then_some(values)
+}
+
+fn pushdown_filter(scan: &Scan<'_>) -> Expr {
+    let ts = |ns: i64| {
+        lit(ScalarValue::TimestampNanosecond(
+            Some(ns),
+            Some("UTC".into()),
+        ))
+    };
+    let mut filter = col("timestamp")
+        .gt_eq(ts(scan.start_ns))
+        .and(col("timestamp").lt_eq(ts(scan.end_ns)));
+    for m in scan.selector {
+        let target = || get_field(col("labels"), m.name.as_str());
+        match m.op {
+            MatchOp::Eq if !m.value.is_empty() => {
+                filter = filter.and(target().eq(lit(m.value.clone())));
+            }
+            MatchOp::Re => {
+                if let Some(values) = literal_alternatives(&m.value) {
+                    filter = filter.and(target().in_list(values.into_iter().map(lit).collect(), false));
+                }
+            }
+            _ => {}
+        }
+    }
+    for f in &scan.line_filters {
+        filter = filter.and(f.clone());
+    }
+    filter
+}
+
+/// A matching stream: its labels and their names (the base names parsed
+/// labels must not take, together with each entry's structured metadata).
+struct StreamInfo {
+    labels: Labels,
+}
+
+/// Reads every matching entry, calling `on_entry` with each (in storage
+/// order, not time order); `on_entry` returns false to stop early.
+pub async fn scan_entries(
+    ctx: &SessionContext,
+    scan: &Scan<'_>,
+    mut on_entry: impl FnMut(Entry<'_>) -> Result<bool, LogqlError>,
+) -> Result<(), LogqlError> {
+    if scan.start_ns > scan.end_ns {
+        return Ok(());
+    }
+    let df = ctx
+        .table("logs")
+        .await
+        .map_err(internal)?
+        .filter(pushdown_filter(scan))
+        .map_err(internal)?
+        .select_columns(&["stream_id", "timestamp", "labels", "line", "structured_metadata"])
+        .map_err(internal)?;
+    let mut stream = df.execute_stream().await.map_err(internal)?;
+    let mut streams: SeriesIdMap<Option<Arc<StreamInfo>>> = SeriesIdMap::default();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(internal)?;
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let times = batch.column(1).as_primitive::<TimestampNanosecondType>();
+        let label_maps = as_map(batch.column(2))?;
+        let lines = batch.column(3).as_string::<i32>();
+        let metadata = as_map(batch.column(4))?;
+        for row in 0..batch.num_rows() {
+            let info = streams
+                .entry(ids.value(row))
+                .or_insert_with(|| {
+                    let mut labels: Labels = map_row(label_maps, row)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    labels.sort();
+                    scan.selector
+                        .iter()
+                        .all(|m| m.matches_labels(&labels))
+                        .then(|| Arc::new(StreamInfo { labels }))
+                })
+                .clone();
+            let Some(info) = info else { continue };
+            let mut labels = info.labels.clone();
+            if !metadata.is_null(row) {
+                for (k, v) in map_row(metadata, row) {
+                    match labels.iter_mut().find(|(n, _)| n == k) {
+                        Some(slot) => slot.1 = v.to_string(),
+                        None => labels.push((k.to_string(), v.to_string())),
+                    }
+                }
+            }
+            let base = labels.iter().map(|(n, _)| n.clone()).collect();
+            let entry = Entry {
+                timestamp_ns: times.value(row),
+                line: Cow::Borrowed(lines.value(row)),
+                labels,
+                base,
+            };
+            if !on_entry(entry)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn as_map(array: &Arc<dyn Array>) -> Result<&MapArray, LogqlError> {
+    array
+        .as_any()
+        .downcast_ref::<MapArray>()
+        .ok_or_else(|| LogqlError::Internal("logs label column is not a map".into()))
+}
+
+fn internal(e: impl std::fmt::Display) -> LogqlError {
+    LogqlError::Internal(e.to_string())
+}
+
+/// One stream found in a time range: its labels, and (when asked) how many
+/// entries and line bytes it has there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSummary {
+    pub labels: Labels,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The streams matching `selector` (all streams when empty) with entries in
+/// `[start_ns, end_ns]`, sorted by label set; `with_sizes` also counts their
+/// entries and bytes (reading the line column).
+pub async fn stream_summaries(
+    ctx: &SessionContext,
+    selector: &[LabelMatcher],
+    start_ns: i64,
+    end_ns: i64,
+    with_sizes: bool,
+) -> Result<Vec<StreamSummary>, LogqlError> {
+    let scan = Scan {
+        selector,
+        start_ns,
+        end_ns,
+        line_filters: Vec::new(),
+    };
+    let mut columns = vec![col("stream_id"), col("labels")];
+    if with_sizes {
+        columns.push(datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes"));
+    }
+    let df = ctx
+        .table("logs")
+        .await
+        .map_err(internal)?
+        .filter(pushdown_filter(&scan))
+        .map_err(internal)?
+        .select(columns)
+        .map_err(internal)?;
+    let mut stream = df.execute_stream().await.map_err(internal)?;
+    let mut index: SeriesIdMap<Option<usize>> = SeriesIdMap::default();
+    let mut out: Vec<StreamSummary> = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(internal)?;
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let maps = as_map(batch.column(1))?;
+        let sizes = with_sizes.then(|| batch.column(2).as_primitive::<arrow::datatypes::Int32Type>());
+        for row in 0..batch.num_rows() {
+            let slot = *index.entry(ids.value(row)).or_insert_with(|| {
+                let mut labels: Labels = map_row(maps, row)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                labels.sort();
+                selector.iter().all(|m| m.matches_labels(&labels)).then(|| {
+                    out.push(StreamSummary {
+                        labels,
+                        entries: 0,
+                        bytes: 0,
+                    });
+                    out.len() - 1
+                })
+            });
+            if let Some(i) = slot {
+                out[i].entries += 1;
+                if let Some(sizes) = sizes {
+                    out[i].bytes += sizes.value(row).max(0) as u64;
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| crate::query::promql::value::compare_labels(&a.labels, &b.labels));
+    Ok(out)
+}

@@ -1,0 +1,229 @@
+//! LogQL inside SQL: the table function `logql(query, start, end [, limit])`
+//! for log queries — rows `(timestamp, labels, line)`, newest first, at most
+//! `limit` (default 100) — and `logql(query, start, end [, step])` for
+//! metric queries — rows `(timestamp, labels, value)`. Arguments are
+//! constant expressions; the query runs at execution over the calling
+//! session's tables, so the result joins with `logs`, `samples`, `spans`.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+    TimestampNanosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableFunctionArgs;
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{Direction, LogqlOptions, LogqlValue, ast};
+use crate::model::labels::build_string_map;
+use crate::model::{string_map_type, timestamp_ms, timestamp_ns};
+use crate::query::promql::{Labels, QueryValue};
+use crate::query::table_function::{
+    LazyQuery, QueryTable, constant, display_time_ns, step_ns, text, time_ns,
+};
+
+static LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("timestamp", timestamp_ns(), false),
+        Field::new("labels", string_map_type(), false),
+        Field::new("line", DataType::Utf8, false),
+    ]))
+});
+
+static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("timestamp", timestamp_ms(), false),
+        Field::new("labels", string_map_type(), false),
+        Field::new("value", DataType::Float64, false),
+    ]))
+});
+
+/// `logql(...)`, registered in every session.
+#[derive(Debug, Default)]
+pub struct LogqlFunction {
+    pub options: LogqlOptions,
+}
+
+impl TableFunctionImpl for LogqlFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let values: Vec<ScalarValue> = args
+            .exprs()
+            .iter()
+            .map(|e| constant("logql", e))
+            .collect::<Result<_>>()?;
+        let query = text("logql", values.first())?;
+        let (start, end, extra) = match &values[1..] {
+            [start, end] => (start, end, None),
+            [start, end, extra] => (start, end, Some(extra)),
+            _ => {
+                return plan_err!(
+                    "logql() takes (query, start, end [, limit]) for log queries or (query, start, end [, step]) for metric queries; got {} arguments",
+                    values.len()
+                );
+            }
+        };
+        let start = time_ns("logql", start, "start")?;
+        let end = time_ns("logql", end, "end")?;
+        let expr = super::parse(&query)
+            .map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
+        let mode = match &expr {
+            ast::Expr::Log(_) => Mode::Log {
+                limit: match extra {
+                    None => 100,
+                    Some(ScalarValue::Int64(Some(n))) if *n >= 0 => *n as usize,
+                    Some(other) => {
+                        return plan_err!("logql() limit must be a non-negative integer, got {other}");
+                    }
+                },
+            },
+            ast::Expr::Metric(_) => Mode::Metric {
+                step: match extra {
+                    Some(v) => step_ns("logql", v)?,
+                    None => (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) * 1e9) as i64,
+                },
+            },
+        };
+        Ok(Arc::new(QueryTable(Arc::new(LogqlQuery {
+            query,
+            expr,
+            start,
+            end,
+            mode,
+            options: self.options.clone(),
+        }))))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Log { limit: usize },
+    Metric { step: i64 },
+}
+
+#[derive(Debug)]
+struct LogqlQuery {
+    query: String,
+    expr: ast::Expr,
+    start: i64,
+    end: i64,
+    mode: Mode,
+    options: LogqlOptions,
+}
+
+impl LazyQuery for LogqlQuery {
+    fn node_name(&self) -> &'static str {
+        "LogqlExec"
+    }
+
+    fn describe(&self) -> String {
+        let window = format!(
+            "{} to {}",
+            display_time_ns(self.start),
+            display_time_ns(self.end)
+        );
+        match self.mode {
+            Mode::Log { limit } => format!("query={:?} logs {window} limit {limit}", self.query),
+            Mode::Metric { step } => format!(
+                "query={:?} range {window} step {}ms",
+                self.query,
+                step / 1_000_000
+            ),
+        }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        match self.mode {
+            Mode::Log { .. } => LOG_SCHEMA.clone(),
+            Mode::Metric { .. } => METRIC_SCHEMA.clone(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn run(&self, ctx: SessionContext) -> BoxFuture<'static, Result<RecordBatch>> {
+        let query = self.query.clone();
+        let expr = self.expr.clone();
+        let (start, end, mode, options) = (self.start, self.end, self.mode, self.options.clone());
+        async move {
+            let (step, limit) = match mode {
+                Mode::Log { limit } => (1, limit),
+                Mode::Metric { step } => (step, 0),
+            };
+            let value = super::query_range(
+                &ctx,
+                &query,
+                &expr,
+                start,
+                end,
+                step,
+                limit,
+                Direction::Backward,
+                &options,
+            )
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("logql(): {e}")))?;
+            match value {
+                LogqlValue::Streams(streams) => {
+                    let mut rows: Vec<(i64, &Labels, &str)> = streams
+                        .iter()
+                        .flat_map(|s| {
+                            s.entries
+                                .iter()
+                                .map(|e| (e.timestamp_ns, &s.labels, e.line.as_str()))
+                        })
+                        .collect();
+                    rows.sort_by(|a, b| b.0.cmp(&a.0));
+                    let mut timestamps = TimestampNanosecondBuilder::new().with_timezone("UTC");
+                    let mut lines = StringBuilder::new();
+                    for (t, _, line) in &rows {
+                        timestamps.append_value(*t);
+                        lines.append_value(line);
+                    }
+                    let columns: Vec<ArrayRef> = vec![
+                        Arc::new(timestamps.finish()),
+                        Arc::new(label_maps(rows.iter().map(|r| r.1))),
+                        Arc::new(lines.finish()),
+                    ];
+                    Ok(RecordBatch::try_new(LOG_SCHEMA.clone(), columns)?)
+                }
+                LogqlValue::Metric(QueryValue::Matrix(series)) => {
+                    let mut timestamps = TimestampMillisecondBuilder::new().with_timezone("UTC");
+                    let mut values = Float64Builder::new();
+                    let mut labels = Vec::new();
+                    for s in &series {
+                        for &(t, v) in &s.points {
+                            timestamps.append_value(t);
+                            values.append_value(v);
+                            labels.push(&s.labels);
+                        }
+                    }
+                    let columns: Vec<ArrayRef> = vec![
+                        Arc::new(timestamps.finish()),
+                        Arc::new(label_maps(labels.into_iter())),
+                        Arc::new(values.finish()),
+                    ];
+                    Ok(RecordBatch::try_new(METRIC_SCHEMA.clone(), columns)?)
+                }
+                LogqlValue::Metric(other) => {
+                    exec_err!("logql(): unexpected {} result", other.result_type())
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+fn label_maps<'a>(rows: impl Iterator<Item = &'a Labels>) -> arrow::array::MapArray {
+    let rows: Vec<Vec<(&str, &str)>> = rows
+        .map(|l| l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+        .collect();
+    build_string_map(rows.iter().map(|l| l.iter().copied()))
+}

@@ -1,0 +1,31 @@
+//! The LogQL conformance cases of `tests/logql/cases/` (format in its
+//! README) through the conformance runner: every file must read, and at
+//! least [`FLOOR`] cases must pass.
+
+use std::path::PathBuf;
+
+use o11ydb::query::logql::conformance::run_dir;
+
+/// Cases that must pass. Raise it as conformance improves.
+const FLOOR: usize = 0;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logql_conformance_cases_pass_the_floor() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/logql/cases");
+    let report = run_dir(&dir)
+        .await
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for failure in &report.failures {
+        println!("{failure}");
+    }
+    println!("{}", report.summary());
+    assert!(
+        report.failures.iter().all(|f| !f.contains("cannot read the file")),
+        "a case file does not parse"
+    );
+    assert!(
+        report.passed >= FLOOR,
+        "{} cases passed, the floor is {FLOOR}",
+        report.passed
+    );
+}
