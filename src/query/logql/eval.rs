@@ -229,6 +229,7 @@ pub async fn metric_query(
         default_subquery_step: 60_000,
         data: &data,
         precomputed: &precomputed,
+        zero_division_nan: true,
         deadline,
         max_samples: options.max_samples,
         warnings: Vec::new(),
@@ -301,7 +302,8 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             let l = to_promql(lhs, next_leaf);
             let r = to_promql(rhs, next_leaf);
             let mut modifier = String::new();
-            if *return_bool {
+            // Loki folds comparisons of two scalars to 0/1 without `bool`.
+            if *return_bool || (op.is_comparison() && is_scalar(lhs) && is_scalar(rhs)) {
                 modifier.push_str(" bool");
             }
             if let Some(m) = matching {
@@ -334,6 +336,16 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             go_quote(regex)
         ),
         MetricExpr::Paren(inner) => format!("({})", to_promql(inner, next_leaf)),
+    }
+}
+
+/// Whether an expression evaluates to a scalar (literals and arithmetic on them).
+fn is_scalar(e: &MetricExpr) -> bool {
+    match e {
+        MetricExpr::Number(_) => true,
+        MetricExpr::Paren(inner) => is_scalar(inner),
+        MetricExpr::Binary { lhs, rhs, .. } => is_scalar(lhs) && is_scalar(rhs),
+        _ => false,
     }
 }
 

@@ -34,7 +34,7 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
             l.iter()
                 .zip(&r)
                 .map(|(&l, &r)| {
-                    let (v, keep) = apply(op, l, r);
+                    let (v, keep) = apply(op, l, r, ev.zero_division_nan);
                     if comparison {
                         if keep { 1.0 } else { 0.0 }
                     } else {
@@ -43,8 +43,22 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(vector_scalar(op, v, &s, false, return_bool)),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(vector_scalar(op, v, &s, true, return_bool)),
+        (Val::Vector(v), Val::Scalar(s)) => Ok(vector_scalar(
+            op,
+            v,
+            &s,
+            false,
+            return_bool,
+            ev.zero_division_nan,
+        )),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(vector_scalar(
+            op,
+            v,
+            &s,
+            true,
+            return_bool,
+            ev.zero_division_nan,
+        )),
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
             let card = b
@@ -54,7 +68,16 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 .unwrap_or(VectorMatchCardinality::OneToOne);
             match op {
                 T_LAND | T_LOR | T_LUNLESS => Ok(set_operation(op, l, r, matching, times.len())),
-                _ => vector_vector(op, l, r, matching, &card, return_bool, times.len()),
+                _ => vector_vector(
+                    op,
+                    l,
+                    r,
+                    matching,
+                    &card,
+                    return_bool,
+                    times.len(),
+                    ev.zero_division_nan,
+                ),
             }
         }
         (l, r) => Err(PromError::BadData(format!(
@@ -68,7 +91,10 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
 
 /// One operation on two floats: (result, keep) — comparisons keep the
 /// left value when true.
-fn apply(op: u16, l: f64, r: f64) -> (f64, bool) {
+fn apply(op: u16, l: f64, r: f64, zero_division_nan: bool) -> (f64, bool) {
+    if zero_division_nan && r == 0.0 && matches!(op, T_DIV | T_MOD) {
+        return (f64::NAN, true);
+    }
     match op {
         T_ADD => (l + r, true),
         T_SUB => (l - r, true),
@@ -97,6 +123,7 @@ fn vector_scalar(
     scalar: &[f64],
     scalar_left: bool,
     return_bool: bool,
+    zero_division_nan: bool,
 ) -> Val {
     let comparison = is_comparison(op);
     Val::Vector(
@@ -110,7 +137,7 @@ fn vector_scalar(
                     } else {
                         (v, scalar[i])
                     };
-                    let (mut result, keep) = apply(op, l, r);
+                    let (mut result, keep) = apply(op, l, r, zero_division_nan);
                     if comparison && scalar_left {
                         result = v;
                     }
@@ -234,6 +261,7 @@ fn vector_vector(
     card: &VectorMatchCardinality,
     return_bool: bool,
     steps: usize,
+    zero_division_nan: bool,
 ) -> Result<Val, PromError> {
     let comparison = is_comparison(op);
     // The "many" side drives the output; the "one" side is looked up.
@@ -284,7 +312,7 @@ fn vector_vector(
                 ));
             }
             let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
-            let (value, keep) = apply(op, l, r);
+            let (value, keep) = apply(op, l, r, zero_division_nan);
             let value = if return_bool {
                 Some(if keep { 1.0 } else { 0.0 })
             } else if keep {

@@ -134,6 +134,8 @@ pub struct Evaluator<'a> {
     /// Selectors whose per-step values were computed elsewhere (the range
     /// aggregations of a LogQL metric query), returned as they are.
     pub precomputed: &'a HashMap<SelectorKey, Vec<StepSeries>>,
+    /// `x / 0` and `x % 0` are NaN (LogQL) rather than ±Inf/NaN by IEEE rules.
+    pub zero_division_nan: bool,
     pub deadline: Instant,
     pub max_samples: usize,
     pub warnings: Vec<String>,

@@ -181,6 +181,7 @@ async fn run(
             default_subquery_step: options.default_subquery_step_ms,
             data: &data,
             precomputed: &HashMap::new(),
+            zero_division_nan: false,
             deadline,
             max_samples: options.max_samples,
             warnings: Vec::new(),
