@@ -463,7 +463,12 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::Neq | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Lt | BinaryOp::Le
+            BinaryOp::Eq
+                | BinaryOp::Neq
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Lt
+                | BinaryOp::Le
         )
     }
 

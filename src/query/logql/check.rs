@@ -59,9 +59,9 @@ pub fn check(text: &str, parse: impl Fn(&str) -> Result<(), String>) -> CheckRep
             (true, Err(e)) => report
                 .failures
                 .push(format!("line {n}: {query}\n  unexpected error: {e}")),
-            (false, Ok(())) => report
-                .failures
-                .push(format!("line {n}: {query}\n  expected an error, parsed fine")),
+            (false, Ok(())) => report.failures.push(format!(
+                "line {n}: {query}\n  expected an error, parsed fine"
+            )),
         }
     }
     report

@@ -241,7 +241,10 @@ impl Display for LabelFilter {
                 name, op, value, ..
             } => write!(f, "{name}{op}{value}"),
             LabelFilter::Duration {
-                name, op, seconds: s, ..
+                name,
+                op,
+                seconds: s,
+                ..
             } => write!(f, "{name}{op}{}", seconds(*s)),
             LabelFilter::Bytes {
                 name, op, bytes: b, ..
@@ -419,5 +422,129 @@ impl Display for MetricExpr {
             ),
             MetricExpr::Paren(inner) => write!(f, "({inner})"),
         }
+    }
+}
+
+/// `e` with every `pos` zeroed, to compare trees parsed from different text.
+#[cfg(test)]
+pub(crate) fn strip_positions(e: &Expr) -> Expr {
+    fn matcher(m: &mut Matcher) {
+        m.pos = 0;
+    }
+    fn filter(f: &mut LabelFilter) {
+        match f {
+            LabelFilter::And(l, r) | LabelFilter::Or(l, r) => {
+                filter(l);
+                filter(r);
+            }
+            LabelFilter::String(m) => matcher(m),
+            LabelFilter::Number { pos, .. }
+            | LabelFilter::Duration { pos, .. }
+            | LabelFilter::Bytes { pos, .. }
+            | LabelFilter::Ip { pos, .. } => *pos = 0,
+        }
+    }
+    fn log(l: &mut LogExpr) {
+        l.selector.iter_mut().for_each(matcher);
+        for s in &mut l.pipeline {
+            match s {
+                Stage::LineFilter(lf) => lf.pos = 0,
+                Stage::Parser(ParserStage::Json(ex))
+                | Stage::Parser(ParserStage::Logfmt {
+                    extractions: ex, ..
+                }) => ex.iter_mut().for_each(|x| x.pos = 0),
+                Stage::Parser(ParserStage::Regexp { pos, .. })
+                | Stage::Parser(ParserStage::Pattern { pos, .. })
+                | Stage::LineFormat { pos, .. } => *pos = 0,
+                Stage::Parser(ParserStage::Unpack) | Stage::Decolorize => {}
+                Stage::LabelFilter(f) => filter(f),
+                Stage::LabelFormat(items) => items.iter_mut().for_each(|i| i.pos = 0),
+                Stage::Drop(items) | Stage::Keep(items) => {
+                    for i in items {
+                        if let LabelSelection::Matcher(m) = i {
+                            matcher(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fn metric(m: &mut MetricExpr) {
+        match m {
+            MetricExpr::RangeAggregation { range, pos, .. } => {
+                *pos = 0;
+                log(&mut range.log);
+                if let Some(u) = &mut range.unwrap {
+                    u.pos = 0;
+                    u.post_filters.iter_mut().for_each(filter);
+                }
+            }
+            MetricExpr::VectorAggregation { expr, pos, .. }
+            | MetricExpr::LabelReplace { expr, pos, .. } => {
+                *pos = 0;
+                metric(expr);
+            }
+            MetricExpr::Binary { lhs, rhs, pos, .. } => {
+                *pos = 0;
+                metric(lhs);
+                metric(rhs);
+            }
+            MetricExpr::Paren(inner) => metric(inner),
+            MetricExpr::Number(_) | MetricExpr::Vector(_) => {}
+        }
+    }
+    let mut e = e.clone();
+    match &mut e {
+        Expr::Log(l) => log(l),
+        Expr::Metric(m) => metric(m),
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::logql::parse;
+
+    #[test]
+    fn canonical_text() {
+        for (q, want) in [
+            (
+                "sum by(app)(count_over_time({app=\"x\"}|=\"err\"[5m]))",
+                "sum by (app) (count_over_time({app=\"x\"} |= \"err\" [5m]))",
+            ),
+            ("{a=\"\\x01é\\u00ff\"}", "{a=\"\\x01éÿ\"}"),
+            (
+                "{a=\"b\"} | x=\"1\" or (y=\"2\" or z=\"3\")",
+                "{a=\"b\"} | x=\"1\" or (y=\"2\" or z=\"3\")",
+            ),
+            (
+                "rate({a=\"b\"}[90s] offset 1500ms)",
+                "rate({a=\"b\"}[1m30s] offset 1s500ms)",
+            ),
+        ] {
+            assert_eq!(parse(q).unwrap().to_string(), want, "{q}");
+        }
+        assert_eq!(duration(2_000), "2000ns");
+        assert_eq!(bytes(1024.0 * 1024.0), "1MiB");
+    }
+
+    #[test]
+    fn every_check_file_query_round_trips() {
+        let text = include_str!("../../../tests/logql/check.txt");
+        let mut n = 0;
+        for q in text.lines().filter_map(|l| l.strip_prefix("ok\t")) {
+            let first = parse(q).unwrap();
+            let shown = first.to_string();
+            let again = parse(&shown).unwrap_or_else(|e| panic!("{q}\n{shown}\n{e}"));
+            assert_eq!(
+                strip_positions(&again),
+                strip_positions(&first),
+                "{q}\n{shown}"
+            );
+            assert_eq!(again.to_string(), shown);
+            n += 1;
+        }
+        assert!(n >= 100);
     }
 }

@@ -416,10 +416,7 @@ fn unit_suffix(rest: &str, unit: fn(char) -> bool) -> usize {
 }
 
 fn is_duration_rune(c: char) -> bool {
-    matches!(
-        c,
-        'n' | 'u' | 'µ' | 'm' | 's' | 'h' | 'd' | 'w' | 'y'
-    )
+    matches!(c, 'n' | 'u' | 'µ' | 'm' | 's' | 'h' | 'd' | 'w' | 'y')
 }
 
 fn is_bytes_rune(c: char) -> bool {
@@ -456,7 +453,9 @@ pub fn parse_prometheus_duration(text: &str) -> Result<i64, String> {
     let mut next_unit = 0;
     let mut ms: i128 = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
         if digits == 0 {
             return Err(invalid());
         }
@@ -635,7 +634,10 @@ mod tests {
     #[test]
     fn errors_have_positions() {
         let e = lex("{a=\"x}").unwrap_err();
-        assert_eq!((e.pos, e.col, e.message.as_str()), (3, 4, "literal not terminated"));
+        assert_eq!(
+            (e.pos, e.col, e.message.as_str()),
+            (3, 4, "literal not terminated")
+        );
         let e = lex("x [5x]").unwrap_err();
         assert_eq!(e.pos, 2);
         assert!(e.message.contains("not a valid duration"));

@@ -330,7 +330,10 @@ impl Parser<'_> {
             }
             TokenKind::Number(text) => {
                 self.next();
-                Ok((Expr::Metric(MetricExpr::Number(self.number(text, pos)?)), pos))
+                Ok((
+                    Expr::Metric(MetricExpr::Number(self.number(text, pos)?)),
+                    pos,
+                ))
             }
             TokenKind::Op(sign @ ("+" | "-")) => {
                 let negative = *sign == "-";
@@ -495,9 +498,7 @@ impl Parser<'_> {
             }
             (VectorOp::Topk | VectorOp::Bottomk, Some((text, ppos))) => {
                 let Ok(k) = text.parse::<i64>() else {
-                    return Err(
-                        self.err(ppos, format!("invalid parameter {}({text},", op.name()))
-                    );
+                    return Err(self.err(ppos, format!("invalid parameter {}({text},", op.name())));
                 };
                 if k <= 0 {
                     return Err(self.err(
@@ -542,8 +543,12 @@ impl Parser<'_> {
             strings.push(self.expect_string()?);
         }
         self.expect_op(")")?;
-        let [(destination, dpos), (replacement, _), (source, _), (regex, rpos)] =
-            <[(String, usize); 4]>::try_from(strings).expect("four strings");
+        let [
+            (destination, dpos),
+            (replacement, _),
+            (source, _),
+            (regex, rpos),
+        ] = <[(String, usize); 4]>::try_from(strings).expect("four strings");
         if !is_label_name(&destination) {
             return Err(self.err(
                 dpos,
@@ -684,10 +689,7 @@ impl Parser<'_> {
         let (value, vpos) = self.expect_string()?;
         if matches!(op, MatchOp::Re | MatchOp::Nre) {
             if let Err(e) = anchored(&value) {
-                return Err(self.err(
-                    vpos,
-                    format!("error parsing regexp: {}", regex_message(&e)),
-                ));
+                return Err(self.err(vpos, format!("error parsing regexp: {}", regex_message(&e))));
             }
         }
         Ok(Matcher {
@@ -770,10 +772,7 @@ impl Parser<'_> {
             }
             TokenKind::Function("ip") => {
                 if !matches!(op, LineFilterOp::Contains | LineFilterOp::NotContains) {
-                    return Err(self.err(
-                        t.pos,
-                        "ip line filter is only supported with |= and !=",
-                    ));
+                    return Err(self.err(t.pos, "ip line filter is only supported with |= and !="));
                 }
                 Ok(LineFilterValue::Ip(self.ip_call()?))
             }
@@ -812,8 +811,7 @@ impl Parser<'_> {
             _ => return Err(self.unexpected("IDENTIFIER")),
         };
         let mut post_filters = Vec::new();
-        while self.is_op("|")
-            && matches!(self.peek_at(1), TokenKind::Ident(_) | TokenKind::Op("("))
+        while self.is_op("|") && matches!(self.peek_at(1), TokenKind::Ident(_) | TokenKind::Op("("))
         {
             self.next();
             post_filters.push(self.label_filter()?);
@@ -925,9 +923,7 @@ impl Parser<'_> {
                     match self.match_op() {
                         Some(op) => {
                             self.next();
-                            items.push(LabelSelection::Matcher(
-                                self.matcher_value(name, op, pos)?,
-                            ));
+                            items.push(LabelSelection::Matcher(self.matcher_value(name, op, pos)?));
                         }
                         None => items.push(LabelSelection::Name(name)),
                     }
@@ -1061,7 +1057,11 @@ impl Parser<'_> {
         let cmp = match op {
             "=~" | "!~" => {
                 self.next();
-                let op = if op == "=~" { MatchOp::Re } else { MatchOp::Nre };
+                let op = if op == "=~" {
+                    MatchOp::Re
+                } else {
+                    MatchOp::Nre
+                };
                 return Ok(LabelFilter::String(self.matcher_value(name, op, pos)?));
             }
             "=" => CompareOp::Eq,
@@ -1209,4 +1209,283 @@ fn valid_ip_pattern(s: &str) -> bool {
         );
     }
     s.parse::<IpAddr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::logql::format::strip_positions;
+
+    fn log(q: &str) -> LogExpr {
+        match parse(q).unwrap() {
+            Expr::Log(l) => l,
+            e => panic!("not a log query: {e:?}"),
+        }
+    }
+
+    fn metric(q: &str) -> MetricExpr {
+        match strip_positions(&parse(q).unwrap()) {
+            Expr::Metric(m) => m,
+            e => panic!("not a metric query: {e:?}"),
+        }
+    }
+
+    fn err(q: &str) -> ParseError {
+        parse(q).expect_err(q)
+    }
+
+    fn m(name: &str, op: MatchOp, value: &str) -> Matcher {
+        Matcher {
+            name: name.into(),
+            op,
+            value: value.into(),
+            pos: 0,
+        }
+    }
+
+    #[test]
+    fn selector_with_positions() {
+        let l = log(r#"{app="x", env!~"dev|qa"}"#);
+        assert_eq!(l.selector[0].pos, 1);
+        assert_eq!(l.selector[1].pos, 10);
+        assert_eq!(l.selector[1].op, MatchOp::Nre);
+        assert!(l.pipeline.is_empty());
+    }
+
+    #[test]
+    fn line_filters() {
+        let l = log(r#"{a="b"} |= "x" or ip("10.0.0.0/8") !~ "y""#);
+        assert_eq!(
+            l.pipeline,
+            vec![
+                Stage::LineFilter(LineFilter {
+                    op: LineFilterOp::Contains,
+                    values: vec![
+                        LineFilterValue::Text("x".into()),
+                        LineFilterValue::Ip("10.0.0.0/8".into())
+                    ],
+                    pos: 8,
+                }),
+                Stage::LineFilter(LineFilter {
+                    op: LineFilterOp::NotRegex,
+                    values: vec![LineFilterValue::Text("y".into())],
+                    pos: 35,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn parsers_and_formats() {
+        let l = strip_positions(&Expr::Log(log(
+            r#"{a="b"} | logfmt --keep-empty x, y="z.w" | regexp "(?P<n>.)" | label_format p=q, r="{{.s}}" | drop a, b="c""#,
+        )));
+        let Expr::Log(l) = l else { unreachable!() };
+        assert_eq!(
+            l.pipeline[0],
+            Stage::Parser(ParserStage::Logfmt {
+                strict: false,
+                keep_empty: true,
+                extractions: vec![
+                    LabelExtraction {
+                        label: "x".into(),
+                        expression: "x".into(),
+                        pos: 0
+                    },
+                    LabelExtraction {
+                        label: "y".into(),
+                        expression: "z.w".into(),
+                        pos: 0
+                    },
+                ],
+            })
+        );
+        assert!(
+            matches!(&l.pipeline[1], Stage::Parser(ParserStage::Regexp { pattern, .. }) if pattern == "(?P<n>.)")
+        );
+        assert_eq!(
+            l.pipeline[2],
+            Stage::LabelFormat(vec![
+                LabelFormatItem {
+                    target: "p".into(),
+                    source: LabelFormatSource::Rename("q".into()),
+                    pos: 0
+                },
+                LabelFormatItem {
+                    target: "r".into(),
+                    source: LabelFormatSource::Template("{{.s}}".into()),
+                    pos: 0
+                },
+            ])
+        );
+        assert_eq!(
+            l.pipeline[3],
+            Stage::Drop(vec![
+                LabelSelection::Name("a".into()),
+                LabelSelection::Matcher(m("b", MatchOp::Eq, "c")),
+            ])
+        );
+    }
+
+    #[test]
+    fn label_filter_precedence_and_units() {
+        let l = log(r#"{a="b"} | x="1" y > 2 or d >= 1m30s, s < 1KiB"#);
+        let Stage::LabelFilter(f) = &l.pipeline[0] else {
+            panic!()
+        };
+        let LabelFilter::Or(left, right) = f else {
+            panic!("{f:?}")
+        };
+        assert!(matches!(**left, LabelFilter::And(..)));
+        let LabelFilter::And(d, s) = &**right else {
+            panic!("{right:?}")
+        };
+        assert!(
+            matches!(**d, LabelFilter::Duration { seconds, op: CompareOp::Ge, .. } if seconds == 90.0)
+        );
+        assert!(
+            matches!(**s, LabelFilter::Bytes { bytes, op: CompareOp::Lt, pos: 37, .. } if bytes == 1024.0)
+        );
+    }
+
+    #[test]
+    fn range_aggregation_with_unwrap() {
+        let e = metric(
+            r#"quantile_over_time(0.9, {a="b"} | json | unwrap duration(lat) | __error__="" [5m] offset 1h) by (x)"#,
+        );
+        let MetricExpr::RangeAggregation {
+            op,
+            range,
+            param,
+            grouping,
+            ..
+        } = e
+        else {
+            panic!()
+        };
+        assert_eq!(op, RangeOp::QuantileOverTime);
+        assert_eq!(param, Some(0.9));
+        assert_eq!(range.range_ns, 300_000_000_000);
+        assert_eq!(range.offset_ns, 3_600_000_000_000);
+        let u = range.unwrap.unwrap();
+        assert_eq!(u.label, "lat");
+        assert_eq!(u.conversion, UnwrapConversion::Duration);
+        assert_eq!(
+            u.post_filters,
+            vec![LabelFilter::String(m("__error__", MatchOp::Eq, ""))]
+        );
+        assert_eq!(
+            grouping,
+            Some(Grouping {
+                without: false,
+                labels: vec!["x".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn range_after_selector_is_the_same_tree() {
+        assert_eq!(
+            metric(r#"rate({a="b"}[1m] | json | unwrap x)"#),
+            metric(r#"rate({a="b"} | json | unwrap x [1m])"#)
+        );
+    }
+
+    #[test]
+    fn binary_precedence() {
+        // 1 + 2 * 3 ^ 2 ^ 2 or vector(1) → (1 + (2 * (3 ^ (2 ^ 2)))) or vector(1)
+        let e = metric("1 + 2 * 3 ^ 2 ^ 2 or vector(1)");
+        let MetricExpr::Binary { op, lhs, .. } = e else {
+            panic!()
+        };
+        assert_eq!(op, BinaryOp::Or);
+        let MetricExpr::Binary { op, rhs, .. } = *lhs else {
+            panic!()
+        };
+        assert_eq!(op, BinaryOp::Add);
+        let MetricExpr::Binary { op, rhs, .. } = *rhs else {
+            panic!()
+        };
+        assert_eq!(op, BinaryOp::Mul);
+        let MetricExpr::Binary { op, rhs, .. } = *rhs else {
+            panic!()
+        };
+        assert_eq!(op, BinaryOp::Pow);
+        assert!(matches!(
+            *rhs,
+            MetricExpr::Binary {
+                op: BinaryOp::Pow,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn vector_matching_and_aggregations() {
+        let e = metric(
+            r#"topk by (a) (2, sum(rate({a="b"}[1m])) > bool on (a) group_left (c) sum(rate({a="c"}[1m])))"#,
+        );
+        let MetricExpr::VectorAggregation {
+            op,
+            expr,
+            param,
+            grouping,
+            ..
+        } = e
+        else {
+            panic!()
+        };
+        assert_eq!((op, param), (VectorOp::Topk, Some(2.0)));
+        assert_eq!(grouping.unwrap().labels, vec!["a".to_string()]);
+        let MetricExpr::Binary {
+            return_bool,
+            matching,
+            ..
+        } = *expr
+        else {
+            panic!()
+        };
+        assert!(return_bool);
+        assert_eq!(
+            matching,
+            Some(VectorMatching {
+                on: true,
+                labels: vec!["a".into()],
+                group: Some(GroupModifier {
+                    left: true,
+                    labels: vec!["c".into()]
+                }),
+            })
+        );
+    }
+
+    #[test]
+    fn error_positions() {
+        let e = err(r#"{app="x"} |= "#);
+        assert_eq!((e.pos, e.line, e.col), (13, 1, 14));
+        assert_eq!(
+            e.to_string(),
+            "parse error at line 1, col 14: syntax error: unexpected $end, expecting STRING or ip"
+        );
+        let e = err("sum(\n  rate({a=\"b\"}[5m]) by (x)\n)");
+        assert_eq!((e.line, e.col), (2, 21));
+        assert_eq!(e.message, "grouping not allowed for rate aggregation");
+        let e = err(r#"{é="x", b=~"("}"#);
+        assert_eq!((e.pos, e.col), (1, 2));
+        let e = err(r#"{a="x", b=~"("}"#);
+        assert_eq!((e.pos, e.col), (11, 12));
+        assert!(e.message.starts_with("error parsing regexp"));
+        let e = err(r#"{a="x"} | json | unwrap x"#);
+        assert_eq!(e.message, "syntax error: unexpected unwrap");
+        assert_eq!(e.pos, 17);
+        let e = err("x");
+        assert_eq!(e.message, "syntax error: unexpected IDENTIFIER");
+        let e = err("foo(1)");
+        assert_eq!(e.message, "unknown function \"foo\"");
+        let e = err(r#"{a!="x"}"#);
+        assert!(e.message.starts_with("queries require at least one regexp"));
+        let e = err(r#"{a="b"} / 2"#);
+        assert_eq!(e.pos, 0);
+        assert!(e.message.contains("left leg"));
+    }
 }
