@@ -48,7 +48,7 @@ pub fn duration(ns: i64) -> String {
     }
     let sign = if ns < 0 { "-" } else { "" };
     let abs = ns.unsigned_abs();
-    if abs % 1_000_000 != 0 {
+    if !abs.is_multiple_of(1_000_000) {
         return format!("{sign}{abs}ns");
     }
     let mut ms = abs / 1_000_000;
@@ -84,7 +84,7 @@ fn bytes(b: f64) -> String {
         ("KiB", 1 << 10),
         ("KB", 1_000),
     ] {
-        if b >= size && b % size == 0 {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{}{unit}", b / size);
         }
     }

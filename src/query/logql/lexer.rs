@@ -319,12 +319,12 @@ impl Lexer<'_> {
             }
         }
         let bytes_len = unit_suffix(&self.src[i..], is_bytes_rune);
-        if bytes_len > 0 {
-            if let Some(b) = parse_bytes(&self.src[start..i + bytes_len]) {
-                self.pos = i + bytes_len;
-                self.push(TokenKind::Bytes(b), start);
-                return;
-            }
+        if bytes_len > 0
+            && let Some(b) = parse_bytes(&self.src[start..i + bytes_len])
+        {
+            self.pos = i + bytes_len;
+            self.push(TokenKind::Bytes(b), start);
+            return;
         }
         self.pos = i;
         self.push(TokenKind::Number(number.to_string()), start);

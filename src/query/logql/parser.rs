@@ -400,13 +400,13 @@ impl Parser<'_> {
 
     /// `NUMBER ,` as first argument, if present: (text, value, pos).
     fn leading_param(&mut self) -> Result<Option<(String, usize)>> {
-        if let TokenKind::Number(text) = &self.peek().kind {
-            if matches!(self.peek_at(1), TokenKind::Op(",")) {
-                let text = text.clone();
-                let pos = self.next().pos;
-                self.next();
-                return Ok(Some((text, pos)));
-            }
+        if let TokenKind::Number(text) = &self.peek().kind
+            && matches!(self.peek_at(1), TokenKind::Op(","))
+        {
+            let text = text.clone();
+            let pos = self.next().pos;
+            self.next();
+            return Ok(Some((text, pos)));
         }
         Ok(None)
     }
@@ -436,8 +436,8 @@ impl Parser<'_> {
             }
             None => None,
         };
-        if let Some((_, gpos)) = &grouping {
-            if !matches!(
+        if let Some((_, gpos)) = &grouping
+            && !matches!(
                 op,
                 RangeOp::AvgOverTime
                     | RangeOp::StddevOverTime
@@ -447,12 +447,12 @@ impl Parser<'_> {
                     | RangeOp::MinOverTime
                     | RangeOp::FirstOverTime
                     | RangeOp::LastOverTime
-            ) {
-                return Err(self.err(
-                    *gpos,
-                    format!("grouping not allowed for {} aggregation", op.name()),
-                ));
-            }
+            )
+        {
+            return Err(self.err(
+                *gpos,
+                format!("grouping not allowed for {} aggregation", op.name()),
+            ));
         }
         match &range.unwrap {
             Some(u) if op.forbids_unwrap() => {
@@ -519,10 +519,10 @@ impl Parser<'_> {
             }
             (_, None) => None,
         };
-        if let (VectorOp::Sort | VectorOp::SortDesc, Some((g, gpos))) = (op, &grouping) {
-            if !g.labels.is_empty() {
-                return Err(self.err(*gpos, "sort and sort_desc doesn't allow grouping by "));
-            }
+        if let (VectorOp::Sort | VectorOp::SortDesc, Some((g, gpos))) = (op, &grouping)
+            && !g.labels.is_empty()
+        {
+            return Err(self.err(*gpos, "sort and sort_desc doesn't allow grouping by "));
         }
         Ok(MetricExpr::VectorAggregation {
             op,
@@ -591,11 +591,11 @@ impl Parser<'_> {
             self.next();
             let mut inner = self.log_range_part()?;
             self.expect_op(")")?;
-            if inner.range_ns.is_none() {
-                if let Some(r) = self.take_range()? {
-                    inner.range_ns = Some(r.0);
-                    inner.offset_ns = r.1;
-                }
+            if inner.range_ns.is_none()
+                && let Some(r) = self.take_range()?
+            {
+                inner.range_ns = Some(r.0);
+                inner.offset_ns = r.1;
             }
             return Ok(inner);
         }
@@ -687,10 +687,10 @@ impl Parser<'_> {
 
     fn matcher_value(&mut self, name: String, op: MatchOp, pos: usize) -> Result<Matcher> {
         let (value, vpos) = self.expect_string()?;
-        if matches!(op, MatchOp::Re | MatchOp::Nre) {
-            if let Err(e) = anchored(&value) {
-                return Err(self.err(vpos, format!("error parsing regexp: {}", regex_message(&e))));
-            }
+        if matches!(op, MatchOp::Re | MatchOp::Nre)
+            && let Err(e) = anchored(&value)
+        {
+            return Err(self.err(vpos, format!("error parsing regexp: {}", regex_message(&e))));
         }
         Ok(Matcher {
             name,
