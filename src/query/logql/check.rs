@@ -99,6 +99,14 @@ mod tests {
     }
 
     #[test]
+    fn promql_lines() {
+        let r = check_promql("ok\tsum(up)\nerr\tsum(up\nok\t{a=\"b\"} |= \"x\"\n");
+        assert_eq!(r.passed, 2);
+        assert_eq!(r.failures.len(), 1);
+        assert!(r.failures[0].starts_with("line 3:"));
+    }
+
+    #[test]
     fn logql_check_file_passes() {
         let text = include_str!("../../../tests/logql/check.txt");
         let r = check_logql(text);
