@@ -34,6 +34,25 @@ enum Command {
     /// Run upstream query-language test scripts against an in-memory engine and report.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
+    /// Parse a file of queries, one per line prefixed `ok<TAB>` or `err<TAB>`;
+    /// prints each line whose outcome differs and `N passed, M failed`
+    /// (exit code 1 if any failed).
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check LogQL queries.
+    Logql(CheckArgs),
+    /// Check PromQL queries.
+    Promql(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The file of `ok`/`err` query lines (blank lines and `#` comments skipped).
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -267,6 +286,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Check(command) = &cli.command {
+        return check_queries(command);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("o11ydb")
@@ -293,6 +315,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", report.summary());
             Ok(())
         }),
+        Command::Check(_) => unreachable!("handled before the runtime starts"),
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -535,6 +558,22 @@ async fn conformance_promql(args: PromqlConformanceArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     // Failing evals are the report, not an error: only script and I/O errors fail.
     run_dir(&args.dir, &options, &mut out).await?;
+    Ok(())
+}
+
+fn check_queries(command: &CheckCommand) -> anyhow::Result<()> {
+    use o11ydb::query::logql::check::{check_logql, check_promql};
+    let (args, check): (_, fn(&str) -> _) = match command {
+        CheckCommand::Logql(args) => (args, check_logql),
+        CheckCommand::Promql(args) => (args, check_promql),
+    };
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let report = check(&text);
+    print!("{}", report.render());
+    if !report.ok() {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

@@ -325,3 +325,56 @@ fn grafana_loki_datasource_requests_work() {
         let _: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
+
+/// `/loki/api/v1/tail`: a websocket that first sends the recent entries,
+/// then each new one as it is pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_streams_new_entries_over_a_websocket() {
+    use futures::SinkExt;
+
+    let f = tokio::task::spawn_blocking(Fixture::start).await.unwrap();
+    let url = format!(
+        "ws://{}/loki/api/v1/tail?query={}&start={}&limit=2",
+        f.server.http,
+        enc(r#"{app="api"} |= "error""#),
+        f.base_ns - 60 * SECOND
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // The two newest errors, oldest first within the stream.
+    let first = next_json(&mut socket).await;
+    let values = first["streams"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{first}");
+    assert_eq!(values[1][1], "level=error msg=\"request 9\" latency=100ms");
+    assert!(first["dropped_entries"].is_null());
+
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let body = json!({"streams": [{"stream": {"app": "api", "env": "prod"},
+        "values": [[now.to_string(), "level=error msg=\"live\""]]}]});
+    let _f = tokio::task::spawn_blocking(move || {
+        f.push(None, body);
+        f
+    })
+    .await
+    .unwrap();
+    let live = next_json(&mut socket).await;
+    assert_eq!(live["streams"][0]["values"][0][1], "level=error msg=\"live\"", "{live}");
+    socket.close(None).await.unwrap();
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message of a tail socket, as JSON.
+async fn next_json(socket: &mut Socket) -> Value {
+    use futures::StreamExt;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("a tail message within 20 s")
+            .expect("socket open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str::<Value>(&text).unwrap();
+        }
+    }
+}

@@ -354,10 +354,7 @@ impl RangeOp {
     pub fn forbids_unwrap(self) -> bool {
         matches!(
             self,
-            RangeOp::CountOverTime
-                | RangeOp::BytesOverTime
-                | RangeOp::BytesRate
-                | RangeOp::AbsentOverTime
+            RangeOp::CountOverTime | RangeOp::BytesOverTime | RangeOp::BytesRate
         )
     }
 }
@@ -463,7 +460,12 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::Neq | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Lt | BinaryOp::Le
+            BinaryOp::Eq
+                | BinaryOp::Neq
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Lt
+                | BinaryOp::Le
         )
     }
 

@@ -2,13 +2,26 @@
 //! with the stream selector, time range and line filters pushed down → the
 //! pipeline stages per line → log streams, or (metric queries) per-step
 //! series evaluated by the same step-grid evaluator as PromQL.
+//!
+//! Text to tree: [`lexer`] (tokens with byte offsets) → [`parser`] (tree,
+//! Loki's parse-time checks, errors with line and column); [`format`] prints
+//! a tree back as canonical text; [`check`] runs a file of `ok`/`err` query
+//! lines through a parser.
 
 pub mod ast;
+pub mod check;
 pub mod conformance;
 pub mod eval;
 pub mod fetch;
+pub mod format;
+#[cfg(test)]
+mod fuzz;
+pub mod lexer;
+pub mod parser;
 pub mod pipeline;
 pub mod sql_function;
+
+pub use lexer::ParseError;
 
 use std::time::Duration;
 
@@ -179,6 +192,11 @@ pub async fn instant_query(
             Ok(LogqlValue::Metric(value))
         }
     }
+}
+
+/// Parses and validates one LogQL query.
+pub fn parse(query: &str) -> Result<ast::Expr, ParseError> {
+    parser::parse(query)
 }
 
 fn check_limit(limit: usize, options: &LogqlOptions) -> Result<(), LogqlError> {

@@ -6,12 +6,14 @@
 //! * `GET|POST /loki/api/v1/query`, `/loki/api/v1/query_range` — LogQL;
 //! * `GET|POST /loki/api/v1/labels`, `/loki/api/v1/label/<name>/values`,
 //!   `/loki/api/v1/series`, `/loki/api/v1/index/stats`;
+//! * `GET /loki/api/v1/tail` — a websocket of new entries ([`tail`]);
 //! * `GET|POST /loki/api/v1/format_query`, `GET /loki/api/v1/status/buildinfo`.
 //!
 //! Errors are plain text with the status Loki uses (400 for bad queries and
 //! limits); evaluation is `crate::query::logql`.
 
 mod json;
+mod tail;
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/loki/api/v1/index/stats", get(index_stats).post(index_stats))
         .route("/loki/api/v1/format_query", get(format_query).post(format_query))
         .route("/loki/api/v1/status/buildinfo", get(build_info))
+        .route("/loki/api/v1/tail", get(tail::tail))
 }
 
 /// Why a request failed; answered as plain text, as Loki does.
