@@ -330,8 +330,6 @@ fn grafana_loki_datasource_requests_work() {
 /// then each new one as it is pushed.
 #[tokio::test(flavor = "multi_thread")]
 async fn tail_streams_new_entries_over_a_websocket() {
-    use futures::SinkExt;
-
     let f = tokio::task::spawn_blocking(Fixture::start).await.unwrap();
     let url = format!(
         "ws://{}/loki/api/v1/tail?query={}&start={}&limit=2",

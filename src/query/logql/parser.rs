@@ -558,7 +558,7 @@ impl Parser<'_> {
         if let Err(e) = regex::Regex::new(&format!("^(?s:{regex})$")) {
             return Err(self.err(
                 rpos,
-                format!("invalid regex in label_replace: {}", regex_message(&e)),
+                format!("invalid regex in label_replace: {}", regex_message(&regex, &e)),
             ));
         }
         Ok(MetricExpr::LabelReplace {
@@ -690,7 +690,10 @@ impl Parser<'_> {
         if matches!(op, MatchOp::Re | MatchOp::Nre)
             && let Err(e) = anchored(&value)
         {
-            return Err(self.err(vpos, format!("error parsing regexp: {}", regex_message(&e))));
+            return Err(self.err(
+                vpos,
+                format!("error parsing regexp: {}", regex_message(&value, &e)),
+            ));
         }
         Ok(Matcher {
             name,
@@ -750,7 +753,7 @@ impl Parser<'_> {
                         if let Err(e) = regex::Regex::new(s) {
                             return Err(self.err(
                                 t.pos,
-                                format!("error parsing regexp: {}", regex_message(&e)),
+                                format!("error parsing regexp: {}", regex_message(s, &e)),
                             ));
                         }
                     }
@@ -787,7 +790,7 @@ impl Parser<'_> {
         let (s, pos) = self.expect_string()?;
         self.expect_op(")")?;
         if !valid_ip_pattern(&s) {
-            return Err(self.err(pos, format!("invalid ip pattern {s:?}")));
+            return Err(self.err(pos, format!("ip: invalid pattern {s:?}")));
         }
         Ok(s)
     }
@@ -903,6 +906,17 @@ impl Parser<'_> {
                         TokenKind::Ident(_) => LabelFormatSource::Rename(self.expect_ident()?.0),
                         _ => return Err(self.unexpected("IDENTIFIER or STRING")),
                     };
+                    if target == "__error__" {
+                        return Err(self.err(pos, format!("{target} cannot be formatted")));
+                    }
+                    if items.iter().any(|i: &LabelFormatItem| i.target == target) {
+                        return Err(self.err(
+                            pos,
+                            format!(
+                                "multiple label name '{target}' not allowed in a single format operation"
+                            ),
+                        ));
+                    }
                     items.push(LabelFormatItem {
                         target,
                         source,
@@ -972,7 +986,12 @@ impl Parser<'_> {
         let fail = |m: String| Err(self.err(pos, format!("invalid regexp parser: {m}")));
         let re = match regex::Regex::new(pattern) {
             Ok(re) => re,
-            Err(e) => return fail(format!("error parsing regexp: {}", regex_message(&e))),
+            Err(e) => {
+                return fail(format!(
+                    "error parsing regexp: {}",
+                    regex_message(pattern, &e)
+                ));
+            }
         };
         let mut seen = Vec::new();
         for name in re.capture_names().flatten() {
@@ -1141,8 +1160,37 @@ fn anchored(re: &str) -> std::result::Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?s:{re})$"))
 }
 
-/// The one-line reason out of a `regex` crate error.
-fn regex_message(e: &regex::Error) -> String {
+/// A regex error worded as Go's `regexp` package words it (Loki's
+/// messages): `missing closing ): `(``; other errors as the regex crate
+/// describes them.
+fn regex_message(pattern: &str, e: &regex::Error) -> String {
+    use regex_syntax::ast::ErrorKind as K;
+    if let Err(err) = regex_syntax::ast::parse::Parser::new().parse(pattern) {
+        let span = err.span();
+        let fragment = pattern
+            .get(span.start.offset..span.end.offset)
+            .unwrap_or(pattern);
+        let go = match err.kind() {
+            K::GroupUnclosed => Some(("missing closing )", pattern)),
+            K::GroupUnopened => Some(("unexpected )", pattern)),
+            K::ClassUnclosed => Some(("missing closing ]", fragment)),
+            K::RepetitionMissing => Some(("missing argument to repetition operator", fragment)),
+            K::EscapeUnrecognized | K::EscapeUnexpectedEof => {
+                Some(("invalid escape sequence", fragment))
+            }
+            K::RepetitionCountInvalid
+            | K::RepetitionCountUnclosed
+            | K::RepetitionCountDecimalEmpty => Some(("invalid repeat count", fragment)),
+            K::ClassRangeInvalid => Some(("invalid character class range", fragment)),
+            K::FlagUnrecognized | K::GroupNameInvalid | K::GroupNameUnexpectedEof => {
+                Some(("invalid or unsupported Perl syntax", fragment))
+            }
+            _ => None,
+        };
+        if let Some((text, offending)) = go {
+            return format!("{text}: `{offending}`");
+        }
+    }
     let text = e.to_string();
     text.lines()
         .find_map(|l| l.strip_prefix("error: "))

@@ -272,7 +272,13 @@ fn compile_stage(stage: &Stage, query: &str) -> Result<CompiledStage, LogqlError
                     .map(|e| {
                         json::JsonExpression::compile(&e.expression)
                             .map(|x| (e.label.clone(), x))
-                            .map_err(|m| bad_at(query, e.pos, m))
+                            .map_err(|m| {
+                                bad_at(
+                                    query,
+                                    e.pos,
+                                    format!("cannot parse expression [{}]: {m}", e.expression),
+                                )
+                            })
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -305,15 +311,9 @@ fn compile_stage(stage: &Stage, query: &str) -> Result<CompiledStage, LogqlError
                 CompiledStage::Regexp { regex, names }
             }
             ParserStage::Pattern { pattern, pos } => {
-                let compiled = Pattern::compile(pattern).map_err(|m| bad_at(query, *pos, m))?;
-                if compiled.names().is_empty() {
-                    return Err(bad_at(
-                        query,
-                        *pos,
-                        "at least one capture is required in a pattern",
-                    ));
-                }
-                CompiledStage::Pattern(compiled)
+                CompiledStage::Pattern(
+                    Pattern::compile_parser(pattern).map_err(|m| bad_at(query, *pos, m))?,
+                )
             }
             ParserStage::Unpack => CompiledStage::Unpack,
         },
@@ -384,7 +384,9 @@ fn compile_line_filter(f: &LineFilter, query: &str) -> Result<CompiledStage, Log
                     )
                 }
                 (LineFilterOp::Pattern | LineFilterOp::NotPattern, LineFilterValue::Text(t)) => {
-                    LineMatcher::Pattern(Pattern::compile(t).map_err(|m| bad_at(query, f.pos, m))?)
+                    LineMatcher::Pattern(
+                        Pattern::compile_line_filter(t).map_err(|m| bad_at(query, f.pos, m))?,
+                    )
                 }
             })
         })
@@ -473,21 +475,17 @@ fn run_stage(stage: &CompiledStage, entry: &mut Entry<'_>) -> bool {
             keep_empty,
             extractions,
         } => {
-            match logfmt::parse(&entry.line, *strict, *keep_empty) {
-                Ok(pairs) if extractions.is_empty() => {
-                    for (k, v) in pairs {
-                        entry.set_parsed(&k, v);
-                    }
-                }
-                Ok(pairs) => {
-                    for (label, key) in extractions {
-                        if let Some((_, v)) = pairs.iter().find(|(k, _)| k == key) {
-                            let v = v.clone();
-                            entry.set_parsed(label, v);
-                        }
-                    }
-                }
-                Err(details) => entry.set_error(ERR_LOGFMT, details),
+            let mut pairs = Vec::new();
+            let result = if extractions.is_empty() {
+                logfmt::parse_into(&entry.line, *strict, *keep_empty, &mut pairs)
+            } else {
+                logfmt::extract(&entry.line, extractions, *strict).map(|found| pairs = found)
+            };
+            for (k, v) in pairs {
+                entry.set_parsed(&k, v);
+            }
+            if let Err(details) = result {
+                entry.set_error(ERR_LOGFMT, details);
             }
             true
         }

@@ -28,7 +28,7 @@ use super::prometheus::ApiRequest;
 use super::push;
 use crate::engine::Engine;
 use crate::query::logql::{
-    self, Direction, LogqlError, LogqlOptions, LogqlValue, ast, eval::compile_selector, fetch,
+    self, Direction, LogqlError, LogqlOptions, ast, eval::compile_selector, fetch,
 };
 
 /// Loki's default `limit` of log queries.
