@@ -2,6 +2,7 @@
 //! providers as SQL: PromQL text → selector scans on `samples` → the
 //! time-series evaluator → instant vectors, range matrices, scalars.
 
+pub mod go_text;
 pub mod logql;
 pub mod promql;
 pub mod table_function;

@@ -21,6 +21,7 @@ use super::ast::{
     CompareOp, LabelFilter, LabelFormatSource, LabelSelection, LineFilter, LineFilterOp,
     LineFilterValue, LogExpr, MatchOp, Matcher, ParserStage, Stage,
 };
+pub use crate::query::go_text::go_quote;
 use crate::query::promql::Labels;
 
 pub const ERROR_LABEL: &str = "__error__";
@@ -220,22 +221,9 @@ enum NumericKind {
     Bytes,
 }
 
-/// `"at line L, col C: message"` for a byte offset into the query.
+/// A LogQL error at a byte offset of the query text, with line and column.
 pub fn bad_at(query: &str, pos: usize, message: impl std::fmt::Display) -> LogqlError {
-    let (line, col) = line_col(query, pos);
-    LogqlError::BadQuery(format!("parse error at line {line}, col {col}: {message}"))
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(query: &str, pos: usize) -> (usize, usize) {
-    let pos = pos.min(query.len());
-    let before = &query[..query.floor_char_boundary(pos)];
-    let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    (line, col)
+    LogqlError::BadQuery(super::ParseError::at(query, pos, message.to_string()).to_string())
 }
 
 impl Pipeline {
@@ -687,21 +675,3 @@ pub fn parse_go_float(text: &str) -> Option<f64> {
     text.replace('_', "").parse().ok().filter(|_| !text.contains("__"))
 }
 
-/// `"text"` quoted as Go's `%q` / `strconv.Quote` would (for error details).
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
