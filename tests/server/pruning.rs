@@ -122,3 +122,79 @@ async fn label_equality_prunes_sample_blocks_by_bloom() {
     let plan = explain_analyze(&client, q).await;
     assert!(plan.contains("blocks_scanned=0 blocks_pruned=3"), "{plan}");
 }
+
+/// LogQL over blocks: the time range and a `| trace_id="…"` filter on
+/// structured metadata prune blocks — proven by destroying the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn logql_trace_id_filter_prunes_log_blocks() {
+    use crate::common::http_exchange;
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let base = now - 30 * 60 * 1_000_000_000;
+    let trace = |block: usize, i: usize| format!("{block:02x}{i:030x}");
+    // Three blocks of 100 lines, each with its own trace ids and minutes.
+    let first_ns = |block: usize| base + (block as i64) * 200 * 1_000_000_000;
+    for block in 0..3 {
+        let values: Vec<serde_json::Value> = (0..100)
+            .map(|i| {
+                serde_json::json!([
+                    (first_ns(block) + (i as i64) * 1_000_000_000).to_string(),
+                    format!("block={block} line={i}"),
+                    {"trace_id": trace(block, i)}
+                ])
+            })
+            .collect();
+        let body = serde_json::json!({"streams": [{"stream": {"app": "shop"}, "values": values}]});
+        let a = http_exchange(
+            server.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(a.status, 204, "{}", a.body);
+        server.flush();
+    }
+    let manifest_dir = data.join("blocks/tenants/anonymous/logs/manifests");
+    let latest = std::fs::read_dir(&manifest_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest).unwrap()).unwrap();
+    let blocks = manifest["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3);
+    let query = |q: &str| {
+        let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let path = format!(
+            "/loki/api/v1/query_range?query={enc}&start={}&end={}&limit=1000",
+            base - 1_000_000_000,
+            now
+        );
+        http_exchange(server.http, "GET", &path, &[], b"")
+    };
+    let needle = format!(r#"{{app="shop"}} | trace_id="{}""#, trace(1, 42));
+    let a = query(&needle);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("block=1 line=42"), "{}", a.body);
+    // Destroy every block but block 1's (the query's time range covers all three).
+    for b in blocks {
+        if b["min_time"].as_i64().unwrap() != first_ns(1) {
+            let path = data.join(format!(
+                "blocks/tenants/anonymous/logs/blocks/{}.parquet",
+                b["id"].as_str().unwrap()
+            ));
+            std::fs::write(path, b"not parquet any more").unwrap();
+        }
+    }
+    let a = query(&needle);
+    assert_eq!(a.status, 200, "the pruned query never opened the destroyed blocks: {}", a.body);
+    assert!(a.body.contains("block=1 line=42"), "{}", a.body);
+    let a = query(r#"{app="shop"} |= "line=42""#);
+    assert_ne!(a.status, 200, "a query that must read the destroyed blocks fails");
+    let a = query(&needle);
+    assert_eq!(a.status, 200, "and the server keeps serving");
+}

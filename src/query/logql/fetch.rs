@@ -34,30 +34,71 @@ pub struct Scan<'a> {
     pub line_filters: Vec<Expr>,
 }
 
-/// The line filters of a pipeline that can run on the stored line: those
-/// before the first stage that rewrites the line, except `ip()` and
-/// pattern filters (which have no SQL form). Returns the filters and the
-/// stages left for the pipeline.
+/// What of a pipeline can run inside the scan: the line filters before the
+/// first stage that rewrites the line (except `ip()` and pattern filters,
+/// which have no SQL form) — those leave the pipeline — and a hint for a
+/// `trace_id` label filter (see [`trace_id_hint`]), which stays in it.
+/// Returns the scan filters and the stages left for the pipeline.
 pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Stage>) {
     let mut pushed = Vec::new();
     let mut rest = Vec::new();
     let mut rewritten = false;
+    let mut labels_changed = false;
     for stage in stages {
         match stage {
             Stage::LineFilter(f) if !rewritten => match line_filter_expr(f) {
                 Some(expr) => pushed.push(expr),
                 None => rest.push(stage.clone()),
             },
-            Stage::LineFormat { .. }
-            | Stage::Decolorize
-            | Stage::Parser(super::ast::ParserStage::Unpack) => {
+            Stage::LabelFilter(f) => {
+                if !labels_changed && let Some(hint) = trace_id_hint(f) {
+                    pushed.push(hint);
+                }
+                rest.push(stage.clone());
+            }
+            Stage::LineFormat { .. } | Stage::Decolorize => {
                 rewritten = true;
+                rest.push(stage.clone());
+            }
+            Stage::Parser(p) => {
+                rewritten |= matches!(p, super::ast::ParserStage::Unpack);
+                labels_changed = true;
+                rest.push(stage.clone());
+            }
+            Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) => {
+                labels_changed = true;
                 rest.push(stage.clone());
             }
             _ => rest.push(stage.clone()),
         }
     }
     (pushed, rest)
+}
+
+/// `| trace_id="<32 lowercase hex>"` before any stage that can add or
+/// change labels: such a label comes from the stream labels or the
+/// structured metadata, and ingest copies a metadata trace id of that form
+/// into the `trace_id` column — so `trace_id = v OR labels['trace_id'] = v`
+/// holds for every entry that can pass, and lets the block index prune.
+fn trace_id_hint(f: &super::ast::LabelFilter) -> Option<Expr> {
+    use super::ast::LabelFilter;
+    match f {
+        LabelFilter::And(a, b) => trace_id_hint(a).or_else(|| trace_id_hint(b)),
+        LabelFilter::String(m)
+            if m.name == "trace_id"
+                && m.op == MatchOp::Eq
+                && m.value.len() == 32
+                && m.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            let v = || lit(m.value.clone());
+            Some(
+                col("trace_id")
+                    .eq(v())
+                    .or(get_field(col("labels"), "trace_id").eq(v())),
+            )
+        }
+        _ => None,
+    }
 }
 
 fn line_filter_expr(f: &LineFilter) -> Option<Expr> {
