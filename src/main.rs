@@ -92,6 +92,65 @@ enum BenchCommand {
     /// PromQL query latency beside Prometheus on the same data (benches/promql.sh).
     #[command(subcommand)]
     Promql(PromqlBenchCommand),
+    /// Log search and LogQL query times on generated logs (benches/logql.sh adds ripgrep and DuckDB).
+    #[command(subcommand)]
+    Logql(LogqlBenchCommand),
+}
+
+#[derive(Subcommand)]
+enum LogqlBenchCommand {
+    /// Generate the log set; write it as text and/or push it to o11ydb and flush.
+    Data(LogqlDataArgs),
+    /// Time each benchmark query over the Loki HTTP API (medians) and print a table.
+    Query(LogqlQueryArgs),
+}
+
+/// The log set's size and place in time (the same arguments give the same lines).
+#[derive(clap::Args)]
+struct LogsDatasetArgs {
+    /// Raw line bytes to generate, in MB.
+    #[arg(long, default_value_t = 1024)]
+    mb: u64,
+    /// Hours the lines are spread over.
+    #[arg(long, default_value_t = 6)]
+    hours: i64,
+    /// Timestamp of the last line, ns since the epoch.
+    #[arg(long)]
+    end_ns: i64,
+}
+
+impl LogsDatasetArgs {
+    fn dataset(&self) -> o11ydb::bench::logql::LogsDataset {
+        o11ydb::bench::logql::LogsDataset {
+            bytes: self.mb * 1_000_000,
+            hours: self.hours,
+            end_ns: self.end_ns,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct LogqlDataArgs {
+    #[command(flatten)]
+    dataset: LogsDatasetArgs,
+    /// Write the lines here, one per line (for ripgrep and grep).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Push the lines to this o11ydb HTTP address (Loki push), then flush.
+    #[arg(long)]
+    push: Option<SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct LogqlQueryArgs {
+    #[command(flatten)]
+    dataset: LogsDatasetArgs,
+    /// o11ydb's HTTP address.
+    #[arg(long)]
+    o11ydb: SocketAddr,
+    /// Timed runs per query (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +362,21 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Query(args))) => {
             bench_promql_query(args)
+        }
+        Command::Bench(BenchCommand::Logql(LogqlBenchCommand::Data(args))) => {
+            let dataset = args.dataset.dataset();
+            let bytes = o11ydb::bench::logql::load(&dataset, args.text.as_deref(), args.push)?;
+            println!("{bytes} bytes of log lines");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Logql(LogqlBenchCommand::Query(args))) => {
+            let dataset = args.dataset.dataset();
+            let timings = o11ydb::bench::logql::query(args.o11ydb, &dataset, args.runs)?;
+            println!("needle\t{}", dataset.needle());
+            for (name, median, digest) in timings {
+                println!("{name}\t{:.3}\t{digest}", median.as_secs_f64());
+            }
+            Ok(())
         }
         Command::Conformance(ConformanceCommand::Promql(args)) => {
             runtime.block_on(conformance_promql(args))

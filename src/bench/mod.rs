@@ -3,6 +3,7 @@
 //! measurements that need a whole engine (bytes per sample, SQL aggregates).
 
 pub mod ingest;
+pub mod logql;
 pub mod prom_http;
 pub mod promql;
 pub mod samples;
