@@ -24,4 +24,5 @@ pub mod json;
 pub mod labels;
 pub mod logfmt;
 pub mod pattern;
+pub mod template;
 pub mod units;
