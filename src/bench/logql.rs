@@ -85,7 +85,7 @@ impl LogsDataset {
 
     /// Whether a service writes JSON lines (the others write logfmt).
     pub fn is_json(service: usize) -> bool {
-        service % 2 == 0
+        service.is_multiple_of(2)
     }
 
     /// The trace id of the request `n` of the set: deterministic, so the
@@ -172,7 +172,8 @@ pub fn load(dataset: &LogsDataset, text: Option<&Path>, push: Option<SocketAddr>
         None => None,
     };
     let streams = LogsDataset::streams();
-    let mut pending: Vec<Vec<(i64, String, &'static str, String)>> = vec![Vec::new(); streams.len()];
+    let mut pending: Vec<Vec<(i64, String, &'static str, String)>> =
+        vec![Vec::new(); streams.len()];
     let mut pending_lines = 0usize;
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     let mut total = 0u64;
@@ -400,7 +401,10 @@ fn summarise(body: &[u8]) -> String {
                         .unwrap_or_default(),
                 };
                 for p in points {
-                    sum += p[1].as_str().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+                    sum += p[1]
+                        .as_str()
+                        .and_then(|x| x.parse::<f64>().ok())
+                        .unwrap_or(0.0);
                 }
             }
             format!("{} series, sum {sum:.3}", series.len())

@@ -30,7 +30,10 @@ impl Fixture {
                 let level = if i % 3 == 0 { "error" } else { "info" };
                 json!([
                     (base_ns + i * 10 * SECOND).to_string(),
-                    format!("level={level} msg=\"request {i}\" latency={}ms", 10 * (i + 1))
+                    format!(
+                        "level={level} msg=\"request {i}\" latency={}ms",
+                        10 * (i + 1)
+                    )
                 ])
             })
             .collect();
@@ -38,7 +41,10 @@ impl Fixture {
             .map(|i| {
                 json!([
                     (base_ns + i * 10 * SECOND + SECOND).to_string(),
-                    format!("{{\"status\":{},\"path\":\"/p{i}\"}}", if i == 4 { 500 } else { 200 })
+                    format!(
+                        "{{\"status\":{},\"path\":\"/p{i}\"}}",
+                        if i == 4 { 500 } else { 200 }
+                    )
                 ])
             })
             .collect();
@@ -236,7 +242,10 @@ fn loki_query_api_answers_like_loki() {
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["result"][0]["values"][0][1], "other tenant");
-    assert_eq!(v["data"]["result"][0]["values"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -281,7 +290,10 @@ fn loki_query_api_rejects_bad_requests_clearly() {
         "direction",
     );
     bad(
-        format!("/loki/api/v1/query_range?query={}&start=abc", enc(r#"{app="api"}"#)),
+        format!(
+            "/loki/api/v1/query_range?query={}&start=abc",
+            enc(r#"{app="api"}"#)
+        ),
         "abc",
     );
     // Still serving.
@@ -355,7 +367,10 @@ async fn tail_streams_new_entries_over_a_websocket() {
     .await
     .unwrap();
     let live = next_json(&mut socket).await;
-    assert_eq!(live["streams"][0]["values"][0][1], "level=error msg=\"live\"", "{live}");
+    assert_eq!(
+        live["streams"][0]["values"][0][1], "level=error msg=\"live\"",
+        "{live}"
+    );
     socket.close(None).await.unwrap();
 }
 

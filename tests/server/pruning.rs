@@ -191,10 +191,17 @@ async fn logql_trace_id_filter_prunes_log_blocks() {
         }
     }
     let a = query(&needle);
-    assert_eq!(a.status, 200, "the pruned query never opened the destroyed blocks: {}", a.body);
+    assert_eq!(
+        a.status, 200,
+        "the pruned query never opened the destroyed blocks: {}",
+        a.body
+    );
     assert!(a.body.contains("block=1 line=42"), "{}", a.body);
     let a = query(r#"{app="shop"} |= "line=42""#);
-    assert_ne!(a.status, 200, "a query that must read the destroyed blocks fails");
+    assert_ne!(
+        a.status, 200,
+        "a query that must read the destroyed blocks fails"
+    );
     let a = query(&needle);
     assert_eq!(a.status, 200, "and the server keeps serving");
 }

@@ -462,10 +462,9 @@ impl Store {
                     Err(format!("error {message:?} does not contain {needle:?}"))
                 }
             }
-            (Expect::Error(_), Ok(got)) => Err(format!(
-                "expected an error, got:\n{}",
-                got.join("\n")
-            )),
+            (Expect::Error(_), Ok(got)) => {
+                Err(format!("expected an error, got:\n{}", got.join("\n")))
+            }
             (_, Err(message)) => Err(format!("unexpected error: {message}")),
             (Expect::Empty, Ok(got)) => {
                 if got.is_empty() {
@@ -507,11 +506,13 @@ async fn run_case(
             ctx,
             &case.query,
             &expr,
-            start,
-            end,
-            1_000_000_000,
-            limit,
-            direction,
+            &super::RangeRequest {
+                start_ns: start,
+                end_ns: end,
+                step_ns: 1_000_000_000,
+                limit,
+                direction,
+            },
             options,
         )
         .await
@@ -523,11 +524,13 @@ async fn run_case(
             ctx,
             &case.query,
             &expr,
-            start,
-            end,
-            step,
-            100,
-            Direction::Backward,
+            &super::RangeRequest {
+                start_ns: start,
+                end_ns: end,
+                step_ns: step,
+                limit: 100,
+                direction: Direction::Backward,
+            },
             options,
         )
         .await
@@ -538,11 +541,13 @@ async fn run_case(
                 ctx,
                 &case.query,
                 &expr,
-                0,
-                hour,
-                60_000_000_000,
-                100,
-                Direction::Backward,
+                &super::RangeRequest {
+                    start_ns: 0,
+                    end_ns: hour,
+                    step_ns: 60_000_000_000,
+                    limit: 100,
+                    direction: Direction::Backward,
+                },
                 options,
             )
             .await
@@ -580,17 +585,17 @@ async fn run_case(
                 .iter()
                 .map(|s| format!("{} {}", labels_text(&s.labels), format_float(s.value)))
                 .collect();
-            if !case.query.contains("sort") && !case.query.contains("topk") && !case.query.contains("bottomk") {
+            if !case.query.contains("sort")
+                && !case.query.contains("topk")
+                && !case.query.contains("bottomk")
+            {
                 out.sort();
             }
             out
         }
         LogqlValue::Metric(QueryValue::Matrix(series)) => {
             let Kind::Range { start, end, step } = case.kind else {
-                return Ok(series
-                    .iter()
-                    .map(|s| labels_text(&s.labels))
-                    .collect());
+                return Ok(series.iter().map(|s| labels_text(&s.labels)).collect());
             };
             let steps = ((end - start) / step + 1) as usize;
             let mut out: Vec<String> = series
@@ -615,8 +620,14 @@ async fn run_case(
 
 fn sort_entries(rows: &mut [(i64, String, String)], backward: bool) {
     rows.sort_by(|a, b| {
-        let by_time = if backward { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
-        by_time.then_with(|| a.1.cmp(&b.1)).then_with(|| a.2.cmp(&b.2))
+        let by_time = if backward {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        };
+        by_time
+            .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| a.2.cmp(&b.2))
     });
 }
 
@@ -711,7 +722,10 @@ fn line_equal(a: &str, b: &str) -> bool {
                 s[..=i].to_string(),
                 s[i + 1..].split_whitespace().map(str::to_string).collect(),
             ),
-            None => (String::new(), s.split_whitespace().map(str::to_string).collect()),
+            None => (
+                String::new(),
+                s.split_whitespace().map(str::to_string).collect(),
+            ),
         }
     };
     let (la, va) = split(a);

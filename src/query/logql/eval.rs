@@ -20,15 +20,13 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 
 use super::ast::{
-    Grouping, LogExpr, LogRange, MatchOp, MetricExpr, RangeOp, UnwrapConversion,
-    VectorOp,
+    Grouping, LogExpr, LogRange, MatchOp, MetricExpr, RangeOp, UnwrapConversion, VectorOp,
 };
 use super::fetch::{Scan, scan_entries, split_line_filters};
 use super::pipeline::{
-    ERR_SAMPLE_EXTRACTION, ERROR_LABEL, Entry, LabelMatcher, Pipeline,
-    go_quote, parse_go_float,
+    ERR_SAMPLE_EXTRACTION, ERROR_LABEL, Entry, LabelMatcher, Pipeline, go_quote, parse_go_float,
 };
-use super::{Direction, LogEntry, LogStream, LogqlError, LogqlOptions};
+use super::{Direction, LogEntry, LogStream, LogqlError, LogqlOptions, RangeRequest};
 use crate::query::promql::eval::{Evaluator, QueryBounds, StepSeries};
 use crate::query::promql::value::{compare_labels, format_float};
 use crate::query::promql::{Labels, PromError};
@@ -54,7 +52,11 @@ impl Ord for Kept {
             .then_with(|| self.line.cmp(&other.line));
         // The heap's max is evicted first: for forward queries the latest,
         // for backward queries the earliest.
-        if self.backward { natural.reverse() } else { natural }
+        if self.backward {
+            natural.reverse()
+        } else {
+            natural
+        }
     }
 }
 
@@ -77,12 +79,16 @@ pub async fn log_query(
     ctx: &SessionContext,
     query: &str,
     log: &LogExpr,
-    start_ns: i64,
-    end_ns: i64,
-    limit: usize,
-    direction: Direction,
+    request: &RangeRequest,
     options: &LogqlOptions,
 ) -> Result<Vec<LogStream>, LogqlError> {
+    let RangeRequest {
+        start_ns,
+        end_ns,
+        limit,
+        direction,
+        ..
+    } = *request;
     let selector = compile_selector(log, query)?;
     let (line_filters, stages) = split_line_filters(&log.pipeline);
     let pipeline = Pipeline::compile_stages(&stages, query)?;
@@ -99,7 +105,7 @@ pub async fn log_query(
     if limit > 0 {
         scan_entries(ctx, &scan, |mut entry| {
             seen += 1;
-            if seen % 4096 == 0 && Instant::now() > deadline {
+            if seen.is_multiple_of(4096) && Instant::now() > deadline {
                 return Err(LogqlError::Timeout);
             }
             // An entry that cannot make the cut is not worth running the pipeline on.
@@ -311,7 +317,11 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
                 modifier.push_str(&m.labels.join(", "));
                 modifier.push(')');
                 if let Some(g) = &m.group {
-                    modifier.push_str(if g.left { " group_left(" } else { " group_right(" });
+                    modifier.push_str(if g.left {
+                        " group_left("
+                    } else {
+                        " group_right("
+                    });
                     modifier.push_str(&g.labels.join(", "));
                     modifier.push(')');
                 }
@@ -425,7 +435,7 @@ async fn range_samples(
     let mut error: Option<LogqlError> = None;
     scan_entries(ctx, &scan, |mut entry| {
         seen += 1;
-        if seen % 4096 == 0 && Instant::now() > deadline {
+        if seen.is_multiple_of(4096) && Instant::now() > deadline {
             return Err(LogqlError::Timeout);
         }
         if !pipeline.process(&mut entry) {
@@ -531,7 +541,9 @@ fn step_series(
         let mut values = Vec::with_capacity(times_ns.len());
         for &t in times_ns {
             let end = t - range.offset_ns;
-            let present = samples.values().any(|points| !window(points, end, range_ns).is_empty());
+            let present = samples
+                .values()
+                .any(|points| !window(points, end, range_ns).is_empty());
             values.push((!present).then_some(1.0));
         }
         let mut labels: Labels = range
@@ -560,7 +572,15 @@ fn step_series(
                     if w.is_empty() {
                         return None;
                     }
-                    Some(aggregate(op, param, w, end, range_ns, seconds, range.unwrap.is_some()))
+                    Some(aggregate(
+                        op,
+                        param,
+                        w,
+                        end,
+                        range_ns,
+                        seconds,
+                        range.unwrap.is_some(),
+                    ))
                 })
                 .collect();
             StepSeries {
@@ -614,8 +634,12 @@ fn aggregate(
             }
             mean
         }
-        RangeOp::MaxOverTime => values().fold(w[0].1, |m, v| if v > m || m.is_nan() { v } else { m }),
-        RangeOp::MinOverTime => values().fold(w[0].1, |m, v| if v < m || m.is_nan() { v } else { m }),
+        RangeOp::MaxOverTime => {
+            values().fold(w[0].1, |m, v| if v > m || m.is_nan() { v } else { m })
+        }
+        RangeOp::MinOverTime => {
+            values().fold(w[0].1, |m, v| if v < m || m.is_nan() { v } else { m })
+        }
         RangeOp::StdvarOverTime | RangeOp::StddevOverTime => {
             let (mut aux, mut count, mut mean) = (0.0f64, 0.0f64, 0.0f64);
             for v in values() {
@@ -625,7 +649,11 @@ fn aggregate(
                 aux += delta * (v - mean);
             }
             let var = aux / count;
-            if op == RangeOp::StddevOverTime { var.sqrt() } else { var }
+            if op == RangeOp::StddevOverTime {
+                var.sqrt()
+            } else {
+                var
+            }
         }
         RangeOp::QuantileOverTime => {
             let q = param.unwrap_or(f64::NAN);

@@ -88,7 +88,9 @@ fn trace_id_hint(f: &super::ast::LabelFilter) -> Option<Expr> {
             if m.name == "trace_id"
                 && m.op == MatchOp::Eq
                 && m.value.len() == 32
-                && m.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                && m.value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
         {
             let v = || lit(m.value.clone());
             Some(
@@ -164,7 +166,8 @@ fn pushdown_filter(scan: &Scan<'_>) -> Expr {
             }
             MatchOp::Re => {
                 if let Some(values) = literal_alternatives(&m.value) {
-                    filter = filter.and(target().in_list(values.into_iter().map(lit).collect(), false));
+                    filter =
+                        filter.and(target().in_list(values.into_iter().map(lit).collect(), false));
                 }
             }
             _ => {}
@@ -198,7 +201,13 @@ pub async fn scan_entries(
         .map_err(internal)?
         .filter(pushdown_filter(scan))
         .map_err(internal)?
-        .select_columns(&["stream_id", "timestamp", "labels", "line", "structured_metadata"])
+        .select_columns(&[
+            "stream_id",
+            "timestamp",
+            "labels",
+            "line",
+            "structured_metadata",
+        ])
         .map_err(internal)?;
     let mut stream = df.execute_stream().await.map_err(internal)?;
     let mut streams: SeriesIdMap<Option<Arc<StreamInfo>>> = SeriesIdMap::default();
@@ -304,7 +313,11 @@ pub async fn stream_summaries(
         let batch = batch.map_err(internal)?;
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let maps = as_map(batch.column(1))?;
-        let sizes = with_sizes.then(|| batch.column(2).as_primitive::<arrow::datatypes::Int32Type>());
+        let sizes = with_sizes.then(|| {
+            batch
+                .column(2)
+                .as_primitive::<arrow::datatypes::Int32Type>()
+        });
         for row in 0..batch.num_rows() {
             let slot = *index.entry(ids.value(row)).or_insert_with(|| {
                 let mut labels: Labels = map_row(maps, row)

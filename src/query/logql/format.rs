@@ -13,7 +13,6 @@ use std::fmt::{self, Display, Formatter, Write};
 use super::ast::*;
 pub use crate::query::go_text::go_quote as quote;
 
-
 /// Nanoseconds as a duration literal: Prometheus units when a whole number
 /// of milliseconds, else `…ns`.
 pub fn duration(ns: i64) -> String {

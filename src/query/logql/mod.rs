@@ -122,21 +122,36 @@ impl LogqlError {
     }
 }
 
+/// The window and shape of a range query (Loki's `query_range` parameters).
+#[derive(Debug, Clone, Copy)]
+pub struct RangeRequest {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Metric queries: the evaluation step.
+    pub step_ns: i64,
+    /// Log queries: most entries returned.
+    pub limit: usize,
+    /// Log queries: newest (backward) or oldest (forward) first.
+    pub direction: Direction,
+}
+
 /// Runs `query` over `[start_ns, end_ns)` (log queries) or at every
 /// `step_ns` from `start_ns` to `end_ns` inclusive (metric queries), like
 /// Loki's `/loki/api/v1/query_range`.
-#[allow(clippy::too_many_arguments)]
 pub async fn query_range(
     ctx: &SessionContext,
     query: &str,
     expr: &ast::Expr,
-    start_ns: i64,
-    end_ns: i64,
-    step_ns: i64,
-    limit: usize,
-    direction: Direction,
+    request: &RangeRequest,
     options: &LogqlOptions,
 ) -> Result<LogqlValue, LogqlError> {
+    let RangeRequest {
+        start_ns,
+        end_ns,
+        step_ns,
+        limit,
+        ..
+    } = *request;
     if end_ns < start_ns {
         return Err(LogqlError::BadQuery(
             "end timestamp must not be before or equal to start time".into(),
@@ -145,9 +160,7 @@ pub async fn query_range(
     match expr {
         ast::Expr::Log(log) => {
             check_limit(limit, options)?;
-            let streams =
-                eval::log_query(ctx, query, log, start_ns, end_ns, limit, direction, options)
-                    .await?;
+            let streams = eval::log_query(ctx, query, log, request, options).await?;
             Ok(LogqlValue::Streams(streams))
         }
         ast::Expr::Metric(metric) => {

@@ -558,7 +558,10 @@ impl Parser<'_> {
         if let Err(e) = regex::Regex::new(&format!("^(?s:{regex})$")) {
             return Err(self.err(
                 rpos,
-                format!("invalid regex in label_replace: {}", regex_message(&regex, &e)),
+                format!(
+                    "invalid regex in label_replace: {}",
+                    regex_message(&regex, &e)
+                ),
             ));
         }
         Ok(MetricExpr::LabelReplace {

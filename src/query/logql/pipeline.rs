@@ -121,7 +121,7 @@ enum CompiledStage {
 
 #[derive(Debug)]
 enum LineMatcher {
-    Contains(memmem::Finder<'static>),
+    Contains(Box<memmem::Finder<'static>>),
     Regex(Regex),
     Pattern(Pattern),
     Ip(IpMatcher),
@@ -298,11 +298,9 @@ fn compile_stage(stage: &Stage, query: &str) -> Result<CompiledStage, LogqlError
                 }
                 CompiledStage::Regexp { regex, names }
             }
-            ParserStage::Pattern { pattern, pos } => {
-                CompiledStage::Pattern(
-                    Pattern::compile_parser(pattern).map_err(|m| bad_at(query, *pos, m))?,
-                )
-            }
+            ParserStage::Pattern { pattern, pos } => CompiledStage::Pattern(
+                Pattern::compile_parser(pattern).map_err(|m| bad_at(query, *pos, m))?,
+            ),
             ParserStage::Unpack => CompiledStage::Unpack,
         },
         Stage::LabelFilter(f) => CompiledStage::LabelFilter(compile_label_filter(f, query)?),
@@ -329,11 +327,7 @@ fn compile_stage(stage: &Stage, query: &str) -> Result<CompiledStage, LogqlError
     })
 }
 
-fn compile_template(
-    text: &str,
-    pos: usize,
-    query: &str,
-) -> Result<template::Template, LogqlError> {
+fn compile_template(text: &str, pos: usize, query: &str) -> Result<template::Template, LogqlError> {
     template::Template::compile(text)
         .map_err(|e| bad_at(query, pos, format!("invalid template: {}", e.message)))
 }
@@ -363,7 +357,7 @@ fn compile_line_filter(f: &LineFilter, query: &str) -> Result<CompiledStage, Log
                     LineMatcher::Ip(IpMatcher::compile(range).map_err(|m| bad_at(query, f.pos, m))?)
                 }
                 (LineFilterOp::Contains | LineFilterOp::NotContains, LineFilterValue::Text(t)) => {
-                    LineMatcher::Contains(memmem::Finder::new(t.as_bytes()).into_owned())
+                    LineMatcher::Contains(Box::new(memmem::Finder::new(t.as_bytes()).into_owned()))
                 }
                 (LineFilterOp::Regex | LineFilterOp::NotRegex, LineFilterValue::Text(t)) => {
                     LineMatcher::Regex(
@@ -616,12 +610,19 @@ fn label_filter(f: &CompiledLabelFilter, entry: &mut Entry<'_>) -> bool {
             };
             let parsed = match kind {
                 NumericKind::Number => parse_go_float(text).ok_or_else(|| {
-                    format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(text))
+                    format!(
+                        "strconv.ParseFloat: parsing {}: invalid syntax",
+                        go_quote(text)
+                    )
                 }),
                 NumericKind::Duration => units::parse_duration_seconds(text)
                     .ok_or_else(|| format!("time: invalid duration {}", go_quote(text))),
-                NumericKind::Bytes => units::parse_bytes(text)
-                    .ok_or_else(|| format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(text))),
+                NumericKind::Bytes => units::parse_bytes(text).ok_or_else(|| {
+                    format!(
+                        "strconv.ParseFloat: parsing {}: invalid syntax",
+                        go_quote(text)
+                    )
+                }),
             };
             match parsed {
                 Ok(v) => compare(*op, v, *value),
@@ -672,6 +673,8 @@ pub fn parse_go_float(text: &str) -> Option<f64> {
     if text.is_empty() || text.contains(|c: char| c.is_whitespace()) {
         return None;
     }
-    text.replace('_', "").parse().ok().filter(|_| !text.contains("__"))
+    text.replace('_', "")
+        .parse()
+        .ok()
+        .filter(|_| !text.contains("__"))
 }
-

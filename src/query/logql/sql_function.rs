@@ -70,15 +70,17 @@ impl TableFunctionImpl for LogqlFunction {
         };
         let start = time_ns("logql", start, "start")?;
         let end = time_ns("logql", end, "end")?;
-        let expr = super::parse(&query)
-            .map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
+        let expr =
+            super::parse(&query).map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
         let mode = match &expr {
             ast::Expr::Log(_) => Mode::Log {
                 limit: match extra {
                     None => 100,
                     Some(ScalarValue::Int64(Some(n))) if *n >= 0 => *n as usize,
                     Some(other) => {
-                        return plan_err!("logql() limit must be a non-negative integer, got {other}");
+                        return plan_err!(
+                            "logql() limit must be a non-negative integer, got {other}"
+                        );
                     }
                 },
             },
@@ -161,11 +163,13 @@ impl LazyQuery for LogqlQuery {
                 &ctx,
                 &query,
                 &expr,
-                start,
-                end,
-                step,
-                limit,
-                Direction::Backward,
+                &super::RangeRequest {
+                    start_ns: start,
+                    end_ns: end,
+                    step_ns: step,
+                    limit,
+                    direction: Direction::Backward,
+                },
                 &options,
             )
             .await
@@ -180,7 +184,7 @@ impl LazyQuery for LogqlQuery {
                                 .map(|e| (e.timestamp_ns, &s.labels, e.line.as_str()))
                         })
                         .collect();
-                    rows.sort_by(|a, b| b.0.cmp(&a.0));
+                    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
                     let mut timestamps = TimestampNanosecondBuilder::new().with_timezone("UTC");
                     let mut lines = StringBuilder::new();
                     for (t, _, line) in &rows {

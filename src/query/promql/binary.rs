@@ -29,6 +29,11 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
     let rhs = ev.eval(&b.rhs, times)?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
     let comparison = b.op.is_comparison_operator();
+    let operation = Operation {
+        op,
+        return_bool,
+        zero_division_nan: ev.zero_division_nan,
+    };
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
             l.iter()
@@ -43,22 +48,8 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(vector_scalar(
-            op,
-            v,
-            &s,
-            false,
-            return_bool,
-            ev.zero_division_nan,
-        )),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(vector_scalar(
-            op,
-            v,
-            &s,
-            true,
-            return_bool,
-            ev.zero_division_nan,
-        )),
+        (Val::Vector(v), Val::Scalar(s)) => Ok(vector_scalar(operation, v, &s, false)),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(vector_scalar(operation, v, &s, true)),
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
             let card = b
@@ -68,16 +59,7 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 .unwrap_or(VectorMatchCardinality::OneToOne);
             match op {
                 T_LAND | T_LOR | T_LUNLESS => Ok(set_operation(op, l, r, matching, times.len())),
-                _ => vector_vector(
-                    op,
-                    l,
-                    r,
-                    matching,
-                    &card,
-                    return_bool,
-                    times.len(),
-                    ev.zero_division_nan,
-                ),
+                _ => vector_vector(operation, l, r, matching, &card, times.len()),
             }
         }
         (l, r) => Err(PromError::BadData(format!(
@@ -91,6 +73,16 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
 
 /// One operation on two floats: (result, keep) — comparisons keep the
 /// left value when true.
+/// A binary operator with its modifiers that change per-value results.
+#[derive(Debug, Clone, Copy)]
+struct Operation {
+    op: u16,
+    /// `bool` after a comparison: 0/1 instead of filtering.
+    return_bool: bool,
+    /// `x / 0`, `x % 0` are NaN (LogQL).
+    zero_division_nan: bool,
+}
+
 fn apply(op: u16, l: f64, r: f64, zero_division_nan: bool) -> (f64, bool) {
     if zero_division_nan && r == 0.0 && matches!(op, T_DIV | T_MOD) {
         return (f64::NAN, true);
@@ -118,13 +110,16 @@ fn is_comparison(op: u16) -> bool {
 }
 
 fn vector_scalar(
-    op: u16,
+    operation: Operation,
     series: Vec<StepSeries>,
     scalar: &[f64],
     scalar_left: bool,
-    return_bool: bool,
-    zero_division_nan: bool,
 ) -> Val {
+    let Operation {
+        op,
+        return_bool,
+        zero_division_nan,
+    } = operation;
     let comparison = is_comparison(op);
     Val::Vector(
         series
@@ -254,15 +249,18 @@ fn set_operation(
 }
 
 fn vector_vector(
-    op: u16,
+    operation: Operation,
     lhs: Vec<StepSeries>,
     rhs: Vec<StepSeries>,
     matching: Option<&LabelModifier>,
     card: &VectorMatchCardinality,
-    return_bool: bool,
     steps: usize,
-    zero_division_nan: bool,
 ) -> Result<Val, PromError> {
+    let Operation {
+        op,
+        return_bool,
+        zero_division_nan,
+    } = operation;
     let comparison = is_comparison(op);
     // The "many" side drives the output; the "one" side is looked up.
     let (many, one, swapped) = match card {

@@ -13,7 +13,11 @@ use crate::server::prometheus::json::{JsonWriter, query_data};
 /// The answer of `query` / `query_range`.
 pub fn query_response(value: &LogqlValue, elapsed: Duration) -> String {
     let mut w = JsonWriter::new();
-    w.raw("{").key("status").string("success").raw(",").key("data");
+    w.raw("{")
+        .key("status")
+        .string("success")
+        .raw(",")
+        .key("data");
     let (lines, bytes, returned) = match value {
         LogqlValue::Streams(streams) => {
             w.raw("{").key("resultType").string("streams");
@@ -91,7 +95,11 @@ fn stats(w: &mut JsonWriter, lines: u64, bytes: u64, returned: u64, elapsed: Dur
 /// `{"status":"success","data":["a","b"]}`
 pub fn string_list(items: &[&str]) -> String {
     let mut w = JsonWriter::new();
-    w.raw("{").key("status").string("success").raw(",").key("data");
+    w.raw("{")
+        .key("status")
+        .string("success")
+        .raw(",")
+        .key("data");
     w.string_array(items).raw("}");
     w.finish()
 }
@@ -99,7 +107,12 @@ pub fn string_list(items: &[&str]) -> String {
 /// `{"status":"success","data":[{"app":"x"},…]}`
 pub fn series_list(series: &[Labels]) -> String {
     let mut w = JsonWriter::new();
-    w.raw("{").key("status").string("success").raw(",").key("data").raw("[");
+    w.raw("{")
+        .key("status")
+        .string("success")
+        .raw(",")
+        .key("data")
+        .raw("[");
     for (i, labels) in series.iter().enumerate() {
         if i > 0 {
             w.raw(",");
@@ -125,7 +138,11 @@ pub fn index_stats(streams: &[StreamSummary]) -> String {
 /// `{"status":"success","data":"<query>"}`
 pub fn format_query(formatted: &str) -> String {
     let mut w = JsonWriter::new();
-    w.raw("{").key("status").string("success").raw(",").key("data");
+    w.raw("{")
+        .key("status")
+        .string("success")
+        .raw(",")
+        .key("data");
     w.string(formatted).raw("}");
     w.finish()
 }

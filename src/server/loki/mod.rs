@@ -38,13 +38,25 @@ const DEFAULT_LIMIT: usize = 100;
 pub fn routes() -> Router<Arc<Engine>> {
     Router::new()
         .route("/loki/api/v1/query", get(query).post(query))
-        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query_range).post(query_range),
+        )
         .route("/loki/api/v1/labels", get(labels).post(labels))
         .route("/loki/api/v1/label", get(labels).post(labels))
-        .route("/loki/api/v1/label/{name}/values", get(label_values).post(label_values))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(label_values).post(label_values),
+        )
         .route("/loki/api/v1/series", get(series).post(series))
-        .route("/loki/api/v1/index/stats", get(index_stats).post(index_stats))
-        .route("/loki/api/v1/format_query", get(format_query).post(format_query))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats).post(index_stats),
+        )
+        .route(
+            "/loki/api/v1/format_query",
+            get(format_query).post(format_query),
+        )
         .route("/loki/api/v1/status/buildinfo", get(build_info))
         .route("/loki/api/v1/tail", get(tail::tail))
 }
@@ -180,9 +192,11 @@ fn time_range(request: &ApiRequest) -> Result<TimeRange, Failure> {
 fn limit_param(request: &ApiRequest) -> Result<usize, Failure> {
     match request.form.get("limit") {
         None => Ok(DEFAULT_LIMIT),
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| bad(format!("invalid limit {v:?}: must be a non-negative integer"))),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            bad(format!(
+                "invalid limit {v:?}: must be a non-negative integer"
+            ))
+        }),
     }
 }
 
@@ -236,11 +250,13 @@ async fn run_query_range(engine: &Engine, request: &ApiRequest) -> Outcome {
         &ctx,
         &text,
         &expr,
-        range.start,
-        range.end,
-        step,
-        limit,
-        direction,
+        &logql::RangeRequest {
+            start_ns: range.start,
+            end_ns: range.end,
+            step_ns: step,
+            limit,
+            direction,
+        },
         &options(engine),
     )
     .await?;
@@ -356,7 +372,7 @@ async fn run_series(engine: &Engine, request: &ApiRequest) -> Outcome {
             }
         }
     }
-    found.sort_by(|a, b| crate::query::promql::value::compare_labels(a, b));
+    found.sort_by(crate::query::promql::value::compare_labels);
     Ok(json::series_list(&found))
 }
 

@@ -113,11 +113,13 @@ impl Tailer {
                     &self.ctx,
                     &self.text,
                     &self.expr,
-                    from,
-                    until,
-                    1,
-                    limit,
-                    direction,
+                    &logql::RangeRequest {
+                        start_ns: from,
+                        end_ns: until,
+                        step_ns: 1,
+                        limit,
+                        direction,
+                    },
                     &self.options,
                 )
                 .await;

@@ -212,7 +212,6 @@ pub fn limit_param(form: &Form) -> Result<usize, PromError> {
     Ok(limit as usize)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,10 +318,29 @@ fn field<'a>(v: &Value<'a>, name: &str) -> Result<Value<'a>, String> {
                 v.type_name()
             )),
         },
+        Value::Time(t) => time_method(t, name)
+            .ok_or_else(|| format!("can't evaluate field {name} in type {}", v.type_name())),
         Value::Nil => Err(format!("nil pointer evaluating interface {{}}.{name}")),
         other => Err(format!(
             "can't evaluate field {name} in type {}",
             other.type_name()
         )),
     }
+}
+
+/// The niladic methods of Go's `time.Time` a template may call
+/// (`{{ (__timestamp__).Unix }}`).
+fn time_method<'a>(t: &super::gotime::GoTime, name: &str) -> Option<Value<'a>> {
+    let ns = t.unix_nanos();
+    Some(match name {
+        "Unix" => Value::Int(ns.div_euclid(1_000_000_000) as i64),
+        "UnixMilli" => Value::Int(ns.div_euclid(1_000_000) as i64),
+        "UnixMicro" => Value::Int(ns.div_euclid(1_000) as i64),
+        "UnixNano" => Value::Int(ns as i64),
+        "Nanosecond" => Value::Int(ns.rem_euclid(1_000_000_000) as i64),
+        "IsZero" => Value::Bool(*t == super::gotime::GoTime::zero()),
+        "String" => Value::str(t.to_go_string()),
+        "UTC" => Value::Time(super::gotime::GoTime::from_unix_nanos(ns)),
+        _ => return None,
+    })
 }

@@ -542,3 +542,19 @@ fn unicode_text() {
     );
     assert_eq!(r("{{ .foo | trunc 2 }}", &[("foo", "éa")]), "é");
 }
+
+#[test]
+fn time_methods_of_the_timestamp() {
+    let ts = 1_700_000_001_250_000_000;
+    assert_eq!(
+        render_at(
+            "{{ (__timestamp__).Unix }} {{ (__timestamp__).UnixMilli }}",
+            &[],
+            "",
+            ts
+        )
+        .unwrap(),
+        "1700000001 1700000001250"
+    );
+    assert!(render_at("{{ (__timestamp__).Bogus }}", &[], "", ts).is_err());
+}
