@@ -1,5 +1,5 @@
 //! o11ydb: one observability database for logs, metrics and traces, queried
-//! with SQL and PromQL (LogQL and TraceQL as they land) over the Postgres wire
+//! with SQL, PromQL and LogQL (TraceQL as it lands) over the Postgres wire
 //! protocol and HTTP.
 //!
 //! Where things live:
@@ -11,9 +11,9 @@
 //! | [`ingest`] | protocol decoders (remote write, Loki push, OTLP, Zipkin) → distributor (tenant, validation, limits) → WAL (fsync, group commit) → in-memory head → flush to blocks |
 //! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
-//! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; the `promql()` SQL table function; the conformance runner |
+//! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; the `promql()`/`logql()` SQL table functions; the conformance runners |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
-//! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus query API, `/metrics`) and OTLP/gRPC front ends |
+//! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus and Loki query APIs, `/metrics`) and OTLP/gRPC front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`metrics`] | self-monitoring counters served on `/metrics` |

@@ -1,6 +1,9 @@
 //! Query languages other than SQL, each planned over the same table
 //! providers as SQL: PromQL text → selector scans on `samples` → the
-//! time-series evaluator → instant vectors, range matrices, scalars.
+//! time-series evaluator → instant vectors, range matrices, scalars; LogQL
+//! text → scans of `logs` with filters pushed down → per-line pipeline →
+//! log streams, or per-step samples evaluated by the same time-series
+//! evaluator. `table_function` holds what their SQL table functions share.
 
 pub mod go_text;
 pub mod logql;

@@ -173,11 +173,11 @@ pub async fn metric_query(
     options: &LogqlOptions,
 ) -> Result<(crate::query::promql::eval::Val, Vec<i64>), LogqlError> {
     let deadline = Instant::now() + options.timeout;
-    let mut leaves: Vec<&MetricExpr> = Vec::new();
+    let mut leaves: Vec<(&MetricExpr, Option<Grouping>)> = Vec::new();
     collect_leaves(metric, &mut leaves);
     let mut leaf_series: Vec<Vec<StepSeries>> = Vec::with_capacity(leaves.len());
     let mut total_samples = 0usize;
-    for leaf in &leaves {
+    for (leaf, injected) in &leaves {
         let MetricExpr::RangeAggregation {
             op,
             range,
@@ -193,7 +193,7 @@ pub async fn metric_query(
             query,
             range,
             *op,
-            grouping.as_ref(),
+            grouping.as_ref().or(injected.as_ref()),
             times_ns,
             options,
             deadline,
@@ -254,9 +254,30 @@ pub async fn metric_query(
 
 const LEAF_PREFIX: &str = "__logql_range_aggregation_";
 
-fn collect_leaves<'e>(e: &'e MetricExpr, out: &mut Vec<&'e MetricExpr>) {
+/// The range aggregations of a metric query in evaluation order, each with
+/// the grouping of an enclosing `sum` when that grouping can be applied as
+/// the samples are extracted (see [`injectable`]).
+fn collect_leaves<'e>(e: &'e MetricExpr, out: &mut Vec<(&'e MetricExpr, Option<Grouping>)>) {
     match e {
-        MetricExpr::RangeAggregation { .. } => out.push(e),
+        MetricExpr::RangeAggregation { .. } => out.push((e, None)),
+        MetricExpr::VectorAggregation {
+            op: VectorOp::Sum,
+            expr,
+            grouping,
+            ..
+        } if injectable(expr) => {
+            let mut inner: &MetricExpr = expr;
+            while let MetricExpr::Paren(p) = inner {
+                inner = p;
+            }
+            out.push((
+                inner,
+                Some(grouping.clone().unwrap_or(Grouping {
+                    without: false,
+                    labels: Vec::new(),
+                })),
+            ));
+        }
         MetricExpr::VectorAggregation { expr, .. } | MetricExpr::LabelReplace { expr, .. } => {
             collect_leaves(expr, out)
         }
@@ -266,6 +287,29 @@ fn collect_leaves<'e>(e: &'e MetricExpr, out: &mut Vec<&'e MetricExpr>) {
         }
         MetricExpr::Paren(inner) => collect_leaves(inner, out),
         MetricExpr::Number(_) | MetricExpr::Vector(_) => {}
+    }
+}
+
+/// Whether `sum by (g) (op(range))` equals `sum by (g)` of `op` over the
+/// range's samples grouped by `g` as they are extracted: true for additive
+/// aggregations without their own grouping. Extracting grouped samples
+/// keeps a series per group instead of one per distinct label set (with
+/// structured metadata such as trace ids, one per line), as Loki does.
+fn injectable(e: &MetricExpr) -> bool {
+    match e {
+        MetricExpr::Paren(inner) => injectable(inner),
+        MetricExpr::RangeAggregation { op, grouping, .. } => {
+            grouping.is_none()
+                && matches!(
+                    op,
+                    RangeOp::CountOverTime
+                        | RangeOp::Rate
+                        | RangeOp::BytesOverTime
+                        | RangeOp::BytesRate
+                        | RangeOp::SumOverTime
+                )
+        }
+        _ => false,
     }
 }
 

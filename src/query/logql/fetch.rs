@@ -243,13 +243,7 @@ pub async fn scan_entries(
                     }
                 }
             }
-            let base = labels.iter().map(|(n, _)| n.clone()).collect();
-            let entry = Entry {
-                timestamp_ns: times.value(row),
-                line: Cow::Borrowed(lines.value(row)),
-                labels,
-                base,
-            };
+            let entry = Entry::new(times.value(row), Cow::Borrowed(lines.value(row)), labels);
             if !on_entry(entry)? {
                 return Ok(());
             }

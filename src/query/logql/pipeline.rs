@@ -41,12 +41,26 @@ pub struct Entry<'a> {
     pub line: Cow<'a, str>,
     /// Stream labels + structured metadata + parsed and error labels.
     pub labels: Labels,
-    /// How many of the leading `labels` are stream labels or structured
-    /// metadata as the entry arrived (the names parsed labels must not take).
-    pub base: Vec<String>,
+    /// The first `base_len` labels are the stream labels and structured
+    /// metadata the entry arrived with: the names parsed labels must not take.
+    pub base_len: usize,
+    /// Those names, copied before a stage first removes a label (so later
+    /// parsers still see the original names).
+    base_names: Option<Vec<String>>,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// An entry whose `labels` are all stream labels or structured metadata.
+    pub fn new(timestamp_ns: i64, line: Cow<'a, str>, labels: Labels) -> Self {
+        Entry {
+            timestamp_ns,
+            line,
+            base_len: labels.len(),
+            labels,
+            base_names: None,
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.labels
             .iter()
@@ -62,7 +76,27 @@ impl Entry<'_> {
     }
 
     pub fn delete(&mut self, name: &str) {
+        self.freeze_base();
         self.labels.retain(|(n, _)| n != name);
+    }
+
+    /// Keeps the base names before labels are removed or reordered.
+    fn freeze_base(&mut self) {
+        if self.base_names.is_none() {
+            self.base_names = Some(
+                self.labels[..self.base_len.min(self.labels.len())]
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            );
+        }
+    }
+
+    fn is_base(&self, name: &str) -> bool {
+        match &self.base_names {
+            Some(names) => names.iter().any(|n| n == name),
+            None => self.labels[..self.base_len].iter().any(|(n, _)| n == name),
+        }
     }
 
     pub fn has_error(&self) -> bool {
@@ -78,7 +112,7 @@ impl Entry<'_> {
     /// Adds a label found by a parser, renamed on collision with the
     /// entry's stream labels or structured metadata.
     fn set_parsed(&mut self, name: &str, value: String) {
-        if self.base.iter().any(|b| b == name) {
+        if self.is_base(name) {
             let renamed = format!("{name}{DUPLICATE_SUFFIX}");
             self.set(&renamed, value);
         } else {
@@ -570,6 +604,7 @@ fn run_stage(stage: &CompiledStage, entry: &mut Entry<'_>) -> bool {
         }
         CompiledStage::Keep(list) => {
             if !list.is_empty() {
+                entry.freeze_base();
                 entry.labels.retain(|(name, value)| {
                     name == ERROR_LABEL
                         || name == ERROR_DETAILS_LABEL
