@@ -1,5 +1,6 @@
-//! Text the way Go prints it, for answers and errors that must read like
-//! Prometheus' and Loki's: `strconv.Quote` of a string.
+//! Text the way Go prints and reads it, for answers and errors that must
+//! read like Prometheus' and Loki's: `strconv.Quote` of a string, and
+//! `strconv.ParseFloat` of one.
 
 use std::fmt::Write;
 
@@ -29,4 +30,21 @@ pub fn go_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Go's `strconv.ParseFloat` on decimal text: an optional sign, digits with
+/// an optional fraction and exponent, or `Inf`/`Infinity`/`NaN` in any case.
+pub fn go_parse_float(s: &str) -> Option<f64> {
+    let body = s.trim_start_matches(['+', '-']);
+    let lower = body.to_ascii_lowercase();
+    let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
+    let plain = !lower.is_empty()
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
+        && lower.chars().any(|c| c.is_ascii_digit());
+    if !(special || plain) || s.len() - body.len() > 1 {
+        return None;
+    }
+    s.parse::<f64>().ok()
 }

@@ -121,15 +121,8 @@ pub async fn run_file(name: &str, text: &str, report: &mut Report) {
                 metadata,
                 entries,
             } => {
-                if store.is_none() {
-                    match Store::open().await {
-                        Ok(s) => store = Some(s),
-                        Err(e) => {
-                            report.failed += 1;
-                            report.failures.push(format!("{name}: engine: {e}"));
-                            return;
-                        }
-                    }
+                if !ensure_store(&mut store, name, report).await {
+                    return;
                 }
                 if let Some(s) = store.as_mut()
                     && let Err(e) = s.load(&labels, &metadata, &entries).await
@@ -140,15 +133,8 @@ pub async fn run_file(name: &str, text: &str, report: &mut Report) {
                 }
             }
             Command::Eval(case) => {
-                if store.is_none() {
-                    match Store::open().await {
-                        Ok(s) => store = Some(s),
-                        Err(e) => {
-                            report.failed += 1;
-                            report.failures.push(format!("{name}: engine: {e}"));
-                            return;
-                        }
-                    }
+                if !ensure_store(&mut store, name, report).await {
+                    return;
                 }
                 let Some(s) = store.as_mut() else { return };
                 match s.check(&case).await {
@@ -166,6 +152,22 @@ pub async fn run_file(name: &str, text: &str, report: &mut Report) {
             }
         }
     }
+}
+
+/// Opens the file's store if none is open; false (and a failure counted)
+/// when the engine cannot start.
+async fn ensure_store(store: &mut Option<Store>, name: &str, report: &mut Report) -> bool {
+    if store.is_none() {
+        match Store::open().await {
+            Ok(s) => *store = Some(s),
+            Err(e) => {
+                report.failed += 1;
+                report.failures.push(format!("{name}: engine: {e}"));
+                return false;
+            }
+        }
+    }
+    true
 }
 
 // ------------------------------------------------------------------ reading

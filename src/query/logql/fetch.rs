@@ -137,17 +137,6 @@ fn line_filter_expr(f: &LineFilter) -> Option<Expr> {
     })
 }
 
-/// The values a regex matcher can only match when it is a plain
-/// alternation of literals (`a|b|c`), none of them empty.
-fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ');
-    let values: Vec<String> = pattern.split('|').map(str::to_string).collect();
-    values
-        .iter()
-        .all(|v| !v.is_empty() && v.chars().all(plain))
-        .then_some(values)
-}
-
 fn pushdown_filter(scan: &Scan<'_>) -> Expr {
     let ts = |ns: i64| {
         lit(ScalarValue::TimestampNanosecond(
@@ -165,7 +154,7 @@ fn pushdown_filter(scan: &Scan<'_>) -> Expr {
                 filter = filter.and(target().eq(lit(m.value.clone())));
             }
             MatchOp::Re => {
-                if let Some(values) = literal_alternatives(&m.value) {
+                if let Some(values) = crate::query::promql::fetch::literal_alternatives(&m.value) {
                     filter =
                         filter.and(target().in_list(values.into_iter().map(lit).collect(), false));
                 }

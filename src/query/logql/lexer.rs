@@ -528,30 +528,7 @@ fn go_duration(text: &str) -> Option<i64> {
 
 /// go-humanize `ParseBytes`: `20MB`, `1.5KiB`, `10k`.
 fn parse_bytes(text: &str) -> Option<u64> {
-    let digits = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let value: f64 = text[..digits].parse().ok()?;
-    let unit = text[digits..].to_ascii_lowercase();
-    let scale: f64 = match unit.as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "p" | "pb" => 1e15,
-        "ki" | "kib" => 1024.0,
-        "mi" | "mib" => 1024f64.powi(2),
-        "gi" | "gib" => 1024f64.powi(3),
-        "ti" | "tib" => 1024f64.powi(4),
-        "pi" | "pib" => 1024f64.powi(5),
-        _ => return None,
-    };
-    let bytes = value * scale;
-    if bytes >= u64::MAX as f64 {
-        return None;
-    }
-    Some(bytes as u64)
+    o11ydb_udfs::logql::units::parse_bytes(text).map(|b| b as u64)
 }
 
 /// Words become keywords, or function names when called.

@@ -21,7 +21,7 @@ use super::ast::{
     CompareOp, LabelFilter, LabelFormatSource, LabelSelection, LineFilter, LineFilterOp,
     LineFilterValue, LogExpr, MatchOp, Matcher, ParserStage, Stage,
 };
-pub use crate::query::go_text::go_quote;
+pub use crate::query::go_text::{go_parse_float as parse_go_float, go_quote};
 use crate::query::promql::Labels;
 
 pub const ERROR_LABEL: &str = "__error__";
@@ -689,27 +689,4 @@ fn compare(op: CompareOp, a: f64, b: f64) -> bool {
         CompareOp::Lt => a < b,
         CompareOp::Le => a <= b,
     }
-}
-
-/// Go's `strconv.ParseFloat` on the forms Rust's parser also accepts, plus
-/// `Inf`/`+Inf`/`-Inf`/`NaN` spelled as Go spells them.
-pub fn parse_go_float(text: &str) -> Option<f64> {
-    let t = text.trim_start_matches(['+', '-']);
-    if t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity") {
-        return Some(if text.starts_with('-') {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
-    }
-    if t.eq_ignore_ascii_case("nan") {
-        return Some(f64::NAN);
-    }
-    if text.is_empty() || text.contains(|c: char| c.is_whitespace()) {
-        return None;
-    }
-    text.replace('_', "")
-        .parse()
-        .ok()
-        .filter(|_| !text.contains("__"))
 }

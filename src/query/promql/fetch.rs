@@ -60,7 +60,7 @@ fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
 
 /// The values a regex matcher can only match when it is a plain
 /// alternation of literals (`a|b|c`), none of them empty.
-fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
+pub(crate) fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ');
     let values: Vec<String> = pattern.split('|').map(str::to_string).collect();
     values

@@ -11,7 +11,7 @@ mod aggregate;
 mod binary;
 pub mod conformance;
 pub mod eval;
-mod fetch;
+pub(crate) mod fetch;
 mod functions;
 #[cfg(test)]
 mod fuzz;

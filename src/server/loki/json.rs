@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::query::logql::LogqlValue;
 use crate::query::logql::fetch::StreamSummary;
+use crate::query::logql::{LogEntry, LogStream, LogqlValue};
 use crate::query::promql::Labels;
 use crate::server::prometheus::json::{JsonWriter, query_data};
 
@@ -21,30 +21,8 @@ pub fn query_response(value: &LogqlValue, elapsed: Duration) -> String {
     let (lines, bytes, returned) = match value {
         LogqlValue::Streams(streams) => {
             w.raw("{").key("resultType").string("streams");
-            w.raw(",").key("result").raw("[");
-            let mut lines = 0u64;
-            let mut bytes = 0u64;
-            for (i, s) in streams.iter().enumerate() {
-                if i > 0 {
-                    w.raw(",");
-                }
-                w.raw("{").key("stream").labels(&s.labels);
-                w.raw(",").key("values").raw("[");
-                for (j, e) in s.entries.iter().enumerate() {
-                    if j > 0 {
-                        w.raw(",");
-                    }
-                    w.raw("[")
-                        .string(&e.timestamp_ns.to_string())
-                        .raw(",")
-                        .string(&e.line)
-                        .raw("]");
-                    lines += 1;
-                    bytes += e.line.len() as u64;
-                }
-                w.raw("]}");
-            }
-            w.raw("]");
+            w.raw(",").key("result");
+            let (lines, bytes) = streams_array(&mut w, streams, false);
             (lines, bytes, lines)
         }
         LogqlValue::Metric(value) => {
@@ -58,6 +36,40 @@ pub fn query_response(value: &LogqlValue, elapsed: Duration) -> String {
     stats(&mut w, lines, bytes, returned, elapsed);
     w.raw("}}");
     w.finish()
+}
+
+/// `[{"stream":{…},"values":[["<ns>","<line>"],…]},…]`, each stream's
+/// entries in their order or (`reversed`) the opposite one; returns the
+/// entries and line bytes written.
+pub fn streams_array(w: &mut JsonWriter, streams: &[LogStream], reversed: bool) -> (u64, u64) {
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    w.raw("[");
+    for (i, s) in streams.iter().enumerate() {
+        if i > 0 {
+            w.raw(",");
+        }
+        w.raw("{").key("stream").labels(&s.labels);
+        w.raw(",").key("values").raw("[");
+        let mut entries: Vec<&LogEntry> = s.entries.iter().collect();
+        if reversed {
+            entries.reverse();
+        }
+        for (j, e) in entries.into_iter().enumerate() {
+            if j > 0 {
+                w.raw(",");
+            }
+            w.raw("[")
+                .string(&e.timestamp_ns.to_string())
+                .raw(",")
+                .string(&e.line)
+                .raw("]");
+            lines += 1;
+            bytes += e.line.len() as u64;
+        }
+        w.raw("]}");
+    }
+    w.raw("]");
+    (lines, bytes)
 }
 
 /// The `stats.summary` Loki sends with every query answer.

@@ -162,29 +162,8 @@ impl Tailer {
 /// with each stream's entries oldest first.
 fn tail_message(streams: &[LogStream], direction: Direction) -> String {
     let mut w = JsonWriter::new();
-    w.raw("{").key("streams").raw("[");
-    for (i, s) in streams.iter().enumerate() {
-        if i > 0 {
-            w.raw(",");
-        }
-        w.raw("{").key("stream").labels(&s.labels);
-        w.raw(",").key("values").raw("[");
-        let mut entries: Vec<&logql::LogEntry> = s.entries.iter().collect();
-        if direction == Direction::Backward {
-            entries.reverse();
-        }
-        for (j, e) in entries.iter().enumerate() {
-            if j > 0 {
-                w.raw(",");
-            }
-            w.raw("[")
-                .string(&e.timestamp_ns.to_string())
-                .raw(",")
-                .string(&e.line)
-                .raw("]");
-        }
-        w.raw("]}");
-    }
-    w.raw("]").raw(",").key("dropped_entries").raw("null}");
+    w.raw("{").key("streams");
+    super::json::streams_array(&mut w, streams, direction == Direction::Backward);
+    w.raw(",").key("dropped_entries").raw("null}");
     w.finish()
 }

@@ -51,7 +51,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 pub fn parse_number(s: &str) -> Option<f64> {
     parse_go_int(s)
         .map(|i| i as f64)
-        .or_else(|| parse_go_float(s))
+        .or_else(|| crate::query::go_text::go_parse_float(s))
 }
 
 fn parse_go_int(s: &str) -> Option<i64> {
@@ -82,21 +82,6 @@ fn parse_go_int(s: &str) -> Option<i64> {
     }
     let v = i64::from_str_radix(&digits, radix).ok()?;
     Some(if neg { -v } else { v })
-}
-
-fn parse_go_float(s: &str) -> Option<f64> {
-    let body = s.trim_start_matches(['+', '-']);
-    let lower = body.to_ascii_lowercase();
-    let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
-    let plain = !lower.is_empty()
-        && lower
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
-        && lower.chars().any(|c| c.is_ascii_digit());
-    if !(special || plain) || s.len() - body.len() > 1 {
-        return None;
-    }
-    s.parse::<f64>().ok()
 }
 
 /// Go `strconv.Unquote` for `"…"`, `'…'` and `` `…` `` strings.
