@@ -136,6 +136,8 @@ pub struct QueryConfig {
     /// LogQL: most entries one log query may return (Loki's
     /// `max_entries_limit_per_query`).
     pub max_entries_limit_per_query: usize,
+    /// LogQL: most series one metric query may return (Loki's `max_query_series`).
+    pub max_query_series: usize,
 }
 
 impl Default for QueryConfig {
@@ -148,6 +150,7 @@ impl Default for QueryConfig {
             max_samples: promql.max_samples,
             timeout: promql.timeout,
             max_entries_limit_per_query: crate::query::logql::LogqlOptions::default().max_entries,
+            max_query_series: crate::query::logql::LogqlOptions::default().max_series,
         }
     }
 }
@@ -169,6 +172,7 @@ impl QueryConfig {
         crate::query::logql::LogqlOptions {
             max_samples: self.max_samples,
             max_entries: self.max_entries_limit_per_query,
+            max_series: self.max_query_series,
             timeout: self.timeout,
         }
     }

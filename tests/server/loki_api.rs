@@ -21,8 +21,12 @@ impl Fixture {
     /// every 10 s (every third an error with a latency), and `{app="web"}`
     /// with 5 JSON lines; tenant `other`: one line of `{app="api"}`.
     fn start() -> Fixture {
+        Self::start_with(TEST_CONFIG)
+    }
+
+    fn start_with(config: &str) -> Fixture {
         let dir = tempdir();
-        let server = Server::start_with(&dir.path().join("data"), TEST_CONFIG);
+        let server = Server::start_with(&dir.path().join("data"), config);
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
         let base_ns = (now / (60 * SECOND)) * 60 * SECOND - 10 * 60 * SECOND;
         let api: Vec<Value> = (0..10)
@@ -302,6 +306,39 @@ fn loki_query_api_rejects_bad_requests_clearly() {
         enc(r#"{app="web"} | json | status >= 500"#)
     ));
     assert_eq!(v["data"]["result"][0]["stream"]["status"], "500");
+}
+
+/// `max_query_series` and `max_entries_limit_per_query` from the config.
+#[test]
+fn loki_query_limits_come_from_the_config() {
+    let f = Fixture::start_with(&format!(
+        "{TEST_CONFIG}max_query_series = 3\nmax_entries_limit_per_query = 4\n"
+    ));
+    let range = f.range();
+    let (status, body) = f.get(
+        &format!(
+            "/loki/api/v1/query_range?query={}&{range}&step=60",
+            enc(r#"count_over_time({app="api"} | logfmt [10m])"#)
+        ),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("maximum number of series (3)"), "{body}");
+    let (status, body) = f.get(
+        &format!(
+            "/loki/api/v1/query_range?query={}&{range}&limit=5",
+            enc(r#"{app="api"}"#)
+        ),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("(5 > 4)"), "{body}");
+    // Within the limits.
+    let v = f.get_json(&format!(
+        "/loki/api/v1/query_range?query={}&{range}&step=60",
+        enc(r#"sum by (level) (count_over_time({app="api"} | logfmt [10m]))"#)
+    ));
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2);
 }
 
 /// The requests Grafana's Loki datasource sends: health check, label

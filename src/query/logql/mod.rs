@@ -36,6 +36,8 @@ pub struct LogqlOptions {
     pub max_samples: usize,
     /// Most entries a log query may return (Loki's `max_entries_limit_per_query`).
     pub max_entries: usize,
+    /// Most series a metric query may return (Loki's `max_query_series`).
+    pub max_series: usize,
     pub timeout: Duration,
 }
 
@@ -44,6 +46,7 @@ impl Default for LogqlOptions {
         LogqlOptions {
             max_samples: 50_000_000,
             max_entries: 5_000,
+            max_series: 500,
             timeout: Duration::from_secs(120),
         }
     }
@@ -179,6 +182,7 @@ pub async fn query_range(
             let (value, times_ms) = eval::metric_query(ctx, query, metric, &times, options).await?;
             let value = crate::query::promql::range_value(value, &times_ms)
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
+            check_series(&value, options)?;
             Ok(LogqlValue::Metric(value))
         }
     }
@@ -202,6 +206,7 @@ pub async fn instant_query(
                 eval::metric_query(ctx, query, metric, &[time_ns], options).await?;
             let value = crate::query::promql::instant_value(value, times_ms[0])
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
+            check_series(&value, options)?;
             Ok(LogqlValue::Metric(value))
         }
     }
@@ -210,6 +215,22 @@ pub async fn instant_query(
 /// Parses and validates one LogQL query.
 pub fn parse(query: &str) -> Result<ast::Expr, ParseError> {
     parser::parse(query)
+}
+
+/// Loki's `max_query_series` on a metric query's answer.
+fn check_series(value: &QueryValue, options: &LogqlOptions) -> Result<(), LogqlError> {
+    let series = match value {
+        QueryValue::Vector(v) => v.len(),
+        QueryValue::Matrix(m) => m.len(),
+        _ => 0,
+    };
+    if series > options.max_series {
+        return Err(LogqlError::Limit(format!(
+            "maximum number of series ({}) reached for a single query; consider reducing query cardinality by adding more filters or by reducing the number of labels (max_query_series)",
+            options.max_series
+        )));
+    }
+    Ok(())
 }
 
 fn check_limit(limit: usize, options: &LogqlOptions) -> Result<(), LogqlError> {
