@@ -22,7 +22,7 @@ use datafusion::prelude::SessionContext;
 use super::ast::{
     Grouping, LogExpr, LogRange, MatchOp, MetricExpr, RangeOp, UnwrapConversion, VectorOp,
 };
-use super::fetch::{Scan, scan_entries, split_line_filters};
+use super::fetch::{self, Scan, scan_entries, split_line_filters};
 use super::pipeline::{
     ERR_SAMPLE_EXTRACTION, ERROR_LABEL, Entry, LabelMatcher, Pipeline, go_quote, parse_go_float,
 };
@@ -90,7 +90,7 @@ pub async fn log_query(
         ..
     } = *request;
     let selector = compile_selector(log, query)?;
-    let (line_filters, stages) = split_line_filters(&log.pipeline);
+    let (line_filters, branches, stages) = split_line_filters(&log.pipeline);
     let pipeline = Pipeline::compile_stages(&stages, query)?;
     let deadline = Instant::now() + options.timeout;
     let backward = direction == Direction::Backward;
@@ -100,6 +100,7 @@ pub async fn log_query(
         start_ns,
         end_ns: end_ns.saturating_sub(1),
         line_filters,
+        branches,
     };
     let mut seen = 0usize;
     if limit > 0 {
@@ -438,7 +439,7 @@ async fn range_samples(
     total_samples: &mut usize,
 ) -> Result<Samples, LogqlError> {
     let selector = compile_selector(&range.log, query)?;
-    let (line_filters, stages) = split_line_filters(&range.log.pipeline);
+    let (line_filters, branches, stages) = split_line_filters(&range.log.pipeline);
     let pipeline = Pipeline::compile_stages(&stages, query)?;
     let post = match &range.unwrap {
         Some(u) => Pipeline::compile_stages(
@@ -461,6 +462,7 @@ async fn range_samples(
             .saturating_add(1),
         end_ns: last.saturating_sub(range.offset_ns),
         line_filters,
+        branches,
     };
     // Unwrapped samples lose the unwrapped label; grouping keeps (or drops) the listed ones.
     let (group_labels, without): (Vec<String>, bool) = match (grouping, &range.unwrap) {
@@ -473,9 +475,37 @@ async fn range_samples(
         (None, Some(u)) => (vec![u.label.clone()], true),
         (None, None) => (Vec::new(), true),
     };
+    let max_samples = options.max_samples;
+    // Counting with nothing left to run per line and no labels to keep:
+    // the scan's timestamps (and line lengths) are the samples.
+    let counts_only = matches!(
+        op,
+        RangeOp::CountOverTime | RangeOp::Rate | RangeOp::BytesOverTime | RangeOp::BytesRate
+    );
+    if counts_only
+        && stages.is_empty()
+        && range.unwrap.is_none()
+        && !without
+        && group_labels.is_empty()
+        && fetch::selector_pushed_exactly(&selector)
+    {
+        let with_bytes = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
+        let budget = max_samples.saturating_sub(*total_samples);
+        let Some(mut points) = fetch::scan_times(ctx, &scan, with_bytes, budget).await? else {
+            return Err(LogqlError::Limit(format!(
+                "the query would read too many samples (max_samples {max_samples})"
+            )));
+        };
+        *total_samples += points.len();
+        points.sort_unstable_by_key(|(t, _)| *t);
+        let mut samples: Samples = HashMap::new();
+        if !points.is_empty() {
+            samples.insert(Vec::new(), points);
+        }
+        return Ok(samples);
+    }
     let mut samples: Samples = HashMap::new();
     let mut seen = 0usize;
-    let max_samples = options.max_samples;
     let mut error: Option<LogqlError> = None;
     scan_entries(ctx, &scan, |mut entry| {
         seen += 1;

@@ -32,15 +32,20 @@ pub struct Scan<'a> {
     pub end_ns: i64,
     /// Filters on the stored line, evaluated by DataFusion.
     pub line_filters: Vec<Expr>,
+    /// When not empty: disjoint conditions, one scan each (see
+    /// [`trace_id_hint`]); an entry passes through exactly one.
+    pub branches: Vec<Expr>,
 }
 
 /// What of a pipeline can run inside the scan: the line filters before the
 /// first stage that rewrites the line (except `ip()` and pattern filters,
 /// which have no SQL form) — those leave the pipeline — and a hint for a
 /// `trace_id` label filter (see [`trace_id_hint`]), which stays in it.
-/// Returns the scan filters and the stages left for the pipeline.
-pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Stage>) {
+/// Returns the scan filters, the disjoint scan branches and the stages
+/// left for the pipeline.
+pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Expr>, Vec<Stage>) {
     let mut pushed = Vec::new();
+    let mut branches = Vec::new();
     let mut rest = Vec::new();
     let mut rewritten = false;
     let mut labels_changed = false;
@@ -51,8 +56,11 @@ pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Stage>) {
                 None => rest.push(stage.clone()),
             },
             Stage::LabelFilter(f) => {
-                if !labels_changed && let Some(hint) = trace_id_hint(f) {
-                    pushed.push(hint);
+                if !labels_changed
+                    && branches.is_empty()
+                    && let Some(hint) = trace_id_hint(f)
+                {
+                    branches = hint;
                 }
                 rest.push(stage.clone());
             }
@@ -72,15 +80,19 @@ pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Stage>) {
             _ => rest.push(stage.clone()),
         }
     }
-    (pushed, rest)
+    (pushed, branches, rest)
 }
 
 /// `| trace_id="<32 lowercase hex>"` before any stage that can add or
 /// change labels: such a label comes from the stream labels or the
 /// structured metadata, and ingest copies a metadata trace id of that form
-/// into the `trace_id` column — so `trace_id = v OR labels['trace_id'] = v`
-/// holds for every entry that can pass, and lets the block index prune.
-fn trace_id_hint(f: &super::ast::LabelFilter) -> Option<Expr> {
+/// into the `trace_id` column — so every entry that can pass has
+/// `trace_id = v`, or else `labels['trace_id'] = v`. The two are scanned
+/// separately: the first reads only the rows whose `trace_id` column
+/// matches (the Parquet reader filters on that column before reading the
+/// others) in blocks whose index knows the id; the second is pruned by the
+/// index of stream labels, which in practice skips every block.
+fn trace_id_hint(f: &super::ast::LabelFilter) -> Option<Vec<Expr>> {
     use super::ast::LabelFilter;
     match f {
         LabelFilter::And(a, b) => trace_id_hint(a).or_else(|| trace_id_hint(b)),
@@ -93,11 +105,12 @@ fn trace_id_hint(f: &super::ast::LabelFilter) -> Option<Expr> {
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
         {
             let v = || lit(m.value.clone());
-            Some(
-                col("trace_id")
+            Some(vec![
+                col("trace_id").eq(v()),
+                get_field(col("labels"), "trace_id")
                     .eq(v())
-                    .or(get_field(col("labels"), "trace_id").eq(v())),
-            )
+                    .and(col("trace_id").is_null().or(col("trace_id").not_eq(v()))),
+            ])
         }
         _ => None,
     }
@@ -184,11 +197,109 @@ pub async fn scan_entries(
     if scan.start_ns > scan.end_ns {
         return Ok(());
     }
+    let filters: Vec<Expr> = if scan.branches.is_empty() {
+        vec![pushdown_filter(scan)]
+    } else {
+        scan.branches
+            .iter()
+            .map(|b| pushdown_filter(scan).and(b.clone()))
+            .collect()
+    };
+    let mut streams: SeriesIdMap<Option<Arc<StreamInfo>>> = SeriesIdMap::default();
+    for filter in filters {
+        if !scan_filtered(ctx, scan, filter, &mut streams, &mut on_entry).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the scan's label filters select exactly the selector's streams
+/// (equalities with a value, literal alternations), so no stream's labels
+/// need checking afterwards.
+pub fn selector_pushed_exactly(selector: &[LabelMatcher]) -> bool {
+    selector.iter().all(|m| match m.op {
+        MatchOp::Eq => !m.value.is_empty(),
+        MatchOp::Re => crate::query::promql::fetch::literal_alternatives(&m.value).is_some(),
+        _ => false,
+    })
+}
+
+/// The timestamps (and, with `with_bytes`, line lengths) of the matching
+/// entries, reading no other column: for counting metric queries whose
+/// pipeline ran entirely in the scan and whose selector is pushed exactly
+/// ([`selector_pushed_exactly`]). Unsorted.
+pub async fn scan_times(
+    ctx: &SessionContext,
+    scan: &Scan<'_>,
+    with_bytes: bool,
+    max_samples: usize,
+) -> Result<Option<Vec<(i64, f64)>>, LogqlError> {
+    let mut out = Vec::new();
+    if scan.start_ns > scan.end_ns {
+        return Ok(Some(out));
+    }
+    let filters: Vec<Expr> = if scan.branches.is_empty() {
+        vec![pushdown_filter(scan)]
+    } else {
+        scan.branches
+            .iter()
+            .map(|b| pushdown_filter(scan).and(b.clone()))
+            .collect()
+    };
+    for filter in filters {
+        let mut columns = vec![col("timestamp")];
+        if with_bytes {
+            columns.push(datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes"));
+        }
+        let df = ctx
+            .table("logs")
+            .await
+            .map_err(internal)?
+            .filter(filter)
+            .map_err(internal)?
+            .select(columns)
+            .map_err(internal)?;
+        let mut stream = df.execute_stream().await.map_err(internal)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(internal)?;
+            let times = batch.column(0).as_primitive::<TimestampNanosecondType>();
+            if out.len() + batch.num_rows() > max_samples {
+                return Ok(None);
+            }
+            match with_bytes {
+                true => {
+                    let bytes = batch
+                        .column(1)
+                        .as_primitive::<arrow::datatypes::Int32Type>();
+                    out.extend(
+                        times
+                            .values()
+                            .iter()
+                            .zip(bytes.values().iter())
+                            .map(|(&t, &b)| (t, b as f64)),
+                    );
+                }
+                false => out.extend(times.values().iter().map(|&t| (t, 1.0))),
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// One scan of [`scan_entries`]; false when `on_entry` asked to stop.
+async fn scan_filtered(
+    ctx: &SessionContext,
+    scan: &Scan<'_>,
+    filter: Expr,
+    streams: &mut SeriesIdMap<Option<Arc<StreamInfo>>>,
+    on_entry: &mut impl FnMut(Entry<'_>) -> Result<bool, LogqlError>,
+) -> Result<bool, LogqlError> {
     let df = ctx
         .table("logs")
         .await
         .map_err(internal)?
-        .filter(pushdown_filter(scan))
+        .filter(filter)
         .map_err(internal)?
         .select_columns(&[
             "stream_id",
@@ -199,7 +310,6 @@ pub async fn scan_entries(
         ])
         .map_err(internal)?;
     let mut stream = df.execute_stream().await.map_err(internal)?;
-    let mut streams: SeriesIdMap<Option<Arc<StreamInfo>>> = SeriesIdMap::default();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
         let ids = batch.column(0).as_primitive::<Int64Type>();
@@ -234,11 +344,11 @@ pub async fn scan_entries(
             }
             let entry = Entry::new(times.value(row), Cow::Borrowed(lines.value(row)), labels);
             if !on_entry(entry)? {
-                return Ok(());
+                return Ok(false);
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn as_map(array: &Arc<dyn Array>) -> Result<&MapArray, LogqlError> {
@@ -276,6 +386,7 @@ pub async fn stream_summaries(
         start_ns,
         end_ns,
         line_filters: Vec::new(),
+        branches: Vec::new(),
     };
     let mut columns = vec![col("stream_id"), col("labels")];
     if with_sizes {
