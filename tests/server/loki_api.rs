@@ -163,6 +163,19 @@ fn loki_query_api_answers_like_loki() {
         (f.base_ns + 10 * SECOND).to_string()
     );
 
+    // `interval`: entries at least 25 s apart, oldest first: 0, 30, 60, 90 s.
+    let v = f.get_json(&format!(
+        "/loki/api/v1/query_range?query={}&{range}&direction=forward&interval=25s",
+        enc(r#"{app="api"}"#)
+    ));
+    let times: Vec<i64> = v["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[0].as_str().unwrap().parse::<i64>().unwrap() - f.base_ns)
+        .collect();
+    assert_eq!(times, vec![0, 30 * SECOND, 60 * SECOND, 90 * SECOND]);
+
     // A metric range query: one series per level, values on the step grid.
     let start = f.base_ns + 60 * SECOND;
     let end = f.base_ns + 120 * SECOND;

@@ -43,6 +43,7 @@ enum Kind {
         end: i64,
         limit: usize,
         direction: Direction,
+        interval: i64,
     },
     Instant {
         time: i64,
@@ -286,6 +287,7 @@ fn parse_kind(text: &str) -> Result<Kind, String> {
                 Some(d) => d.parse().map_err(|e: super::LogqlError| e.to_string())?,
                 None => Direction::Backward,
             },
+            interval: seconds("interval", 0)?,
         },
         "instant" => Kind::Instant {
             time: seconds("time", 0)?,
@@ -504,6 +506,7 @@ async fn run_case(
             end,
             limit,
             direction,
+            interval,
         } => super::query_range(
             ctx,
             &case.query,
@@ -514,6 +517,7 @@ async fn run_case(
                 step_ns: 1_000_000_000,
                 limit,
                 direction,
+                interval_ns: interval,
             },
             options,
         )
@@ -532,6 +536,7 @@ async fn run_case(
                 step_ns: step,
                 limit: 100,
                 direction: Direction::Backward,
+                interval_ns: 0,
             },
             options,
         )
@@ -549,6 +554,7 @@ async fn run_case(
                     step_ns: 60_000_000_000,
                     limit: 100,
                     direction: Direction::Backward,
+                    interval_ns: 0,
                 },
                 options,
             )

@@ -87,8 +87,12 @@ pub async fn log_query(
         end_ns,
         limit,
         direction,
+        interval_ns,
         ..
     } = *request;
+    if interval_ns > 0 {
+        return log_query_at_interval(ctx, query, log, request, options).await;
+    }
     let selector = compile_selector(log, query)?;
     let (line_filters, branches, stages) = split_line_filters(&log.pipeline);
     let pipeline = Pipeline::compile_stages(&stages, query)?;
@@ -101,6 +105,7 @@ pub async fn log_query(
         end_ns: end_ns.saturating_sub(1),
         line_filters,
         branches,
+        ordered: None,
     };
     let mut seen = 0usize;
     if limit > 0 {
@@ -141,7 +146,84 @@ pub async fn log_query(
         .await?;
     }
     // Ascending in the heap's order = the direction's order.
-    let kept = heap.into_sorted_vec();
+    Ok(into_streams(heap.into_sorted_vec()))
+}
+
+/// A log query with Loki's `interval`: entries in the direction's order,
+/// each returned only if it is `interval` or more from the previous one
+/// returned (across streams), until `limit` are returned. The scan is
+/// sorted by time, so it stops as soon as the limit is reached.
+async fn log_query_at_interval(
+    ctx: &SessionContext,
+    query: &str,
+    log: &LogExpr,
+    request: &RangeRequest,
+    options: &LogqlOptions,
+) -> Result<Vec<LogStream>, LogqlError> {
+    let selector = compile_selector(log, query)?;
+    let (line_filters, branches, stages) = split_line_filters(&log.pipeline);
+    let pipeline = Pipeline::compile_stages(&stages, query)?;
+    let deadline = Instant::now() + options.timeout;
+    let backward = request.direction == Direction::Backward;
+    let scan = Scan {
+        selector: &selector,
+        start_ns: request.start_ns,
+        end_ns: request.end_ns.saturating_sub(1),
+        line_filters,
+        // One time-ordered scan: the interval rule needs every candidate in order.
+        branches: if branches.is_empty() {
+            branches
+        } else {
+            vec![
+                branches
+                    .into_iter()
+                    .reduce(datafusion::logical_expr::Expr::or)
+                    .expect("not empty"),
+            ]
+        },
+        ordered: Some(request.direction),
+    };
+    let mut kept: Vec<Kept> = Vec::new();
+    let mut last: Option<i64> = None;
+    let mut seen = 0usize;
+    if request.limit > 0 {
+        scan_entries(ctx, &scan, |mut entry| {
+            seen += 1;
+            if seen.is_multiple_of(4096) && Instant::now() > deadline {
+                return Err(LogqlError::Timeout);
+            }
+            if let Some(prev) = last {
+                let far_enough = if backward {
+                    entry.timestamp_ns <= prev - request.interval_ns
+                } else {
+                    entry.timestamp_ns >= prev + request.interval_ns
+                };
+                if !far_enough {
+                    return Ok(true);
+                }
+            }
+            if !pipeline.process(&mut entry) {
+                return Ok(true);
+            }
+            last = Some(entry.timestamp_ns);
+            let mut labels = entry.labels;
+            labels.sort();
+            kept.push(Kept {
+                timestamp_ns: entry.timestamp_ns,
+                labels,
+                line: entry.line.into_owned(),
+                backward,
+            });
+            Ok(kept.len() < request.limit)
+        })
+        .await?;
+    }
+    Ok(into_streams(kept))
+}
+
+/// Kept entries (in the order to return them) grouped into streams by
+/// their label sets, each stream's entries in that order.
+fn into_streams(kept: Vec<Kept>) -> Vec<LogStream> {
     let mut streams: Vec<LogStream> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for k in kept {
@@ -157,7 +239,7 @@ pub async fn log_query(
             line: k.line,
         });
     }
-    Ok(streams)
+    streams
 }
 
 /// A range aggregation's samples: per output label set, (timestamp, value)
@@ -463,6 +545,7 @@ async fn range_samples(
         end_ns: last.saturating_sub(range.offset_ns),
         line_filters,
         branches,
+        ordered: None,
     };
     // Unwrapped samples lose the unwrapped label; grouping keeps (or drops) the listed ones.
     let (group_labels, without): (Vec<String>, bool) = match (grouping, &range.unwrap) {

@@ -35,6 +35,9 @@ pub struct Scan<'a> {
     /// When not empty: disjoint conditions, one scan each (see
     /// [`trace_id_hint`]); an entry passes through exactly one.
     pub branches: Vec<Expr>,
+    /// Entries in time order (DataFusion sorts, spilling under the memory
+    /// limit) instead of storage order; within each branch.
+    pub ordered: Option<super::Direction>,
 }
 
 /// What of a pipeline can run inside the scan: the line filters before the
@@ -295,12 +298,19 @@ async fn scan_filtered(
     streams: &mut SeriesIdMap<Option<Arc<StreamInfo>>>,
     on_entry: &mut impl FnMut(Entry<'_>) -> Result<bool, LogqlError>,
 ) -> Result<bool, LogqlError> {
-    let df = ctx
+    let mut df = ctx
         .table("logs")
         .await
         .map_err(internal)?
         .filter(filter)
-        .map_err(internal)?
+        .map_err(internal)?;
+    if let Some(direction) = scan.ordered {
+        let ascending = direction == super::Direction::Forward;
+        df = df
+            .sort(vec![col("timestamp").sort(ascending, false)])
+            .map_err(internal)?;
+    }
+    let df = df
         .select_columns(&[
             "stream_id",
             "timestamp",
@@ -387,6 +397,7 @@ pub async fn stream_summaries(
         end_ns,
         line_filters: Vec::new(),
         branches: Vec::new(),
+        ordered: None,
     };
     let mut columns = vec![col("stream_id"), col("labels")];
     if with_sizes {

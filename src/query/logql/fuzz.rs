@@ -239,6 +239,7 @@ fn evaluate(q: &str, step_s: i64) {
             step_ns: step_s * 1_000_000_000,
             limit: 50,
             direction: super::Direction::Forward,
+            interval_ns: 0,
         };
         let _ = super::query_range(&ctx, q, &expr, &request, &options).await;
         let _ = super::instant_query(&ctx, q, &expr, 300_000_000_000, &options).await;

@@ -136,6 +136,9 @@ pub struct RangeRequest {
     pub limit: usize,
     /// Log queries: newest (backward) or oldest (forward) first.
     pub direction: Direction,
+    /// Log queries: an entry is returned only this far (or farther) from
+    /// the previous one returned (Loki's `interval`); 0 returns all.
+    pub interval_ns: i64,
 }
 
 /// Runs `query` over `[start_ns, end_ns)` (log queries) or at every

@@ -169,6 +169,7 @@ impl LazyQuery for LogqlQuery {
                     step_ns: step,
                     limit,
                     direction: Direction::Backward,
+                    interval_ns: 0,
                 },
                 &options,
             )

@@ -244,6 +244,10 @@ async fn run_query_range(engine: &Engine, request: &ApiRequest) -> Outcome {
         Some(v) => parse_seconds_or_duration(v).map_err(bad)?,
         None => default_step(range.start, range.end),
     };
+    let interval = match request.form.get("interval") {
+        Some(v) => parse_seconds_or_duration(v).map_err(bad)?.max(0),
+        None => 0,
+    };
     let started = std::time::Instant::now();
     let ctx = session(engine, &request.headers).await?;
     let value = logql::query_range(
@@ -256,6 +260,7 @@ async fn run_query_range(engine: &Engine, request: &ApiRequest) -> Outcome {
             step_ns: step,
             limit,
             direction,
+            interval_ns: interval,
         },
         &options(engine),
     )

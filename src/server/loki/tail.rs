@@ -119,6 +119,7 @@ impl Tailer {
                         step_ns: 1,
                         limit,
                         direction,
+                        interval_ns: 0,
                     },
                     &self.options,
                 )
