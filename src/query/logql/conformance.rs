@@ -369,7 +369,7 @@ fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
 }
 
 fn labels_text(labels: &Labels) -> String {
-    super::eval::labels_text(labels)
+    super::metric::labels_text(labels)
 }
 
 // ------------------------------------------------------------------ running

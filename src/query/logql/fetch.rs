@@ -33,7 +33,7 @@ pub struct Scan<'a> {
     /// Filters on the stored line, evaluated by DataFusion.
     pub line_filters: Vec<Expr>,
     /// When not empty: disjoint conditions, one scan each (see
-    /// [`trace_id_hint`]); an entry passes through exactly one.
+    /// `trace_id_hint`); an entry passes through exactly one.
     pub branches: Vec<Expr>,
     /// Entries in time order (DataFusion sorts, spilling under the memory
     /// limit) instead of storage order; within each branch.
@@ -43,7 +43,7 @@ pub struct Scan<'a> {
 /// What of a pipeline can run inside the scan: the line filters before the
 /// first stage that rewrites the line (except `ip()` and pattern filters,
 /// which have no SQL form) — those leave the pipeline — and a hint for a
-/// `trace_id` label filter (see [`trace_id_hint`]), which stays in it.
+/// `trace_id` label filter (see `trace_id_hint`), which stays in it.
 /// Returns the scan filters, the disjoint scan branches and the stages
 /// left for the pipeline.
 pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Expr>, Vec<Stage>) {
@@ -184,14 +184,14 @@ fn pushdown_filter(scan: &Scan<'_>) -> Expr {
     filter
 }
 
-/// A matching stream: its labels and their names (the base names parsed
-/// labels must not take, together with each entry's structured metadata).
+/// A stream the selector matched: its labels, sorted, shared by its entries.
 struct StreamInfo {
     labels: Labels,
 }
 
 /// Reads every matching entry, calling `on_entry` with each (in storage
-/// order, not time order); `on_entry` returns false to stop early.
+/// order unless the scan asks for time order); `on_entry` returns false to
+/// stop early.
 pub async fn scan_entries(
     ctx: &SessionContext,
     scan: &Scan<'_>,

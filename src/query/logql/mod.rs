@@ -7,16 +7,22 @@
 //! Loki's parse-time checks, errors with line and column); [`format`] prints
 //! a tree back as canonical text; [`check`] runs a file of `ok`/`err` query
 //! lines through a parser.
+//!
+//! Tree to answer: [`fetch`] (scans with pushdown) → [`pipeline`] (stages
+//! per entry) → [`logs`] (log queries) or [`metric`] (range aggregations,
+//! then the PromQL evaluator); [`sql_function`] is `logql()` in SQL and
+//! [`conformance`] the case-file runner.
 
 pub mod ast;
 pub mod check;
 pub mod conformance;
-pub mod eval;
 pub mod fetch;
 pub mod format;
 #[cfg(test)]
 mod fuzz;
 pub mod lexer;
+pub mod logs;
+pub mod metric;
 pub mod parser;
 pub mod pipeline;
 pub mod sql_function;
@@ -166,7 +172,7 @@ pub async fn query_range(
     match expr {
         ast::Expr::Log(log) => {
             check_limit(limit, options)?;
-            let streams = eval::log_query(ctx, query, log, request, options).await?;
+            let streams = logs::log_query(ctx, query, log, request, options).await?;
             Ok(LogqlValue::Streams(streams))
         }
         ast::Expr::Metric(metric) => {
@@ -182,7 +188,8 @@ pub async fn query_range(
             }
             let steps = (end_ns - start_ns) / step_ns + 1;
             let times: Vec<i64> = (0..steps).map(|i| start_ns + i * step_ns).collect();
-            let (value, times_ms) = eval::metric_query(ctx, query, metric, &times, options).await?;
+            let (value, times_ms) =
+                metric::metric_query(ctx, query, metric, &times, options).await?;
             let value = crate::query::promql::range_value(value, &times_ms)
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
             check_series(&value, options)?;
@@ -206,7 +213,7 @@ pub async fn instant_query(
         )),
         ast::Expr::Metric(metric) => {
             let (value, times_ms) =
-                eval::metric_query(ctx, query, metric, &[time_ns], options).await?;
+                metric::metric_query(ctx, query, metric, &[time_ns], options).await?;
             let value = crate::query::promql::instant_value(value, times_ms[0])
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
             check_series(&value, options)?;

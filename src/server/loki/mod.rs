@@ -6,7 +6,7 @@
 //! * `GET|POST /loki/api/v1/query`, `/loki/api/v1/query_range` — LogQL;
 //! * `GET|POST /loki/api/v1/labels`, `/loki/api/v1/label/<name>/values`,
 //!   `/loki/api/v1/series`, `/loki/api/v1/index/stats`;
-//! * `GET /loki/api/v1/tail` — a websocket of new entries ([`tail`]);
+//! * `GET /loki/api/v1/tail` — a websocket of new entries (`tail.rs`);
 //! * `GET|POST /loki/api/v1/format_query`, `GET /loki/api/v1/status/buildinfo`.
 //!
 //! Errors are plain text with the status Loki uses (400 for bad queries and
@@ -28,7 +28,7 @@ use super::prometheus::ApiRequest;
 use super::push;
 use crate::engine::Engine;
 use crate::query::logql::{
-    self, Direction, LogqlError, LogqlOptions, ast, eval::compile_selector, fetch,
+    self, Direction, LogqlError, LogqlOptions, ast, fetch, logs::compile_selector,
 };
 
 /// Loki's default `limit` of log queries.
