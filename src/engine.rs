@@ -53,7 +53,29 @@ pub struct OpenReport {
     pub replay: ReplayReport,
 }
 
+/// Scratch engines opened so far by this process (their directory names).
+static SCRATCH_ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Engine {
+    /// An engine over a fresh directory under the system temp dir (named
+    /// `<prefix>-<pid>-<n>`) with blocks in memory: for conformance runs.
+    /// The caller removes the returned directory when done.
+    pub async fn open_scratch(prefix: &str) -> Result<(Arc<Engine>, std::path::PathBuf)> {
+        let dir = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SCRATCH_ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Config {
+            data_dir: dir.clone(),
+            storage: Some("memory://".into()),
+            ..Config::default()
+        };
+        let (engine, _) = Engine::open(config).await?;
+        Ok((engine, dir))
+    }
+
     /// Locks the data directory, opens storage, replays the WAL.
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));

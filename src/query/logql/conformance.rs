@@ -7,12 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::prelude::SessionContext;
 
 use super::{Direction, LogqlOptions, LogqlValue};
-use crate::config::Config;
 use crate::engine::Engine;
 use crate::model::Signal;
 use crate::model::builders::{LogLine, LogsBuilder};
@@ -381,8 +379,6 @@ struct Store {
     session: Option<SessionContext>,
 }
 
-static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
-
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -391,18 +387,7 @@ impl Drop for Store {
 
 impl Store {
     async fn open() -> crate::Result<Store> {
-        let dir = std::env::temp_dir().join(format!(
-            "o11ydb-logql-conformance-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let config = Config {
-            data_dir: dir.clone(),
-            storage: Some("memory://".into()),
-            ..Config::default()
-        };
-        let (engine, _) = Engine::open(config).await?;
+        let (engine, dir) = Engine::open_scratch("o11ydb-logql-conformance").await?;
         Ok(Store {
             engine,
             dir,

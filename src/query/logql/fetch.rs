@@ -200,14 +200,7 @@ pub async fn scan_entries(
     if scan.start_ns > scan.end_ns {
         return Ok(());
     }
-    let filters: Vec<Expr> = if scan.branches.is_empty() {
-        vec![pushdown_filter(scan)]
-    } else {
-        scan.branches
-            .iter()
-            .map(|b| pushdown_filter(scan).and(b.clone()))
-            .collect()
-    };
+    let filters = branch_filters(scan);
     let mut streams: SeriesIdMap<Option<Arc<StreamInfo>>> = SeriesIdMap::default();
     for filter in filters {
         if !scan_filtered(ctx, scan, filter, &mut streams, &mut on_entry).await? {
@@ -215,6 +208,18 @@ pub async fn scan_entries(
         }
     }
     Ok(())
+}
+
+/// The filter of each scan a [`Scan`] makes: one, or one per branch.
+fn branch_filters(scan: &Scan<'_>) -> Vec<Expr> {
+    if scan.branches.is_empty() {
+        vec![pushdown_filter(scan)]
+    } else {
+        scan.branches
+            .iter()
+            .map(|b| pushdown_filter(scan).and(b.clone()))
+            .collect()
+    }
 }
 
 /// Whether the scan's label filters select exactly the selector's streams
@@ -242,14 +247,7 @@ pub async fn scan_times(
     if scan.start_ns > scan.end_ns {
         return Ok(Some(out));
     }
-    let filters: Vec<Expr> = if scan.branches.is_empty() {
-        vec![pushdown_filter(scan)]
-    } else {
-        scan.branches
-            .iter()
-            .map(|b| pushdown_filter(scan).and(b.clone()))
-            .collect()
-    };
+    let filters = branch_filters(scan);
     for filter in filters {
         let mut columns = vec![col("timestamp")];
         if with_bytes {

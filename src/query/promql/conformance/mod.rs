@@ -20,13 +20,11 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::prelude::SessionContext;
 use futures::FutureExt;
 
 use super::{PromError, QueryOptions, QueryOutput, instant_query, range_query};
-use crate::config::Config;
 use crate::engine::Engine;
 use crate::model::Signal;
 use crate::model::builders::{SamplesBuilder, canonical};
@@ -313,22 +311,9 @@ struct Store {
     histograms_skipped: BTreeSet<String>,
 }
 
-static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
-
 impl Store {
     async fn open() -> crate::Result<Store> {
-        let dir = std::env::temp_dir().join(format!(
-            "o11ydb-conformance-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let config = Config {
-            data_dir: dir.clone(),
-            storage: Some("memory://".into()),
-            ..Config::default()
-        };
-        let (engine, _) = Engine::open(config).await?;
+        let (engine, dir) = Engine::open_scratch("o11ydb-conformance").await?;
         Ok(Store {
             engine: Some(engine),
             dir,
