@@ -7,6 +7,7 @@
 //! pipeline [`Entry`]s.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, MapArray};
@@ -64,8 +65,12 @@ pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Expr>, Vec<Stage>
                     && let Some(hint) = trace_id_hint(f)
                 {
                     branches = hint;
+                    rest.push(stage.clone());
+                } else if !labels_changed && let Some(expr) = label_filter_expr(f) {
+                    pushed.push(expr);
+                } else {
+                    rest.push(stage.clone());
                 }
-                rest.push(stage.clone());
             }
             Stage::LineFormat { .. } | Stage::Decolorize => {
                 rewritten = true;
@@ -84,6 +89,31 @@ pub fn split_line_filters(stages: &[Stage]) -> (Vec<Expr>, Vec<Expr>, Vec<Stage>
         }
     }
     (pushed, branches, rest)
+}
+
+/// A label's value before any stage has changed labels: the entry's
+/// structured metadata, else its stream label (NULL when neither has it).
+pub fn base_label(name: &str) -> Expr {
+    datafusion::functions::core::expr_fn::coalesce(vec![
+        get_field(col("structured_metadata"), name),
+        get_field(col("labels"), name),
+    ])
+}
+
+/// A label filter before any stage that changes labels, as a scan filter
+/// when it has an exact SQL form: equalities with a non-empty value (a
+/// missing label reads as "" and fails them), joined by `and`.
+fn label_filter_expr(f: &super::ast::LabelFilter) -> Option<Expr> {
+    use super::ast::LabelFilter;
+    match f {
+        LabelFilter::And(a, b) => Some(label_filter_expr(a)?.and(label_filter_expr(b)?)),
+        LabelFilter::String(m)
+            if m.op == MatchOp::Eq && !m.value.is_empty() && !m.name.starts_with("__") =>
+        {
+            Some(base_label(&m.name).eq(lit(m.value.clone())))
+        }
+        _ => None,
+    }
 }
 
 /// `| trace_id="<32 lowercase hex>"` before any stage that can add or
@@ -286,6 +316,99 @@ pub async fn scan_times(
         }
     }
     Ok(Some(out))
+}
+
+/// The values of the grouping labels of one entry (None: absent).
+type GroupKey = Vec<Option<String>>;
+
+/// Like [`scan_times`], with each entry's values of the labels `names`
+/// (structured metadata, else stream label): per distinct combination, the
+/// label set (names with a value, sorted) and its points. None past
+/// `max_samples`.
+pub async fn scan_grouped_times(
+    ctx: &SessionContext,
+    scan: &Scan<'_>,
+    names: &[String],
+    with_bytes: bool,
+    max_samples: usize,
+) -> Result<Option<Vec<(Labels, Vec<(i64, f64)>)>>, LogqlError> {
+    let mut groups: Vec<(GroupKey, Vec<(i64, f64)>)> = Vec::new();
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut total = 0usize;
+    if scan.start_ns <= scan.end_ns {
+        for filter in branch_filters(scan) {
+            let mut columns = vec![col("timestamp")];
+            columns.push(if with_bytes {
+                datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes")
+            } else {
+                lit(1i32).alias("bytes")
+            });
+            for (i, name) in names.iter().enumerate() {
+                columns.push(base_label(name).alias(format!("g{i}")));
+            }
+            let df = ctx
+                .table("logs")
+                .await
+                .map_err(internal)?
+                .filter(filter)
+                .map_err(internal)?
+                .select(columns)
+                .map_err(internal)?;
+            let mut stream = df.execute_stream().await.map_err(internal)?;
+            let mut key: GroupKey = Vec::with_capacity(names.len());
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(internal)?;
+                total += batch.num_rows();
+                if total > max_samples {
+                    return Ok(None);
+                }
+                let times = batch.column(0).as_primitive::<TimestampNanosecondType>();
+                let values = batch
+                    .column(1)
+                    .as_primitive::<arrow::datatypes::Int32Type>();
+                let labels: Vec<arrow::array::StringArray> = (0..names.len())
+                    .map(|i| {
+                        arrow::compute::cast(batch.column(2 + i), &arrow::datatypes::DataType::Utf8)
+                            .map(|a| a.as_string::<i32>().clone())
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(internal)?;
+                for row in 0..batch.num_rows() {
+                    key.clear();
+                    key.extend(
+                        labels
+                            .iter()
+                            .map(|a| (!a.is_null(row)).then(|| a.value(row).to_string())),
+                    );
+                    let i = match index.get(&key) {
+                        Some(&i) => i,
+                        None => {
+                            index.insert(key.clone(), groups.len());
+                            groups.push((key.clone(), Vec::new()));
+                            groups.len() - 1
+                        }
+                    };
+                    groups[i]
+                        .1
+                        .push((times.value(row), values.value(row) as f64));
+                }
+            }
+        }
+    }
+    Ok(Some(
+        groups
+            .into_iter()
+            .map(|(values, points)| {
+                let mut labels: Labels = names
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(n, v)| v.map(|v| (n.clone(), v)))
+                    .collect();
+                labels.sort();
+                (labels, points)
+            })
+            .collect(),
+    ))
 }
 
 /// One scan of [`scan_entries`]; false when `on_entry` asked to stop.

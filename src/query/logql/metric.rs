@@ -351,6 +351,34 @@ async fn range_samples(
         && stages.is_empty()
         && range.unwrap.is_none()
         && !without
+        && !group_labels.is_empty()
+        && fetch::selector_pushed_exactly(&selector)
+    {
+        // Grouped by labels the scan can read: one series per combination.
+        let with_bytes = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
+        let budget = max_samples.saturating_sub(*total_samples);
+        let Some(groups) =
+            fetch::scan_grouped_times(ctx, &scan, &group_labels, with_bytes, budget).await?
+        else {
+            return Err(LogqlError::Limit(format!(
+                "the query would read too many samples (max_samples {max_samples})"
+            )));
+        };
+        let mut samples: Samples = HashMap::new();
+        for (labels, mut points) in groups {
+            *total_samples += points.len();
+            points.sort_unstable_by_key(|(t, _)| *t);
+            samples.entry(labels).or_default().extend(points);
+        }
+        for points in samples.values_mut() {
+            points.sort_unstable_by_key(|(t, _)| *t);
+        }
+        return Ok(samples);
+    }
+    if counts_only
+        && stages.is_empty()
+        && range.unwrap.is_none()
+        && !without
         && group_labels.is_empty()
         && fetch::selector_pushed_exactly(&selector)
     {
