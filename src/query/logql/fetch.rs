@@ -263,68 +263,16 @@ pub fn selector_pushed_exactly(selector: &[LabelMatcher]) -> bool {
     })
 }
 
-/// The timestamps (and, with `with_bytes`, line lengths) of the matching
-/// entries, reading no other column: for counting metric queries whose
-/// pipeline ran entirely in the scan and whose selector is pushed exactly
-/// ([`selector_pushed_exactly`]). Unsorted.
-pub async fn scan_times(
-    ctx: &SessionContext,
-    scan: &Scan<'_>,
-    with_bytes: bool,
-    max_samples: usize,
-) -> Result<Option<Vec<(i64, f64)>>, LogqlError> {
-    let mut out = Vec::new();
-    if scan.start_ns > scan.end_ns {
-        return Ok(Some(out));
-    }
-    let filters = branch_filters(scan);
-    for filter in filters {
-        let mut columns = vec![col("timestamp")];
-        if with_bytes {
-            columns.push(datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes"));
-        }
-        let df = ctx
-            .table("logs")
-            .await
-            .map_err(internal)?
-            .filter(filter)
-            .map_err(internal)?
-            .select(columns)
-            .map_err(internal)?;
-        let mut stream = df.execute_stream().await.map_err(internal)?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(internal)?;
-            let times = batch.column(0).as_primitive::<TimestampNanosecondType>();
-            if out.len() + batch.num_rows() > max_samples {
-                return Ok(None);
-            }
-            match with_bytes {
-                true => {
-                    let bytes = batch
-                        .column(1)
-                        .as_primitive::<arrow::datatypes::Int32Type>();
-                    out.extend(
-                        times
-                            .values()
-                            .iter()
-                            .zip(bytes.values().iter())
-                            .map(|(&t, &b)| (t, b as f64)),
-                    );
-                }
-                false => out.extend(times.values().iter().map(|&t| (t, 1.0))),
-            }
-        }
-    }
-    Ok(Some(out))
-}
-
 /// The values of the grouping labels of one entry (None: absent).
 type GroupKey = Vec<Option<String>>;
 
-/// Like [`scan_times`], with each entry's values of the labels `names`
-/// (structured metadata, else stream label): per distinct combination, the
-/// label set (names with a value, sorted) and its points. None past
-/// `max_samples`.
+/// The timestamps (and, with `with_bytes`, line lengths; else 1) of the
+/// matching entries, reading no other column but the labels `names`
+/// (structured metadata, else stream label): per distinct combination of
+/// their values, the label set (names with a value, sorted) and its points,
+/// unsorted. For counting metric queries whose pipeline ran entirely in the
+/// scan and whose selector is pushed exactly ([`selector_pushed_exactly`]).
+/// None past `max_samples`.
 pub async fn scan_grouped_times(
     ctx: &SessionContext,
     scan: &Scan<'_>,

@@ -341,8 +341,7 @@ async fn range_samples(
         (None, None) => (Vec::new(), true),
     };
     let max_samples = options.max_samples;
-    // Counting with nothing left to run per line and no labels to keep:
-    // the scan's timestamps (and line lengths) are the samples.
+    // Counting with nothing left to run per line: no entry is built.
     let counts_only = matches!(
         op,
         RangeOp::CountOverTime | RangeOp::Rate | RangeOp::BytesOverTime | RangeOp::BytesRate
@@ -351,10 +350,10 @@ async fn range_samples(
         && stages.is_empty()
         && range.unwrap.is_none()
         && !without
-        && !group_labels.is_empty()
         && fetch::selector_pushed_exactly(&selector)
     {
-        // Grouped by labels the scan can read: one series per combination.
+        // The scan's timestamps (and line lengths), one series per
+        // combination of the grouping labels, are the samples.
         let with_bytes = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
         let budget = max_samples.saturating_sub(*total_samples);
         let Some(groups) =
@@ -368,32 +367,7 @@ async fn range_samples(
         for (labels, mut points) in groups {
             *total_samples += points.len();
             points.sort_unstable_by_key(|(t, _)| *t);
-            samples.entry(labels).or_default().extend(points);
-        }
-        for points in samples.values_mut() {
-            points.sort_unstable_by_key(|(t, _)| *t);
-        }
-        return Ok(samples);
-    }
-    if counts_only
-        && stages.is_empty()
-        && range.unwrap.is_none()
-        && !without
-        && group_labels.is_empty()
-        && fetch::selector_pushed_exactly(&selector)
-    {
-        let with_bytes = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
-        let budget = max_samples.saturating_sub(*total_samples);
-        let Some(mut points) = fetch::scan_times(ctx, &scan, with_bytes, budget).await? else {
-            return Err(LogqlError::Limit(format!(
-                "the query would read too many samples (max_samples {max_samples})"
-            )));
-        };
-        *total_samples += points.len();
-        points.sort_unstable_by_key(|(t, _)| *t);
-        let mut samples: Samples = HashMap::new();
-        if !points.is_empty() {
-            samples.insert(Vec::new(), points);
+            samples.insert(labels, points);
         }
         return Ok(samples);
     }
