@@ -314,6 +314,21 @@ impl Display for Grouping {
     }
 }
 
+/// `on (a) group_left (b)`, `ignoring (a)`, …
+impl Display for VectorMatching {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let kw = if self.on { "on" } else { "ignoring" };
+        write!(f, "{kw} ({})", self.labels.join(", "))?;
+        if let Some(g) = &self.group {
+            // Always with its list: `group_left (x)` before a parenthesised
+            // operand would otherwise read the operand as the list.
+            let kw = if g.left { "group_left" } else { "group_right" };
+            write!(f, " {kw} ({})", g.labels.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 impl Display for MetricExpr {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
@@ -364,15 +379,7 @@ impl Display for MetricExpr {
                     f.write_str(" bool")?;
                 }
                 if let Some(m) = matching {
-                    let kw = if m.on { "on" } else { "ignoring" };
-                    write!(f, " {kw} ({})", m.labels.join(", "))?;
-                    if let Some(g) = &m.group {
-                        let kw = if g.left { "group_left" } else { "group_right" };
-                        write!(f, " {kw}")?;
-                        if !g.labels.is_empty() {
-                            write!(f, " ({})", g.labels.join(", "))?;
-                        }
-                    }
+                    write!(f, " {m}")?;
                 }
                 write!(f, " {rhs}")
             }

@@ -198,7 +198,10 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             match op {
                 VectorOp::Sort | VectorOp::SortDesc => format!("{}({inner})", op.name()),
                 _ => {
-                    let grouping = grouping.as_ref().map(grouping_text).unwrap_or_default();
+                    let grouping = grouping
+                        .as_ref()
+                        .map(|g| format!(" {g} "))
+                        .unwrap_or_default();
                     match param {
                         Some(k) => format!("{}{grouping}({}, {inner})", op.name(), number(*k)),
                         None => format!("{}{grouping}({inner})", op.name()),
@@ -222,18 +225,7 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
                 modifier.push_str(" bool");
             }
             if let Some(m) = matching {
-                modifier.push_str(if m.on { " on(" } else { " ignoring(" });
-                modifier.push_str(&m.labels.join(", "));
-                modifier.push(')');
-                if let Some(g) = &m.group {
-                    modifier.push_str(if g.left {
-                        " group_left("
-                    } else {
-                        " group_right("
-                    });
-                    modifier.push_str(&g.labels.join(", "));
-                    modifier.push(')');
-                }
+                modifier.push_str(&format!(" {m}"));
             }
             format!("({l}) {}{modifier} ({r})", op.symbol())
         }
@@ -278,14 +270,6 @@ fn number(v: f64) -> String {
     } else {
         format_float(v)
     }
-}
-
-fn grouping_text(g: &Grouping) -> String {
-    format!(
-        " {} ({}) ",
-        if g.without { "without" } else { "by" },
-        g.labels.join(", ")
-    )
 }
 
 /// Reads the log range of a range aggregation and turns each entry that
