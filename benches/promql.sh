@@ -40,19 +40,8 @@ max_global_series_per_user = 0
 EOF
 
 O11YDB_PID=""
-start_o11ydb() {
-  "$BIN" serve --config "$WORK/o11ydb.toml" --data-dir "$WORK/o11ydb" --pg-listen 127.0.0.1:0 \
-    --http-listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 --otlp-grpc-listen 127.0.0.1:0 \
-    > "$WORK/o11ydb.stdout" 2>> "$WORK/o11ydb.stderr" &
-  O11YDB_PID=$!
-  PIDS+=("$O11YDB_PID")
-  for _ in $(seq 1 600); do
-    O11YDB=$(awk '$1 == "http:" {sub("http://", "", $2); print $2; exit}' "$WORK/o11ydb.stdout")
-    [ -n "$O11YDB" ] && return 0
-    sleep 0.1
-  done
-  echo "o11ydb did not start:"; cat "$WORK/o11ydb.stderr"; exit 1
-}
+# shellcheck source=benches/o11ydb-server.sh
+source "benches/o11ydb-server.sh"
 
 PROMETHEUS=127.0.0.1:19098
 PROMETHEUS_PID=""

@@ -19,6 +19,19 @@ async fn explain_analyze(client: &tokio_postgres::Client, sql: &str) -> String {
         .join("\n")
 }
 
+/// The blocks listed by the newest manifest of a signal of tenant `anonymous`.
+fn latest_manifest_blocks(data: &std::path::Path, signal: &str) -> Vec<serde_json::Value> {
+    let manifest_dir = data.join(format!("blocks/tenants/anonymous/{signal}/manifests"));
+    let latest = std::fs::read_dir(&manifest_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest).unwrap()).unwrap();
+    manifest["blocks"].as_array().unwrap().clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn untouched_blocks_are_not_read() {
     let dir = tempdir();
@@ -57,18 +70,10 @@ async fn untouched_blocks_are_not_read() {
 
     // Destroy every block except hour 1's and hour 2's... by finding which
     // block holds which hour through the manifest.
-    let manifest_dir = data.join("blocks/tenants/anonymous/spans/manifests");
-    let latest = std::fs::read_dir(&manifest_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max()
-        .unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(latest).unwrap()).unwrap();
-    let blocks = manifest["blocks"].as_array().unwrap();
+    let blocks = latest_manifest_blocks(&data, "spans");
     assert_eq!(blocks.len(), 3);
     let hour1_start = 1_767_229_200_000_000_000i64; // 2026-01-01T01:00:00Z in ns
-    for b in blocks {
+    for b in &blocks {
         if b["min_time"].as_i64().unwrap() != hour1_start {
             let path = data.join(format!(
                 "blocks/tenants/anonymous/spans/blocks/{}.parquet",
@@ -157,15 +162,7 @@ async fn logql_trace_id_filter_prunes_log_blocks() {
         assert_eq!(a.status, 204, "{}", a.body);
         server.flush();
     }
-    let manifest_dir = data.join("blocks/tenants/anonymous/logs/manifests");
-    let latest = std::fs::read_dir(&manifest_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max()
-        .unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(latest).unwrap()).unwrap();
-    let blocks = manifest["blocks"].as_array().unwrap();
+    let blocks = latest_manifest_blocks(&data, "logs");
     assert_eq!(blocks.len(), 3);
     let query = |q: &str| {
         let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
@@ -181,7 +178,7 @@ async fn logql_trace_id_filter_prunes_log_blocks() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("block=1 line=42"), "{}", a.body);
     // Destroy every block but block 1's (the query's time range covers all three).
-    for b in blocks {
+    for b in &blocks {
         if b["min_time"].as_i64().unwrap() != first_ns(1) {
             let path = data.join(format!(
                 "blocks/tenants/anonymous/logs/blocks/{}.parquet",

@@ -1,0 +1,16 @@
+# Sourced by the benchmark scripts: start_o11ydb starts "$BIN" over
+# "$WORK/o11ydb" with "$WORK/o11ydb.toml" on free ports, records its pid in
+# O11YDB_PID and PIDS, and sets O11YDB to its HTTP address once it listens.
+start_o11ydb() {
+  "$BIN" serve --config "$WORK/o11ydb.toml" --data-dir "$WORK/o11ydb" --pg-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 --otlp-grpc-listen 127.0.0.1:0 \
+    > "$WORK/o11ydb.stdout" 2>> "$WORK/o11ydb.stderr" &
+  O11YDB_PID=$!
+  PIDS+=("$O11YDB_PID")
+  for _ in $(seq 1 600); do
+    O11YDB=$(awk '$1 == "http:" {sub("http://", "", $2); print $2; exit}' "$WORK/o11ydb.stdout")
+    [ -n "$O11YDB" ] && return 0
+    sleep 0.1
+  done
+  echo "o11ydb did not start:"; cat "$WORK/o11ydb.stderr"; exit 1
+}
