@@ -47,6 +47,8 @@ enum CheckCommand {
     Logql(CheckArgs),
     /// Check PromQL queries.
     Promql(CheckArgs),
+    /// Check TraceQL queries.
+    Traceql(CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -636,10 +638,11 @@ async fn conformance_promql(args: PromqlConformanceArgs) -> anyhow::Result<()> {
 }
 
 fn check_queries(command: &CheckCommand) -> anyhow::Result<()> {
-    use o11ydb::query::logql::check::{check_logql, check_promql};
+    use o11ydb::query::check::{check_logql, check_promql, check_traceql};
     let (args, check): (_, fn(&str) -> _) = match command {
         CheckCommand::Logql(args) => (args, check_logql),
         CheckCommand::Promql(args) => (args, check_promql),
+        CheckCommand::Traceql(args) => (args, check_traceql),
     };
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;

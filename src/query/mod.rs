@@ -3,9 +3,16 @@
 //! time-series evaluator → instant vectors, range matrices, scalars; LogQL
 //! text → scans of `logs` with filters pushed down → per-line pipeline →
 //! log streams, or per-step samples evaluated by the same time-series
-//! evaluator. `table_function` holds what their SQL table functions share.
+//! evaluator; TraceQL text → scans of `spans` with conditions pushed down →
+//! whole candidate traces → spansets (or per-step series for metrics
+//! queries). `table_function` holds what their SQL table functions share,
+//! `check` the `ok`/`err` query-file checker, `parse_error` the positioned
+//! error every parser returns.
 
+pub mod check;
 pub mod go_text;
 pub mod logql;
+pub mod parse_error;
 pub mod promql;
 pub mod table_function;
+pub mod traceql;

@@ -7,39 +7,8 @@
 //! word is a function name only when a `(` (or `by`/`without` and a `(`)
 //! follows it. Keywords and function names are case-insensitive.
 
-use thiserror::Error;
-
-/// A LogQL syntax or validation error at a byte offset of the query text.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("parse error at line {line}, col {col}: {message}")]
-pub struct ParseError {
-    /// Byte offset into the query text.
-    pub pos: usize,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, counted in characters.
-    pub col: usize,
-    pub message: String,
-}
-
-impl ParseError {
-    pub fn at(query: &str, pos: usize, message: impl Into<String>) -> ParseError {
-        let mut pos = pos.min(query.len());
-        while !query.is_char_boundary(pos) {
-            pos -= 1;
-        }
-        let before = &query[..pos];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        ParseError {
-            pos,
-            line,
-            col,
-            message: message.into(),
-        }
-    }
-}
+use crate::query::go_text::go_unquote_prefix;
+pub use crate::query::parse_error::ParseError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenKind {
@@ -333,79 +302,13 @@ impl Lexer<'_> {
     /// A Go double-quoted string (the cursor on the opening quote).
     fn double_quoted(&mut self) -> Result<String, ParseError> {
         let start = self.pos;
-        let mut out: Vec<u8> = Vec::new();
-        let mut chars = self.src[start + 1..].char_indices();
-        loop {
-            let Some((off, c)) = chars.next() else {
-                return Err(self.err(start, "literal not terminated"));
-            };
-            let at = start + 1 + off;
-            match c {
-                '"' => {
-                    self.pos = at + 1;
-                    break;
-                }
-                '\n' => return Err(self.err(start, "literal not terminated")),
-                '\\' => {
-                    let bad = || self.err(at, "invalid char escape");
-                    let Some((_, e)) = chars.next() else {
-                        return Err(self.err(start, "literal not terminated"));
-                    };
-                    let simple = match e {
-                        'a' => Some(7u8),
-                        'b' => Some(8),
-                        'f' => Some(12),
-                        'n' => Some(b'\n'),
-                        'r' => Some(b'\r'),
-                        't' => Some(b'\t'),
-                        'v' => Some(11),
-                        '\\' => Some(b'\\'),
-                        '"' => Some(b'"'),
-                        _ => None,
-                    };
-                    if let Some(b) = simple {
-                        out.push(b);
-                        continue;
-                    }
-                    let (digits, radix) = match e {
-                        '0'..='7' => (2, 8),
-                        'x' => (2, 16),
-                        'u' => (4, 16),
-                        'U' => (8, 16),
-                        _ => return Err(bad()),
-                    };
-                    let mut text = String::new();
-                    if e.is_digit(8) {
-                        text.push(e);
-                    }
-                    for _ in 0..digits {
-                        match chars.next() {
-                            Some((_, d)) if d.is_digit(radix) => text.push(d),
-                            _ => return Err(bad()),
-                        }
-                    }
-                    let value = u32::from_str_radix(&text, radix).map_err(|_| bad())?;
-                    match e {
-                        '0'..='7' | 'x' => {
-                            if value > 255 {
-                                return Err(bad());
-                            }
-                            out.push(value as u8);
-                        }
-                        _ => {
-                            let ch = char::from_u32(value).ok_or_else(bad)?;
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                        }
-                    }
-                }
-                c => {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
+        match go_unquote_prefix(&self.src[start..]) {
+            Ok((text, len)) => {
+                self.pos = start + len;
+                Ok(text)
             }
+            Err((offset, message)) => Err(self.err(start + offset, message)),
         }
-        String::from_utf8(out).map_err(|_| self.err(start, "invalid UTF-8 rune"))
     }
 }
 

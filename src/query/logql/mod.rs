@@ -5,8 +5,7 @@
 //!
 //! Text to tree: [`lexer`] (tokens with byte offsets) → [`parser`] (tree,
 //! Loki's parse-time checks, errors with line and column); [`format`] prints
-//! a tree back as canonical text; [`check`] runs a file of `ok`/`err` query
-//! lines through a parser.
+//! a tree back as canonical text.
 //!
 //! Tree to answer: [`fetch`] (scans with pushdown) → [`pipeline`] (stages
 //! per entry) → [`logs`] (log queries) or [`metric`] (range aggregations,
@@ -14,7 +13,6 @@
 //! [`conformance`] the case-file runner.
 
 pub mod ast;
-pub mod check;
 pub mod conformance;
 pub mod fetch;
 pub mod format;

@@ -1,7 +1,8 @@
 //! A query-check file → a report: each line `ok<TAB>query` must parse and
 //! each `err<TAB>query` must fail to; blank lines and `#` comments are
-//! skipped. Used by `o11ydb check logql|promql FILE` and by the tests that
-//! keep `tests/logql/check.txt` passing.
+//! skipped. Used by `o11ydb check logql|promql|traceql FILE` and by the
+//! tests that keep `tests/logql/check.txt` and `tests/traceql/check.txt`
+//! passing.
 
 use std::fmt::Write;
 
@@ -70,7 +71,18 @@ pub fn check(text: &str, parse: impl Fn(&str) -> Result<(), String>) -> CheckRep
 /// [`check`] with the LogQL parser.
 pub fn check_logql(text: &str) -> CheckReport {
     check(text, |q| {
-        super::parse(q).map(|_| ()).map_err(|e| e.to_string())
+        crate::query::logql::parse(q)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// [`check`] with the TraceQL parser and its validation.
+pub fn check_traceql(text: &str) -> CheckReport {
+    check(text, |q| {
+        crate::query::traceql::parse(q)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -107,8 +119,16 @@ mod tests {
     }
 
     #[test]
+    fn traceql_check_file_passes() {
+        let text = include_str!("../../tests/traceql/check.txt");
+        let r = check_traceql(text);
+        assert!(r.ok(), "{}", r.render());
+        assert!(r.passed >= 200, "{} lines", r.passed);
+    }
+
+    #[test]
     fn logql_check_file_passes() {
-        let text = include_str!("../../../tests/logql/check.txt");
+        let text = include_str!("../../tests/logql/check.txt");
         let r = check_logql(text);
         assert!(r.ok(), "{}", r.render());
         assert!(r.passed >= 120, "{} lines", r.passed);
