@@ -23,8 +23,11 @@ use crate::metrics::Metrics;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
-const SHIPPED_SQL: [(&str, &str); 3] = [
+/// (`sql/service_graph.sql` and `sql/span_metrics_window.sql` take
+/// parameters: the table functions of `query::span_functions` plan them.)
+const SHIPPED_SQL: [(&str, &str); 4] = [
     ("traces.sql", include_str!("../sql/traces.sql")),
+    ("span_metrics.sql", include_str!("../sql/span_metrics.sql")),
     ("log_streams.sql", include_str!("../sql/log_streams.sql")),
     ("series.sql", include_str!("../sql/series.sql")),
 ];
@@ -215,6 +218,14 @@ impl Engine {
             Arc::new(crate::query::logql::sql_function::LogqlFunction {
                 options: self.config.query.logql_options(),
             }),
+        );
+        ctx.register_udtf(
+            "service_graph",
+            Arc::new(crate::query::span_functions::ServiceGraphFunction),
+        );
+        ctx.register_udtf(
+            "span_metrics",
+            Arc::new(crate::query::span_functions::SpanMetricsFunction),
         );
         Ok(ctx)
     }
