@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: crate::ingest::limits::Limits,
     /// Per-tenant limit overrides: `[overrides.<tenant>]` with any key of `[limits]`.
     pub overrides: std::collections::HashMap<String, toml::Table>,
+    /// Span metrics and service graphs computed from ingested spans.
+    pub metrics_generator: crate::ingest::metrics_generator::GeneratorConfig,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -47,6 +49,7 @@ impl Default for Config {
             auth_enabled: false,
             limits: crate::ingest::limits::Limits::default(),
             overrides: std::collections::HashMap::new(),
+            metrics_generator: Default::default(),
             source_file: None,
         }
     }

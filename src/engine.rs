@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ingest::Ingester;
 use crate::ingest::distributor::Distributor;
 use crate::ingest::limits::LimitsRegistry;
+use crate::ingest::metrics_generator::{self, exemplars::ExemplarStore};
 use crate::ingest::wal::ReplayReport;
 use crate::metrics::Metrics;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
@@ -37,6 +38,7 @@ pub struct Engine {
     ingester: Arc<Ingester>,
     distributor: Arc<Distributor>,
     metrics: Arc<Metrics>,
+    exemplars: Arc<ExemplarStore>,
     runtime: Arc<RuntimeEnv>,
     _lock: File,
 }
@@ -82,6 +84,7 @@ impl Engine {
     /// Locks the data directory, opens storage, replays the WAL.
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
+        config.metrics_generator.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -115,16 +118,31 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         let distributor = Arc::new(Distributor::new(
             ingester.clone(),
-            limits,
+            limits.clone(),
             metrics.clone(),
             config.ingester.max_head_bytes,
         ));
+        let generator = &config.metrics_generator;
+        let exemplars = Arc::new(ExemplarStore::new(
+            generator.max_exemplars_per_series,
+            generator.max_exemplar_series,
+        ));
+        if generator.enabled {
+            distributor.set_span_sink(metrics_generator::start(
+                generator,
+                Arc::downgrade(&distributor),
+                limits,
+                metrics.clone(),
+                exemplars.clone(),
+            ));
+        }
         Ok((
             Arc::new(Engine {
                 config,
                 ingester,
                 distributor,
                 metrics,
+                exemplars,
                 runtime,
                 _lock: lock,
             }),
@@ -150,6 +168,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Exemplars the metrics generator recorded (in memory only).
+    pub fn exemplars(&self) -> &Arc<ExemplarStore> {
+        &self.exemplars
     }
 
     /// Re-reads `[limits]` and `[overrides]` from the config file every
