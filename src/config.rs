@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn documented_examples_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for doc in ["README.md", "docs/ingest.md"] {
+        for doc in ["README.md", "docs/ingest.md", "docs/traces.md"] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
                 .split("```toml\n")
