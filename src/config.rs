@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: crate::ingest::limits::Limits,
     /// Per-tenant limit overrides: `[overrides.<tenant>]` with any key of `[limits]`.
     pub overrides: std::collections::HashMap<String, toml::Table>,
+    /// Span metrics and service graphs computed from ingested spans.
+    pub metrics_generator: crate::ingest::metrics_generator::GeneratorConfig,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -47,6 +49,7 @@ impl Default for Config {
             auth_enabled: false,
             limits: crate::ingest::limits::Limits::default(),
             overrides: std::collections::HashMap::new(),
+            metrics_generator: Default::default(),
             source_file: None,
         }
     }
@@ -292,7 +295,7 @@ mod tests {
     #[test]
     fn documented_examples_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for doc in ["README.md", "docs/ingest.md"] {
+        for doc in ["README.md", "docs/ingest.md", "docs/traces.md"] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
                 .split("```toml\n")

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::ingest::Ingester;
+use crate::ingest::metrics_generator::SpanSink;
 use crate::model::Signal;
 use crate::model::builders::{self, LogLine, LogsBuilder, SamplesBuilder, SpansBuilder};
 use crate::model::labels::LabelSet;
@@ -80,8 +81,11 @@ const GATEWAY_HOST: &str = "api.payment-gateway.example";
 const KAFKA_TOPIC: &str = "orders";
 
 /// Loads demo data into `tenant` and keeps generating until `shutdown` fires.
+/// Live spans (not the backfilled hour) are also offered to `span_sink`, the
+/// metrics generator, when it runs.
 pub async fn run(
     ingester: Arc<Ingester>,
+    span_sink: Option<SpanSink>,
     tenant: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
@@ -115,6 +119,11 @@ pub async fn run(
                 let now = now_ns().max(last);
                 generator.generate(last, now, &mut rows);
                 last = now;
+                if let Some(sink) = &span_sink
+                    && !rows.spans.is_empty()
+                {
+                    sink.offer(&tenant, &spans_batch(&rows.spans)?);
+                }
                 write(&ingester, &tenant, &mut rows, true, &mut counts).await?;
             }
             changed = shutdown.changed() => {
@@ -2361,7 +2370,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ingester = ingester(dir.path()).await;
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(run(ingester.clone(), "demo".into(), rx));
+        let task = tokio::spawn(run(ingester.clone(), None, "demo".into(), rx));
         tokio::time::sleep(Duration::from_millis(100)).await;
         tx.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(60), task)

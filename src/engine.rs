@@ -18,13 +18,17 @@ use crate::error::{Error, Result};
 use crate::ingest::Ingester;
 use crate::ingest::distributor::Distributor;
 use crate::ingest::limits::LimitsRegistry;
+use crate::ingest::metrics_generator::{self, exemplars::ExemplarStore};
 use crate::ingest::wal::ReplayReport;
 use crate::metrics::Metrics;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
-const SHIPPED_SQL: [(&str, &str); 3] = [
+/// (`sql/service_graph.sql` and `sql/span_metrics_window.sql` take
+/// parameters: the table functions of `query::span_functions` plan them.)
+const SHIPPED_SQL: [(&str, &str); 4] = [
     ("traces.sql", include_str!("../sql/traces.sql")),
+    ("span_metrics.sql", include_str!("../sql/span_metrics.sql")),
     ("log_streams.sql", include_str!("../sql/log_streams.sql")),
     ("series.sql", include_str!("../sql/series.sql")),
 ];
@@ -34,6 +38,7 @@ pub struct Engine {
     ingester: Arc<Ingester>,
     distributor: Arc<Distributor>,
     metrics: Arc<Metrics>,
+    exemplars: Arc<ExemplarStore>,
     runtime: Arc<RuntimeEnv>,
     _lock: File,
 }
@@ -79,6 +84,7 @@ impl Engine {
     /// Locks the data directory, opens storage, replays the WAL.
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
+        config.metrics_generator.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -112,16 +118,31 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         let distributor = Arc::new(Distributor::new(
             ingester.clone(),
-            limits,
+            limits.clone(),
             metrics.clone(),
             config.ingester.max_head_bytes,
         ));
+        let generator = &config.metrics_generator;
+        let exemplars = Arc::new(ExemplarStore::new(
+            generator.max_exemplars_per_series,
+            generator.max_exemplar_series,
+        ));
+        if generator.enabled {
+            distributor.set_span_sink(metrics_generator::start(
+                generator,
+                Arc::downgrade(&distributor),
+                limits,
+                metrics.clone(),
+                exemplars.clone(),
+            ));
+        }
         Ok((
             Arc::new(Engine {
                 config,
                 ingester,
                 distributor,
                 metrics,
+                exemplars,
                 runtime,
                 _lock: lock,
             }),
@@ -147,6 +168,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Exemplars the metrics generator recorded (in memory only).
+    pub fn exemplars(&self) -> &Arc<ExemplarStore> {
+        &self.exemplars
     }
 
     /// Re-reads `[limits]` and `[overrides]` from the config file every
@@ -215,6 +241,14 @@ impl Engine {
             Arc::new(crate::query::logql::sql_function::LogqlFunction {
                 options: self.config.query.logql_options(),
             }),
+        );
+        ctx.register_udtf(
+            "service_graph",
+            Arc::new(crate::query::span_functions::ServiceGraphFunction),
+        );
+        ctx.register_udtf(
+            "span_metrics",
+            Arc::new(crate::query::span_functions::SpanMetricsFunction),
         );
         Ok(ctx)
     }

@@ -399,7 +399,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+    let mut config = args.config()?;
+    if args.demo {
+        // The demo's traces come with their span metrics and service graph.
+        config.metrics_generator.enabled = true;
+    }
     let (engine, report) = Engine::open(config.clone()).await?;
     if report.replay.records > 0 {
         tracing::info!(
@@ -439,9 +443,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let tenant = config.pgwire.default_tenant.clone();
         println!("  demo:      loading an hour of logs, metrics and traces into tenant {tenant:?}");
         let ingester = engine.ingester().clone();
+        let span_sink = engine.distributor().span_sink().cloned();
         let shutdown = running.shutdown_signal();
         Some(tokio::spawn(async move {
-            if let Err(e) = o11ydb::demo::run(ingester, tenant, shutdown).await {
+            if let Err(e) = o11ydb::demo::run(ingester, span_sink, tenant, shutdown).await {
                 tracing::error!("demo generator stopped: {e}");
             }
         }))

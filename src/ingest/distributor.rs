@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::Ingester;
 use super::limits::{LimitsRegistry, RateLimited};
+use super::metrics_generator::SpanSink;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::model::Signal;
@@ -146,6 +147,8 @@ pub struct Distributor {
     metrics: Arc<Metrics>,
     series: Mutex<HashMap<String, TenantSeries>>,
     max_head_bytes: u64,
+    /// Where accepted spans go for the metrics generator, when it runs.
+    span_sink: std::sync::OnceLock<SpanSink>,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -228,7 +231,18 @@ impl Distributor {
             metrics,
             series: Mutex::new(series),
             max_head_bytes,
+            span_sink: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends accepted spans to the metrics generator from now on.
+    pub fn set_span_sink(&self, sink: SpanSink) {
+        let _ = self.span_sink.set(sink);
+    }
+
+    /// The metrics generator's sink, when it runs.
+    pub fn span_sink(&self) -> Option<&SpanSink> {
+        self.span_sink.get()
     }
 
     pub fn limits(&self) -> &Arc<LimitsRegistry> {
@@ -307,7 +321,14 @@ impl Distributor {
         let mut accepted = 0u64;
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             match self.ingester.append_canonical(tenant, signal, batch).await {
-                Ok(_) => accepted += batch.num_rows() as u64,
+                Ok(_) => {
+                    accepted += batch.num_rows() as u64;
+                    if signal == Signal::Spans
+                        && let Some(sink) = self.span_sink.get()
+                    {
+                        sink.offer(tenant, batch);
+                    }
+                }
                 Err(e) => {
                     discards.add("write_failed", (batch.num_rows() as u64).max(1), || {
                         e.to_string()

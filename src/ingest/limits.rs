@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
+use super::metrics_generator::Processor;
 use crate::config::{de_duration, de_size};
 use crate::model::Signal;
 
@@ -51,6 +52,10 @@ pub struct Limits {
     /// `out_of_order_time_window`; 0 = only in-order samples).
     #[serde(deserialize_with = "de_duration")]
     pub out_of_order_time_window: Duration,
+    /// The metrics-generator processors run on the tenant's spans when
+    /// `[metrics_generator] enabled` (Tempo's `metrics_generator_processors`):
+    /// `"service-graphs"`, `"span-metrics"`; `[]` for none.
+    pub metrics_generator_processors: Vec<Processor>,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             reject_old_samples_max_age: Duration::from_secs(7 * 86_400),
             creation_grace_period: Duration::from_secs(600),
             out_of_order_time_window: Duration::ZERO,
+            metrics_generator_processors: vec![Processor::ServiceGraphs, Processor::SpanMetrics],
         }
     }
 }
@@ -148,7 +154,7 @@ impl LimitsConfig {
 impl serde::Serialize for Limits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(15))?;
+        let mut m = s.serialize_map(Some(16))?;
         m.serialize_entry("ingestion_rate", &self.ingestion_rate)?;
         m.serialize_entry("ingestion_burst_size", &self.ingestion_burst_size)?;
         m.serialize_entry("logs_ingestion_rate_mb", &self.logs_ingestion_rate_mb)?;
@@ -190,6 +196,10 @@ impl serde::Serialize for Limits {
         m.serialize_entry(
             "out_of_order_time_window",
             &format!("{}ms", self.out_of_order_time_window.as_millis()),
+        )?;
+        m.serialize_entry(
+            "metrics_generator_processors",
+            &self.metrics_generator_processors,
         )?;
         m.end()
     }
@@ -310,6 +320,25 @@ mod tests {
             Limits::default().max_label_name_length
         );
         assert_eq!(config.for_tenant("other").unwrap(), Limits::default());
+        let generator: toml::Table =
+            toml::from_str("metrics_generator_processors = [\"span-metrics\"]").unwrap();
+        config.overrides.insert("team-c".into(), generator);
+        assert_eq!(
+            config
+                .for_tenant("team-c")
+                .unwrap()
+                .metrics_generator_processors,
+            vec![Processor::SpanMetrics]
+        );
+        let bad: toml::Table =
+            toml::from_str("metrics_generator_processors = [\"local-blocks\"]").unwrap();
+        config.overrides.insert("team-d".into(), bad);
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.contains("team-d") && err.contains("local-blocks"),
+            "{err}"
+        );
+        config.overrides.remove("team-d");
         let bad: toml::Table = toml::from_str("ingestion_ratee = 5").unwrap();
         config.overrides.insert("team-b".into(), bad);
         let err = config.validate().unwrap_err();

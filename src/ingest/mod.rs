@@ -10,6 +10,7 @@ pub mod distributor;
 pub mod head;
 pub mod limits;
 pub mod loki_push;
+pub mod metrics_generator;
 pub mod otlp;
 pub mod protobuf;
 pub mod remote_write;

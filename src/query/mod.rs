@@ -5,14 +5,17 @@
 //! log streams, or per-step samples evaluated by the same time-series
 //! evaluator; TraceQL text → scans of `spans` with conditions pushed down →
 //! whole candidate traces → spansets (or per-step series for metrics
-//! queries). `table_function` holds what their SQL table functions share,
-//! `check` the `ok`/`err` query-file checker, `parse_error` the positioned
-//! error every parser returns.
+//! queries). `table_function` holds what their SQL table functions share;
+//! `span_functions` are the trace-derived ones (`service_graph()`,
+//! `span_metrics()`), planned from parameterised SQL in `sql/`; `check` is
+//! the `ok`/`err` query-file checker, `parse_error` the positioned error
+//! every parser returns.
 
 pub mod check;
 pub mod go_text;
 pub mod logql;
 pub mod parse_error;
 pub mod promql;
+pub mod span_functions;
 pub mod table_function;
 pub mod traceql;

@@ -14,4 +14,5 @@ mod promql_conformance;
 mod promql_differential;
 mod pruning;
 mod remote_write;
+mod service_graph;
 mod sql;

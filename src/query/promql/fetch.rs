@@ -47,7 +47,7 @@ pub fn matcher_sets(name: Option<&str>, matchers: &Matchers) -> Vec<Vec<Matcher>
 }
 
 /// Whether a label set satisfies every matcher of one set (a missing label reads as "").
-fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
+pub(crate) fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
     set.iter().all(|m| {
         let value = labels
             .iter()

@@ -3,6 +3,7 @@
 //! `1:5: parse error: unclosed left parenthesis`) and `match[]` series
 //! selectors.
 
+use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr};
 
 use super::params::invalid_parameter;
@@ -41,20 +42,33 @@ pub fn check_selectors(selectors: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether an expression selects any series (`parser.ExtractSelectors` is
-/// not empty).
-pub fn has_selectors(expr: &Expr) -> bool {
+/// The series selectors of an expression (`parser.ExtractSelectors`):
+/// metric name and matchers of every vector and matrix selector.
+pub fn selectors(expr: &Expr) -> Vec<(Option<String>, Matchers)> {
+    let mut out = Vec::new();
+    collect_selectors(expr, &mut out);
+    out
+}
+
+fn collect_selectors(expr: &Expr, out: &mut Vec<(Option<String>, Matchers)>) {
     match expr {
-        Expr::VectorSelector(_) | Expr::MatrixSelector(_) => true,
+        Expr::VectorSelector(vs) => out.push((vs.name.clone(), vs.matchers.clone())),
+        Expr::MatrixSelector(ms) => out.push((ms.vs.name.clone(), ms.vs.matchers.clone())),
         Expr::Aggregate(e) => {
-            has_selectors(&e.expr) || e.param.as_deref().is_some_and(has_selectors)
+            collect_selectors(&e.expr, out);
+            if let Some(p) = e.param.as_deref() {
+                collect_selectors(p, out);
+            }
         }
-        Expr::Unary(e) => has_selectors(&e.expr),
-        Expr::Binary(e) => has_selectors(&e.lhs) || has_selectors(&e.rhs),
-        Expr::Paren(e) => has_selectors(&e.expr),
-        Expr::Subquery(e) => has_selectors(&e.expr),
-        Expr::Call(e) => e.args.args.iter().any(|a| has_selectors(a)),
-        Expr::Extension(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => false,
+        Expr::Unary(e) => collect_selectors(&e.expr, out),
+        Expr::Binary(e) => {
+            collect_selectors(&e.lhs, out);
+            collect_selectors(&e.rhs, out);
+        }
+        Expr::Paren(e) => collect_selectors(&e.expr, out),
+        Expr::Subquery(e) => collect_selectors(&e.expr, out),
+        Expr::Call(e) => e.args.args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::Extension(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
     }
 }
 
@@ -92,9 +106,13 @@ mod tests {
 
     #[test]
     fn selector_extraction() {
-        assert!(has_selectors(&parser::parse("rate(up[5m]) * 2").unwrap()));
-        assert!(has_selectors(&parser::parse("sum(up)").unwrap()));
-        assert!(!has_selectors(&parser::parse("1 + 1").unwrap()));
-        assert!(!has_selectors(&parser::parse("time()").unwrap()));
+        let has = |q: &str| !selectors(&parser::parse(q).unwrap()).is_empty();
+        assert!(has("rate(up[5m]) * 2"));
+        assert!(has("sum(up)"));
+        assert!(!has("1 + 1"));
+        assert!(!has("time()"));
+        let found = selectors(&parser::parse(r#"rate(a{x="1"}[5m]) / on() sum(b)"#).unwrap());
+        let names: Vec<_> = found.iter().map(|(n, _)| n.as_deref()).collect();
+        assert_eq!(names, [Some("a"), Some("b")]);
     }
 }

@@ -482,8 +482,10 @@ async fn format_query(request: ApiRequest) -> Response {
     )
 }
 
-/// o11ydb stores no exemplars yet: a query that selects series finds none
-/// (`[]`); one that selects none gets 204 like Prometheus.
+/// Exemplars the metrics generator recorded (kept in memory, see
+/// `ingest::metrics_generator::exemplars`) of the series any selector of
+/// the query matches, in `[start, end]`; a query that selects no series
+/// gets 204 like Prometheus.
 async fn query_exemplars(State(engine): State<Arc<Engine>>, request: ApiRequest) -> Response {
     respond(run_query_exemplars(&engine, &request).await)
 }
@@ -500,11 +502,44 @@ async fn run_query_exemplars(engine: &Engine, request: &ApiRequest) -> Outcome {
     }
     let expr =
         expr::parse_expr(form.get("query").unwrap_or_default()).map_err(PromError::BadData)?;
-    push::tenant(engine, &request.headers)?;
-    if !expr::has_selectors(&expr) {
+    let tenant = push::tenant(engine, &request.headers)?;
+    let selectors = expr::selectors(&expr);
+    if selectors.is_empty() {
         return Ok(Answer::NoContent);
     }
-    Ok(Answer::data("[]".into()))
+    let sets: Vec<_> = selectors
+        .iter()
+        .map(|(name, matchers)| promql::fetch::matcher_sets(name.as_deref(), matchers))
+        .collect();
+    let found = engine.exemplars().query(
+        &tenant,
+        &sets,
+        start.unwrap_or(i64::MIN),
+        end.unwrap_or(i64::MAX),
+    );
+    let mut w = json::JsonWriter::new();
+    w.raw("[");
+    for (i, (series, exemplars)) in found.iter().enumerate() {
+        if i > 0 {
+            w.raw(",");
+        }
+        w.raw("{").key("seriesLabels").labels(series);
+        w.raw(",").key("exemplars").raw("[");
+        for (j, e) in exemplars.iter().enumerate() {
+            if j > 0 {
+                w.raw(",");
+            }
+            w.raw("{").key("labels").labels(&e.labels);
+            w.raw(",").key("value").string(&json::sample_value(e.value));
+            w.raw(",")
+                .key("timestamp")
+                .raw(&json::sample_timestamp(e.timestamp_ms));
+            w.raw("}");
+        }
+        w.raw("]}");
+    }
+    w.raw("]");
+    Ok(Answer::data(w.finish()))
 }
 
 /// o11ydb keeps no metric metadata (type, help, unit) yet — remote write 1.0
