@@ -141,11 +141,19 @@ pub struct QueryConfig {
     pub max_entries_limit_per_query: usize,
     /// LogQL: most series one metric query may return (Loki's `max_query_series`).
     pub max_query_series: usize,
+    /// TraceQL: most candidate traces one query inspects.
+    pub traceql_max_traces_inspected: usize,
+    /// TraceQL: most traces one search may ask for (`limit`).
+    pub traceql_max_search_limit: usize,
+    /// TraceQL: most series one metrics query may return (Tempo's
+    /// `max_response_series`).
+    pub traceql_max_series: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         let promql = crate::query::promql::QueryOptions::default();
+        let traceql = crate::query::traceql::TraceqlOptions::default();
         QueryConfig {
             memory_limit: 2 << 30,
             target_partitions: 0,
@@ -154,6 +162,9 @@ impl Default for QueryConfig {
             timeout: promql.timeout,
             max_entries_limit_per_query: crate::query::logql::LogqlOptions::default().max_entries,
             max_query_series: crate::query::logql::LogqlOptions::default().max_series,
+            traceql_max_traces_inspected: traceql.max_candidates,
+            traceql_max_search_limit: traceql.max_search_limit,
+            traceql_max_series: traceql.max_series,
         }
     }
 }
@@ -176,6 +187,16 @@ impl QueryConfig {
             max_samples: self.max_samples,
             max_entries: self.max_entries_limit_per_query,
             max_series: self.max_query_series,
+            timeout: self.timeout,
+        }
+    }
+
+    /// The TraceQL engine settings these keys configure.
+    pub fn traceql_options(&self) -> crate::query::traceql::TraceqlOptions {
+        crate::query::traceql::TraceqlOptions {
+            max_candidates: self.traceql_max_traces_inspected,
+            max_search_limit: self.traceql_max_search_limit,
+            max_series: self.traceql_max_series,
             timeout: self.timeout,
         }
     }

@@ -237,6 +237,12 @@ impl Engine {
             }),
         );
         ctx.register_udtf(
+            "traceql",
+            Arc::new(crate::query::traceql::sql_function::TraceqlFunction {
+                options: self.config.query.traceql_options(),
+            }),
+        );
+        ctx.register_udtf(
             "logql",
             Arc::new(crate::query::logql::sql_function::LogqlFunction {
                 options: self.config.query.logql_options(),

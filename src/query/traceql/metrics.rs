@@ -252,7 +252,7 @@ async fn first_stage(
                     }
                 }
             }
-            Ok(())
+            Ok(true)
         },
     )
     .await?;

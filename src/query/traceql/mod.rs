@@ -23,8 +23,34 @@ pub mod lexer;
 pub mod metrics;
 pub mod parser;
 pub mod search;
+pub mod sql_function;
 pub mod trace;
 pub mod validate;
 
 pub use lexer::ParseError;
 pub use parser::parse;
+
+use std::time::Duration;
+
+/// Limits of TraceQL queries.
+#[derive(Debug, Clone)]
+pub struct TraceqlOptions {
+    /// Most candidate traces one query inspects.
+    pub max_candidates: usize,
+    /// Most traces one search may ask for.
+    pub max_search_limit: usize,
+    /// Most series one metrics query may return.
+    pub max_series: usize,
+    pub timeout: Duration,
+}
+
+impl Default for TraceqlOptions {
+    fn default() -> Self {
+        TraceqlOptions {
+            max_candidates: 100_000,
+            max_search_limit: 10_000,
+            max_series: 1_000,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}

@@ -230,7 +230,7 @@ pub async fn search(
 
 /// Every matching span of a spans query in the window, per trace, for
 /// metrics and the `traceql()` table function: calls `visit` with each
-/// trace and its spansets.
+/// trace and its spansets until it returns `false`.
 pub async fn for_each_match(
     ctx: &SessionContext,
     root: &Root,
@@ -238,7 +238,7 @@ pub async fn for_each_match(
     start_ns: i64,
     end_ns: i64,
     max_candidates: usize,
-    mut visit: impl FnMut(&Trace, &[eval::Spanset]) -> Result<()>,
+    mut visit: impl FnMut(&Trace, &[eval::Spanset]) -> Result<bool>,
 ) -> Result<()> {
     let needs = fetch::needs(root);
     let candidates = fetch::candidate_traces(
@@ -255,8 +255,8 @@ pub async fn for_each_match(
         for trace in &traces {
             let spansets = eval::evaluate(trace, expr, &mut regexes)
                 .map_err(|e| DataFusionError::Execution(e.to_string()))?;
-            if !spansets.is_empty() {
-                visit(trace, &spansets)?;
+            if !spansets.is_empty() && !visit(trace, &spansets)? {
+                return Ok(());
             }
         }
     }
