@@ -138,6 +138,11 @@ pub struct QueryConfig {
     pub max_entries_limit_per_query: usize,
     /// LogQL: most series one metric query may return (Loki's `max_query_series`).
     pub max_query_series: usize,
+    /// Tempo API: most bytes of tag names or values one tag request
+    /// answers; past it the sorted answer is cut (Tempo's
+    /// `max_bytes_per_tag_values_query`).
+    #[serde(deserialize_with = "de_size")]
+    pub max_bytes_per_tag_values_query: u64,
 }
 
 impl Default for QueryConfig {
@@ -151,6 +156,7 @@ impl Default for QueryConfig {
             timeout: promql.timeout,
             max_entries_limit_per_query: crate::query::logql::LogqlOptions::default().max_entries,
             max_query_series: crate::query::logql::LogqlOptions::default().max_series,
+            max_bytes_per_tag_values_query: 1_000_000,
         }
     }
 }
