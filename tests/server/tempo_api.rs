@@ -537,8 +537,15 @@ fn tenants_see_only_their_spans() {
         assert!(!mine.to_string().contains("sneak"), "{mine}");
         let methods = f.get_json(None, "/api/search/tag/http.method/values");
         assert_eq!(methods["tagValues"], json!(["GET", "POST"]));
-        let (status, body) = f.get(Some("a|b"), &format!("/api/traces/{TRACE_A}"));
-        assert_eq!(status, 400, "{body}");
+        for path in [
+            format!("/api/traces/{TRACE_A}"),
+            "/api/v2/search/tags?scope=intrinsic".into(),
+            "/api/v2/search/tag/status/values".into(),
+        ] {
+            let (status, body) = f.get(Some("a|b"), &path);
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(body.contains("X-Scope-OrgID"), "{path}: {body}");
+        }
         f.server.flush();
     }
 }

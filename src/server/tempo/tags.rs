@@ -419,6 +419,7 @@ pub(crate) async fn tags_v1(State(engine): State<Arc<Engine>>, request: ApiReque
 async fn run_tags_v1(engine: &Engine, request: &ApiRequest) -> Result<Value, Failure> {
     let scope = scope_param(request)?;
     let limit = count_param(request, "limit")?;
+    let ctx = session(engine, &request.headers)?;
     let mut budget = Budget::new(engine);
     let names = match scope {
         ScopeParam::Intrinsic => {
@@ -427,7 +428,6 @@ async fn run_tags_v1(engine: &Engine, request: &ApiRequest) -> Result<Value, Fai
             names
         }
         ScopeParam::All | ScopeParam::Only(_) => {
-            let ctx = session(engine, &request.headers)?;
             let spans = spans_in(&ctx, window(request)?).await?;
             let scopes = match scope {
                 ScopeParam::Only(s) => vec![s],
@@ -458,6 +458,7 @@ pub(crate) async fn tags_v2(State(engine): State<Arc<Engine>>, request: ApiReque
 async fn run_tags_v2(engine: &Engine, request: &ApiRequest) -> Result<Value, Failure> {
     let scope = scope_param(request)?;
     let limit = count_param(request, "limit")?;
+    let ctx = session(engine, &request.headers)?;
     let mut budget = Budget::new(engine);
     let intrinsics = || {
         let tags: Vec<&str> = INTRINSIC_TAGS.to_vec();
@@ -473,7 +474,6 @@ async fn run_tags_v2(engine: &Engine, request: &ApiRequest) -> Result<Value, Fai
         budget.take(INTRINSIC_TAGS.iter().map(|t| t.len()).sum());
     }
     if !attribute_scopes.is_empty() {
-        let ctx = session(engine, &request.headers)?;
         let spans = spans_in(&ctx, window(request)?).await?;
         for s in attribute_scopes {
             let tags = distinct_texts(key_sources(&spans, s)?, &mut budget, limit).await?;
@@ -559,6 +559,7 @@ async fn run_tag_values_v2(
 ) -> Result<Value, Failure> {
     let parsed = parse_tag(tag)?;
     let limit = count_param(request, "limit")?;
+    let ctx = session(engine, &request.headers)?;
     let mut budget = Budget::new(engine);
     let typed = |kind: &str, values: Vec<String>| -> Vec<Value> {
         values
@@ -572,7 +573,6 @@ async fn run_tag_values_v2(
             fixed_values(*i).iter().map(|v| v.to_string()).collect(),
         ),
         _ => {
-            let ctx = session(engine, &request.headers)?;
             let spans = spans_in(&ctx, window(request)?).await?;
             let sources = match &parsed {
                 Tag::Intrinsic(i) => intrinsic_sources(&spans, *i)?,
