@@ -148,6 +148,11 @@ pub struct QueryConfig {
     /// TraceQL: most series one metrics query may return (Tempo's
     /// `max_response_series`).
     pub traceql_max_series: usize,
+    /// Tempo API: most bytes of tag names or values one tag request
+    /// answers; past it the sorted answer is cut (Tempo's
+    /// `max_bytes_per_tag_values_query`).
+    #[serde(deserialize_with = "de_size")]
+    pub max_bytes_per_tag_values_query: u64,
 }
 
 impl Default for QueryConfig {
@@ -165,6 +170,7 @@ impl Default for QueryConfig {
             traceql_max_traces_inspected: traceql.max_candidates,
             traceql_max_search_limit: traceql.max_search_limit,
             traceql_max_series: traceql.max_series,
+            max_bytes_per_tag_values_query: 1_000_000,
         }
     }
 }

@@ -9,6 +9,11 @@
 //! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
 //! * `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, ... —
 //!   the Prometheus HTTP query API (see `prometheus`).
+//! * `/loki/api/v1/...` — the Loki HTTP query API (see `loki`).
+//! * `/api/traces/<id>`, `/api/v2/traces/<id>`, `/api/search/tags`,
+//!   `/api/v2/search/tags`, `/api/search/tag/<tag>/values`,
+//!   `/api/v2/search/tag/<tag>/values`, `/api/echo`, `/api/status/buildinfo` —
+//!   the Tempo HTTP query API (see `tempo`).
 
 use std::sync::Arc;
 
@@ -21,7 +26,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{loki, otlp, prometheus, push, push_logs};
+use super::{loki, otlp, prometheus, push, push_logs, tempo};
 use crate::engine::Engine;
 use crate::model::Signal;
 
@@ -41,6 +46,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/v2/spans", post(push_logs::zipkin_spans))
         .merge(prometheus::routes())
         .merge(loki::routes())
+        .merge(tempo::routes())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(engine)
 }

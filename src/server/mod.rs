@@ -12,6 +12,7 @@ pub mod pgwire;
 pub mod prometheus;
 pub mod push;
 pub mod push_logs;
+pub mod tempo;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

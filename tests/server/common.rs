@@ -265,6 +265,39 @@ pub fn http_exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpAnswer {
+    let raw = http_exchange_raw(addr, method, path, headers, body);
+    HttpAnswer {
+        status: raw.status,
+        headers: raw.headers,
+        body: String::from_utf8_lossy(&raw.body).to_string(),
+    }
+}
+
+/// An HTTP answer with its body as bytes (protobuf answers).
+pub struct HttpRawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// [`http_exchange`] keeping the body's bytes as they came.
+pub fn http_exchange_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpRawAnswer {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
@@ -281,8 +314,12 @@ pub fn http_exchange(
     let _ = s.write_all(body);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let body = buf.get(split + 4..).unwrap_or_default().to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -293,10 +330,10 @@ pub fn http_exchange(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    HttpAnswer {
+    HttpRawAnswer {
         status,
         headers,
-        body: body.to_string(),
+        body,
     }
 }
 

@@ -16,3 +16,4 @@ mod pruning;
 mod remote_write;
 mod service_graph;
 mod sql;
+mod tempo_api;

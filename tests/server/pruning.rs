@@ -20,7 +20,7 @@ async fn explain_analyze(client: &tokio_postgres::Client, sql: &str) -> String {
 }
 
 /// The blocks listed by the newest manifest of a signal of tenant `anonymous`.
-fn latest_manifest_blocks(data: &std::path::Path, signal: &str) -> Vec<serde_json::Value> {
+pub fn latest_manifest_blocks(data: &std::path::Path, signal: &str) -> Vec<serde_json::Value> {
     let manifest_dir = data.join(format!("blocks/tenants/anonymous/{signal}/manifests"));
     let latest = std::fs::read_dir(&manifest_dir)
         .unwrap()
