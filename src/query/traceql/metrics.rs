@@ -25,6 +25,8 @@ pub struct MetricsOptions {
     pub start_ns: i64,
     pub end_ns: i64,
     pub step_ns: i64,
+    /// One interval `(start, end]` without step alignment.
+    pub instant: bool,
     pub max_series: usize,
     pub max_candidates: usize,
 }
@@ -46,6 +48,13 @@ struct Grid {
 
 impl Grid {
     fn new(opts: &MetricsOptions) -> Grid {
+        if opts.instant {
+            return Grid {
+                start: opts.start_ns,
+                step: (opts.end_ns - opts.start_ns).max(1),
+                intervals: 1,
+            };
+        }
         let step = opts.step_ns.max(1);
         let start = opts.start_ns - opts.start_ns.rem_euclid(step);
         let end = if opts.end_ns.rem_euclid(step) == 0 {
@@ -470,6 +479,7 @@ mod tests {
             start_ns: 10_000_000_000,
             end_ns: 20_000_000_000,
             step_ns: 5_000_000_000,
+            instant: false,
             max_series: 10,
             max_candidates: 10,
         });

@@ -179,6 +179,7 @@ impl LazyQuery for TraceqlQuery {
                             start_ns: start,
                             end_ns: end,
                             step_ns: step,
+                            instant: false,
                             max_series: options.max_series,
                             max_candidates: options.max_candidates,
                         },

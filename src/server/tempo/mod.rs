@@ -8,6 +8,8 @@
 //! * `GET /api/search/tags`, `/api/v2/search/tags`,
 //!   `/api/search/tag/<tag>/values`, `/api/v2/search/tag/<tag>/values` —
 //!   attribute names and values for the search editors (`tags`);
+//! * `GET /api/search`, `/api/metrics/query_range`, `/api/metrics/query` —
+//!   TraceQL searches and metrics queries (`search`);
 //! * `GET /api/echo`, `/api/status/buildinfo`.
 //!
 //! `otlp_json` renders traces as Tempo's JSON. What every handler shares
@@ -16,6 +18,7 @@
 //! for a trace that is not there.
 
 pub(crate) mod otlp_json;
+pub(crate) mod search;
 pub(crate) mod tags;
 pub(crate) mod trace_by_id;
 
@@ -44,6 +47,9 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/api/v2/search/tags", get(tags::tags_v2))
         .route("/api/search/tag/{tag}/values", get(tags::tag_values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(tags::tag_values_v2))
+        .route("/api/search", get(search::search))
+        .route("/api/metrics/query_range", get(search::metrics_query_range))
+        .route("/api/metrics/query", get(search::metrics_query))
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(build_info))
 }
