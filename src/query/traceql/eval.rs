@@ -730,3 +730,191 @@ pub fn evaluate(
     };
     spansets(trace, e, &[all], re)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::traceql::parse;
+    use crate::query::traceql::trace::{Event, Span};
+
+    /// root(frontend, server) ─ a(frontend, client) ─ b(cart, server, error) ─ c(db, client)
+    ///                        └ d(frontend, internal)
+    fn trace() -> Trace {
+        let span = |id: &str, parent: Option<&str>, service: &str, kind: &str, start: i64| Span {
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            name: format!("op-{id}"),
+            kind: kind.into(),
+            service: service.into(),
+            start_ns: start,
+            end_ns: start + 1_000_000 * (10 - start),
+            status_code: "unset".into(),
+            resource_attributes: vec![("service.name".into(), service.into())],
+            ..Default::default()
+        };
+        let mut spans = vec![
+            span("root", None, "frontend", "server", 1),
+            span("a", Some("root"), "frontend", "client", 2),
+            span("b", Some("a"), "cart", "server", 3),
+            span("c", Some("b"), "db", "client", 4),
+            span("d", Some("root"), "frontend", "internal", 5),
+        ];
+        spans[2].status_code = "error".into();
+        spans[2].attributes = vec![
+            ("http.status_code".into(), "503".into()),
+            ("http.route".into(), "/cart".into()),
+        ];
+        spans[3].attributes = vec![("db.system".into(), "postgresql".into())];
+        spans[4].events = vec![Event {
+            time_ns: 7,
+            name: "exception".into(),
+            attributes: vec![("exception.type".into(), "Timeout".into())],
+        }];
+        Trace::new("t1".into(), spans)
+    }
+
+    /// The span ids of each spanset the query yields.
+    fn run(query: &str) -> Vec<Vec<String>> {
+        let t = trace();
+        let root = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        let crate::query::traceql::ast::Query::Spans(expr) = &root.query else {
+            panic!("not a spans query")
+        };
+        evaluate(&t, expr, &mut Regexes::default())
+            .unwrap()
+            .into_iter()
+            .map(|ss| {
+                let mut ids: Vec<String> = ss
+                    .spans
+                    .iter()
+                    .map(|&i| t.spans[i].span_id.clone())
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect()
+    }
+
+    fn one(query: &str) -> Vec<String> {
+        let mut sets = run(query);
+        assert!(sets.len() <= 1, "{query}: {sets:?}");
+        sets.pop().unwrap_or_default()
+    }
+
+    #[test]
+    fn filters_on_intrinsics_and_attributes() {
+        assert_eq!(one("{ status = error }"), ["b"]);
+        assert_eq!(one("{ kind = client }"), ["a", "c"]);
+        assert_eq!(one("{ span.http.status_code >= 500 }"), ["b"]);
+        assert_eq!(one("{ span.http.status_code = 503 }"), ["b"]);
+        assert_eq!(one("{ span.http.status_code = \"503\" }"), ["b"]);
+        assert_eq!(one("{ span.http.status_code > 600 }"), Vec::<String>::new());
+        assert_eq!(one("{ .db.system =~ \"post.*\" }"), ["c"]);
+        assert_eq!(one("{ .db.system != nil }"), ["c"]);
+        assert_eq!(
+            one("{ resource.service.name = \"frontend\" }"),
+            ["a", "d", "root"]
+        );
+        assert_eq!(
+            one("{ rootServiceName = \"frontend\" && kind = server }"),
+            ["b", "root"]
+        );
+        assert_eq!(one("{ duration >= 7ms }"), ["a", "b", "root"]);
+        assert_eq!(one("{ span:childCount = 2 }"), ["root"]);
+        assert_eq!(
+            one("{ event:name = \"exception\" && event.exception.type = \"Timeout\" }"),
+            ["d"]
+        );
+        assert_eq!(
+            one("{ event.exception.type = \"Other\" }"),
+            Vec::<String>::new()
+        );
+        assert_eq!(one("{ traceDuration > 1ms }").len(), 5);
+        assert_eq!(
+            one("{ name = \"op-a\" || span.http.route = \"/cart\" }"),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn spanset_operators() {
+        assert_eq!(one("{ status = error } && { kind = internal }"), ["b", "d"]);
+        assert!(one("{ status = error } && { kind = producer }").is_empty());
+        assert_eq!(one("{ status = error } || { kind = producer }"), ["b"]);
+    }
+
+    #[test]
+    fn structural_operators_keep_the_right_side() {
+        assert_eq!(one("{ kind = client } > { kind = server }"), ["b"]);
+        assert_eq!(
+            one("{ name = \"op-root\" } >> { kind = client }"),
+            ["a", "c"]
+        );
+        assert_eq!(one("{ name = \"op-c\" } < { }"), ["b"]);
+        assert_eq!(one("{ name = \"op-c\" } << { }"), ["a", "b", "root"]);
+        assert_eq!(one("{ name = \"op-a\" } ~ { }"), ["d"]);
+        assert_eq!(one("{ kind = client } !> { kind = server }"), ["root"]);
+        assert_eq!(one("{ name = \"op-root\" } !>> { }"), ["root"]);
+        assert_eq!(one("{ name = \"op-a\" } !~ { }"), ["a", "b", "c", "root"]);
+        assert_eq!(one("{ kind = client } &> { kind = server }"), ["a", "b"]);
+        assert_eq!(
+            one("{ name = \"op-root\" } &>> { kind = client }"),
+            ["a", "c", "root"]
+        );
+        assert_eq!(one("{ name = \"op-c\" } &< { }"), ["b", "c"]);
+        assert_eq!(one("{ name = \"op-a\" } &~ { }"), ["a", "d"]);
+        assert_eq!(
+            one("{ kind = server } > { kind = client } > { kind = server }"),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn pipelines() {
+        assert_eq!(one("{ kind = client } | count() = 2"), ["a", "c"]);
+        assert!(one("{ kind = client } | count() > 2").is_empty());
+        assert_eq!(
+            one("{ } | max(duration) >= 9ms"),
+            ["a", "b", "c", "d", "root"]
+        );
+        assert_eq!(
+            run("{ } | by(resource.service.name)"),
+            vec![vec!["a", "d", "root"], vec!["b"], vec!["c"]]
+        );
+        assert_eq!(
+            run("{ } | by(resource.service.name) | count() > 1"),
+            vec![vec!["a", "d", "root"]]
+        );
+        assert_eq!(
+            run("{ } | by(resource.service.name) | coalesce()"),
+            vec![vec!["a", "b", "c", "d", "root"]]
+        );
+        assert_eq!(one("{ } | { kind = server } | { status = error }"), ["b"]);
+        assert_eq!(
+            one("({ kind = client } | count() > 1) && { status = error }"),
+            ["a", "b", "c"]
+        );
+        let t = trace();
+        let root = parse("{ } | by(kind) | count() > 1").unwrap();
+        let crate::query::traceql::ast::Query::Spans(e) = &root.query else {
+            unreachable!()
+        };
+        let sets = evaluate(&t, e, &mut Regexes::default()).unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0].attributes[0].0, "by(kind)");
+        assert_eq!(sets[0].attributes[1], ("count()".into(), Value::Int(2)));
+    }
+
+    #[test]
+    fn structural_operators_need_one_spanset_per_side() {
+        let t = trace();
+        let root = parse("({ } | by(kind)) > { }").unwrap();
+        let crate::query::traceql::ast::Query::Spans(e) = &root.query else {
+            unreachable!()
+        };
+        assert_eq!(
+            evaluate(&t, e, &mut Regexes::default()).unwrap_err(),
+            EvalError::MultipleSpansets
+        );
+    }
+}

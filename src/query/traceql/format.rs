@@ -53,6 +53,7 @@ pub fn go_duration(ns: i64) -> String {
 pub fn static_text(s: &Static) -> String {
     match s {
         Static::Nil => "nil".into(),
+        Static::Int(i64::MIN) => "minInt".into(),
         Static::Int(i) => i.to_string(),
         Static::Float(f) => {
             let text = format!("{f:?}");
