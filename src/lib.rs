@@ -1,5 +1,5 @@
 //! o11ydb: one observability database for logs, metrics and traces, queried
-//! with SQL, PromQL and LogQL (TraceQL as it lands) over the Postgres wire
+//! with SQL, PromQL, LogQL and TraceQL over the Postgres wire
 //! protocol and HTTP.
 //!
 //! Where things live:
@@ -11,7 +11,7 @@
 //! | [`ingest`] | protocol decoders (remote write, Loki push, OTLP, Zipkin) → distributor (tenant, validation, limits) → WAL (fsync, group commit) → in-memory head → flush to blocks; accepted spans → metrics generator (span metrics, service graphs) → samples, exemplars in memory |
 //! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
-//! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; the `promql()`/`logql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners |
+//! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; TraceQL text → pushed-down scans of `spans` → whole candidate traces → spansets or per-step series; the `promql()`/`logql()`/`traceql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
 //! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`) and OTLP/gRPC front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
