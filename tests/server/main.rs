@@ -3,6 +3,7 @@
 //! real clients (the PromQL conformance scripts drive the library's runner
 //! directly). One test binary, so the engine is linked once.
 
+mod check_cli;
 mod common;
 mod durability;
 mod limits;
