@@ -762,7 +762,7 @@ fn grafana_requests() {
         values["tagValues"][1],
         json!({"type": "string", "value": "frontend"})
     );
-    // A `q` filter is accepted and ignored: every value of the window.
+    // A `q` filter narrows the values to spans satisfying its conditions.
     let q = "%7Bresource.service.name%3D%22frontend%22%7D";
     let filtered = f.get_json(
         None,
@@ -770,6 +770,21 @@ fn grafana_requests() {
     );
     assert_eq!(
         filtered["tagValues"],
+        json!([{"type": "string", "value": "GET"}])
+    );
+    // A `q` that is no filter of span rows (here: every span) narrows nothing.
+    let everything = f.get_json(None, "/api/v2/search/tag/span.http.method/values?q=%7B%7D");
+    assert_eq!(
+        everything["tagValues"],
         json!([{"type": "string", "value": "GET"}, {"type": "string", "value": "POST"}])
+    );
+    let (status, body) = f.get(
+        None,
+        "/api/v2/search/tag/span.http.method/values?q=%7B.a%3D%7D",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("invalid q: parse error at line 1, col"),
+        "{body}"
     );
 }

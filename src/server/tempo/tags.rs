@@ -11,8 +11,8 @@
 //! and cut once its names or values reach `[query]
 //! max_bytes_per_tag_values_query` bytes (Tempo's limit of that name) or
 //! the request's `limit`. Values are all typed `string`: the `spans` table
-//! keeps attribute values as text. The `q` filter parameter is accepted and
-//! ignored (every value of the window is returned).
+//! keeps attribute values as text. A TraceQL filter in `q` narrows v2 tag
+//! values to spans satisfying its span-level conditions.
 
 use std::sync::Arc;
 
@@ -573,7 +573,10 @@ async fn run_tag_values_v2(
             fixed_values(*i).iter().map(|v| v.to_string()).collect(),
         ),
         _ => {
-            let spans = spans_in(&ctx, window(request)?).await?;
+            let mut spans = spans_in(&ctx, window(request)?).await?;
+            if let Some(condition) = query_condition(request)? {
+                spans = spans.filter(condition)?;
+            }
             let sources = match &parsed {
                 Tag::Intrinsic(i) => intrinsic_sources(&spans, *i)?,
                 Tag::Attribute { scopes, name } => {
@@ -590,6 +593,24 @@ async fn run_tag_values_v2(
     };
     budget.warn_if_exceeded("tag values");
     Ok(json!({ "tagValues": values, "metrics": {} }))
+}
+
+/// The span-level conditions of the TraceQL filter in `q` (Grafana sends
+/// the filters already chosen in its search editor): values then come only
+/// from spans that satisfy them. Conditions a span row cannot express
+/// (structure, trace-level intrinsics) do not narrow.
+fn query_condition(request: &ApiRequest) -> Result<Option<datafusion::prelude::Expr>, Failure> {
+    let Some(q) = request.form.get("q").filter(|q| !q.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let root = crate::query::traceql::parse(q)
+        .map_err(|e| Failure::BadRequest(format!("invalid q: {e}")))?;
+    Ok(match &root.query {
+        crate::query::traceql::ast::Query::Spans(expr) => {
+            crate::query::traceql::fetch::candidate_filter(expr)
+        }
+        crate::query::traceql::ast::Query::Metrics(_) => None,
+    })
 }
 
 #[cfg(test)]
