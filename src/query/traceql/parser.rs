@@ -29,6 +29,7 @@ pub fn parse_syntax(query: &str) -> Result<Root, ParseError> {
         tokens,
         i: 0,
         depth: 0,
+        operators: 0,
     };
     let start = parser.peek().pos;
     let node = parser.binary(0)?;
@@ -60,6 +61,9 @@ pub fn parse_syntax(query: &str) -> Result<Root, ParseError> {
 
 /// The deepest nesting of parentheses, braces and unary operators accepted.
 const MAX_DEPTH: usize = 200;
+/// The most binary operators one query may hold (a chain of them nests as
+/// deep as it is long).
+const MAX_OPERATORS: usize = 500;
 
 /// What an operand of the query-level climber is.
 #[derive(Debug, Clone)]
@@ -99,6 +103,7 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     i: usize,
     depth: usize,
+    operators: usize,
 }
 
 /// Query-level binary operators: (symbol, precedence, right-associative).
@@ -200,6 +205,18 @@ impl Parser<'_> {
         matches!(&self.peek().kind, TokenKind::Ident(w) if w == word)
     }
 
+    /// Counts one more binary operator at `pos`.
+    fn operator(&mut self, pos: usize) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(self.err(
+                pos,
+                format!("query has more than {MAX_OPERATORS} operators"),
+            ));
+        }
+        Ok(())
+    }
+
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -221,6 +238,7 @@ impl Parser<'_> {
                 break;
             }
             let op_token = self.next();
+            self.operator(op_token.pos)?;
             let next_min = if op == "^" { prec } else { prec + 1 };
             let rhs = self.binary(next_min)?;
             lhs = self.combine(op, op_token.pos, lhs, rhs)?;
@@ -635,7 +653,8 @@ impl Parser<'_> {
             if prec < min_prec {
                 break;
             }
-            self.next();
+            let op_token = self.next();
+            self.operator(op_token.pos)?;
             let next_min = if bop == BinaryOp::Pow { prec } else { prec + 1 };
             let rhs = self.field(next_min)?;
             lhs = match (bop, &lhs, &rhs) {
