@@ -629,10 +629,7 @@ impl Parser<'_> {
     fn field(&mut self, min_prec: u8) -> Result<FieldExpr, ParseError> {
         self.enter()?;
         let mut lhs = self.field_unary()?;
-        loop {
-            let TokenKind::Op(op) = self.peek().kind else {
-                break;
-            };
+        while let TokenKind::Op(op) = self.peek().kind {
             let Some(bop) = field_operator(op) else { break };
             let prec = bop.precedence();
             if prec < min_prec {
