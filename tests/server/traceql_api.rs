@@ -682,6 +682,33 @@ fn check_search(f: &Fixture) {
     assert!(f.search(Some("nobody"), "{ }").is_empty());
 }
 
+/// Series labels as `k=v` joined by `,`: attribute values are strings,
+/// the quantile (`p`) and bucket (`__bucket`) labels numbers.
+fn label_text(labels: &Value) -> String {
+    let pairs: Vec<String> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let key = l["key"].as_str().unwrap();
+            let value = &l["value"];
+            let text = if key == "p" || key == "__bucket" {
+                value["doubleValue"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{key} is not a doubleValue: {l}"))
+                    .to_string()
+            } else {
+                value["stringValue"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{key} is not a stringValue: {l}"))
+                    .to_string()
+            };
+            format!("{key}={text}")
+        })
+        .collect();
+    pairs.join(",")
+}
+
 /// (labels as `k=v` joined by `,`) → [(timestamp ms, value)].
 fn series(v: &Value) -> BTreeMap<String, Vec<(i64, f64)>> {
     v["series"]
@@ -689,18 +716,7 @@ fn series(v: &Value) -> BTreeMap<String, Vec<(i64, f64)>> {
         .unwrap_or_else(|| panic!("no series in {v}"))
         .iter()
         .map(|s| {
-            let labels: Vec<String> = s["labels"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{}={}",
-                        l["key"].as_str().unwrap(),
-                        l["value"]["stringValue"].as_str().unwrap()
-                    )
-                })
-                .collect();
+            let labels = label_text(&s["labels"]);
             let samples = s["samples"]
                 .as_array()
                 .unwrap()
@@ -712,7 +728,7 @@ fn series(v: &Value) -> BTreeMap<String, Vec<(i64, f64)>> {
                     )
                 })
                 .collect();
-            (labels.join(","), samples)
+            (labels, samples)
         })
         .collect()
 }
@@ -723,19 +739,8 @@ fn instant_values(v: &Value) -> BTreeMap<String, f64> {
         .unwrap_or_else(|| panic!("no series in {v}"))
         .iter()
         .map(|s| {
-            let labels: Vec<String> = s["labels"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{}={}",
-                        l["key"].as_str().unwrap(),
-                        l["value"]["stringValue"].as_str().unwrap()
-                    )
-                })
-                .collect();
-            (labels.join(","), s["value"].as_f64().unwrap())
+            let labels = label_text(&s["labels"]);
+            (labels, s["value"].as_f64().unwrap())
         })
         .collect()
 }
@@ -894,4 +899,335 @@ fn search_and_metrics_from_head_and_blocks() {
     f.server.flush();
     check_search(&f);
     check_metrics(&f);
+}
+
+fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `traceql()` rows: matched spans joined back to `spans`, and metrics.
+async fn check_sql(f: &Fixture, client: &tokio_postgres::Client) {
+    let start = rfc3339(f.base_ns);
+    let end = rfc3339(f.base_ns + 300 * SECOND);
+    let sql = format!(
+        "SELECT t.trace_id, t.span_id, t.parent_span_id, t.name, t.service, t.kind, \
+                t.status_code, t.duration_ns, s.attributes['http.status_code'] AS code \
+         FROM traceql('{{ span.http.status_code >= 500 }}', '{start}', '{end}') t \
+         JOIN spans s ON s.trace_id = t.trace_id AND s.span_id = t.span_id \
+         ORDER BY t.span_id"
+    );
+    let rows = client
+        .query(sql.as_str(), &[])
+        .await
+        .expect("traceql() join");
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        String,
+    );
+    let got: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+                r.get(7),
+                r.get(8),
+            )
+        })
+        .collect();
+    let row = |span: &str, parent: &str, service: &str, kind: &str, status: &str, ms: i64| {
+        (
+            T1.to_string(),
+            span.to_string(),
+            Some(parent.to_string()),
+            "POST /pay".to_string(),
+            service.to_string(),
+            kind.to_string(),
+            status.to_string(),
+            ms * MS,
+            "502".to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            row(S12, S11, "frontend", "client", "unset", 400),
+            row(S13, S12, "payments", "server", "error", 380),
+        ]
+    );
+
+    // limit counts traces, most recent first; spanset numbers by().
+    let sql = format!(
+        "SELECT trace_id, count(*), max(spanset) FROM traceql('{{ }} | by(resource.service.name)', \
+         '{start}', '{end}', 2) GROUP BY trace_id ORDER BY trace_id"
+    );
+    let rows = client
+        .query(sql.as_str(), &[])
+        .await
+        .expect("traceql() limit");
+    let got: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2)))
+        .collect();
+    assert_eq!(got, [(T2.to_string(), 2, 0), (T3.to_string(), 2, 0)]);
+    let sql = format!(
+        "SELECT count(*), max(spanset) FROM traceql('{{ }} | by(resource.service.name)', \
+         '{start}', '{end}') WHERE trace_id = '{T1}'"
+    );
+    let row = client.query_one(sql.as_str(), &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5, 1));
+
+    // Metrics with a step: (timestamp, labels, value) rows.
+    let end180 = rfc3339(f.base_ns + 180 * SECOND);
+    for step in ["'60s'", "INTERVAL '1 minute'", "60"] {
+        let sql = format!(
+            "SELECT to_unixtime(timestamp), labels['resource.service.name'] AS service, value \
+             FROM traceql('{{ }} | count_over_time() by (resource.service.name)', \
+                          '{start}', '{end180}', {step}) \
+             WHERE value > 0 ORDER BY service, 1"
+        );
+        let rows = client
+            .query(sql.as_str(), &[])
+            .await
+            .expect("traceql() metrics");
+        let got: Vec<(i64, String, f64)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let at = |s: i64| f.seconds(s);
+        assert_eq!(
+            got,
+            [
+                (at(60), "frontend".to_string(), 2.0),
+                (at(120), "frontend".to_string(), 2.0),
+                (at(60), "payments".to_string(), 3.0),
+                (at(180), "worker".to_string(), 2.0),
+            ],
+            "step {step}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traceql_table_function_over_pgwire() {
+    let f = Fixture::start();
+    let client = f.server.client().await;
+    check_sql(&f, &client).await;
+    f.server.flush();
+    check_sql(&f, &client).await;
+
+    // Bad arguments are SQL errors naming the problem.
+    let start = rfc3339(f.base_ns);
+    let end = rfc3339(f.base_ns + 300 * SECOND);
+    let bad = [
+        (
+            format!("traceql('{{ name = }}', '{start}', '{end}')"),
+            "parse error at line 1, col 10",
+        ),
+        (
+            format!("traceql('{{ }}', '{start}')"),
+            "traceql() takes (query, start, end [, limit])",
+        ),
+        (
+            format!("traceql('{{ }}', '{end}', '{start}')"),
+            "end is before start",
+        ),
+        (
+            format!("traceql('{{ }}', '{start}', '{end}', -1)"),
+            "limit must be a positive integer",
+        ),
+        (
+            format!("traceql('{{ }} | rate()', '{start}', '{end}', 'often')"),
+            "step \"often\" is not a duration",
+        ),
+        (
+            format!("traceql('{{ }}', 'yesterday', '{end}')"),
+            "start \"yesterday\" is neither RFC 3339 nor Unix seconds",
+        ),
+        (
+            format!("traceql(42, '{start}', '{end}')"),
+            "needs the query text",
+        ),
+    ];
+    for (call, want) in &bad {
+        let sql = format!("SELECT * FROM {call}");
+        let e = client
+            .query(sql.as_str(), &[])
+            .await
+            .expect_err(&sql)
+            .as_db_error()
+            .unwrap_or_else(|| panic!("{sql}: not a server error"))
+            .message()
+            .to_string();
+        assert!(e.contains(want), "{sql}: {e}");
+    }
+    // The session keeps working.
+    let sql = format!("SELECT count(*) FROM traceql('{{ }}', '{start}', '{end}')");
+    let n: i64 = client.query_one(sql.as_str(), &[]).await.unwrap().get(0);
+    assert_eq!(n, 9);
+}
+
+#[test]
+fn bad_requests_get_400_naming_the_problem() {
+    let f = Fixture::start();
+    let window = format!("start={}&end={}", f.seconds(0), f.seconds(300));
+    let q = |q: &str| urlencode(q);
+    let bad = [
+        (
+            format!("/api/search?q={}&{window}", q("{ name = }")),
+            "parse error at line 1, col 10",
+        ),
+        (
+            format!("/api/search?q={}&{window}", q(r#"{ name = "a" "#)),
+            "parse error at line 1",
+        ),
+        (
+            format!("/api/search?q={}&{window}", q("{ } | rate()")),
+            "a metrics query cannot be used to search traces",
+        ),
+        (
+            format!("/api/metrics/query_range?q={}&{window}", q("{ }")),
+            "not a metrics query",
+        ),
+        (
+            format!("/api/metrics/query?q={}&{window}", q("{ status = error }")),
+            "not a metrics query",
+        ),
+        (format!("/api/metrics/query_range?{window}"), "missing q"),
+        (
+            format!("/api/search?q=%7B%7D&limit=10001&{window}"),
+            "invalid limit: 10001 is more than the maximum of 10000 (traceql_max_search_limit)",
+        ),
+        (format!("/api/search?q=%7B%7D&limit=many&{window}"), "limit"),
+        (format!("/api/search?q=%7B%7D&spss=-1&{window}"), "spss"),
+        (
+            "/api/search?q=%7B%7D&start=yesterday&end=1".to_string(),
+            "invalid start",
+        ),
+        (
+            format!(
+                "/api/search?q=%7B%7D&start={}&end={}",
+                f.seconds(300),
+                f.seconds(0)
+            ),
+            "start must be before end",
+        ),
+        (
+            format!("/api/search?q=%7B%7D&minDuration=fast&{window}"),
+            "invalid minDuration",
+        ),
+        (
+            format!("/api/search?q=%7B%7D&minDuration=2s&maxDuration=1s&{window}"),
+            "invalid maxDuration",
+        ),
+        (format!("/api/search?tags=novalue&{window}"), "invalid tags"),
+        (
+            format!(
+                "/api/metrics/query_range?q={}&step=often&{window}",
+                q("{ } | rate()")
+            ),
+            "invalid step",
+        ),
+        (
+            format!(
+                "/api/metrics/query_range?q={}&step=0s&{window}",
+                q("{ } | rate()")
+            ),
+            "invalid step",
+        ),
+        (
+            format!(
+                "/api/metrics/query_range?q={}&step=1ms&{window}",
+                q("{ } | rate()")
+            ),
+            "exceeded maximum resolution",
+        ),
+    ];
+    for (path, want) in &bad {
+        let (status, body) = f.get(None, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(want), "{path}: {body}");
+    }
+    // Still serving.
+    let v = f.search_with(None, "q=%7B%7D");
+    assert_eq!(v["traces"].as_array().unwrap().len(), 3);
+}
+
+/// What Grafana's Tempo datasource sends: the search panel (TraceQL and
+/// the query builder's filters) and the metrics panel.
+#[test]
+fn grafana_requests() {
+    let f = Fixture::start();
+    let (start, end) = (f.seconds(0), f.seconds(300));
+    let v = f.get_json(
+        None,
+        &format!("/api/search?q=%7B%7D&limit=20&spss=3&start={start}&end={end}"),
+    );
+    let traces = v["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 3);
+    let t1 = &traces[2];
+    assert_eq!(t1["traceID"], T1_SEARCH);
+    assert_eq!(t1["spanSet"]["matched"], 5);
+    let listed: Vec<&str> = t1["spanSet"]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["spanID"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [S15, S14, S13], "the latest-starting spans first");
+    assert!(
+        v["metrics"]["inspectedTraces"].as_u64().unwrap() >= 3,
+        "{v}"
+    );
+
+    // The query builder joins its filters without spaces.
+    let q = urlencode(r#"{resource.service.name="frontend" && name="GET /home"}"#);
+    let v = f.get_json(
+        None,
+        &format!("/api/search?q={q}&limit=20&spss=3&start={start}&end={end}"),
+    );
+    assert_eq!(
+        spansets(&v),
+        [(T2.to_string(), vec![(1, vec![S21.to_string()])])]
+    );
+    // An empty tags search with only a limit and times.
+    let v = f.get_json(
+        None,
+        &format!("/api/search?tags=&minDuration=&maxDuration=&limit=20&start={start}&end={end}"),
+    );
+    assert_eq!(v["traces"].as_array().unwrap().len(), 3);
+
+    // The metrics panel (with the exemplars parameter it adds).
+    let q = urlencode("{ } | rate() by (resource.service.name)");
+    let (s, e) = (f.seconds(0), f.seconds(180));
+    let v = f.get_json(
+        None,
+        &format!("/api/metrics/query_range?q={q}&start={s}&end={e}&step=60s&exemplars=100"),
+    );
+    let got = series(&v);
+    assert_eq!(got["resource.service.name=payments"][0].1, 3.0 / 60.0);
+    for s in v["series"].as_array().unwrap() {
+        let name = attribute(&s["labels"], "resource.service.name").unwrap()["stringValue"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            s["promLabels"],
+            format!("{{resource.service.name=\"{name}\"}}")
+        );
+    }
+    let v = f.get_json(None, &format!("/api/metrics/query?q={q}&start={s}&end={e}"));
+    let values = instant_values(&v);
+    assert_eq!(values["resource.service.name=payments"], 3.0 / 180.0);
 }
