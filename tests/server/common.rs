@@ -366,3 +366,19 @@ pub fn remote_write_headers(tenant: Option<&str>) -> Vec<(&str, &str)> {
     }
     headers
 }
+
+/// Sends spans as OTLP/HTTP JSON to `POST /v1/traces` (as `tenant` when
+/// given) and checks that every span was accepted.
+pub fn post_otlp_traces(server: &Server, body: &[u8], tenant: Option<&str>) {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(t) = tenant {
+        headers.push(("X-Scope-OrgID", t));
+    }
+    let answer = http_exchange(server.http, "POST", "/v1/traces", &headers, body);
+    assert_eq!(answer.status, 200, "OTLP export failed: {}", answer.body);
+    assert!(
+        !answer.body.contains("rejected"),
+        "spans rejected: {}",
+        answer.body
+    );
+}

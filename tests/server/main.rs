@@ -18,3 +18,4 @@ mod remote_write;
 mod service_graph;
 mod sql;
 mod tempo_api;
+mod traceql_api;

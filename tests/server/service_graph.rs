@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, TEST_CONFIG, http_exchange, sqlstate, tempdir};
+use crate::common::{Server, TEST_CONFIG, http_exchange, post_otlp_traces, sqlstate, tempdir};
 
 const TRACE_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const TRACE_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -193,15 +193,6 @@ fn otlp_body(base_ns: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({ "resourceSpans": resource_spans })).unwrap()
 }
 
-fn post_traces(server: &Server, body: &[u8], tenant: Option<&str>) {
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(t) = tenant {
-        headers.push(("X-Scope-OrgID", t));
-    }
-    let answer = http_exchange(server.http, "POST", "/v1/traces", &headers, body);
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
-
 fn rfc3339(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -380,7 +371,7 @@ async fn service_graph_and_span_metrics_in_sql() {
     let dir = tempdir();
     let server = Server::start(&dir.path().join("data"));
     let base = base_ns();
-    post_traces(&server, &otlp_body(base), None);
+    post_otlp_traces(&server, &otlp_body(base), None);
     let client = server.client().await;
     let (start, end) = (rfc3339(base), rfc3339(base + 60_000 * MS));
 
@@ -539,9 +530,9 @@ async fn metrics_generator_writes_tempo_series_and_exemplars() {
     assert_ne!(GENERATOR_CONFIG, TEST_CONFIG);
     let base = base_ns();
     let body = otlp_body(base);
-    post_traces(&server, &body, None);
-    post_traces(&server, &body, Some("quiet"));
-    post_traces(&server, &body, Some("graphs-only"));
+    post_otlp_traces(&server, &body, None);
+    post_otlp_traces(&server, &body, Some("quiet"));
+    post_otlp_traces(&server, &body, Some("graphs-only"));
 
     // Root spans become `user` edges once their wait (1 s) is over.
     let deadline = Instant::now() + Duration::from_secs(30);

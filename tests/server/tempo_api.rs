@@ -7,7 +7,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::common::{Server, TEST_CONFIG, http_exchange, http_exchange_raw, tempdir};
+use crate::common::{
+    Server, TEST_CONFIG, http_exchange, http_exchange_raw, post_otlp_traces, tempdir,
+};
 
 const SECOND: i64 = 1_000_000_000;
 const MS: i64 = 1_000_000;
@@ -149,19 +151,7 @@ impl Fixture {
     }
 
     fn export(&self, tenant: Option<&str>, body: Value) {
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(t) = tenant {
-            headers.push(("X-Scope-OrgID", t));
-        }
-        let r = http_exchange(
-            self.server.http,
-            "POST",
-            "/v1/traces",
-            &headers,
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "OTLP export failed: {}", r.body);
-        assert!(!r.body.contains("rejected"), "spans rejected: {}", r.body);
+        post_otlp_traces(&self.server, body.to_string().as_bytes(), tenant);
     }
 
     fn get(&self, tenant: Option<&str>, path: &str) -> (u16, String) {

@@ -132,7 +132,7 @@ impl Lexer<'_> {
                 self.pos += end + 2;
                 continue;
             }
-            let next_is_digit = rest[1..].starts_with(|d: char| d.is_ascii_digit());
+            let next_is_digit = rest[c.len_utf8()..].starts_with(|d: char| d.is_ascii_digit());
             if c.is_ascii_digit() || (c == '.' && next_is_digit) {
                 self.number()?;
                 continue;

@@ -4,10 +4,13 @@
 //! start time and is reported at `t`; `rate()` is count per second,
 //! `count_over_time()` the count, `min/max/avg/sum_over_time(x)` over the
 //! values of `x` (durations in seconds), `quantile_over_time(x, q…)` one
-//! series per quantile (label `p`), `histogram_over_time(x)` one series per
-//! power-of-two bucket (label `__bucket`, seconds for durations). Series
-//! are keyed by the `by(...)` attribute values, or `__name__` = the
-//! function when ungrouped. Second stages filter samples or keep the k
+//! series per quantile (label `p`; exact, interpolated between ranks,
+//! where Tempo estimates from power-of-two buckets), `histogram_over_time(x)` one series per
+//! power-of-two bucket (label `__bucket`, seconds for durations; values
+//! below 2 are skipped). Series are keyed by the `by(...)` attribute
+//! values, or `__name__` = the function when ungrouped (except quantiles
+//! and histograms, which have only `p` / `__bucket`); a quantile series is
+//! 0 in intervals without values. Second stages filter samples or keep the k
 //! largest/smallest series per timestamp; arithmetic joins series with the
 //! same labels.
 
@@ -234,17 +237,28 @@ async fn first_stage(
                             )
                         })
                         .collect();
-                    if labels.is_empty() {
+                    // Like Tempo, only ungrouped series of functions
+                    // without a label of their own are named.
+                    if labels.is_empty()
+                        && !matches!(
+                            aggregate.op,
+                            MetricsOp::HistogramOverTime | MetricsOp::QuantileOverTime
+                        )
+                    {
                         labels.push(("__name__".into(), aggregate.op.name().into()));
                     }
                     if aggregate.op == MetricsOp::HistogramOverTime
                         && let Some(v) = value
                     {
                         let bucket = if duration_attribute {
-                            log2_bucket((v * 1e9) as u64) / 1e9
+                            log2_bucket((v * 1e9).round() as u64) / 1e9
                         } else {
                             log2_bucket(v.max(0.0) as u64)
                         };
+                        // Values below 2 have no bucket: Tempo skips them.
+                        if bucket < 0.0 {
+                            continue;
+                        }
                         labels.push(("__bucket".into(), format_number(bucket)));
                     }
                     if !cells.contains_key(&labels) && cells.len() >= max_series {
@@ -293,7 +307,10 @@ async fn first_stage(
                     }
                     MetricsOp::AvgOverTime => (!cell.values.is_empty())
                         .then(|| cell.values.iter().sum::<f64>() / cell.values.len() as f64),
-                    MetricsOp::QuantileOverTime => quantile(&cell.values, q.unwrap_or(0.5)),
+                    // An interval without values is 0, as in Tempo.
+                    MetricsOp::QuantileOverTime => {
+                        Some(quantile(&cell.values, q.unwrap_or(0.5)).unwrap_or(0.0))
+                    }
                     MetricsOp::Compare => None,
                 };
                 if let Some(v) = value {

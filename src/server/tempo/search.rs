@@ -332,10 +332,16 @@ fn prom_labels(labels: &[(String, String)]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
+/// Series labels as OTLP key-values: the quantile (`p`) and bucket
+/// (`__bucket`) labels are numbers (`doubleValue`), as Tempo writes them;
+/// attribute values are text, as stored.
 fn labels_json(labels: &[(String, String)]) -> Vec<Json> {
     labels
         .iter()
-        .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+        .map(|(k, v)| match v.parse::<f64>() {
+            Ok(f) if k == "p" || k == "__bucket" => json!({"key": k, "value": {"doubleValue": f}}),
+            _ => json!({"key": k, "value": {"stringValue": v}}),
+        })
         .collect()
 }
 
@@ -440,5 +446,12 @@ mod tests {
         assert!(logfmt_pairs("novalue").is_err());
         assert_eq!(search_trace_id("00ab"), "ab");
         assert_eq!(prom_labels(&[("a".into(), "x\"y".into())]), r#"{a="x\"y"}"#);
+        assert_eq!(
+            labels_json(&[("p".into(), "0.9".into()), ("span.p".into(), "1".into())]),
+            [
+                json!({"key": "p", "value": {"doubleValue": 0.9}}),
+                json!({"key": "span.p", "value": {"stringValue": "1"}}),
+            ]
+        );
     }
 }
