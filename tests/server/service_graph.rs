@@ -749,4 +749,50 @@ async fn metrics_generator_writes_tempo_series_and_exemplars() {
     );
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("bad_data"), "{}", bad.body);
+
+    // The queries Grafana's Tempo datasource sends for its service graph tab
+    // (to the Prometheus datasource), with `$__range` = 5m.
+    let rates = instant(
+        &server,
+        "sum by (client, server) (rate(traces_service_graph_request_total[5m]))",
+        "anonymous",
+    );
+    let edges: BTreeSet<&str> = rates.keys().map(String::as_str).collect();
+    assert_eq!(
+        edges,
+        [
+            "client=checkout,server=orders",
+            "client=checkout,server=payments-api",
+            "client=checkout,server=redis",
+            "client=checkout,server=shipping",
+            "client=frontend,server=checkout",
+            "client=user,server=frontend",
+        ]
+        .into_iter()
+        .collect(),
+        "{rates:?}"
+    );
+    assert!(rates.values().all(|v| *v > 0.0), "{rates:?}");
+    let failed_rates = instant(
+        &server,
+        "sum by (client, server) (rate(traces_service_graph_request_failed_total[5m]))",
+        "anonymous",
+    );
+    assert_eq!(
+        failed_rates.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "client=checkout,server=payments-api",
+            "client=frontend,server=checkout"
+        ]
+    );
+    let p90 = instant(
+        &server,
+        "histogram_quantile(0.9, sum by (client, server, le) (rate(traces_service_graph_request_server_seconds_bucket[5m])))",
+        "anonymous",
+    );
+    let frontend_checkout = p90["client=frontend,server=checkout"];
+    assert!(
+        frontend_checkout > 0.1 && frontend_checkout <= 0.2,
+        "{p90:?}"
+    );
 }
