@@ -225,6 +225,12 @@ pub async fn search(
             }
         }
     }
+    // Most recently started traces first, as Tempo lists them.
+    result.traces.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then_with(|| a.trace_id.cmp(&b.trace_id))
+    });
     Ok(result)
 }
 
