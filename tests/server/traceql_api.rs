@@ -1218,6 +1218,21 @@ fn grafana_requests() {
     );
     let got = series(&v);
     assert_eq!(got["resource.service.name=payments"][0].1, 3.0 / 60.0);
+    // Exemplars link each series to spans of its traces (payments only runs in T1).
+    let payments = v["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["promLabels"] == "{resource.service.name=\"payments\"}")
+        .unwrap();
+    let exemplars = payments["exemplars"].as_array().unwrap();
+    assert!(!exemplars.is_empty(), "{payments}");
+    for x in exemplars {
+        assert_eq!(x["labels"][0]["key"], "trace:id");
+        assert_eq!(x["labels"][0]["value"]["stringValue"], T1);
+        assert_eq!(x["labels"][1]["key"], "span:id");
+        assert!(x["value"].as_f64().unwrap() > 0.0, "{x}");
+    }
     for s in v["series"].as_array().unwrap() {
         let name = attribute(&s["labels"], "resource.service.name").unwrap()["stringValue"]
             .as_str()

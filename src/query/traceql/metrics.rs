@@ -30,6 +30,8 @@ pub struct MetricsOptions {
     pub step_ns: i64,
     /// One interval `(start, end]` without step alignment.
     pub instant: bool,
+    /// Most exemplars per series (0: none).
+    pub exemplars: usize,
     pub max_series: usize,
     pub max_candidates: usize,
 }
@@ -39,6 +41,18 @@ pub struct MetricsOptions {
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub samples: Vec<(i64, f64)>,
+    /// Spans behind the samples, at most one per interval.
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// A span that contributed to a series: its ids, start and observed value
+/// (the aggregated attribute, or the span's duration in seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: String,
+    pub span_id: String,
+    pub timestamp_ms: i64,
+    pub value: f64,
 }
 
 /// The step-aligned grid of a request.
@@ -92,6 +106,7 @@ impl Grid {
 struct Cell {
     count: u64,
     values: Vec<f64>,
+    exemplar: Option<Exemplar>,
 }
 
 pub async fn query_range(
@@ -138,6 +153,7 @@ fn evaluate<'a>(
                         samples: (0..grid.intervals)
                             .map(|i| (grid.timestamp_ms(i), v))
                             .collect(),
+                        exemplars: Vec::new(),
                     }]
                 };
                 let lhs = match &**l {
@@ -195,6 +211,7 @@ async fn first_stage(
     let mut cells: BTreeMap<Vec<(String, String)>, Vec<Cell>> = BTreeMap::new();
     let mut too_many = false;
     let max_series = opts.max_series;
+    let want_exemplars = opts.exemplars > 0 && !opts.instant;
     let duration_attribute = aggregate.attribute.as_ref().is_some_and(
         |a| matches!(a, Attribute::Intrinsic(i) if i.value_type() == ValueType::Duration),
     );
@@ -273,6 +290,15 @@ async fn first_stage(
                     if let Some(v) = value {
                         cell.values.push(v);
                     }
+                    if want_exemplars && cell.exemplar.is_none() {
+                        let span = &trace.spans[i];
+                        cell.exemplar = Some(Exemplar {
+                            trace_id: trace.trace_id.clone(),
+                            span_id: span.span_id.clone(),
+                            timestamp_ms: span.start_ns / 1_000_000,
+                            value: value.unwrap_or((span.end_ns - span.start_ns) as f64 / 1e9),
+                        });
+                    }
                 }
             }
             Ok(true)
@@ -321,10 +347,31 @@ async fn first_stage(
             if let Some(q) = q {
                 labels.push(("p".into(), format_number(q)));
             }
-            out.push(Series { labels, samples });
+            let exemplars = spread(
+                row.iter().filter_map(|c| c.exemplar.clone()).collect(),
+                opts.exemplars,
+            );
+            out.push(Series {
+                labels,
+                samples,
+                exemplars,
+            });
         }
     }
     Ok(out)
+}
+
+/// At most `n` of `all`, evenly spread over them.
+fn spread(all: Vec<Exemplar>, n: usize) -> Vec<Exemplar> {
+    if all.len() <= n {
+        return all;
+    }
+    let len = all.len();
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| (i * n / len) != ((i + 1) * n / len))
+        .map(|(_, e)| e)
+        .collect()
 }
 
 fn format_number(v: f64) -> String {
@@ -449,7 +496,11 @@ fn binary(
                     .map(|(_, b)| (*t, apply(*a, *b)))
             })
             .collect();
-        Series { labels, samples }
+        Series {
+            labels,
+            samples,
+            exemplars: Vec::new(),
+        }
     };
     let mut out = Vec::new();
     if r_scalar {
@@ -497,6 +548,7 @@ mod tests {
             end_ns: 20_000_000_000,
             step_ns: 5_000_000_000,
             instant: false,
+            exemplars: 0,
             max_series: 10,
             max_candidates: 10,
         });
@@ -516,6 +568,22 @@ mod tests {
         assert_eq!(log2_bucket(3), 4.0);
         assert_eq!(log2_bucket(1024), 1024.0);
         assert_eq!(log2_bucket(1025), 2048.0);
+    }
+
+    #[test]
+    fn exemplars_spread_evenly() {
+        let e = |i: i64| Exemplar {
+            trace_id: i.to_string(),
+            span_id: String::new(),
+            timestamp_ms: i,
+            value: 0.0,
+        };
+        let picked: Vec<i64> = spread((0..10).map(e).collect(), 3)
+            .iter()
+            .map(|x| x.timestamp_ms)
+            .collect();
+        assert_eq!(picked.len(), 3);
+        assert_eq!(spread((0..2).map(e).collect(), 3).len(), 2);
     }
 
     #[test]

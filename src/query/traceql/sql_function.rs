@@ -180,6 +180,7 @@ impl LazyQuery for TraceqlQuery {
                             end_ns: end,
                             step_ns: step,
                             instant: false,
+                            exemplars: 0,
                             max_series: options.max_series,
                             max_candidates: options.max_candidates,
                         },

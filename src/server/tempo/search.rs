@@ -34,6 +34,9 @@ use crate::server::prometheus::params::parse_duration;
 const DEFAULT_WINDOW_NS: i64 = 3600 * SECOND_NS;
 const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_SPANS_PER_SPANSET: usize = 3;
+/// Exemplars per metrics series when the request does not say.
+const DEFAULT_EXEMPLARS: usize = 100;
+const MAX_EXEMPLARS: usize = 10_000;
 
 pub(crate) async fn search(State(engine): State<Arc<Engine>>, request: ApiRequest) -> Response {
     match run_search(&engine, &request).await {
@@ -384,7 +387,8 @@ async fn run_metrics(
                 }
                 step
             }
-            None => ((end_ns - start_ns) / 100).max(SECOND_NS),
+            // Tempo's default: about 240 points, at least a second.
+            None => ((end_ns - start_ns) / 240).max(SECOND_NS),
         }
     };
     let points = (end_ns - start_ns) / step_ns.max(1);
@@ -399,6 +403,10 @@ async fn run_metrics(
         end_ns,
         step_ns,
         instant,
+        exemplars: match count_param(request, "exemplars")? {
+            Some(n) => n.min(MAX_EXEMPLARS),
+            None => DEFAULT_EXEMPLARS,
+        },
         max_series: options.max_series,
         max_candidates: options.max_candidates,
     };
@@ -429,7 +437,21 @@ fn series_json(s: &Series, instant: bool) -> Json {
                 .map(|(t, v)| json!({"timestampMs": t.to_string(), "value": finite(*v)}))
                 .collect(),
         );
-        out["exemplars"] = json!([]);
+        out["exemplars"] = Json::Array(
+            s.exemplars
+                .iter()
+                .map(|e| {
+                    json!({
+                        "labels": [
+                            {"key": "trace:id", "value": {"stringValue": e.trace_id}},
+                            {"key": "span:id", "value": {"stringValue": e.span_id}},
+                        ],
+                        "value": finite(e.value),
+                        "timestampMs": e.timestamp_ms.to_string(),
+                    })
+                })
+                .collect(),
+        );
     }
     out
 }
