@@ -84,6 +84,66 @@ pub fn time_ns(function: &str, v: &ScalarValue, name: &str) -> Result<i64> {
     Ok(ns)
 }
 
+/// `(query, start, end [, extra])` of a query-language table function:
+/// start and end in nanoseconds (end not before start) and the optional
+/// fourth argument; `usage` names the accepted forms in the error.
+pub fn window_args<'a>(
+    function: &str,
+    values: &'a [ScalarValue],
+    usage: &str,
+) -> Result<(i64, i64, Option<&'a ScalarValue>)> {
+    let (start, end, extra) = match values.get(1..).unwrap_or_default() {
+        [start, end] => (start, end, None),
+        [start, end, extra] => (start, end, Some(extra)),
+        _ => {
+            return plan_err!("{function}() takes {usage}; got {} arguments", values.len());
+        }
+    };
+    let start = time_ns(function, start, "start")?;
+    let end = time_ns(function, end, "end")?;
+    if end < start {
+        return plan_err!("{function}() end is before start");
+    }
+    Ok((start, end, extra))
+}
+
+/// The step of a range query when none is given: about 250 points, at
+/// least one second.
+pub fn default_step_ns(start_ns: i64, end_ns: i64) -> i64 {
+    (((end_ns - start_ns) as f64 / 1e9 / 250.0).floor().max(1.0) * 1e9) as i64
+}
+
+/// `(timestamp, labels, value)`: what metric queries answer in SQL.
+pub static SERIES_SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| {
+    Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("timestamp", crate::model::timestamp_ms(), false),
+        arrow::datatypes::Field::new("labels", crate::model::string_map_type(), false),
+        arrow::datatypes::Field::new("value", arrow::datatypes::DataType::Float64, false),
+    ]))
+});
+
+/// One [`SERIES_SCHEMA`] batch from `(timestamp ms, labels, value)` rows.
+pub fn series_batch<'a>(
+    rows: impl Iterator<Item = (i64, Vec<(&'a str, &'a str)>, f64)>,
+) -> Result<RecordBatch> {
+    let mut timestamps = arrow::array::TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut values = arrow::array::Float64Builder::new();
+    let mut labels = Vec::new();
+    for (t, l, v) in rows {
+        timestamps.append_value(t);
+        values.append_value(v);
+        labels.push(l);
+    }
+    let columns: Vec<arrow::array::ArrayRef> = vec![
+        Arc::new(timestamps.finish()),
+        Arc::new(crate::model::labels::build_string_map(
+            labels.iter().map(|l| l.iter().copied()),
+        )),
+        Arc::new(values.finish()),
+    ];
+    Ok(RecordBatch::try_new(SERIES_SCHEMA.clone(), columns)?)
+}
+
 /// A step argument in nanoseconds: an interval, seconds, or a duration
 /// text like `'15s'`; positive.
 pub fn step_ns(function: &str, v: &ScalarValue) -> Result<i64> {

@@ -7,10 +7,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{
-    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-    TimestampNanosecondBuilder,
-};
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampNanosecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableFunctionArgs;
 use datafusion::catalog::{TableFunctionImpl, TableProvider};
@@ -22,10 +19,11 @@ use futures::future::BoxFuture;
 
 use super::{Direction, LogqlOptions, LogqlValue, ast};
 use crate::model::labels::build_string_map;
-use crate::model::{string_map_type, timestamp_ms, timestamp_ns};
+use crate::model::{string_map_type, timestamp_ns};
 use crate::query::promql::{Labels, QueryValue};
 use crate::query::table_function::{
-    LazyQuery, QueryTable, constant, display_time_ns, step_ns, text, time_ns,
+    LazyQuery, QueryTable, SERIES_SCHEMA, constant, default_step_ns, display_time_ns, series_batch,
+    step_ns, text, window_args,
 };
 
 static LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -33,14 +31,6 @@ static LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("timestamp", timestamp_ns(), false),
         Field::new("labels", string_map_type(), false),
         Field::new("line", DataType::Utf8, false),
-    ]))
-});
-
-static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("timestamp", timestamp_ms(), false),
-        Field::new("labels", string_map_type(), false),
-        Field::new("value", DataType::Float64, false),
     ]))
 });
 
@@ -58,18 +48,11 @@ impl TableFunctionImpl for LogqlFunction {
             .map(|e| constant("logql", e))
             .collect::<Result<_>>()?;
         let query = text("logql", values.first())?;
-        let (start, end, extra) = match &values[1..] {
-            [start, end] => (start, end, None),
-            [start, end, extra] => (start, end, Some(extra)),
-            _ => {
-                return plan_err!(
-                    "logql() takes (query, start, end [, limit]) for log queries or (query, start, end [, step]) for metric queries; got {} arguments",
-                    values.len()
-                );
-            }
-        };
-        let start = time_ns("logql", start, "start")?;
-        let end = time_ns("logql", end, "end")?;
+        let (start, end, extra) = window_args(
+            "logql",
+            &values,
+            "(query, start, end [, limit]) for log queries or (query, start, end [, step]) for metric queries",
+        )?;
         let expr =
             super::parse(&query).map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
         let mode = match &expr {
@@ -87,7 +70,7 @@ impl TableFunctionImpl for LogqlFunction {
             ast::Expr::Metric(_) => Mode::Metric {
                 step: match extra {
                     Some(v) => step_ns("logql", v)?,
-                    None => (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) * 1e9) as i64,
+                    None => default_step_ns(start, end),
                 },
             },
         };
@@ -142,7 +125,7 @@ impl LazyQuery for LogqlQuery {
     fn schema(&self) -> SchemaRef {
         match self.mode {
             Mode::Log { .. } => LOG_SCHEMA.clone(),
-            Mode::Metric { .. } => METRIC_SCHEMA.clone(),
+            Mode::Metric { .. } => SERIES_SCHEMA.clone(),
         }
     }
 
@@ -200,22 +183,16 @@ impl LazyQuery for LogqlQuery {
                     Ok(RecordBatch::try_new(LOG_SCHEMA.clone(), columns)?)
                 }
                 LogqlValue::Metric(QueryValue::Matrix(series)) => {
-                    let mut timestamps = TimestampMillisecondBuilder::new().with_timezone("UTC");
-                    let mut values = Float64Builder::new();
-                    let mut labels = Vec::new();
-                    for s in &series {
-                        for &(t, v) in &s.points {
-                            timestamps.append_value(t);
-                            values.append_value(v);
-                            labels.push(&s.labels);
-                        }
-                    }
-                    let columns: Vec<ArrayRef> = vec![
-                        Arc::new(timestamps.finish()),
-                        Arc::new(label_maps(labels.into_iter())),
-                        Arc::new(values.finish()),
-                    ];
-                    Ok(RecordBatch::try_new(METRIC_SCHEMA.clone(), columns)?)
+                    series_batch(series.iter().flat_map(|s| {
+                        s.points.iter().map(|&(t, v)| {
+                            let labels = s
+                                .labels
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str()))
+                                .collect();
+                            (t, labels, v)
+                        })
+                    }))
                 }
                 LogqlValue::Metric(other) => {
                     exec_err!("logql(): unexpected {} result", other.result_type())

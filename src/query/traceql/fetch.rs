@@ -30,6 +30,7 @@ use datafusion::prelude::SessionContext;
 
 use super::ast::*;
 use super::trace::{Event, Link, Span, Trace};
+use crate::model::labels::map_row;
 
 fn ts(ns: i64) -> Expr {
     lit(ScalarValue::TimestampNanosecond(
@@ -312,24 +313,11 @@ fn time_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a TimestampNa
         .ok_or_else(|| DataFusionError::Internal(format!("spans column {name} is not a timestamp")))
 }
 
+/// Row `row` of a text map column as owned pairs.
 fn map_entries(map: &MapArray, row: usize) -> Vec<(String, String)> {
-    if map.is_null(row) {
-        return Vec::new();
-    }
-    let entries = map.value(row);
-    let keys = entries.column(0).as_string::<i32>();
-    let values = entries.column(1).as_string::<i32>();
-    (0..entries.len())
-        .map(|i| {
-            (
-                keys.value(i).to_string(),
-                if values.is_null(i) {
-                    String::new()
-                } else {
-                    values.value(i).to_string()
-                },
-            )
-        })
+    map_row(map, row)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 

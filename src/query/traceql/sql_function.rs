@@ -10,8 +10,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder,
+    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -25,10 +24,10 @@ use super::TraceqlOptions;
 use super::ast::{Query, Root};
 use super::metrics::{self, MetricsOptions};
 use super::search;
-use crate::model::labels::build_string_map;
-use crate::model::{string_map_type, timestamp_ms, timestamp_ns};
+use crate::model::timestamp_ns;
 use crate::query::table_function::{
-    LazyQuery, QueryTable, constant, display_time_ns, step_ns, text, time_ns,
+    LazyQuery, QueryTable, SERIES_SCHEMA, constant, default_step_ns, display_time_ns, series_batch,
+    step_ns, text, window_args,
 };
 
 static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -46,14 +45,6 @@ static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("timestamp", timestamp_ms(), false),
-        Field::new("labels", string_map_type(), false),
-        Field::new("value", DataType::Float64, false),
-    ]))
-});
-
 /// `traceql(...)`, registered in every session.
 #[derive(Debug, Default)]
 pub struct TraceqlFunction {
@@ -68,21 +59,11 @@ impl TableFunctionImpl for TraceqlFunction {
             .map(|e| constant("traceql", e))
             .collect::<Result<_>>()?;
         let query = text("traceql", values.first())?;
-        let (start, end, extra) = match &values[1..] {
-            [start, end] => (start, end, None),
-            [start, end, extra] => (start, end, Some(extra)),
-            _ => {
-                return plan_err!(
-                    "traceql() takes (query, start, end [, limit]) for spans queries or (query, start, end, step) for metrics queries; got {} arguments",
-                    values.len()
-                );
-            }
-        };
-        let start = time_ns("traceql", start, "start")?;
-        let end = time_ns("traceql", end, "end")?;
-        if end < start {
-            return plan_err!("traceql() end is before start");
-        }
+        let (start, end, extra) = window_args(
+            "traceql",
+            &values,
+            "(query, start, end [, limit]) for spans queries or (query, start, end, step) for metrics queries",
+        )?;
         let root =
             super::parse(&query).map_err(|e| DataFusionError::Plan(format!("traceql(): {e}")))?;
         let mode = match &root.query {
@@ -100,7 +81,7 @@ impl TableFunctionImpl for TraceqlFunction {
             Query::Metrics(_) => Mode::Metrics {
                 step: match extra {
                     Some(v) => step_ns("traceql", v)?,
-                    None => (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) * 1e9) as i64,
+                    None => default_step_ns(start, end),
                 },
             },
         };
@@ -157,7 +138,7 @@ impl LazyQuery for TraceqlQuery {
     fn schema(&self) -> SchemaRef {
         match self.mode {
             Mode::Spans { .. } => SPANS_SCHEMA.clone(),
-            Mode::Metrics { .. } => METRIC_SCHEMA.clone(),
+            Mode::Metrics { .. } => SERIES_SCHEMA.clone(),
         }
     }
 
@@ -187,27 +168,16 @@ impl LazyQuery for TraceqlQuery {
                     )
                     .await
                     .map_err(|e| DataFusionError::Execution(format!("traceql(): {e}")))?;
-                    let mut timestamps = TimestampMillisecondBuilder::new().with_timezone("UTC");
-                    let mut values = Float64Builder::new();
-                    let mut labels: Vec<Vec<(&str, &str)>> = Vec::new();
-                    for s in &series {
-                        for &(t, v) in &s.samples {
-                            timestamps.append_value(t);
-                            values.append_value(v);
-                            labels.push(
-                                s.labels
-                                    .iter()
-                                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                                    .collect(),
-                            );
-                        }
-                    }
-                    let columns: Vec<ArrayRef> = vec![
-                        Arc::new(timestamps.finish()),
-                        Arc::new(build_string_map(labels.iter().map(|l| l.iter().copied()))),
-                        Arc::new(values.finish()),
-                    ];
-                    Ok(RecordBatch::try_new(METRIC_SCHEMA.clone(), columns)?)
+                    series_batch(series.iter().flat_map(|s| {
+                        s.samples.iter().map(|&(t, v)| {
+                            let labels = s
+                                .labels
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str()))
+                                .collect();
+                            (t, labels, v)
+                        })
+                    }))
                 }
             }
         }
