@@ -12,6 +12,8 @@
 //! every parser returns.
 
 pub mod check;
+#[cfg(test)]
+mod fuzz_support;
 pub mod go_text;
 pub mod logql;
 pub mod parse_error;

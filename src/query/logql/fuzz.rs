@@ -5,6 +5,8 @@
 
 use proptest::prelude::*;
 
+use crate::query::fuzz_support::mutate;
+
 use super::format::strip_positions;
 use super::parse;
 
@@ -115,14 +117,6 @@ fn parse_and_round_trip(q: &str) {
     );
 }
 
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
@@ -142,12 +136,7 @@ proptest! {
     ) {
         let all = queries();
         let q = all[which.index(all.len())];
-        let start = floor_boundary(q, at.index(q.len() + 1));
-        let mutated = match mode {
-            0 => format!("{}{}", &q[..start], &q[floor_boundary(q, start + len).max(start)..]),
-            1 => format!("{} {token} {}", &q[..start], &q[start..]),
-            _ => q[..start].to_string(),
-        };
+        let mutated = mutate(q, at.index(q.len() + 1), len, token, mode);
         parse_and_round_trip(&mutated);
     }
 }
@@ -259,8 +248,7 @@ proptest! {
         let all = queries();
         let q = all[which.index(all.len())];
         evaluate(q, step_s);
-        let start = floor_boundary(q, at.index(q.len() + 1));
-        evaluate(&format!("{} {token} {}", &q[..start], &q[start..]), step_s);
+        evaluate(&mutate(q, at.index(q.len() + 1), 0, token, 1), step_s);
     }
 }
 

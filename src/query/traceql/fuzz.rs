@@ -7,6 +7,8 @@
 
 use proptest::prelude::*;
 
+use crate::query::fuzz_support::mutate;
+
 use super::ast::Query;
 use super::eval::{Regexes, evaluate};
 use super::parse;
@@ -131,14 +133,6 @@ fn parse_round_trip_and_run(q: &str) {
     }
 }
 
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
@@ -158,12 +152,7 @@ proptest! {
     ) {
         let all = queries();
         let q = all[which.index(all.len())];
-        let start = floor_boundary(q, at.index(q.len() + 1));
-        let mutated = match mode {
-            0 => format!("{}{}", &q[..start], &q[floor_boundary(q, start + len).max(start)..]),
-            1 => format!("{} {token} {}", &q[..start], &q[start..]),
-            _ => q[..start].to_string(),
-        };
+        let mutated = mutate(q, at.index(q.len() + 1), len, token, mode);
         parse_round_trip_and_run(&mutated);
     }
 }
