@@ -90,6 +90,18 @@ async fn flight_sql_queries_prepared_statements_and_metadata() {
     let inserted = query(&mut client, INSERT_LOGS).await;
     assert_eq!(strings(&inserted, "count"), ["10"]);
 
+    // The same through CommandStatementUpdate (DoPut) answers the count too.
+    let updated = client
+        .execute_update(
+            "INSERT INTO logs (timestamp, labels, line) \
+             VALUES (to_timestamp_nanos(1767225600000000000), map(['app'], ['other']), 'line 0')"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+
     // A query over the inserted rows.
     let batches = query(
         &mut client,
@@ -109,7 +121,7 @@ async fn flight_sql_queries_prepared_statements_and_metadata() {
     let schema = Schema::try_from(info.clone()).unwrap();
     let got = fetch(&mut client, info).await;
     assert_eq!(got[0].schema().fields(), schema.fields());
-    assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+    assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 11);
 
     // A large result comes in many batches, all rows there.
     let batches = query(&mut client, "SELECT value FROM generate_series(1, 200000)").await;
@@ -268,7 +280,7 @@ async fn flight_sql_queries_prepared_statements_and_metadata() {
         .unwrap_err();
     assert_eq!(status(err).code(), tonic::Code::InvalidArgument);
     let batches = query(&mut client, "SELECT count(*) AS n FROM logs").await;
-    assert_eq!(strings(&batches, "n"), ["10"]);
+    assert_eq!(strings(&batches, "n"), ["11"]);
 
     // A forged token is refused.
     client.set_token("not-a-token".into());
