@@ -13,7 +13,7 @@
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
 //! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; TraceQL text → pushed-down scans of `spans` → whole candidate traces → spansets or per-step series; the `promql()`/`logql()`/`traceql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
-//! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`) and OTLP/gRPC front ends |
+//! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`metrics`] | self-monitoring counters served on `/metrics` |

@@ -436,8 +436,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         addrs.otlp_grpc
     );
     println!(
-        "  flight:    {} is not served by this build yet",
-        config.server.flight_listen
+        "  flight:    {}   (Arrow Flight SQL; ADBC: grpc://{})",
+        addrs.flight, addrs.flight
     );
     let demo = if args.demo {
         let tenant = config.pgwire.default_tenant.clone();

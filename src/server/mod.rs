@@ -1,10 +1,12 @@
 //! Network front ends. Each is a thin adapter over the [`crate::engine::Engine`]:
 //! `pgwire` (Postgres wire protocol), `http` (readiness, flush, and the
 //! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive; `prometheus` is the
-//! Prometheus query API) and `otlp` (OTLP/gRPC
-//! on its own listener; its OTLP/HTTP handlers mount on `http`). [`run`] binds them all,
+//! Prometheus query API), `otlp` (OTLP/gRPC
+//! on its own listener; its OTLP/HTTP handlers mount on `http`) and `flight`
+//! (Arrow Flight SQL). [`run`] binds them all,
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
+pub mod flight;
 pub mod http;
 pub mod loki;
 pub mod otlp;
@@ -33,6 +35,7 @@ pub struct BoundAddrs {
     pub pg: SocketAddr,
     pub http: SocketAddr,
     pub otlp_grpc: SocketAddr,
+    pub flight: SocketAddr,
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
@@ -67,16 +70,19 @@ pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
     let pg = bind("postgres", config.server.pg_listen).await?;
     let http = bind("http", config.server.http_listen).await?;
     let otlp_grpc = bind("otlp grpc", config.server.otlp_grpc_listen).await?;
+    let flight = bind("flight sql", config.server.flight_listen).await?;
     let addrs = BoundAddrs {
         pg: pg.local_addr()?,
         http: http.local_addr()?,
         otlp_grpc: otlp_grpc.local_addr()?,
+        flight: flight.local_addr()?,
     };
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
         tokio::spawn(pgwire::serve(pg, engine.clone(), rx.clone())),
         tokio::spawn(http::serve(http, engine.clone(), rx.clone())),
         tokio::spawn(otlp::serve(otlp_grpc, engine.clone(), rx.clone())),
+        tokio::spawn(flight::serve(flight, engine.clone(), rx.clone())),
         engine.ingester().spawn_flush_loop(rx.clone()),
     ];
     if let Some(path) = &config.source_file {

@@ -37,11 +37,12 @@ class Server:
         self.proc = subprocess.Popen(
             [binary(), "serve", "--config", str(config), "--data-dir", str(data_dir),
              "--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-             "--otlp-grpc-listen", "127.0.0.1:0", *extra_args],
+             "--otlp-grpc-listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, **(env or {})})
         self.pg_host, self.pg_port, self.http, self.otlp_grpc = None, None, None, None
+        self.flight = None  # grpc://host:port (Arrow Flight SQL)
         deadline = time.time() + 60
-        while self.http is None or self.pg_port is None or self.otlp_grpc is None:
+        while None in (self.http, self.pg_port, self.otlp_grpc, self.flight):
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError("o11ydb exited before listening: " + self.log_path.read_text())
@@ -53,6 +54,8 @@ class Server:
                 self.http = line.split()[1]
             elif line.startswith("otlp grpc:"):
                 self.otlp_grpc = line.split()[2]
+            elif line.startswith("flight:"):
+                self.flight = "grpc://" + line.split()[1]
             if time.time() > deadline:
                 raise RuntimeError("o11ydb did not start in time")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()

@@ -23,6 +23,8 @@ pub struct Server {
     child: Option<Child>,
     pub pg: SocketAddr,
     pub http: SocketAddr,
+    /// Arrow Flight SQL (gRPC).
+    pub flight: SocketAddr,
     pub stderr_log: PathBuf,
 }
 
@@ -69,6 +71,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--otlp-grpc-listen",
                 "127.0.0.1:0",
+                "--flight-listen",
+                "127.0.0.1:0",
             ]
             .map(String::from),
         );
@@ -89,14 +93,16 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut pg, mut http) = (None, None);
-        while pg.is_none() || http.is_none() {
+        let (mut pg, mut http, mut flight) = (None, None, None);
+        while pg.is_none() || http.is_none() || flight.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     let line = line.trim();
                     if let Some(rest) = line.strip_prefix("postgres:") {
                         pg = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+                    } else if let Some(rest) = line.strip_prefix("flight:") {
+                        flight = rest.split_whitespace().next().and_then(|a| a.parse().ok());
                     } else if let Some(rest) = line.strip_prefix("http:") {
                         http = rest
                             .split_whitespace()
@@ -117,6 +123,7 @@ impl Server {
             child: Some(child),
             pg: pg.unwrap(),
             http: http.unwrap(),
+            flight: flight.unwrap(),
             stderr_log,
         })
     }

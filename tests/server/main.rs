@@ -6,6 +6,7 @@
 mod check_cli;
 mod common;
 mod durability;
+mod flight_sql;
 mod limits;
 mod logql_conformance;
 mod loki_api;

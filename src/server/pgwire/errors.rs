@@ -73,7 +73,7 @@ fn parser_error_position(message: &str, query: &str) -> Option<usize> {
 }
 
 /// The message without DataFusion's layer prefixes ("Error during planning: ").
-fn clean_message(err: &DataFusionError) -> String {
+pub fn clean_message(err: &DataFusionError) -> String {
     let root = err.find_root();
     let text = match root {
         DataFusionError::External(e) => e.to_string(),

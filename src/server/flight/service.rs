@@ -1,0 +1,429 @@
+//! The Flight SQL service: each RPC finds its tenant ([`super::auth`]),
+//! takes that tenant's (cached) DataFusion session and answers from it.
+//!
+//! Queries run in two steps as Flight SQL prescribes: `GetFlightInfo`
+//! plans the SQL for its schema and returns a ticket carrying the SQL
+//! itself (`TicketStatementQuery`), `DoGet` plans it again and streams the
+//! result ([`super::statements`]). Prepared statements keep their SQL and
+//! bound parameters server-side under a handle; metadata commands are
+//! answered by [`super::metadata`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::prelude::SessionContext;
+use futures::{Stream, TryStreamExt};
+use parking_lot::Mutex;
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::auth::Auth;
+use super::errors::{from_datafusion, from_engine};
+use super::metadata;
+use super::statements::{self, FlightStream, PreparedStatements};
+use crate::engine::Engine;
+
+type DoGetStream = <FlightSql as FlightService>::DoGetStream;
+
+/// o11ydb's Flight SQL service.
+pub struct FlightSql {
+    engine: Arc<Engine>,
+    auth: Auth,
+    sessions: Mutex<HashMap<String, Arc<SessionContext>>>,
+    prepared: PreparedStatements,
+}
+
+impl FlightSql {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        FlightSql {
+            auth: Auth::new(engine.clone()),
+            engine,
+            sessions: Mutex::new(HashMap::new()),
+            prepared: PreparedStatements::default(),
+        }
+    }
+
+    /// The tenant of `request` and its session.
+    async fn session<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(String, Arc<SessionContext>), Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        if let Some(ctx) = self.sessions.lock().get(&tenant) {
+            return Ok((tenant, ctx.clone()));
+        }
+        let ctx = Arc::new(
+            self.engine
+                .session(&tenant)
+                .await
+                .map_err(|e| from_engine(&e))?,
+        );
+        let ctx = self
+            .sessions
+            .lock()
+            .entry(tenant.clone())
+            .or_insert(ctx)
+            .clone();
+        Ok((tenant, ctx))
+    }
+
+    /// A `FlightInfo` whose one endpoint's ticket is `ticket`.
+    fn info(
+        schema: &arrow::datatypes::Schema,
+        ticket: Vec<u8>,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+
+    fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
+        Response::new(statements::encode(
+            batch.schema(),
+            futures::stream::once(async move { Ok(batch) }),
+        ))
+    }
+}
+
+fn ipc_schema(schema: &arrow::datatypes::Schema) -> Result<bytes::Bytes, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| {
+            Status::internal(format!("cannot encode the schema: {e}"))
+        })?;
+    Ok(bytes)
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let (tenant, token) = self.auth.handshake(request.metadata())?;
+        tracing::debug!(%tenant, "flight handshake");
+        let answer = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(futures::stream::iter([Ok(answer)])));
+        let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| Status::internal(format!("cannot send the token: {e}")))?;
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        let plan = statements::plan(&ctx, &query.query).await?;
+        let schema = statements::flight_schema(Arc::new(plan.schema().as_arrow().clone()));
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into(),
+        };
+        Self::info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        let sql = std::str::from_utf8(&ticket.statement_handle)
+            .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 SQL"))?;
+        let plan = statements::plan(&ctx, sql).await?;
+        Ok(Response::new(statements::execute(&ctx, plan).await?))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        let plan = statements::plan(&ctx, &command.query).await?;
+        let batches = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| from_datafusion(&e))?
+            .collect()
+            .await
+            .map_err(|e| from_datafusion(&e))?;
+        Ok(affected_rows(&batches))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let (tenant, ctx) = self.session(&request).await?;
+        let plan = statements::plan(&ctx, &query.query).await?;
+        let dataset = statements::flight_schema(Arc::new(plan.schema().as_arrow().clone()));
+        let parameters = statements::parameter_schema(&plan)?;
+        let handle = self.prepared.create(&tenant, &query.query)?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema: ipc_schema(&dataset)?,
+            parameter_schema: ipc_schema(&parameters)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        // Check the handle before reading the values.
+        self.prepared
+            .get(&query.prepared_statement_handle, &tenant)?;
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        )
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("cannot read the bound parameters: {e}")))?;
+        let params = statements::parameter_row(&batches)?;
+        self.prepared
+            .bind(&query.prepared_statement_handle, &tenant, params)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (tenant, ctx) = self.session(&request).await?;
+        let prepared = self
+            .prepared
+            .get(&query.prepared_statement_handle, &tenant)?;
+        let plan = statements::plan(&ctx, &prepared.sql).await?;
+        let plan = statements::bind(plan, &prepared.params)?;
+        let schema = statements::flight_schema(Arc::new(plan.schema().as_arrow().clone()));
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (tenant, ctx) = self.session(&request).await?;
+        let prepared = self
+            .prepared
+            .get(&query.prepared_statement_handle, &tenant)?;
+        let plan = statements::plan(&ctx, &prepared.sql).await?;
+        let plan = statements::bind(plan, &prepared.params)?;
+        let stream: FlightStream = statements::execute(&ctx, plan).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        self.prepared
+            .close(&query.prepared_statement_handle, &tenant)
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let schema = query.clone().into_builder(metadata::sql_info()).schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let batch = query
+            .into_builder(metadata::sql_info())
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::batch_stream(batch))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let schema = query.into_builder().schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        _query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        Ok(Self::batch_stream(metadata::catalogs(&ctx)?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        Ok(Self::batch_stream(metadata::db_schemas(&ctx, query)?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (_, ctx) = self.session(&request).await?;
+        Ok(Self::batch_stream(metadata::tables(&ctx, query).await?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        let schema = query.into_builder().schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.auth.tenant(request.metadata())?;
+        Ok(Self::batch_stream(metadata::table_types()?))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        Self::info(
+            &metadata::primary_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.auth.tenant(request.metadata())?;
+        Ok(Self::batch_stream(RecordBatch::new_empty(
+            metadata::primary_keys_schema(),
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The row count of a DML statement's result (`count` column), 0 otherwise.
+fn affected_rows(batches: &[RecordBatch]) -> i64 {
+    batches
+        .first()
+        .and_then(|b| b.column_by_name("count"))
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+        .map_or(0, |a| a.value(0) as i64)
+}

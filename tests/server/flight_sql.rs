@@ -1,0 +1,371 @@
+//! Arrow Flight SQL against the real binary with arrow-flight's
+//! `FlightSqlServiceClient` over a tonic channel: handshake, queries over
+//! inserted logs, a multi-batch result streamed, a prepared statement with a
+//! parameter, metadata (GetTables with schemas, GetSqlInfo, catalogs,
+//! schemas, table types), bad SQL and tenant isolation.
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Int64Type, Schema};
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetDbSchemas, CommandGetTables, CommandPreparedStatementQuery, ProstMessageExt, SqlInfo,
+};
+use arrow_flight::{Action, FlightDescriptor, FlightInfo, IpcMessage};
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::transport::Channel;
+
+use crate::common::{Server, tempdir};
+
+const INSERT_LOGS: &str = "INSERT INTO logs (timestamp, labels, line) \
+     SELECT to_timestamp_nanos(1767225600000000000 + value * 1000000), \
+            map(['app'], [CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END]), \
+            'line ' || CAST(value AS VARCHAR) \
+     FROM generate_series(1, 10)";
+
+async fn connect(server: &Server) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the Flight SQL port");
+    FlightSqlServiceClient::new(channel)
+}
+
+/// Every batch of every endpoint of `info`.
+async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
+    let mut batches = vec![];
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("endpoint has a ticket");
+        let stream = client.do_get(ticket).await.expect("do_get");
+        batches.extend(stream.try_collect::<Vec<_>>().await.expect("stream"));
+    }
+    batches
+}
+
+async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
+    let info = client
+        .execute(sql.to_string(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    fetch(client, info).await
+}
+
+fn status(e: FlightError) -> tonic::Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => panic!("expected a gRPC status, got {other}"),
+    }
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).expect(column);
+            let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
+            let c = c.as_any().downcast_ref::<StringArray>().unwrap().clone();
+            (0..c.len())
+                .map(move |i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_queries_prepared_statements_and_metadata() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+    let mut client = connect(&server).await;
+
+    // Handshake: any password; the username is the tenant; a bearer token back.
+    let payload = client.handshake("team-a", "any password").await.unwrap();
+    let token = client.token().cloned().expect("a bearer token");
+    assert_eq!(payload, token.as_bytes());
+    assert!(token.len() >= 32, "{token}");
+
+    // INSERT over Flight SQL answers the row count.
+    let inserted = query(&mut client, INSERT_LOGS).await;
+    assert_eq!(strings(&inserted, "count"), ["10"]);
+
+    // The same through CommandStatementUpdate (DoPut) answers the count too.
+    let updated = client
+        .execute_update(
+            "INSERT INTO logs (timestamp, labels, line) \
+             VALUES (to_timestamp_nanos(1767225600000000000), map(['app'], ['other']), 'line 0')"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+
+    // A query over the inserted rows.
+    let batches = query(
+        &mut client,
+        "SELECT line, labels['app'] AS app FROM logs WHERE labels['app'] = 'even' ORDER BY timestamp",
+    )
+    .await;
+    assert_eq!(
+        strings(&batches, "line"),
+        ["line 2", "line 4", "line 6", "line 8", "line 10"]
+    );
+
+    // The FlightInfo's schema is the schema of the data.
+    let info = client
+        .execute("SELECT timestamp, line FROM logs".into(), None)
+        .await
+        .unwrap();
+    let schema = Schema::try_from(info.clone()).unwrap();
+    let got = fetch(&mut client, info).await;
+    assert_eq!(got[0].schema().fields(), schema.fields());
+    assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 11);
+
+    // A large result comes in many batches, all rows there.
+    let batches = query(&mut client, "SELECT value FROM generate_series(1, 200000)").await;
+    assert!(batches.len() > 1, "{} batch(es)", batches.len());
+    let (rows, sum) = batches.iter().fold((0usize, 0i64), |(n, s), b| {
+        let c = b.column(0).as_primitive::<Int64Type>();
+        (n + c.len(), s + c.iter().flatten().sum::<i64>())
+    });
+    assert_eq!(rows, 200_000);
+    assert_eq!(sum, 200_000 * 200_001 / 2);
+
+    // A prepared statement with a parameter, executed with two bindings.
+    let mut prepared = client
+        .prepare(
+            "SELECT line FROM logs WHERE timestamp > to_timestamp_nanos(1767225600000000000 + $1 * 1000000) ORDER BY timestamp".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let params = prepared.parameter_schema().unwrap().clone();
+    assert_eq!(params.fields().len(), 1);
+    assert_eq!(params.field(0).name(), "$1");
+    assert_eq!(prepared.dataset_schema().unwrap().field(0).name(), "line");
+    for (after, expected) in [
+        (7i64, vec!["line 8", "line 9", "line 10"]),
+        (9, vec!["line 10"]),
+    ] {
+        let values = RecordBatch::try_from_iter([(
+            "$1",
+            std::sync::Arc::new(Int64Array::from(vec![after])) as _,
+        )])
+        .unwrap();
+        prepared.set_parameters(values).unwrap();
+        let info = prepared.execute().await.unwrap();
+        let batches = fetch(&mut client, info).await;
+        assert_eq!(strings(&batches, "line"), expected);
+    }
+    prepared.close().await.unwrap();
+
+    // GetTables with schemas: the logs table and its columns.
+    let info = client
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("log_".into()),
+            include_schema: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tables = fetch(&mut client, info).await;
+    assert_eq!(strings(&tables, "table_name"), ["logs"]);
+    assert_eq!(strings(&tables, "table_type"), ["TABLE"]);
+    let ipc = tables[0]
+        .column_by_name("table_schema")
+        .unwrap()
+        .as_binary::<i32>()
+        .value(0)
+        .to_vec();
+    let logs_schema = Schema::try_from(IpcMessage(ipc.into())).unwrap();
+    for column in ["timestamp", "labels", "line"] {
+        assert!(
+            logs_schema.field_with_name(column).is_ok(),
+            "{column} missing from {logs_schema:?}"
+        );
+    }
+    // A pattern that matches nothing gives no rows.
+    let info = client
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("nope%".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fetch(&mut client, info)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        0
+    );
+
+    // Catalogs, schemas, table types.
+    let info = client.get_catalogs().await.unwrap();
+    let catalogs = strings(&fetch(&mut client, info).await, "catalog_name");
+    assert!(!catalogs.is_empty());
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: Some(catalogs[0].clone()),
+            db_schema_filter_pattern: Some("pub%".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&fetch(&mut client, info).await, "db_schema_name"),
+        ["public"]
+    );
+    let info = client.get_table_types().await.unwrap();
+    let types = strings(&fetch(&mut client, info).await, "table_type");
+    assert!(types.contains(&"TABLE".to_string()), "{types:?}");
+
+    // GetSqlInfo: the server's name and that it is not read-only.
+    let info = client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
+        .await
+        .unwrap();
+    let infos = fetch(&mut client, info).await;
+    let rows: usize = infos.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+    let value = infos[0].column_by_name("value").unwrap().as_union();
+    let names = infos[0].column_by_name("info_name").unwrap();
+    let names = names.as_primitive::<arrow::datatypes::UInt32Type>();
+    for row in 0..infos[0].num_rows() {
+        let v = value.value(row);
+        if names.value(row) == SqlInfo::FlightSqlServerName as u32 {
+            assert_eq!(v.as_string::<i32>().value(0), "o11ydb");
+        } else {
+            assert!(!v.as_boolean().value(0), "read-only is false");
+        }
+    }
+
+    // Bad SQL: INVALID_ARGUMENT with DataFusion's message; the server keeps serving.
+    let e = status(
+        client
+            .execute("SELECT line FROM no_such_table".into(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("no_such_table"), "{}", e.message());
+    let e = status(client.execute("SELEC 1".into(), None).await.unwrap_err());
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("SELEC"), "{}", e.message());
+    let e = status(
+        client
+            .execute("CREATE TABLE t (a INT)".into(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("not supported"), "{}", e.message());
+    // A statement that fails while running is an error on the stream.
+    let info = client
+        .execute("SELECT CAST(line AS INT) FROM logs".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let err = client
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(status(err).code(), tonic::Code::InvalidArgument);
+    let batches = query(&mut client, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&batches, "n"), ["11"]);
+
+    // A forged token is refused.
+    client.set_token("not-a-token".into());
+    let e = status(client.execute("SELECT 1".into(), None).await.unwrap_err());
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_tenants_are_isolated() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+
+    // Tenant from x-scope-orgid, without a handshake.
+    let mut a = connect(&server).await;
+    a.set_header("x-scope-orgid", "tenant-a");
+    query(&mut a, INSERT_LOGS).await;
+    // The handshake's username names the tenant.
+    let mut a2 = connect(&server).await;
+    a2.handshake("tenant-a", "").await.unwrap();
+    let rows = query(&mut a2, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["10"]);
+
+    // Another tenant sees nothing, and neither does the default tenant.
+    let mut b = connect(&server).await;
+    b.set_header("x-scope-orgid", "tenant-b");
+    let rows = query(&mut b, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["0"]);
+    let mut anonymous = connect(&server).await;
+    let rows = query(&mut anonymous, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["0"]);
+
+    // A prepared statement's handle is only usable by its tenant.
+    let create = ActionCreatePreparedStatementRequest {
+        query: "SELECT line FROM logs".into(),
+        transaction_id: None,
+    };
+    let mut answers = a
+        .do_action(Action::new(
+            "CreatePreparedStatement",
+            create.as_any().encode_to_vec(),
+        ))
+        .await
+        .unwrap();
+    let answer = answers.message().await.unwrap().unwrap();
+    let created: ActionCreatePreparedStatementResult = Any::decode(&*answer.body)
+        .unwrap()
+        .unpack()
+        .unwrap()
+        .unwrap();
+    let command = CommandPreparedStatementQuery {
+        prepared_statement_handle: created.prepared_statement_handle,
+    };
+    let as_tenant = |tenant: &'static str| {
+        let mut request =
+            tonic::Request::new(FlightDescriptor::new_cmd(command.as_any().encode_to_vec()));
+        request
+            .metadata_mut()
+            .insert("x-scope-orgid", tenant.parse().unwrap());
+        request
+    };
+    let e = b
+        .inner_mut()
+        .get_flight_info(as_tenant("tenant-b"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    let info = a
+        .inner_mut()
+        .get_flight_info(as_tenant("tenant-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        fetch(&mut a, info)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        10
+    );
+
+    // An invalid tenant id is refused with the reason.
+    let mut bad = connect(&server).await;
+    bad.set_header("x-scope-orgid", "..");
+    let e = status(bad.execute("SELECT 1".into(), None).await.unwrap_err());
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("X-Scope-OrgID"), "{}", e.message());
+}
