@@ -22,7 +22,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
@@ -850,6 +852,9 @@ pub fn load(
             })
         })
         .collect();
+    // Only the senders hold the receiver: if they all stop, sends fail
+    // instead of blocking.
+    drop(rx);
     let mut report = LoadReport {
         traces: 0,
         spans: 0,
@@ -921,6 +926,17 @@ fn send(addr: SocketAddr, body: &[u8]) -> Result<()> {
             return Err(Error::Config(format!(
                 "OTLP export failed: {} {}",
                 answer.status, answer.body
+            )));
+        }
+        // Spans refused inside an OK answer would make the figures lie.
+        let response = ExportTraceServiceResponse::decode(answer.bytes.as_slice())
+            .map_err(|e| Error::Config(format!("OTLP answer is not a protobuf response: {e}")))?;
+        if let Some(partial) = response.partial_success
+            && partial.rejected_spans > 0
+        {
+            return Err(Error::Config(format!(
+                "o11ydb rejected {} spans: {}",
+                partial.rejected_spans, partial.error_message
             )));
         }
         return Ok(());

@@ -15,3 +15,4 @@ mod promql_differential;
 mod pruning;
 mod remote_write;
 mod sql;
+mod traces_bench;
