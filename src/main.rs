@@ -97,6 +97,68 @@ enum BenchCommand {
     /// Log search and LogQL query times on generated logs (benches/logql.sh adds ripgrep and DuckDB).
     #[command(subcommand)]
     Logql(LogqlBenchCommand),
+    /// Trace query times on generated traces (benches/traces.sh adds DuckDB).
+    #[command(subcommand)]
+    Traces(TracesBenchCommand),
+}
+
+#[derive(Subcommand)]
+enum TracesBenchCommand {
+    /// Generate the trace set, send it to o11ydb over OTLP/HTTP, flush; report spans/s.
+    Data(TracesDataArgs),
+    /// Time each benchmark query over pgwire (medians) and print a table.
+    Query(TracesQueryArgs),
+}
+
+/// The trace set's size and place in time (the same arguments give the same spans).
+#[derive(clap::Args)]
+struct TracesDatasetArgs {
+    /// Spans to generate (whole traces, about).
+    #[arg(long, default_value_t = 1_000_000)]
+    spans: u64,
+    /// Hours the traces are spread over.
+    #[arg(long, default_value_t = 1)]
+    hours: i64,
+    /// Start time of the last trace, ns since the epoch.
+    #[arg(long)]
+    end_ns: i64,
+}
+
+impl TracesDatasetArgs {
+    fn dataset(&self) -> o11ydb::bench::traces::TracesDataset {
+        o11ydb::bench::traces::TracesDataset {
+            spans: self.spans,
+            hours: self.hours,
+            end_ns: self.end_ns,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TracesDataArgs {
+    #[command(flatten)]
+    dataset: TracesDatasetArgs,
+    /// o11ydb's HTTP address (OTLP/HTTP `/v1/traces`, then `/flush`).
+    #[arg(long)]
+    push: SocketAddr,
+    /// Spans per export request (whole traces, about).
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+#[derive(clap::Args)]
+struct TracesQueryArgs {
+    #[command(flatten)]
+    dataset: TracesDatasetArgs,
+    /// o11ydb's pgwire address.
+    #[arg(long)]
+    pg: SocketAddr,
+    /// Timed runs per query (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
 }
 
 #[derive(Subcommand)]
@@ -369,6 +431,34 @@ fn main() -> anyhow::Result<()> {
             let dataset = args.dataset.dataset();
             let bytes = o11ydb::bench::logql::load(&dataset, args.text.as_deref(), args.push)?;
             println!("{bytes} bytes of log lines");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Traces(TracesBenchCommand::Data(args))) => {
+            let dataset = args.dataset.dataset();
+            let r = o11ydb::bench::traces::load(&dataset, args.push, args.batch, args.connections)?;
+            println!("traces\t{}", r.traces);
+            println!("spans\t{}", r.spans);
+            println!("requests\t{}\t{} bytes", r.requests, r.request_bytes);
+            println!("ingest seconds\t{:.3}", r.ingest.as_secs_f64());
+            println!("ingest spans/s\t{:.0}", r.spans_per_second());
+            println!("flush seconds\t{:.3}", r.flush.as_secs_f64());
+            println!("needle\t{}", dataset.needle());
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Traces(TracesBenchCommand::Query(args))) => {
+            let dataset = args.dataset.dataset();
+            let needle = dataset.needle();
+            let conn = format!(
+                "host={} port={} user=o11ydb dbname=o11ydb",
+                args.pg.ip(),
+                args.pg.port()
+            );
+            let timings =
+                runtime.block_on(o11ydb::bench::traces::query(&conn, &needle, args.runs))?;
+            println!("needle\t{needle}");
+            for (name, median, digest) in timings {
+                println!("{name}\t{:.4}\t{digest}", median.as_secs_f64());
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Logql(LogqlBenchCommand::Query(args))) => {

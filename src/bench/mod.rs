@@ -9,3 +9,4 @@ pub mod promql;
 pub mod samples;
 pub mod scrape_dataset;
 pub mod storage;
+pub mod traces;

@@ -11,7 +11,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    /// The body as text (invalid UTF-8 replaced), for JSON and error messages.
     pub body: String,
+    /// The body's bytes, for protobuf answers.
+    pub bytes: Vec<u8>,
 }
 
 /// `/api/v1/query_range?query=…&start=…&end=…&step=…` (times in ms, sent as seconds).
@@ -133,7 +136,8 @@ fn parse_answer(raw: &[u8]) -> std::io::Result<Answer> {
     };
     Ok(Answer {
         status,
-        body: String::from_utf8(body).map_err(|_| bad("answer is not UTF-8"))?,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     })
 }
 

@@ -63,6 +63,7 @@ impl DisplayAs for DecodeBlockExec {
                 Stored::Plain(_) => None,
                 Stored::PackedMap(_) => Some(format!("{}(labels)", field.name())),
                 Stored::Decimal { .. } => Some(format!("{}(decimal)", field.name())),
+                Stored::EndTime { .. } => Some(format!("{}(start+duration)", field.name())),
             })
             .collect();
         write!(f, "DecodeBlockExec: decode=[{}]", decoded.join(", "))

@@ -310,3 +310,127 @@ pub fn tables_for(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, RecordBatch};
+    use arrow::datatypes::{Field, Int64Type, Schema, TimestampNanosecondType};
+    use object_store::path::Path as StorePath;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use parquet::arrow::ArrowWriter;
+
+    use crate::engine::Engine;
+    use crate::model::Signal;
+    use crate::model::builders::{SpanRow, SpansBuilder};
+    use crate::storage::manifest::{BlockMeta, Layout};
+    use crate::storage::{block, bloom, codec};
+
+    /// Span blocks written before `end_time` was derived on read still
+    /// carry the column; they must answer exactly like new blocks.
+    #[tokio::test]
+    async fn span_blocks_with_a_stored_end_time_still_read() {
+        let (engine, dir) = Engine::open_scratch("o11ydb-legacy-spans").await.unwrap();
+        let mut b = SpansBuilder::new();
+        for (i, (start, end)) in [(5_000i64, 9_000i64), (1_000, 1_000), (3_000, 70_000)]
+            .into_iter()
+            .enumerate()
+        {
+            b.push(SpanRow {
+                trace_id: format!("{:032x}", 7),
+                span_id: format!("{:016x}", i + 1),
+                name: "GET /".into(),
+                kind: "server",
+                service: "api".into(),
+                start_ns: start,
+                end_ns: end,
+                status_code: "unset",
+                ..Default::default()
+            });
+        }
+        let batch = crate::model::normalize::normalize(Signal::Spans, &b.finish()).unwrap();
+        // The old layout: today's storage columns plus end_time after start_time.
+        let sorted = block::sort_for_block(Signal::Spans, &batch).unwrap();
+        let stored = codec::encode_for_block(Signal::Spans, &sorted).unwrap();
+        let at = stored.schema().index_of("start_time").unwrap() + 1;
+        let mut fields: Vec<Field> = stored
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns = stored.columns().to_vec();
+        let end_field = Signal::Spans
+            .schema()
+            .field_with_name("end_time")
+            .unwrap()
+            .clone();
+        fields.insert(at, end_field);
+        columns.insert(at, sorted.column_by_name("end_time").unwrap().clone());
+        let legacy = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let mut parquet = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut parquet, legacy.schema(), None).unwrap();
+        writer.write(&legacy).unwrap();
+        writer.close().unwrap();
+
+        let storage = engine.ingester().storage();
+        let layout = Layout::new("t", Signal::Spans);
+        let store = storage.object_store();
+        let index = bloom::build_block_bloom(Signal::Spans, &batch).encode();
+        let meta = BlockMeta {
+            id: "legacy".into(),
+            min_time: 1_000,
+            max_time: 5_000,
+            rows: 3,
+            bytes: parquet.len() as u64,
+            index_bytes: index.len() as u64,
+            created_at_ms: 0,
+        };
+        store
+            .put(
+                &StorePath::from(layout.index("legacy")),
+                PutPayload::from(index),
+            )
+            .await
+            .unwrap();
+        store
+            .put(
+                &StorePath::from(layout.block("legacy")),
+                PutPayload::from(parquet),
+            )
+            .await
+            .unwrap();
+        let manifest = storage
+            .publish("t", Signal::Spans, vec![meta], None)
+            .await
+            .unwrap();
+        storage.install(manifest);
+
+        let ctx = engine.session("t").await.unwrap();
+        let rows = ctx
+            .sql(
+                "SELECT end_time, duration_ns FROM spans \
+                 WHERE end_time >= to_timestamp_nanos(9000) ORDER BY end_time",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let batch = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+        let ends: Vec<i64> = batch
+            .column(0)
+            .as_primitive::<TimestampNanosecondType>()
+            .values()
+            .to_vec();
+        let durations: Vec<i64> = batch
+            .column(1)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(ends, vec![9_000, 70_000]);
+        assert_eq!(durations, vec![4_000, 67_000]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! * `GET /ready` — 200 once the engine is open (Loki/Mimir/Tempo convention).
 //! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
-//! * `GET /debug/storage` — blocks, rows and WAL size per tenant and signal, as JSON.
+//! * `GET /debug/storage` — blocks, rows, block and index bytes and WAL size per tenant and
+//!   signal, as JSON.
 //! * `GET /metrics` — self-monitoring in the Prometheus text format.
 //! * `POST /api/v1/push`, `/api/v1/write` — Prometheus remote write (see `push`).
 //! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
@@ -87,6 +88,7 @@ async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse 
                     "blocks": manifest.blocks.len(),
                     "block_rows": manifest.total_rows(),
                     "block_bytes": manifest.total_bytes(),
+                    "index_bytes": manifest.total_index_bytes(),
                     "head_rows": head_rows,
                 }),
             );

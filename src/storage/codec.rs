@@ -8,6 +8,12 @@
 //! dictionary it costs a few bits per run instead of a map's per-entry
 //! repetition levels. Reading decodes each distinct dictionary value once
 //! and expands it with `take`.
+//!
+//! A span's `end_time` is not stored: it is `start_time + duration_ns`
+//! (normalisation derives the duration from the two), rebuilt on read. Span
+//! blocks written before that carry an `end_time` column too; readers project
+//! the storage schema, so that column is never read and both kinds of blocks
+//! answer alike.
 
 use std::sync::{Arc, LazyLock};
 
@@ -40,6 +46,8 @@ pub enum Stored {
         exponent: usize,
         float: usize,
     },
+    /// A timestamp rebuilt as `start + duration` (ns) from two storage columns.
+    EndTime { start: usize, duration: usize },
 }
 
 /// A signal's block schema and where each table column lives in it.
@@ -56,6 +64,11 @@ impl BlockLayout {
         let mut columns = Vec::new();
         for f in signal.schema().fields() {
             let stored = match f.data_type() {
+                // Placeholder: resolved below, once both source columns have a place.
+                _ if signal == Signal::Spans && f.name() == "end_time" => Stored::EndTime {
+                    start: usize::MAX,
+                    duration: usize::MAX,
+                },
                 DataType::Map(..) => {
                     fields.push(Field::new(f.name(), packed_map_type(), f.is_nullable()));
                     Stored::PackedMap(fields.len() - 1)
@@ -90,6 +103,18 @@ impl BlockLayout {
             };
             columns.push(stored);
         }
+        let place = |name: &str| -> usize {
+            fields
+                .iter()
+                .position(|f: &Field| f.name() == name)
+                .expect("source column of a derived column is stored")
+        };
+        for c in columns.iter_mut() {
+            if let Stored::EndTime { start, duration } = c {
+                *start = place("start_time");
+                *duration = place("duration_ns");
+            }
+        }
         BlockLayout {
             schema: Arc::new(Schema::new(fields)),
             columns,
@@ -122,6 +147,10 @@ impl BlockLayout {
                     mantissa: position(mantissa),
                     exponent: position(exponent),
                     float: position(float),
+                },
+                Stored::EndTime { start, duration } => Stored::EndTime {
+                    start: position(start),
+                    duration: position(duration),
                 },
             })
             .collect();
@@ -354,6 +383,8 @@ pub fn encode_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBat
                 columns[exponent] = Some(e);
                 columns[float] = Some(f);
             }
+            // Derived on read.
+            Stored::EndTime { .. } => {}
         }
     }
     let columns = columns
@@ -376,8 +407,29 @@ pub fn decode_columns(storage: &[ArrayRef], decoders: &[Stored]) -> Result<Vec<A
                 exponent,
                 float,
             } => decode_decimal(&storage[mantissa], &storage[exponent], &storage[float]),
+            Stored::EndTime { start, duration } => {
+                decode_end_time(&storage[start], &storage[duration])
+            }
         })
         .collect()
+}
+
+/// `start + duration`, keeping the start column's type (and time zone).
+fn decode_end_time(start: &ArrayRef, duration: &ArrayRef) -> Result<ArrayRef> {
+    use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+    let (Some(start_ns), Some(duration_ns)) = (
+        start.as_primitive_opt::<TimestampNanosecondType>(),
+        duration.as_primitive_opt::<Int64Type>(),
+    ) else {
+        return Err(Error::Storage(format!(
+            "span block has start_time {} and duration_ns {}: expected Timestamp(ns) and Int64",
+            start.data_type(),
+            duration.data_type()
+        )));
+    };
+    let end: arrow::array::PrimitiveArray<TimestampNanosecondType> =
+        arrow::compute::kernels::arity::binary(start_ns, duration_ns, |s, d| s.wrapping_add(d))?;
+    Ok(Arc::new(end.with_data_type(start.data_type().clone())))
 }
 
 /// Decodes a packed column (dictionary or plain binary) back into a map column.

@@ -60,6 +60,11 @@ impl Manifest {
     pub fn total_bytes(&self) -> u64 {
         self.blocks.iter().map(|b| b.bytes).sum()
     }
+
+    /// Bytes of the blocks' bloom index sidecars.
+    pub fn total_index_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.index_bytes).sum()
+    }
 }
 
 /// Object-store paths of a tenant's signal.

@@ -20,3 +20,4 @@ mod service_graph;
 mod sql;
 mod tempo_api;
 mod traceql_api;
+mod traces_bench;

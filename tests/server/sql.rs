@@ -114,6 +114,12 @@ async fn rows_read_back_the_same_from_head_and_blocks() {
     server.flush();
     let (_, status) = server.http_get("/debug/storage");
     assert!(status.contains("\"blocks\":1"), "{status}");
+    let storage: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let spans = &storage["tenants"]["anonymous"]["spans"];
+    assert!(
+        spans["block_bytes"].as_u64().unwrap() > 0 && spans["index_bytes"].as_u64().unwrap() > 0,
+        "Parquet and bloom index bytes are reported: {status}"
+    );
     let from_blocks = read(client.query(query, &[]).await.unwrap());
     assert_eq!(
         from_head, from_blocks,

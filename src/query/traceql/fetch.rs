@@ -62,7 +62,15 @@ pub fn candidate_filter(e: &SpansetExpr) -> Option<Expr> {
             | SpansetOp::NotAncestor
             | SpansetOp::NotSibling => candidate_filter(r),
             // Both sides must match: either side restricts the traces.
-            _ => candidate_filter(l).or_else(|| candidate_filter(r)),
+            SpansetOp::And
+            | SpansetOp::UnionChild
+            | SpansetOp::UnionParent
+            | SpansetOp::UnionDescendant
+            | SpansetOp::UnionAncestor
+            | SpansetOp::UnionSibling => candidate_filter(l).or_else(|| candidate_filter(r)),
+            // The right side's spans are returned, and queries name them
+            // most precisely ("{ a } > { failing b }"): start from them.
+            _ => candidate_filter(r).or_else(|| candidate_filter(l)),
         },
         SpansetExpr::Pipeline(stages) => match stages.first() {
             Some(Stage::Spanset(first)) => candidate_filter(first),
