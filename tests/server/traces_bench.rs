@@ -42,7 +42,13 @@ async fn traces_bench_loads_and_answers_every_query() {
             .map(|(_, _, d)| d.clone())
             .unwrap()
     };
-    assert_eq!(answers.len(), 5);
+    assert_eq!(answers.len(), 6);
+    // TraceQL's structural operator finds exactly what the SQL self-join finds.
+    assert_eq!(
+        digest("TraceQL structural"),
+        digest("structural: checkout"),
+        "{answers:?}"
+    );
     assert!(
         digest("trace by id").starts_with(&format!("{expected} rows")),
         "{answers:?}"
