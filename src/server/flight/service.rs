@@ -100,6 +100,18 @@ impl FlightSql {
         Ok(Response::new(info))
     }
 
+    /// The FlightInfo of a metadata command for an authenticated caller:
+    /// the command itself is the ticket.
+    fn command_info(
+        &self,
+        schema: &arrow::datatypes::Schema,
+        command: arrow_flight::sql::Any,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.tenant(request.metadata())?;
+        Self::info(schema, command.encode_to_vec(), request.into_inner())
+    }
+
     fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
         Response::new(statements::encode(
             batch.schema(),
@@ -278,12 +290,10 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        let schema = query.clone().into_builder(metadata::sql_info()).schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.command_info(
+            &query.clone().into_builder(metadata::sql_info()).schema(),
+            query.as_any(),
+            request,
         )
     }
 
@@ -305,13 +315,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        let schema = query.into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query.into_builder().schema(), query.as_any(), request)
     }
 
     async fn do_get_catalogs(
@@ -328,12 +332,10 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.command_info(
+            &query.clone().into_builder().schema(),
+            query.as_any(),
+            request,
         )
     }
 
@@ -351,12 +353,10 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.command_info(
+            &query.clone().into_builder().schema(),
+            query.as_any(),
+            request,
         )
     }
 
@@ -374,13 +374,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        let schema = query.into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query.into_builder().schema(), query.as_any(), request)
     }
 
     async fn do_get_table_types(
@@ -397,12 +391,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.tenant(request.metadata())?;
-        Self::info(
-            &metadata::primary_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&metadata::primary_keys_schema(), query.as_any(), request)
     }
 
     async fn do_get_primary_keys(
