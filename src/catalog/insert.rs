@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
@@ -68,25 +69,78 @@ impl DataSink for IngestSink {
     ) -> Result<u64> {
         let mut rows = 0u64;
         while let Some(batch) = data.next().await {
-            let batch = normalize(self.signal, &batch?)?;
-            let cost = match self.signal {
-                Signal::Logs => arrow::array::AsArray::as_string::<i32>(batch.column(2))
-                    .values()
-                    .len() as f64,
-                _ => batch.num_rows() as f64,
-            };
-            let decoded = Decoded {
-                signal: self.signal,
-                batches: vec![batch],
-                discards: Discards::default(),
-                cost,
-            };
-            rows += self
-                .distributor
-                .push(&self.tenant, decoded)
-                .await
-                .map_err(Error::Push)?;
+            rows += self.write_batch(&batch?).await?;
         }
         Ok(rows)
+    }
+}
+
+impl IngestSink {
+    /// Normalises one batch of the signal's relaxed schema and pushes it
+    /// through the distributor; the rows written once durable.
+    pub async fn write_batch(&self, batch: &RecordBatch) -> crate::error::Result<u64> {
+        let batch = normalize(self.signal, batch)?;
+        let cost = match self.signal {
+            Signal::Logs => arrow::array::AsArray::as_string::<i32>(batch.column(2))
+                .values()
+                .len() as f64,
+            _ => batch.num_rows() as f64,
+        };
+        let decoded = Decoded {
+            signal: self.signal,
+            batches: vec![batch],
+            discards: Discards::default(),
+            cost,
+        };
+        Ok(self.distributor.push(&self.tenant, decoded).await?)
+    }
+
+    /// A client's batch in the signal's relaxed schema: columns matched by
+    /// name and cast to the table's types, missing ones defaulted as in an
+    /// `INSERT` (or null, so normalisation names a required column); an
+    /// unknown column is an error naming it.
+    pub fn conform(&self, batch: &RecordBatch) -> crate::error::Result<RecordBatch> {
+        let schema = batch.schema();
+        if let Some(unknown) = schema
+            .fields()
+            .iter()
+            .find(|f| self.schema.field_with_name(f.name()).is_err())
+        {
+            return Err(Error::InvalidValue {
+                table: self.signal.table_name(),
+                column: unknown.name().clone(),
+                row: 0,
+                reason: format!("no column {:?} in {}", unknown.name(), self.signal),
+            });
+        }
+        let defaults = super::column_default_values(self.signal);
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| match batch.column_by_name(field.name()) {
+                Some(c) if c.data_type() == field.data_type() => Ok(c.clone()),
+                Some(c) => {
+                    arrow::compute::cast(c, field.data_type()).map_err(|e| Error::InvalidValue {
+                        table: self.signal.table_name(),
+                        column: field.name().clone(),
+                        row: 0,
+                        reason: format!(
+                            "cannot cast {} to {}: {e}",
+                            c.data_type(),
+                            field.data_type()
+                        ),
+                    })
+                }
+                None => match defaults.get(field.name()) {
+                    Some(v) => Ok(v.to_array_of_size(batch.num_rows())?),
+                    None => Ok(arrow::array::new_null_array(
+                        field.data_type(),
+                        batch.num_rows(),
+                    )),
+                },
+            })
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }

@@ -74,9 +74,10 @@ impl SignalTable {
     }
 }
 
-/// Defaults for columns an `INSERT` may leave out: empty maps, the derived
-/// ids (recomputed on ingest anyway) and the span enums.
-fn column_defaults(signal: Signal) -> HashMap<String, Expr> {
+/// Defaults for columns an `INSERT` (or a Flight bulk ingest) may leave
+/// out: empty maps, the derived ids (recomputed on ingest anyway) and the
+/// span enums.
+pub fn column_default_values(signal: Signal) -> HashMap<String, ScalarValue> {
     let mut out = HashMap::new();
     for field in signal.schema().fields() {
         let value = match field.data_type() {
@@ -92,10 +93,17 @@ fn column_defaults(signal: Signal) -> HashMap<String, Expr> {
             },
         };
         if let Some(v) = value {
-            out.insert(field.name().clone(), Expr::Literal(v, None));
+            out.insert(field.name().clone(), v);
         }
     }
     out
+}
+
+fn column_defaults(signal: Signal) -> HashMap<String, Expr> {
+    column_default_values(signal)
+        .into_iter()
+        .map(|(k, v)| (k, Expr::Literal(v, None)))
+        .collect()
 }
 
 #[async_trait]

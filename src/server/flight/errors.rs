@@ -28,6 +28,19 @@ pub fn from_engine(err: &crate::error::Error) -> Status {
     Status::internal(err.to_string())
 }
 
+/// The status of a refused ingest: bad rows are `INVALID_ARGUMENT`, a rate
+/// limit `RESOURCE_EXHAUSTED`, an overloaded or failing write path
+/// `UNAVAILABLE` (retry later), each with the message.
+pub fn from_ingest(err: &crate::error::Error) -> Status {
+    let message = err.to_string();
+    match &err.sqlstate()[..2] {
+        "22" | "23" | "42" => Status::invalid_argument(message),
+        "53" if err.sqlstate() == "53400" => Status::resource_exhausted(message),
+        "53" => Status::unavailable(message),
+        _ => Status::internal(message),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

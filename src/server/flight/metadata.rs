@@ -50,7 +50,7 @@ pub fn sql_info() -> &'static SqlInfoData {
             SqlSupportedTransaction::None as i32,
         );
         b.append(SqlInfo::FlightSqlServerCancel, false);
-        b.append(SqlInfo::FlightSqlServerBulkIngestion, false);
+        b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
         b.append(SqlInfo::SqlDdlCatalog, false);
         b.append(SqlInfo::SqlDdlSchema, false);
         b.append(SqlInfo::SqlDdlTable, false);

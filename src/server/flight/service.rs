@@ -22,22 +22,23 @@ use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::prelude::SessionContext;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Auth;
-use super::errors::{from_datafusion, from_engine};
+use super::errors::{from_datafusion, from_engine, from_ingest};
 use super::metadata;
 use super::statements::{self, FlightStream, PreparedStatements};
 use crate::engine::Engine;
@@ -216,6 +217,44 @@ impl FlightSqlService for FlightSql {
             dataset_schema: ipc_schema(&dataset)?,
             parameter_schema: ipc_schema(&parameters)?,
         })
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        let signal: crate::model::Signal = command.table.parse().map_err(|_| {
+            Status::invalid_argument(format!(
+                "cannot ingest into {:?}: the tables are logs, samples and spans",
+                command.table
+            ))
+        })?;
+        if command.temporary {
+            return Err(Status::invalid_argument(
+                "temporary tables are not supported; ingest into logs, samples or spans",
+            ));
+        }
+        let sink = crate::catalog::insert::IngestSink::new(
+            &tenant,
+            signal,
+            self.engine.distributor().clone(),
+        );
+        let mut batches = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let mut rows = 0u64;
+        while let Some(batch) = batches.next().await {
+            let batch = batch
+                .map_err(|e| Status::invalid_argument(format!("cannot read the batches: {e}")))?;
+            let batch = sink.conform(&batch).map_err(|e| from_ingest(&e))?;
+            rows += sink
+                .write_batch(&batch)
+                .await
+                .map_err(|e| from_ingest(&e))?;
+        }
+        Ok(rows as i64)
     }
 
     async fn do_put_prepared_statement_query(
