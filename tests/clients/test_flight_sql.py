@@ -103,3 +103,33 @@ def test_tenants(server, conn):
     with connect(server) as c, c.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM logs")
         assert cur.fetchone() == (0,)
+
+
+def test_bulk_ingest_appends_arrow_tables(server):
+    """cursor.adbc_ingest: a pyarrow table into `spans` of the caller's
+    tenant (columns left out take their defaults), then read back."""
+    spans = pa.table(
+        {
+            "trace_id": ["ab" * 16] * 3,
+            "span_id": [f"{i:016x}" for i in range(1, 4)],
+            "parent_span_id": [None, f"{1:016x}", f"{1:016x}"],
+            "name": ["GET /", "SELECT", "SET"],
+            "service": ["py-bulk", "py-bulk", "py-bulk"],
+            "start_time": pa.array([1767225600000000000 + i for i in range(3)], pa.timestamp("ns", "UTC")),
+            "end_time": pa.array([1767225600005000000 + i for i in range(3)], pa.timestamp("ns", "UTC")),
+        }
+    )
+    with connect(server, **{HEADER + "x-scope-orgid": "py-bulk"}) as c:
+        with c.cursor() as cur:
+            assert cur.adbc_ingest("spans", spans, mode="append") == 3
+            cur.execute("SELECT name, kind, duration_ns FROM spans ORDER BY name")
+            rows = cur.fetch_arrow_table().to_pylist()
+    assert rows == [
+        {"name": "GET /", "kind": "unspecified", "duration_ns": 5000000},
+        {"name": "SELECT", "kind": "unspecified", "duration_ns": 5000000},
+        {"name": "SET", "kind": "unspecified", "duration_ns": 5000000},
+    ]
+    with connect(server, **{HEADER + "x-scope-orgid": "py-bulk"}) as c:
+        with c.cursor() as cur:
+            with pytest.raises(adbc_driver_manager.Error, match="the tables are logs, samples and spans"):
+                cur.adbc_ingest("nowhere", spans, mode="append")
