@@ -247,14 +247,18 @@ pub fn http_send(
     (r.status, r.body)
 }
 
-/// An HTTP answer: status, headers (names lower-cased) and body text.
-pub struct HttpAnswer {
+/// An HTTP answer: status, headers (names lower-cased) and body — text
+/// ([`HttpAnswer`]) or bytes ([`HttpRawAnswer`], protobuf answers).
+pub struct Answer<B> {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: B,
 }
 
-impl HttpAnswer {
+pub type HttpAnswer = Answer<String>;
+pub type HttpRawAnswer = Answer<Vec<u8>>;
+
+impl<B> Answer<B> {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
@@ -277,23 +281,6 @@ pub fn http_exchange(
         status: raw.status,
         headers: raw.headers,
         body: String::from_utf8_lossy(&raw.body).to_string(),
-    }
-}
-
-/// An HTTP answer with its body as bytes (protobuf answers).
-pub struct HttpRawAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpRawAnswer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
     }
 }
 
