@@ -165,7 +165,8 @@ fn uses_scope(e: &FieldExpr, events: bool) -> bool {
     }
 }
 
-fn attribute_uses_scope(a: &Attribute, events: bool) -> bool {
+/// Whether `a` is an event (`events`) or link field.
+pub(super) fn attribute_uses_scope(a: &Attribute, events: bool) -> bool {
     match (a, events) {
         (Attribute::Named { scope, .. }, true) => *scope == Scope::Event,
         (Attribute::Named { scope, .. }, false) => *scope == Scope::Link,

@@ -424,11 +424,109 @@ pub fn decode_spans(batch: &RecordBatch, out: &mut HashMap<String, Vec<Span>>) -
     Ok(())
 }
 
-/// Whether any filter of the query names event or link fields.
+/// Calls `f` with every attribute the query names: in filters, aggregates,
+/// `by()`, `select()` and metrics functions.
+fn visit_attributes(root: &Root, f: &mut impl FnMut(&Attribute)) {
+    fn field(e: &FieldExpr, f: &mut impl FnMut(&Attribute)) {
+        match e {
+            FieldExpr::Static(_) => {}
+            FieldExpr::Attribute(a) => f(a),
+            FieldExpr::Binary(_, l, r) => {
+                field(l, f);
+                field(r, f);
+            }
+            FieldExpr::Unary(_, e) => field(e, f),
+        }
+    }
+    fn scalar(e: &ScalarExpr, f: &mut impl FnMut(&Attribute)) {
+        match e {
+            ScalarExpr::Static(_) | ScalarExpr::Aggregate(_, None) => {}
+            ScalarExpr::Aggregate(_, Some(arg)) => field(arg, f),
+            ScalarExpr::Binary(_, l, r) => {
+                scalar(l, f);
+                scalar(r, f);
+            }
+        }
+    }
+    fn spans(e: &SpansetExpr, f: &mut impl FnMut(&Attribute)) {
+        match e {
+            SpansetExpr::Filter(e) => field(e, f),
+            SpansetExpr::Op(_, l, r) => {
+                spans(l, f);
+                spans(r, f);
+            }
+            SpansetExpr::Pipeline(stages) => {
+                for stage in stages {
+                    match stage {
+                        Stage::Spanset(e) => spans(e, f),
+                        Stage::ScalarFilter(sf) => {
+                            scalar(&sf.lhs, f);
+                            scalar(&sf.rhs, f);
+                        }
+                        Stage::By(e) => field(e, f),
+                        Stage::Coalesce => {}
+                        Stage::Select(attrs) => attrs.iter().for_each(&mut *f),
+                    }
+                }
+            }
+        }
+    }
+    fn metrics(m: &MetricsExpr, f: &mut impl FnMut(&Attribute)) {
+        match m {
+            MetricsExpr::Pipeline {
+                spans: s,
+                aggregate,
+                ..
+            } => {
+                spans(s, f);
+                aggregate.attribute.iter().for_each(&mut *f);
+                aggregate.by.iter().for_each(&mut *f);
+                if let Some((filter, ..)) = &aggregate.compare {
+                    field(filter, f);
+                }
+            }
+            MetricsExpr::Binary(_, l, r) => {
+                metrics(l, f);
+                metrics(r, f);
+            }
+            MetricsExpr::Scalar(_) => {}
+            MetricsExpr::Staged(inner, _) => metrics(inner, f),
+        }
+    }
+    match &root.query {
+        Query::Spans(s) => spans(s, f),
+        Query::Metrics(m) => metrics(m, f),
+    }
+}
+
+/// Whether the query names event or link fields, so those columns are read.
 pub fn needs(root: &Root) -> Needs {
-    let text = root.to_string();
-    Needs {
-        events: text.contains("event.") || text.contains("event:"),
-        links: text.contains("link.") || text.contains("link:"),
+    let mut needs = Needs::default();
+    visit_attributes(root, &mut |a| {
+        needs.events |= super::eval::attribute_uses_scope(a, true);
+        needs.links |= super::eval::attribute_uses_scope(a, false);
+    });
+    needs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs_of(q: &str) -> (bool, bool) {
+        let n = needs(&crate::query::traceql::parse(q).unwrap());
+        (n.events, n.links)
+    }
+
+    #[test]
+    fn event_and_link_columns_are_read_only_when_named() {
+        assert_eq!(needs_of(r#"{ name = "event.link:x" }"#), (false, false));
+        assert_eq!(needs_of(r#"{ event:name = "exception" }"#), (true, false));
+        assert_eq!(needs_of("{ } | select(link.kind)"), (false, true));
+        assert_eq!(
+            needs_of("{ } | avg(event:timeSinceStart) > 1s"),
+            (true, false)
+        );
+        assert_eq!(needs_of("{ } | rate() by (link:traceID)"), (false, true));
     }
 }
