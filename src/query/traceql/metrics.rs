@@ -425,25 +425,17 @@ fn second_stages(mut series: Vec<Series>, stages: &[SecondStage]) -> Vec<Series>
 /// Keeps, at each timestamp, the samples of the `k` largest (smallest)
 /// series; series left without samples are dropped.
 fn top_k(mut series: Vec<Series>, k: usize, largest: bool) -> Vec<Series> {
-    let mut timestamps: Vec<i64> = series
-        .iter()
-        .flat_map(|s| s.samples.iter().map(|(t, _)| *t))
-        .collect();
-    timestamps.sort_unstable();
-    timestamps.dedup();
+    // Each timestamp's samples, gathered in one pass over the series.
+    let mut by_time: BTreeMap<i64, Vec<(usize, f64)>> = BTreeMap::new();
+    for (i, s) in series.iter().enumerate() {
+        for &(t, v) in &s.samples {
+            if !v.is_nan() {
+                by_time.entry(t).or_default().push((i, v));
+            }
+        }
+    }
     let mut keep: Vec<std::collections::HashSet<i64>> = vec![Default::default(); series.len()];
-    for t in timestamps {
-        let mut at: Vec<(usize, f64)> = series
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.samples
-                    .iter()
-                    .find(|(ts, _)| *ts == t)
-                    .map(|(_, v)| (i, *v))
-            })
-            .filter(|(_, v)| !v.is_nan())
-            .collect();
+    for (t, mut at) in by_time {
         at.sort_by(|a, b| {
             if largest {
                 b.1.total_cmp(&a.1)
@@ -486,15 +478,11 @@ fn binary(
         _ => a / b,
     };
     let combine = |l: &Series, r: &Series, labels: Vec<(String, String)>| {
+        let right: std::collections::HashMap<i64, f64> = r.samples.iter().copied().collect();
         let samples = l
             .samples
             .iter()
-            .filter_map(|(t, a)| {
-                r.samples
-                    .iter()
-                    .find(|(u, _)| u == t)
-                    .map(|(_, b)| (*t, apply(*a, *b)))
-            })
+            .filter_map(|(t, a)| right.get(t).map(|b| (*t, apply(*a, *b))))
             .collect();
         Series {
             labels,
@@ -584,6 +572,43 @@ mod tests {
             .collect();
         assert_eq!(picked.len(), 3);
         assert_eq!(spread((0..2).map(e).collect(), 3).len(), 2);
+    }
+
+    #[test]
+    fn top_k_keeps_the_largest_series_per_timestamp() {
+        let series = |name: &str, samples: Vec<(i64, f64)>| Series {
+            labels: vec![("s".into(), name.into())],
+            samples,
+            exemplars: Vec::new(),
+        };
+        let input = vec![
+            series("a", vec![(1, 1.0), (2, 5.0)]),
+            series("b", vec![(1, 3.0), (2, 2.0)]),
+            series("c", vec![(1, 2.0), (2, f64::NAN)]),
+        ];
+        let top = top_k(input.clone(), 1, true);
+        assert_eq!(
+            top.iter()
+                .map(|s| (s.labels[0].1.as_str(), s.samples.clone()))
+                .collect::<Vec<_>>(),
+            [("a", vec![(2, 5.0)]), ("b", vec![(1, 3.0)])]
+        );
+        let bottom = top_k(input, 1, false);
+        assert_eq!(
+            bottom
+                .iter()
+                .map(|s| (s.labels[0].1.as_str(), s.samples.clone()))
+                .collect::<Vec<_>>(),
+            [("a", vec![(1, 1.0)]), ("b", vec![(2, 2.0)])]
+        );
+        let sum = binary(
+            BinaryOp::Add,
+            vec![series("a", vec![(1, 1.0), (2, 2.0)])],
+            vec![series("a", vec![(2, 10.0), (3, 1.0)])],
+            false,
+            false,
+        );
+        assert_eq!(sum[0].samples, [(2, 12.0)]);
     }
 
     #[test]
