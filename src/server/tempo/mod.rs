@@ -113,6 +113,10 @@ pub(crate) fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionCon
 
 pub(crate) const SECOND_NS: i64 = 1_000_000_000;
 
+/// The window of a search or tag request without `start`/`end`: the last
+/// hour, Tempo's "recent data".
+pub(crate) const DEFAULT_WINDOW_NS: i64 = 3600 * SECOND_NS;
+
 /// A Tempo `start`/`end` parameter: whole unix epoch seconds, as
 /// nanoseconds; `None` when absent or empty.
 pub(crate) fn seconds_param(request: &ApiRequest, name: &str) -> Result<Option<i64>, Failure> {

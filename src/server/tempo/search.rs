@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::{Failure, SECOND_NS, count_param, json_response, now_ns, session};
+use super::{DEFAULT_WINDOW_NS, Failure, SECOND_NS, count_param, json_response, now_ns, session};
 use crate::engine::Engine;
 use crate::query::traceql::ast::Root;
 use crate::query::traceql::eval::Value;
@@ -30,8 +30,6 @@ use crate::query::traceql::search::{self, SearchOptions, TraceMatch};
 use crate::server::prometheus::ApiRequest;
 use crate::server::prometheus::params::parse_duration;
 
-/// Search window when `start`/`end` are absent.
-const DEFAULT_WINDOW_NS: i64 = 3600 * SECOND_NS;
 const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_SPANS_PER_SPANSET: usize = 3;
 /// Exemplars per metrics series when the request does not say.
@@ -93,12 +91,12 @@ fn time_param(request: &ApiRequest, name: &str) -> Result<Option<i64>, Failure> 
 }
 
 /// `(start, end)` in nanoseconds: `end` defaults to now, `start` to
-/// `end − default` (or `end − since`).
-fn window(request: &ApiRequest, default: i64) -> Result<(i64, i64), Failure> {
+/// `end − DEFAULT_WINDOW_NS` (or `end − since`).
+fn window(request: &ApiRequest) -> Result<(i64, i64), Failure> {
     let end = time_param(request, "end")?.unwrap_or_else(now_ns);
     let span = match request.form.get("since") {
         Some(since) => duration_param("since", since)?,
-        None => default,
+        None => DEFAULT_WINDOW_NS,
     };
     let start = time_param(request, "start")?.unwrap_or(end.saturating_sub(span));
     if end <= start {
@@ -200,7 +198,7 @@ async fn run_search(engine: &Engine, request: &ApiRequest) -> Result<Json, Failu
     let text = query_text(request)?;
     let root = parse_query(&text)?;
     search::spans_query(&root).map_err(|e| Failure::BadRequest(e.to_string()))?;
-    let (start_ns, end_ns) = window(request, DEFAULT_WINDOW_NS)?;
+    let (start_ns, end_ns) = window(request)?;
     let limit = count_param(request, "limit")?.unwrap_or(DEFAULT_LIMIT);
     if limit > options.max_search_limit {
         return Err(Failure::BadRequest(format!(
@@ -373,7 +371,7 @@ async fn run_metrics(
             "not a metrics query: add a metrics function such as | rate()".into(),
         ));
     }
-    let (start_ns, end_ns) = window(request, DEFAULT_WINDOW_NS)?;
+    let (start_ns, end_ns) = window(request)?;
     let step_ns = if instant {
         end_ns - start_ns
     } else {

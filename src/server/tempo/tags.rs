@@ -25,12 +25,11 @@ use datafusion::prelude::{Expr, SessionContext, col, lit};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::{Failure, SECOND_NS, count_param, json_response, now_ns, session, time_bounds};
+use super::{
+    DEFAULT_WINDOW_NS, Failure, SECOND_NS, count_param, json_response, now_ns, session, time_bounds,
+};
 use crate::engine::Engine;
 use crate::server::prometheus::ApiRequest;
-
-/// The window searched when a request gives neither `start` nor `end`.
-pub(crate) const DEFAULT_WINDOW_NS: i64 = 3600 * SECOND_NS;
 
 /// The intrinsic tag names Tempo lists under the `intrinsic` scope.
 pub(crate) const INTRINSIC_TAGS: [&str; 25] = [
