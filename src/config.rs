@@ -21,6 +21,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub ingester: IngesterConfig,
     pub query: QueryConfig,
+    /// Splitting, results cache and fair queueing of queries.
+    pub query_frontend: crate::query::frontend::FrontendConfig,
     pub pgwire: PgwireConfig,
     /// Whether a tenant must be named (`X-Scope-OrgID`); when off, requests
     /// without one belong to tenant `anonymous` (Loki's `auth_enabled`).
@@ -45,6 +47,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             ingester: IngesterConfig::default(),
             query: QueryConfig::default(),
+            query_frontend: Default::default(),
             pgwire: PgwireConfig::default(),
             auth_enabled: false,
             limits: crate::ingest::limits::Limits::default(),

@@ -21,6 +21,7 @@ use crate::ingest::limits::LimitsRegistry;
 use crate::ingest::metrics_generator::{self, exemplars::ExemplarStore};
 use crate::ingest::wal::ReplayReport;
 use crate::metrics::Metrics;
+use crate::query::frontend::QueryFrontend;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
@@ -39,6 +40,7 @@ pub struct Engine {
     distributor: Arc<Distributor>,
     metrics: Arc<Metrics>,
     exemplars: Arc<ExemplarStore>,
+    frontend: Arc<QueryFrontend>,
     runtime: Arc<RuntimeEnv>,
     _lock: File,
 }
@@ -116,6 +118,9 @@ impl Engine {
         runtime.register_object_store(datafusion_store_url().as_ref(), store);
 
         let metrics = Arc::new(Metrics::default());
+        let frontend = Arc::new(
+            QueryFrontend::new(&config.query_frontend, metrics.clone()).map_err(Error::Config)?,
+        );
         let distributor = Arc::new(Distributor::new(
             ingester.clone(),
             limits.clone(),
@@ -143,6 +148,7 @@ impl Engine {
                 distributor,
                 metrics,
                 exemplars,
+                frontend,
                 runtime,
                 _lock: lock,
             }),
@@ -168,6 +174,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Query limits, splitting, results cache and the fair queue.
+    pub fn frontend(&self) -> &Arc<QueryFrontend> {
+        &self.frontend
     }
 
     /// Exemplars the metrics generator recorded (in memory only).
@@ -234,6 +245,7 @@ impl Engine {
             "promql",
             Arc::new(crate::query::promql::sql_function::PromqlFunction {
                 options: self.config.query.promql_options(),
+                frontend: Some((self.frontend.clone(), tenant.to_string())),
             }),
         );
         ctx.register_udtf(

@@ -100,6 +100,30 @@ enum BenchCommand {
     /// Trace query times on generated traces (benches/traces.sh adds DuckDB).
     #[command(subcommand)]
     Traces(TracesBenchCommand),
+    /// A 7-day PromQL range query unsplit, split with a cold cache and warm (in process).
+    Frontend(FrontendBenchArgs),
+}
+
+#[derive(clap::Args)]
+struct FrontendBenchArgs {
+    /// Jobs (scrape target groups); each target has 21 series.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Instances per job.
+    #[arg(long, default_value_t = 4)]
+    instances: usize,
+    /// Days of data and of the queried range.
+    #[arg(long, default_value_t = 7)]
+    days: i64,
+    /// Scrape interval.
+    #[arg(long, default_value = "60s", value_parser = o11ydb::config::parse_duration)]
+    interval: std::time::Duration,
+    /// Query step.
+    #[arg(long, default_value = "5m", value_parser = o11ydb::config::parse_duration)]
+    step: std::time::Duration,
+    /// Timed runs of each way (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Subcommand)]
@@ -420,6 +444,42 @@ fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
+        Command::Bench(BenchCommand::Frontend(args)) => {
+            let bench = o11ydb::bench::frontend::FrontendBench {
+                jobs: args.jobs,
+                instances_per_job: args.instances,
+                days: args.days,
+                interval_ms: args.interval.as_millis() as i64,
+                step_ms: args.step.as_millis() as i64,
+                runs: args.runs,
+            };
+            let r = runtime.block_on(o11ydb::bench::frontend::run(&bench))?;
+            println!(
+                "{} samples in {} series, loaded and flushed in {:.1} s",
+                r.samples,
+                r.series,
+                r.load.as_secs_f64()
+            );
+            println!(
+                "| query | parts | series | unsplit | split, cold cache | split, warm cache | cold ÷ unsplit | warm ÷ unsplit |"
+            );
+            println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            for t in r.timings {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                println!(
+                    "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} | {:.3} |",
+                    t.name,
+                    t.parts,
+                    t.series,
+                    ms(t.unsplit),
+                    ms(t.cold),
+                    ms(t.warm),
+                    ms(t.cold) / ms(t.unsplit),
+                    ms(t.warm) / ms(t.unsplit)
+                );
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
         Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Data(args))) => {
             bench_promql_data(args)

@@ -1,4 +1,4 @@
-//! Per-tenant ingest limits, named after Mimir's and Loki's `limits_config`.
+//! Per-tenant ingest and query limits, named after Mimir's and Loki's `limits_config`.
 //!
 //! Defaults come from the `[limits]` section of the config file and each
 //! tenant may override any of them under `[overrides.<tenant>]`. Both are
@@ -34,6 +34,14 @@ pub struct Limits {
     pub spans_ingestion_burst_size: u64,
     /// In-memory series a tenant may have (Mimir `max_global_series_per_user`; 0 = unlimited).
     pub max_global_series_per_user: u64,
+    /// Longest time range a range query may span (Loki/Mimir
+    /// `max_query_length`; 0 = unlimited).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_query_length: Duration,
+    /// How far back in time queries may look (Mimir/Loki
+    /// `max_query_lookback`; 0 = unlimited): earlier starts are moved up.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_query_lookback: Duration,
     /// Labels per series or stream (Mimir/Loki `max_label_names_per_series`).
     pub max_label_names_per_series: usize,
     pub max_label_name_length: usize,
@@ -69,6 +77,8 @@ impl Default for Limits {
             spans_ingestion_rate: 200_000.0,
             spans_ingestion_burst_size: 400_000,
             max_global_series_per_user: 1_000_000,
+            max_query_length: Duration::from_secs(721 * 3600),
+            max_query_lookback: Duration::ZERO,
             max_label_names_per_series: 30,
             max_label_name_length: 1024,
             max_label_value_length: 2048,
@@ -154,7 +164,7 @@ impl LimitsConfig {
 impl serde::Serialize for Limits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(16))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("ingestion_rate", &self.ingestion_rate)?;
         m.serialize_entry("ingestion_burst_size", &self.ingestion_burst_size)?;
         m.serialize_entry("logs_ingestion_rate_mb", &self.logs_ingestion_rate_mb)?;
@@ -170,6 +180,14 @@ impl serde::Serialize for Limits {
         m.serialize_entry(
             "max_global_series_per_user",
             &self.max_global_series_per_user,
+        )?;
+        m.serialize_entry(
+            "max_query_length",
+            &format!("{}ms", self.max_query_length.as_millis()),
+        )?;
+        m.serialize_entry(
+            "max_query_lookback",
+            &format!("{}ms", self.max_query_lookback.as_millis()),
         )?;
         m.serialize_entry(
             "max_label_names_per_series",

@@ -9,9 +9,11 @@
 //! `span_functions` are the trace-derived ones (`service_graph()`,
 //! `span_metrics()`), planned from parameterised SQL in `sql/`; `check` is
 //! the `ok`/`err` query-file checker, `parse_error` the positioned error
-//! every parser returns.
+//! every parser returns. `frontend` sits in front of them all: query limits,
+//! splitting by time, the results cache and the per-tenant fair queue.
 
 pub mod check;
+pub mod frontend;
 #[cfg(test)]
 mod fuzz_support;
 pub mod go_text;

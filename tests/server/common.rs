@@ -376,3 +376,13 @@ pub fn post_otlp_traces(server: &Server, body: &[u8], tenant: Option<&str>) {
         answer.body
     );
 }
+
+/// The value of one series in the server's `/metrics` (e.g.
+/// `o11ydb_x_total{tenant="a"}`, labels as rendered); 0 when absent.
+pub fn metric_value(addr: SocketAddr, series: &str) -> f64 {
+    let (status, text) = http_request(addr, "GET", "/metrics");
+    assert_eq!(status, 200, "/metrics: {text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a metric value"))
+}

@@ -15,6 +15,7 @@ mod prometheus_api;
 mod promql_conformance;
 mod promql_differential;
 mod pruning;
+mod query_frontend;
 mod remote_write;
 mod service_graph;
 mod sql;

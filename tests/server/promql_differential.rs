@@ -2,7 +2,9 @@
 //! Prometheus (Debian's 2.42, from `promtool tsdb create-blocks-from
 //! openmetrics`) and in the real o11ydb binary (remote write, part of it
 //! flushed to Parquet blocks, the rest in the head), then every query below
-//! through both `/api/v1/query_range` (and `/api/v1/query`) endpoints. The
+//! through both `/api/v1/query_range` (and `/api/v1/query`) endpoints.
+//! o11ydb's query frontend splits its range queries by 20 minutes, so each
+//! answer is also a check that split-and-merge changes nothing. The
 //! answers must agree: same result type, same series label sets, same
 //! timestamps, values within a relative 1e-6 (NaN equals NaN; magnitudes
 //! under 1e-9 count as equal). Skips with a message when `prometheus` or
@@ -470,7 +472,8 @@ fn promql_answers_match_prometheus() {
     println!("dataset: {} series, {samples} samples", data.len());
 
     let (_prometheus, prometheus) = start_prometheus(dir.path(), &data);
-    let server = Server::start_with(&dir.path().join("o11ydb"), TEST_CONFIG);
+    let config = format!("{TEST_CONFIG}\n[query_frontend]\nsplit_queries_by_interval = \"20m\"\n");
+    let server = Server::start_with(&dir.path().join("o11ydb"), &config);
     load_o11ydb(&server, &data, shape.start_ms + 120 * MINUTE_MS);
     let probe = prom_http::get(server.http, &instant_query_path("vector(1)", now)).unwrap();
     assert_eq!(
@@ -490,6 +493,14 @@ fn promql_answers_match_prometheus() {
         .map(|c| run_case(c, server.http, prometheus))
         .collect();
     let failures: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    let parts = crate::common::metric_value(
+        server.http,
+        "o11ydb_query_frontend_split_parts_total{language=\"promql\"}",
+    );
+    assert!(
+        parts >= 5.0 * range_cases as f64,
+        "range queries were not split: {parts} parts for {range_cases} queries"
+    );
     for o in &outcomes {
         let verdict = if o.failure.is_some() { "DIFF" } else { "ok  " };
         println!("{verdict} {:<28} {}", o.summary, o.query);

@@ -116,6 +116,9 @@ pub enum LogqlError {
     Timeout,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The tenant's query queue is full (HTTP 429).
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl LogqlError {
@@ -125,6 +128,7 @@ impl LogqlError {
             LogqlError::Execution(_) => 422,
             LogqlError::Timeout => 504,
             LogqlError::Internal(_) => 500,
+            LogqlError::TooManyRequests(_) => 429,
         }
     }
 }
@@ -226,7 +230,7 @@ pub fn parse(query: &str) -> Result<ast::Expr, ParseError> {
 }
 
 /// Loki's `max_query_series` on a metric query's answer.
-fn check_series(value: &QueryValue, options: &LogqlOptions) -> Result<(), LogqlError> {
+pub fn check_series(value: &QueryValue, options: &LogqlOptions) -> Result<(), LogqlError> {
     let series = match value {
         QueryValue::Vector(v) => v.len(),
         QueryValue::Matrix(m) => m.len(),

@@ -65,6 +65,9 @@ pub enum PromError {
     /// Storage or engine failure (HTTP 500 `internal`).
     #[error("{0}")]
     Internal(String),
+    /// The tenant's query queue is full (HTTP 429).
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl PromError {
@@ -75,6 +78,7 @@ impl PromError {
             PromError::Execution(_) | PromError::TooManySamples(_) => "execution",
             PromError::Timeout(_) => "timeout",
             PromError::Internal(_) => "internal",
+            PromError::TooManyRequests(_) => "too_many_requests",
         }
     }
 
@@ -85,6 +89,7 @@ impl PromError {
             PromError::Execution(_) | PromError::TooManySamples(_) => 422,
             PromError::Timeout(_) => 503,
             PromError::Internal(_) => 500,
+            PromError::TooManyRequests(_) => 429,
         }
     }
 }
@@ -141,6 +146,52 @@ pub async fn range_query(
         ));
     }
     run(ctx, query, start_ms, end_ms, step_ms, options, false).await
+}
+
+/// How a query's answer depends on time beyond its evaluation steps, for
+/// the query frontend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeDependence {
+    /// `@ start()` or `@ end()`: points depend on the whole range, so the
+    /// query must not be split.
+    pub on_range: bool,
+    /// `@ <time>` or a negative offset: points may read data newer than
+    /// their step, so the answer is not final once the step is old.
+    pub reads_ahead: bool,
+}
+
+/// The [`TimeDependence`] of a parsed query.
+pub fn time_dependence(expr: &Expr) -> TimeDependence {
+    use promql_parser::parser::{AtModifier, Offset};
+    use promql_parser::util::{ExprVisitor, walk_expr};
+    struct Visit(TimeDependence);
+    impl Visit {
+        fn note(&mut self, at: &Option<AtModifier>, offset: &Option<Offset>) {
+            match at {
+                Some(AtModifier::Start | AtModifier::End) => self.0.on_range = true,
+                Some(AtModifier::At(_)) => self.0.reads_ahead = true,
+                None => {}
+            }
+            if matches!(offset, Some(Offset::Neg(_))) {
+                self.0.reads_ahead = true;
+            }
+        }
+    }
+    impl ExprVisitor for Visit {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            match expr {
+                Expr::VectorSelector(vs) => self.note(&vs.at, &vs.offset),
+                Expr::MatrixSelector(ms) => self.note(&ms.vs.at, &ms.vs.offset),
+                Expr::Subquery(sq) => self.note(&sq.at, &sq.offset),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let mut visit = Visit(TimeDependence::default());
+    let _ = walk_expr(&mut visit, expr);
+    visit.0
 }
 
 /// Parses a query as Prometheus does, errors as `bad_data`.

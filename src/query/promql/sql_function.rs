@@ -20,9 +20,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::value::{Labels, METRIC_NAME};
-use super::{QueryOptions, QueryValue, instant_query, range_query};
+use super::{PromError, QueryOptions, QueryValue, instant_query, range_query};
 use crate::model::labels::build_string_map;
 use crate::model::{string_map_type, timestamp_ms};
+use crate::query::frontend::{QueryFrontend, RangeQuery};
 use crate::query::table_function::{
     LazyQuery, QueryTable, constant, display_time_ns, step_ns, text, time_ns,
 };
@@ -36,10 +37,13 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// `promql(...)`, registered in every session.
+/// `promql(...)`, registered in every session. With a frontend (and the
+/// session's tenant), range queries are split, cached and queued like
+/// `/api/v1/query_range`.
 #[derive(Debug, Default)]
 pub struct PromqlFunction {
     pub options: QueryOptions,
+    pub frontend: Option<(Arc<QueryFrontend>, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,7 @@ impl TableFunctionImpl for PromqlFunction {
             query,
             window,
             options: self.options.clone(),
+            frontend: self.frontend.clone(),
         }))))
     }
 }
@@ -86,6 +91,7 @@ struct PromqlQuery {
     query: String,
     window: Window,
     options: QueryOptions,
+    frontend: Option<(Arc<QueryFrontend>, String)>,
 }
 
 impl LazyQuery for PromqlQuery {
@@ -118,16 +124,28 @@ impl LazyQuery for PromqlQuery {
     }
 
     fn run(&self, ctx: SessionContext) -> BoxFuture<'static, Result<RecordBatch>> {
-        let (query, window, options) = (
+        let (query, window, options, frontend) = (
             self.query.clone(),
             self.window.clone(),
             self.options.clone(),
+            self.frontend.clone(),
         );
         async move {
-            let output = match window {
-                Window::Instant(t) => instant_query(&ctx, &query, t, &options).await,
-                Window::Range { start, end, step } => {
+            let output = match (window, frontend) {
+                (Window::Instant(t), _) => instant_query(&ctx, &query, t, &options).await,
+                (Window::Range { start, end, step }, None) => {
                     range_query(&ctx, &query, start, end, step, &options).await
+                }
+                (Window::Range { start, end, step }, Some((frontend, tenant))) => {
+                    through_frontend(
+                        &frontend,
+                        &tenant,
+                        ctx,
+                        &query,
+                        (start, end, step),
+                        &options,
+                    )
+                    .await
                 }
             }
             .map_err(|e| DataFusionError::Execution(format!("promql(): {e}")))?;
@@ -135,6 +153,34 @@ impl LazyQuery for PromqlQuery {
         }
         .boxed()
     }
+}
+
+/// A range query split, cached and queued by the frontend, as over HTTP.
+async fn through_frontend(
+    frontend: &QueryFrontend,
+    tenant: &str,
+    ctx: SessionContext,
+    query: &str,
+    (start, end, step): (i64, i64, i64),
+    options: &QueryOptions,
+) -> std::result::Result<super::QueryOutput, PromError> {
+    if step <= 0 || end < start {
+        // Refused by the evaluator with Prometheus' words.
+        return range_query(&ctx, query, start, end, step, options).await;
+    }
+    let expr = super::parse(query)?;
+    let range = RangeQuery::promql(
+        tenant,
+        query,
+        &expr,
+        (start, end, step),
+        options.lookback_ms,
+    );
+    let run_part = |part_start: i64, part_end: i64| {
+        let (ctx, query, options) = (ctx.clone(), query.to_string(), options.clone());
+        async move { range_query(&ctx, &query, part_start, part_end, step, &options).await }
+    };
+    Ok(frontend.range_query(range, run_part).await?)
 }
 
 fn to_batch(value: QueryValue) -> Result<RecordBatch> {

@@ -27,9 +27,11 @@ use datafusion::prelude::SessionContext;
 use super::prometheus::ApiRequest;
 use super::push;
 use crate::engine::Engine;
+use crate::query::frontend::{self, RangeQuery};
 use crate::query::logql::{
     self, Direction, LogqlError, LogqlOptions, ast, fetch, logs::compile_selector,
 };
+use crate::query::promql::{QueryOutput, QueryValue};
 
 /// Loki's default `limit` of log queries.
 const DEFAULT_LIMIT: usize = 100;
@@ -109,9 +111,13 @@ fn bad(message: impl Into<String>) -> Failure {
 
 async fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionContext, Failure> {
     let tenant = push::tenant(engine, headers)?;
+    Ok(tenant_session(engine, &tenant)?)
+}
+
+fn tenant_session(engine: &Engine, tenant: &str) -> Result<SessionContext, LogqlError> {
     engine
-        .tables_session(&tenant)
-        .map_err(|e| Failure::Query(LogqlError::Internal(e.to_string())))
+        .tables_session(tenant)
+        .map_err(|e| LogqlError::Internal(e.to_string()))
 }
 
 fn options(engine: &Engine) -> LogqlOptions {
@@ -226,8 +232,17 @@ async fn run_query(engine: &Engine, request: &ApiRequest) -> Outcome {
         None => now_ns(),
     };
     let started = std::time::Instant::now();
-    let ctx = session(engine, &request.headers).await?;
-    let value = logql::instant_query(&ctx, &text, &expr, time, &options(engine)).await?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let ctx = tenant_session(engine, &tenant)?;
+    let value = engine
+        .frontend()
+        .run(
+            &tenant,
+            "logql",
+            logql::instant_query(&ctx, &text, &expr, time, &options(engine)),
+        )
+        .await
+        .map_err(LogqlError::from)?;
     Ok(json::query_response(&value, started.elapsed()))
 }
 
@@ -235,7 +250,7 @@ async fn query_range(State(engine): State<Arc<Engine>>, request: ApiRequest) -> 
     respond(run_query_range(&engine, &request).await)
 }
 
-async fn run_query_range(engine: &Engine, request: &ApiRequest) -> Outcome {
+async fn run_query_range(engine: &Arc<Engine>, request: &ApiRequest) -> Outcome {
     let (text, expr) = parse_query(request)?;
     let range = time_range(request)?;
     let limit = limit_param(request)?;
@@ -249,22 +264,93 @@ async fn run_query_range(engine: &Engine, request: &ApiRequest) -> Outcome {
         None => 0,
     };
     let started = std::time::Instant::now();
-    let ctx = session(engine, &request.headers).await?;
-    let value = logql::query_range(
-        &ctx,
-        &text,
-        &expr,
-        &logql::RangeRequest {
-            start_ns: range.start,
-            end_ns: range.end,
-            step_ns: step,
-            limit,
-            direction,
-            interval_ns: interval,
-        },
-        &options(engine),
-    )
-    .await?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let limits = engine.distributor().limits().get(&tenant);
+    let grid = if matches!(expr, ast::Expr::Metric(_)) {
+        step
+    } else {
+        1
+    };
+    let Some(start) = frontend::apply_query_limits(&limits, range.start, range.end, grid, 1)
+        .map_err(|e| Failure::Query(LogqlError::Limit(e)))?
+    else {
+        let empty = match expr {
+            ast::Expr::Log(_) => logql::LogqlValue::Streams(Vec::new()),
+            ast::Expr::Metric(_) => logql::LogqlValue::Metric(QueryValue::Matrix(Vec::new())),
+        };
+        return Ok(json::query_response(&empty, started.elapsed()));
+    };
+    let options = options(engine);
+    let request = logql::RangeRequest {
+        start_ns: start,
+        end_ns: range.end,
+        step_ns: step,
+        limit,
+        direction,
+        interval_ns: interval,
+    };
+    let value = match &expr {
+        ast::Expr::Log(_) => {
+            let ctx = tenant_session(engine, &tenant)?;
+            let evaluation = logql::query_range(&ctx, &text, &expr, &request, &options);
+            engine
+                .frontend()
+                .run(&tenant, "logql", evaluation)
+                .await
+                .map_err(LogqlError::from)?
+        }
+        ast::Expr::Metric(_) if step <= 0 || range.end < start => {
+            // Refused by the evaluator with Loki's words.
+            let ctx = tenant_session(engine, &tenant)?;
+            logql::query_range(&ctx, &text, &expr, &request, &options).await?
+        }
+        ast::Expr::Metric(_) => {
+            let range_query = RangeQuery {
+                tenant: &tenant,
+                language: "logql",
+                cache_key: Some(text.clone()),
+                splittable: true,
+                start,
+                end: range.end,
+                step,
+                unit_ns: 1,
+            };
+            let run_part = |part_start: i64, part_end: i64| {
+                let (engine, tenant, text, expr, options) = (
+                    engine.clone(),
+                    tenant.clone(),
+                    text.clone(),
+                    expr.clone(),
+                    options.clone(),
+                );
+                let part = logql::RangeRequest {
+                    start_ns: part_start,
+                    end_ns: part_end,
+                    ..request
+                };
+                async move {
+                    let ctx = tenant_session(&engine, &tenant)?;
+                    match logql::query_range(&ctx, &text, &expr, &part, &options).await? {
+                        logql::LogqlValue::Metric(value) => Ok(QueryOutput {
+                            value,
+                            warnings: Vec::new(),
+                            infos: Vec::new(),
+                        }),
+                        logql::LogqlValue::Streams(_) => Err(LogqlError::Internal(
+                            "a metric query answered log streams".into(),
+                        )),
+                    }
+                }
+            };
+            let output = engine
+                .frontend()
+                .range_query(range_query, run_part)
+                .await
+                .map_err(LogqlError::from)?;
+            logql::check_series(&output.value, &options)?;
+            logql::LogqlValue::Metric(output.value)
+        }
+    };
     Ok(json::query_response(&value, started.elapsed()))
 }
 

@@ -28,6 +28,7 @@ use datafusion::prelude::SessionContext;
 use self::params::{Form, invalid_parameter};
 use super::push::{self, Rejection};
 use crate::engine::Engine;
+use crate::query::frontend::{self, RangeQuery};
 use crate::query::promql::{self, PromError, QueryOptions, QueryOutput, QueryValue};
 
 /// Annotations of each kind returned with one answer; the rest are counted.
@@ -150,9 +151,22 @@ fn capped(mut texts: Vec<String>, kind: &str) -> Vec<String> {
 /// The tenant's DataFusion session (tables only: PromQL needs no views).
 async fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionContext, Failure> {
     let tenant = push::tenant(engine, headers)?;
+    Ok(tenant_session(engine, &tenant)?)
+}
+
+fn tenant_session(engine: &Engine, tenant: &str) -> Result<SessionContext, PromError> {
     engine
-        .tables_session(&tenant)
-        .map_err(|e| Failure::Api(PromError::Internal(e.to_string())))
+        .tables_session(tenant)
+        .map_err(|e| PromError::Internal(e.to_string()))
+}
+
+/// The answer of a range query whose whole range is before `max_query_lookback`.
+fn empty_matrix() -> QueryOutput {
+    QueryOutput {
+        value: QueryValue::Matrix(Vec::new()),
+        warnings: Vec::new(),
+        infos: Vec::new(),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -172,8 +186,14 @@ async fn run_instant_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let options = query_options(engine, form)?;
     let text = form.get("query").unwrap_or_default();
     expr::parse_query_param(text)?;
-    let ctx = session(engine, &request.headers).await?;
-    let output = with_timeout(&options, promql::instant_query(&ctx, text, time, &options)).await?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let ctx = tenant_session(engine, &tenant)?;
+    let evaluation = engine.frontend().run(
+        &tenant,
+        "promql",
+        promql::instant_query(&ctx, text, time, &options),
+    );
+    let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
 }
 
@@ -181,7 +201,7 @@ async fn query_range(State(engine): State<Arc<Engine>>, request: ApiRequest) -> 
     respond(run_range_query(&engine, &request).await)
 }
 
-async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
+async fn run_range_query(engine: &Arc<Engine>, request: &ApiRequest) -> Outcome {
     let form = &request.form;
     let limit = params::limit_param(form)?;
     let time = |name| {
@@ -215,13 +235,35 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     }
     let options = query_options(engine, form)?;
     let text = form.get("query").unwrap_or_default();
-    expr::parse_query_param(text)?;
-    let ctx = session(engine, &request.headers).await?;
-    let output = with_timeout(
-        &options,
-        promql::range_query(&ctx, text, start, end, step_ms, &options),
-    )
-    .await?;
+    let parsed = expr::parse_query_param(text)?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let limits = engine.distributor().limits().get(&tenant);
+    let Some(start) = frontend::apply_query_limits(&limits, start, end, step_ms, 1_000_000)
+        .map_err(PromError::BadData)?
+    else {
+        return Ok(query_answer(empty_matrix(), limit));
+    };
+    let range = RangeQuery::promql(
+        &tenant,
+        text,
+        &parsed,
+        (start, end, step_ms),
+        options.lookback_ms,
+    );
+    let run_part = |part_start: i64, part_end: i64| {
+        let (engine, tenant, text, options) = (
+            engine.clone(),
+            tenant.clone(),
+            text.to_string(),
+            options.clone(),
+        );
+        async move {
+            let ctx = tenant_session(&engine, &tenant)?;
+            promql::range_query(&ctx, &text, part_start, part_end, step_ms, &options).await
+        }
+    };
+    let evaluation = engine.frontend().range_query(range, run_part);
+    let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
 }
 

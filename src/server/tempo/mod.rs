@@ -65,6 +65,20 @@ pub(crate) enum Failure {
     NotFound(String),
     /// 500: the query failed.
     Internal(String),
+    /// 429: the tenant's query queue is full.
+    TooManyRequests(String),
+}
+
+impl<E: Into<Failure>> From<crate::query::frontend::FrontendError<E>> for Failure {
+    fn from(e: crate::query::frontend::FrontendError<E>) -> Self {
+        use crate::query::frontend::FrontendError;
+        match e {
+            FrontendError::Query(e) => e.into(),
+            FrontendError::QueueFull(full) => Failure::TooManyRequests(full.to_string()),
+            FrontendError::Limit(m) => Failure::BadRequest(m),
+            FrontendError::Internal(m) => Failure::Internal(m),
+        }
+    }
 }
 
 impl Failure {
@@ -92,6 +106,7 @@ impl IntoResponse for Failure {
             Failure::BadRequest(text) => push::reply(400, text),
             Failure::NotFound(text) => push::reply(404, text),
             Failure::Internal(text) => push::reply(500, text),
+            Failure::TooManyRequests(text) => push::reply(429, text),
         }
     }
 }

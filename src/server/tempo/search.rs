@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::{DEFAULT_WINDOW_NS, Failure, SECOND_NS, count_param, json_response, now_ns, session};
+use super::{DEFAULT_WINDOW_NS, Failure, SECOND_NS, count_param, json_response, now_ns};
 use crate::engine::Engine;
 use crate::query::traceql::ast::Root;
 use crate::query::traceql::eval::Value;
@@ -29,6 +29,7 @@ use crate::query::traceql::metrics::{self, MetricsOptions, Series};
 use crate::query::traceql::search::{self, SearchOptions, TraceMatch};
 use crate::server::prometheus::ApiRequest;
 use crate::server::prometheus::params::parse_duration;
+use crate::server::push;
 
 const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_SPANS_PER_SPANSET: usize = 3;
@@ -224,7 +225,8 @@ async fn run_search(engine: &Engine, request: &ApiRequest) -> Result<Json, Failu
             "invalid maxDuration: it is less than minDuration".into(),
         ));
     }
-    let ctx = session(engine, &request.headers)?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let ctx = engine.tables_session(&tenant).map_err(Failure::internal)?;
     let opts = SearchOptions {
         start_ns,
         end_ns,
@@ -234,7 +236,10 @@ async fn run_search(engine: &Engine, request: &ApiRequest) -> Result<Json, Failu
         max_duration_ns,
         max_candidates: options.max_candidates,
     };
-    let result = tokio::time::timeout(options.timeout, search::search(&ctx, &root, &opts))
+    let queued = engine
+        .frontend()
+        .run(&tenant, "traceql", search::search(&ctx, &root, &opts));
+    let result = tokio::time::timeout(options.timeout, queued)
         .await
         .map_err(|_| Failure::Internal(format!("query timed out after {:?}", options.timeout)))??;
     Ok(json!({
@@ -395,7 +400,8 @@ async fn run_metrics(
             "exceeded maximum resolution of 11,000 points per timeseries: {points} points; try a larger step"
         )));
     }
-    let ctx = session(engine, &request.headers)?;
+    let tenant = push::tenant(engine, &request.headers)?;
+    let ctx = engine.tables_session(&tenant).map_err(Failure::internal)?;
     let opts = MetricsOptions {
         start_ns,
         end_ns,
@@ -408,15 +414,20 @@ async fn run_metrics(
         max_series: options.max_series,
         max_candidates: options.max_candidates,
     };
-    let series = tokio::time::timeout(options.timeout, metrics::query_range(&ctx, &root, &opts))
+    let evaluation = async {
+        metrics::query_range(&ctx, &root, &opts)
+            .await
+            .map_err(|e| match e {
+                datafusion::error::DataFusionError::ResourcesExhausted(m)
+                | datafusion::error::DataFusionError::NotImplemented(m)
+                | datafusion::error::DataFusionError::Plan(m) => Failure::BadRequest(m),
+                other => Failure::internal(other),
+            })
+    };
+    let queued = engine.frontend().run(&tenant, "traceql", evaluation);
+    let series = tokio::time::timeout(options.timeout, queued)
         .await
-        .map_err(|_| Failure::Internal(format!("query timed out after {:?}", options.timeout)))?
-        .map_err(|e| match e {
-            datafusion::error::DataFusionError::ResourcesExhausted(m)
-            | datafusion::error::DataFusionError::NotImplemented(m)
-            | datafusion::error::DataFusionError::Plan(m) => Failure::BadRequest(m),
-            other => Failure::internal(other),
-        })?;
+        .map_err(|_| Failure::Internal(format!("query timed out after {:?}", options.timeout)))??;
     let series: Vec<Json> = series.iter().map(|s| series_json(s, instant)).collect();
     Ok(json!({"series": series, "metrics": {"completedJobs": 1, "totalJobs": 1}}))
 }

@@ -1,0 +1,240 @@
+//! `o11ydb bench frontend`: a 7-day PromQL range query through the query
+//! frontend three ways — unsplit and uncached, split by day with an empty
+//! results cache (cold), and the same again (warm: every part but the
+//! newest, which ends now, comes from the cache) — over the scrape-shaped
+//! dataset flushed to Parquet blocks of a scratch engine (blocks in memory).
+//! Every way must answer the same series and points, or the run fails.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::scrape_dataset::{DatasetShape, generate};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::Signal;
+use crate::model::builders::{SamplesBuilder, canonical};
+use crate::query::frontend::{FrontendConfig, QueryFrontend, RangeQuery};
+use crate::query::promql::{self, QueryOutput, QueryValue};
+
+const TENANT: &str = "bench";
+
+/// The timed queries: (name, PromQL).
+pub const QUERIES: &[(&str, &str)] = &[
+    (
+        "sum by job of rate",
+        "sum by (job) (rate(http_requests_total[5m]))",
+    ),
+    (
+        "histogram_quantile p99",
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    ),
+    (
+        "subquery max of rate",
+        "max_over_time(sum by (job) (rate(http_requests_total[5m]))[30m:1m])",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct FrontendBench {
+    pub jobs: usize,
+    pub instances_per_job: usize,
+    pub days: i64,
+    pub interval_ms: i64,
+    pub step_ms: i64,
+    /// Timed runs of each way (medians are reported).
+    pub runs: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendTiming {
+    pub name: &'static str,
+    pub unsplit: Duration,
+    pub cold: Duration,
+    pub warm: Duration,
+    pub parts: usize,
+    pub series: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendReport {
+    pub samples: u64,
+    pub series: usize,
+    pub load: Duration,
+    pub timings: Vec<FrontendTiming>,
+}
+
+pub async fn run(b: &FrontendBench) -> Result<FrontendReport> {
+    let (engine, dir) = Engine::open_scratch("o11ydb-bench-frontend").await?;
+    let report = measure(&engine, b).await;
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
+    report
+}
+
+async fn measure(engine: &Arc<Engine>, b: &FrontendBench) -> Result<FrontendReport> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let end = now.div_euclid(b.step_ms) * b.step_ms;
+    let start = end - b.days * 86_400_000;
+    let loading = Instant::now();
+    let (samples, series) = load(engine, b, start - 3_600_000, now).await?;
+    let load = loading.elapsed();
+
+    let unsplit = frontend(engine, Duration::ZERO, false)?;
+    let mut timings = Vec::new();
+    for (name, query) in QUERIES {
+        let mut unsplit_times = Vec::new();
+        let mut cold_times = Vec::new();
+        let mut warm_times = Vec::new();
+        let mut reference = None;
+        let mut parts = 0;
+        for _ in 0..b.runs.max(1) {
+            let (t, answer) = timed(engine, &unsplit, query, (start, end, b.step_ms)).await?;
+            unsplit_times.push(t);
+            reference.get_or_insert(answer);
+            let split = frontend(engine, Duration::from_secs(86_400), true)?;
+            let (t, cold) = timed(engine, &split, query, (start, end, b.step_ms)).await?;
+            cold_times.push(t);
+            let (t, warm) = timed(engine, &split, query, (start, end, b.step_ms)).await?;
+            warm_times.push(t);
+            let reference = reference.as_ref().expect("set above");
+            for (way, answer) in [("split", &cold), ("cached", &warm)] {
+                if !same(reference, answer) {
+                    return Err(Error::Storage(format!(
+                        "{name}: the {way} answer differs from the unsplit one"
+                    )));
+                }
+            }
+            parts =
+                crate::query::frontend::split::split_by_interval(start, end, b.step_ms, 86_400_000)
+                    .len();
+        }
+        let series = match &reference.expect("one run").value {
+            QueryValue::Matrix(m) => m.len(),
+            _ => 0,
+        };
+        timings.push(FrontendTiming {
+            name,
+            unsplit: median(unsplit_times),
+            cold: median(cold_times),
+            warm: median(warm_times),
+            parts,
+            series,
+        });
+    }
+    Ok(FrontendReport {
+        samples,
+        series,
+        load,
+        timings,
+    })
+}
+
+/// Writes the dataset into the engine's head and flushes it to blocks.
+async fn load(engine: &Engine, b: &FrontendBench, from: i64, until: i64) -> Result<(u64, usize)> {
+    let shape = DatasetShape {
+        jobs: b.jobs,
+        instances_per_job: b.instances_per_job,
+        start_ms: from,
+        scrapes: ((until - from) / b.interval_ms) as usize,
+        interval_ms: b.interval_ms,
+        jitter_ms: 2_000,
+        seed: 11,
+    };
+    let data = generate(&shape);
+    let mut builder = SamplesBuilder::new();
+    let mut samples = 0u64;
+    for s in &data {
+        let labels = canonical(
+            s.labels
+                .iter()
+                .filter(|(n, _)| n != "__name__")
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+        );
+        builder.push_series(s.metric(), &labels, &s.points);
+        samples += s.points.len() as u64;
+        if builder.len() >= 1_000_000 {
+            let batch = builder.finish();
+            engine
+                .ingester()
+                .append_canonical(TENANT, Signal::Samples, &batch)
+                .await?;
+        }
+    }
+    if !builder.is_empty() {
+        let batch = builder.finish();
+        engine
+            .ingester()
+            .append_canonical(TENANT, Signal::Samples, &batch)
+            .await?;
+    }
+    let report = engine.flush().await;
+    if !report.failed.is_empty() {
+        return Err(Error::Storage(format!("flush failed: {:?}", report.failed)));
+    }
+    Ok((samples, data.len()))
+}
+
+fn frontend(engine: &Engine, split: Duration, cache: bool) -> Result<Arc<QueryFrontend>> {
+    let config = FrontendConfig {
+        split_queries_by_interval: split,
+        cache_results: cache,
+        ..FrontendConfig::default()
+    };
+    Ok(Arc::new(
+        QueryFrontend::new(&config, engine.metrics().clone()).map_err(Error::Config)?,
+    ))
+}
+
+async fn timed(
+    engine: &Arc<Engine>,
+    frontend: &QueryFrontend,
+    query: &str,
+    (start, end, step): (i64, i64, i64),
+) -> Result<(Duration, QueryOutput)> {
+    let options = engine.config().query.promql_options();
+    let expr = promql::parse(query).map_err(|e| Error::Config(e.to_string()))?;
+    let range = RangeQuery::promql(
+        TENANT,
+        query,
+        &expr,
+        (start, end, step),
+        options.lookback_ms,
+    );
+    let started = Instant::now();
+    let run_part = |part_start: i64, part_end: i64| {
+        let (engine, query, options) = (engine.clone(), query.to_string(), options.clone());
+        async move {
+            let ctx = engine
+                .tables_session(TENANT)
+                .map_err(|e| promql::PromError::Internal(e.to_string()))?;
+            promql::range_query(&ctx, &query, part_start, part_end, step, &options).await
+        }
+    };
+    let output = frontend
+        .range_query(range, run_part)
+        .await
+        .map_err(|e| Error::Storage(format!("{query}: {e}")))?;
+    Ok((started.elapsed(), output))
+}
+
+/// Same series, timestamps and values (bit for bit; NaN equals NaN).
+fn same(a: &QueryOutput, b: &QueryOutput) -> bool {
+    let (QueryValue::Matrix(a), QueryValue::Matrix(b)) = (&a.value, &b.value) else {
+        return false;
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.labels == y.labels
+                && x.points.len() == y.points.len()
+                && x.points
+                    .iter()
+                    .zip(&y.points)
+                    .all(|(p, q)| p.0 == q.0 && p.1.to_bits() == q.1.to_bits())
+        })
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
