@@ -118,6 +118,7 @@ impl Engine {
         runtime.register_object_store(datafusion_store_url().as_ref(), store);
 
         let metrics = Arc::new(Metrics::default());
+        describe_self_metrics(&metrics, &ingester);
         let frontend = Arc::new(
             QueryFrontend::new(&config.query_frontend, metrics.clone()).map_err(Error::Config)?,
         );
@@ -293,9 +294,93 @@ impl Engine {
         Ok(ctx)
     }
 
+    /// Sets the gauges of the WAL, heads and blocks from their current
+    /// state; called before `/metrics` is rendered.
+    pub fn refresh_self_metrics(&self) {
+        let m = &self.metrics;
+        m.set(WAL_BYTES, &[], self.ingester.wal().disk_bytes() as f64);
+        for ((tenant, signal), head) in self.ingester.heads().all() {
+            let stats = head.stats();
+            let labels = [("tenant", tenant.as_str()), ("signal", signal.table_name())];
+            m.set(HEAD_ROWS, &labels, stats.rows as f64);
+            m.set(
+                HEAD_BYTES,
+                &labels,
+                (stats.active_bytes + stats.frozen_bytes) as f64,
+            );
+        }
+        for (tenant, series) in self.distributor.series_per_tenant() {
+            m.set(MEMORY_SERIES, &[("tenant", tenant.as_str())], series as f64);
+        }
+        let storage = self.ingester.storage();
+        for tenant in storage.tenants() {
+            for signal in crate::model::Signal::ALL {
+                let manifest = storage.manifest(&tenant, signal);
+                let labels = [("tenant", tenant.as_str()), ("signal", signal.table_name())];
+                m.set(BLOCKS, &labels, manifest.blocks.len() as f64);
+                m.set(BLOCK_BYTES, &labels, manifest.total_bytes() as f64);
+                m.set(BLOCK_ROWS, &labels, manifest.total_rows() as f64);
+            }
+        }
+    }
+
     /// Flushes every head; used at shutdown and by `POST /flush`.
     pub async fn flush(&self) -> crate::ingest::FlushReport {
         self.ingester.flush_all().await
+    }
+}
+
+/// The metrics of the engine's own state (see [`Engine::refresh_self_metrics`]).
+const WAL_BYTES: &str = "o11ydb_wal_disk_bytes";
+const HEAD_ROWS: &str = "o11ydb_head_rows";
+const HEAD_BYTES: &str = "o11ydb_head_bytes";
+const MEMORY_SERIES: &str = "o11ydb_memory_series";
+const BLOCKS: &str = "o11ydb_blocks";
+const BLOCK_BYTES: &str = "o11ydb_block_bytes";
+const BLOCK_ROWS: &str = "o11ydb_block_rows";
+
+fn describe_self_metrics(metrics: &Metrics, ingester: &Ingester) {
+    let (fsync, written) = ingester.wal().self_metrics();
+    metrics.register_histogram(
+        "o11ydb_wal_fsync_duration_seconds",
+        "Seconds each WAL group commit's fsync took.",
+        fsync,
+    );
+    metrics.register_counter(
+        "o11ydb_wal_written_bytes_total",
+        "Bytes of records written to the WAL.",
+        written,
+    );
+    metrics.describe_histogram(
+        crate::metrics::QUERY_DURATION,
+        "Seconds a query took, from arrival to its last row, by interface and language.",
+        crate::metrics::LATENCY_BUCKETS,
+    );
+    for (name, help) in [
+        (WAL_BYTES, "Bytes of WAL segments on disk."),
+        (
+            HEAD_ROWS,
+            "Rows in the in-memory head, per tenant and signal.",
+        ),
+        (
+            HEAD_BYTES,
+            "Bytes of the in-memory head, per tenant and signal.",
+        ),
+        (
+            MEMORY_SERIES,
+            "In-memory series per tenant (counted against max_global_series_per_user).",
+        ),
+        (
+            BLOCKS,
+            "Blocks in the current manifest, per tenant and signal.",
+        ),
+        (
+            BLOCK_BYTES,
+            "Bytes of Parquet blocks, per tenant and signal.",
+        ),
+        (BLOCK_ROWS, "Rows in blocks, per tenant and signal."),
+    ] {
+        metrics.describe(name, "gauge", help);
     }
 }
 

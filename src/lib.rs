@@ -16,7 +16,7 @@
 //! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
-//! | [`metrics`] | self-monitoring counters served on `/metrics` |
+//! | [`metrics`] | self-monitoring counters, gauges and histograms (`prometheus-client`) served on `/metrics` |
 //! | [`error`] | the crate error and its SQLSTATE / HTTP mapping |
 
 pub mod bench;

@@ -20,6 +20,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "One observability database for logs, metrics and traces"
 )]
 struct Cli {
+    /// Least severe log level written to stderr: error, warn, info, debug or
+    /// trace (`RUST_LOG`, when set, takes precedence and may name modules).
+    #[arg(long, global = true, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -425,14 +429,20 @@ fn disable_transparent_huge_pages() {
 
 fn main() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
+    let cli = Cli::parse();
+    // The libraries' own chatter stays at warn unless asked for by RUST_LOG.
+    let quiet = match cli.log_level.as_str() {
+        "error" => "error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,datafusion=warn,pgwire=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                format!("{},datafusion={quiet},pgwire={quiet}", cli.log_level).into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     if let Command::Check(command) = &cli.command {
         return check_queries(command);
     }

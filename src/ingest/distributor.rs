@@ -235,6 +235,15 @@ impl Distributor {
         }
     }
 
+    /// In-memory series per tenant (what `max_global_series_per_user` counts).
+    pub fn series_per_tenant(&self) -> Vec<(String, usize)> {
+        self.series
+            .lock()
+            .iter()
+            .map(|(tenant, s)| (tenant.clone(), s.newest.len()))
+            .collect()
+    }
+
     /// Sends accepted spans to the metrics generator from now on.
     pub fn set_span_sink(&self, sink: SpanSink) {
         let _ = self.span_sink.set(sink);

@@ -88,6 +88,10 @@ struct Shared {
     next_lsn: AtomicU64,
     /// Serialises segment deletion against rotation.
     segments_lock: Mutex<()>,
+    /// Seconds each group commit's fsync took (self-monitoring).
+    fsync_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Record bytes written (self-monitoring).
+    written_bytes: prometheus_client::metrics::counter::Counter,
 }
 
 /// Handle to the write-ahead log; cheap to clone.
@@ -156,6 +160,10 @@ impl Wal {
             current_segment: AtomicU64::new(first_segment),
             next_lsn: AtomicU64::new(next_lsn),
             segments_lock: Mutex::new(()),
+            fsync_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::FSYNC_BUCKETS.iter().copied(),
+            ),
+            written_bytes: Default::default(),
         });
         let file = create_segment(dir, first_segment)?;
         let (tx, rx) = mpsc::channel::<AppendRequest>(4096);
@@ -224,6 +232,19 @@ impl Wal {
             sync_dir(&self.shared.dir)?;
         }
         Ok(removed)
+    }
+
+    /// The fsync latency histogram and the written-bytes counter, for `/metrics`.
+    pub fn self_metrics(
+        &self,
+    ) -> (
+        prometheus_client::metrics::histogram::Histogram,
+        prometheus_client::metrics::counter::Counter,
+    ) {
+        (
+            self.shared.fsync_seconds.clone(),
+            self.shared.written_bytes.clone(),
+        )
     }
 
     /// Total bytes of all segments on disk.
@@ -355,12 +376,17 @@ fn write_group(
         }
         segment.file.flush()?;
         if options.fsync {
+            let started = std::time::Instant::now();
             segment.file.get_ref().sync_data()?;
+            shared
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         Ok(())
     })();
     match attempt {
         Ok(()) => {
+            shared.written_bytes.inc_by(written);
             segment.good_len += written;
             shared
                 .next_lsn

@@ -1,7 +1,8 @@
 //! The HTTP front end on `--http-listen`: readiness and operational endpoints
 //! shared by the Loki, Prometheus and Tempo APIs that mount here.
 //!
-//! * `GET /ready` — 200 once the engine is open (Loki/Mimir/Tempo convention).
+//! * `GET /ready`, `/-/ready`, `/-/healthy` — 200 once the engine is open
+//!   (the Loki/Mimir/Tempo and Prometheus conventions).
 //! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
 //! * `GET /debug/storage` — blocks, rows, block and index bytes and WAL size per tenant and
 //!   signal, as JSON.
@@ -35,6 +36,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
     let max_body = engine.config().server.max_request_body_bytes as usize;
     Router::new()
         .route("/ready", get(|| async { "ready\n" }))
+        .route("/-/ready", get(|| async { "o11ydb is Ready.\n" }))
+        .route("/-/healthy", get(|| async { "o11ydb is Healthy.\n" }))
         .route("/flush", post(flush))
         .route("/debug/storage", get(storage_status))
         .route("/metrics", get(push::metrics))
@@ -49,7 +52,33 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(loki::routes())
         .merge(tempo::routes())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            time_queries,
+        ))
         .with_state(engine)
+}
+
+/// The query language a query endpoint speaks (metadata endpoints are not timed).
+fn query_language(path: &str) -> Option<&'static str> {
+    match path {
+        "/api/v1/query" | "/api/v1/query_range" => Some("promql"),
+        "/loki/api/v1/query" | "/loki/api/v1/query_range" => Some("logql"),
+        "/api/search" | "/api/metrics/query" | "/api/metrics/query_range" => Some("traceql"),
+        p if p.starts_with("/api/traces/") || p.starts_with("/api/v2/traces/") => Some("traceql"),
+        _ => None,
+    }
+}
+
+/// Records the latency of each query request in `o11ydb_query_duration_seconds`.
+async fn time_queries(
+    State(engine): State<Arc<Engine>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _timer = query_language(request.uri().path())
+        .map(|language| engine.metrics().query_timer("http", language));
+    next.run(request).await
 }
 
 async fn flush(State(engine): State<Arc<Engine>>) -> impl IntoResponse {

@@ -288,11 +288,9 @@ pub async fn remote_write(
 
 /// `GET /metrics`: self-monitoring in the Prometheus text format.
 pub async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    engine.refresh_self_metrics();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         engine.metrics().render(),
     )
         .into_response()

@@ -33,6 +33,8 @@ pub struct Launch<'a> {
     pub data_dir: &'a Path,
     pub config: &'a str,
     pub prefix: Vec<String>,
+    /// Flags after `serve ...`; with `--log-level`, `RUST_LOG` is not set.
+    pub args: Vec<String>,
 }
 
 impl Server {
@@ -45,6 +47,7 @@ impl Server {
             data_dir,
             config,
             prefix: vec![],
+            args: vec![],
         })
         .expect("server starts")
     }
@@ -76,9 +79,15 @@ impl Server {
             ]
             .map(String::from),
         );
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("RUST_LOG", "info")
+        argv.extend(l.args.iter().cloned());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        if l.args.iter().any(|a| a == "--log-level") {
+            command.env_remove("RUST_LOG");
+        } else {
+            command.env("RUST_LOG", "info");
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -385,4 +394,65 @@ pub fn metric_value(addr: SocketAddr, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().expect("a metric value"))
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether `binary` is on the PATH.
+pub fn installed(binary: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {binary}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A helper process (Prometheus, Redis, ...) killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Debian's `prometheus` with `config_yaml` over the TSDB in `tsdb`
+/// (logging to `<dir>/prometheus.log`) and waits until it is ready.
+pub fn start_prometheus(dir: &Path, config_yaml: &str, tsdb: &Path) -> (ChildGuard, SocketAddr) {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, config_yaml).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log_path = dir.join("prometheus.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg("--storage.tsdb.retention.time=30d")
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let prometheus = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = || {
+        std::net::TcpStream::connect(addr).is_ok() && http_request(addr, "GET", "/-/ready").0 == 200
+    };
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus not ready within 60 s; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (prometheus, addr)
 }

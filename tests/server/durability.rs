@@ -196,6 +196,7 @@ fn a_second_server_on_the_same_data_dir_fails_clearly() {
         data_dir: &data,
         config: crate::common::TEST_CONFIG,
         prefix: vec![],
+        args: vec![],
     });
     let stderr = match second {
         Ok(_) => panic!("a second server started on a locked data dir"),

@@ -165,6 +165,7 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
                 "-m".into(),
                 "--".into(),
             ],
+            args: vec![],
         })
         .expect("server starts in the namespace")
     };

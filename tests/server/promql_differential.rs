@@ -46,15 +46,14 @@
 //!   miss no scrape, so the clamp never decides (see the dataset's doc).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use o11ydb::bench::prom_http::{self, instant_query_path, query_range_path};
 use o11ydb::bench::scrape_dataset::{
     DatasetSeries, DatasetShape, for_each_remote_write_body, generate, write_openmetrics,
 };
 
-use crate::common::{Server, TEST_CONFIG, tempdir};
+use crate::common::{ChildGuard, Server, TEST_CONFIG, installed, tempdir};
 use crate::prom_answers::{Answer, compare, parse};
 
 /// Range queries over the whole data (10 minutes either side) at a 60 s step.
@@ -261,30 +260,9 @@ fn may_be_empty(query: &str) -> bool {
 
 const MINUTE_MS: i64 = 60_000;
 
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn installed(binary: &str) -> bool {
-    Command::new(binary).arg("--version").output().is_ok()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes the dataset as OpenMetrics, turns it into TSDB blocks with
 /// promtool and starts Prometheus over them.
-fn start_prometheus(dir: &std::path::Path, data: &[DatasetSeries]) -> (Prometheus, SocketAddr) {
+fn start_prometheus(dir: &std::path::Path, data: &[DatasetSeries]) -> (ChildGuard, SocketAddr) {
     let text = dir.join("data.om.txt");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&text).unwrap());
     write_openmetrics(data, &mut out).unwrap();
@@ -302,37 +280,11 @@ fn start_prometheus(dir: &std::path::Path, data: &[DatasetSeries]) -> (Prometheu
         String::from_utf8_lossy(&made.stdout),
         String::from_utf8_lossy(&made.stderr)
     );
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
+    crate::common::start_prometheus(
+        dir,
         "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
+        &tsdb,
     )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg("--storage.tsdb.retention.time=30d")
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let prometheus = Prometheus(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if prom_http::get(addr, "/-/ready").is_ok_and(|a| a.status == 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus not ready within 60 s; its log:\n{}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (prometheus, addr)
 }
 
 /// Remote-writes the data before `flush_before_ms`, flushes it to blocks,

@@ -7,14 +7,16 @@
 //! full queue with 429; `max_query_length` and `max_query_lookback`.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use o11ydb::bench::prom_http::{self, instant_query_path, query_range_path};
 use o11ydb::bench::scrape_dataset::{DatasetShape, for_each_remote_write_body, generate};
 use serde_json::{Value, json};
 
-use crate::common::{Server, TEST_CONFIG, http_exchange, metric_value, tempdir};
+use crate::common::{
+    ChildGuard, Server, TEST_CONFIG, free_port, http_exchange, installed, metric_value, tempdir,
+};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -216,32 +218,7 @@ fn a_query_ending_now_leaves_its_newest_part_uncached() {
     assert_eq!(hits, cacheable, "every cacheable part hit the second time");
 }
 
-fn installed(binary: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {binary}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(port: u16) -> Redis {
+fn start_redis(port: u16) -> ChildGuard {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -262,7 +239,7 @@ fn start_redis(port: u16) -> Redis {
         assert!(Instant::now() < deadline, "redis-server did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Redis(child)
+    ChildGuard(child)
 }
 
 fn redis_keys(port: u16) -> usize {

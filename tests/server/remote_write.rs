@@ -2,12 +2,12 @@
 //! Debian package) scraping itself and remote-writing to o11ydb, plus
 //! hand-built requests for stale markers, tenants, limits and bad input.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use o11ydb::ingest::remote_write::{encode_write_request, encode_write_request_v2};
 
-use crate::common::{Server, http_exchange, http_send, tempdir};
+use crate::common::{ChildGuard, Server, free_port, http_exchange, http_send, tempdir};
 
 const NOW_SLACK_MS: i64 = 1000;
 
@@ -31,23 +31,6 @@ fn write(server: &Server, body: &[u8], tenant: Option<&str>) -> (u16, String) {
     let compressed = snappy(body);
     let headers = crate::common::remote_write_headers(tenant);
     http_send(server.http, "POST", "/api/v1/write", &headers, &compressed)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,7 +59,7 @@ async fn a_real_prometheus_remote_writes_its_own_metrics() {
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = Prometheus(
+    let _prometheus = ChildGuard(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

@@ -178,11 +178,12 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let timer = self.engine.metrics().query_timer("flight", "sql");
         let (_, ctx) = self.session(&request).await?;
         let sql = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 SQL"))?;
         let plan = statements::plan(&ctx, sql).await?;
-        Ok(Response::new(statements::execute(&ctx, plan).await?))
+        Ok(Response::new(statements::execute(&ctx, plan, timer).await?))
     }
 
     async fn do_put_statement_update(
@@ -304,13 +305,14 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let timer = self.engine.metrics().query_timer("flight", "sql");
         let (tenant, ctx) = self.session(&request).await?;
         let prepared = self
             .prepared
             .get(&query.prepared_statement_handle, &tenant)?;
         let plan = statements::plan(&ctx, &prepared.sql).await?;
         let plan = statements::bind(plan, &prepared.params)?;
-        let stream: FlightStream = statements::execute(&ctx, plan).await?;
+        let stream: FlightStream = statements::execute(&ctx, plan, timer).await?;
         Ok(Response::new(stream))
     }
 

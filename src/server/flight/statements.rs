@@ -21,7 +21,7 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use tonic::Status;
 
@@ -65,7 +65,12 @@ pub fn flight_schema(schema: SchemaRef) -> SchemaRef {
 }
 
 /// Runs `plan` and streams its batches as Flight data as they are produced.
-pub async fn execute(ctx: &SessionContext, plan: LogicalPlan) -> Result<FlightStream, Status> {
+/// `timer` records the query's duration when the stream ends or is dropped.
+pub async fn execute(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    timer: crate::metrics::QueryTimer,
+) -> Result<FlightStream, Status> {
     let df = ctx
         .execute_logical_plan(plan)
         .await
@@ -75,7 +80,11 @@ pub async fn execute(ctx: &SessionContext, plan: LogicalPlan) -> Result<FlightSt
         .execute_stream()
         .await
         .map_err(|e| from_datafusion(&e))?
-        .map_err(|e| FlightError::Tonic(Box::new(from_datafusion(&e))));
+        .map_err(|e| FlightError::Tonic(Box::new(from_datafusion(&e))))
+        .map(move |batch| {
+            let _running = &timer;
+            batch
+        });
     Ok(encode(schema, batches))
 }
 

@@ -134,6 +134,7 @@ impl PgBackend {
     where
         C: ClientInfo + ?Sized,
     {
+        let timer = self.engine.metrics().query_timer("pgwire", "sql");
         let guard = QueryGuard {
             deadline: statement_timeout(client).map(|t| tokio::time::Instant::now() + t),
             closed: self.connections.closed_signal(client.socket_addr()),
@@ -179,8 +180,22 @@ impl PgBackend {
                 Some(query.to_string()),
             ))
             .await?;
-        Ok(Response::Query(guard.rows(response)))
+        Ok(Response::Query(timed(guard.rows(response), timer)))
     }
+}
+
+/// The rows of `response`, recording the query's duration when the last
+/// one has gone (or the client stopped reading).
+fn timed(mut response: QueryResponse, timer: crate::metrics::QueryTimer) -> QueryResponse {
+    let fields = response.row_schema();
+    let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+    QueryResponse::new(
+        fields,
+        rows.map(move |row| {
+            let _running = &timer;
+            row
+        }),
+    )
 }
 
 /// What stops a running statement: its `statement_timeout` and its client
