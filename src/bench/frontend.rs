@@ -202,15 +202,8 @@ async fn timed(
         options.lookback_ms,
     );
     let started = Instant::now();
-    let run_part = |part_start: i64, part_end: i64| {
-        let (engine, query, options) = (engine.clone(), query.to_string(), options.clone());
-        async move {
-            let ctx = engine
-                .tables_session(TENANT)
-                .map_err(|e| promql::PromError::Internal(e.to_string()))?;
-            promql::range_query(&ctx, &query, part_start, part_end, step, &options).await
-        }
-    };
+    let ctx = engine.tables_session(TENANT)?;
+    let run_part = crate::query::frontend::promql_parts(ctx, query, step, &options);
     let output = frontend
         .range_query(range, run_part)
         .await

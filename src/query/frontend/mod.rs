@@ -161,6 +161,27 @@ impl<'a> RangeQuery<'a> {
     }
 }
 
+/// Evaluates the parts of a PromQL range query over `ctx` (a tenant's
+/// session, shared by the parts), for [`QueryFrontend::range_query`].
+pub fn promql_parts(
+    ctx: datafusion::prelude::SessionContext,
+    query: &str,
+    step: i64,
+    options: &crate::query::promql::QueryOptions,
+) -> impl Fn(
+    i64,
+    i64,
+)
+    -> futures::future::BoxFuture<'static, Result<QueryOutput, crate::query::promql::PromError>> {
+    let (query, options) = (query.to_string(), options.clone());
+    move |start, end| {
+        let (ctx, query, options) = (ctx.clone(), query.clone(), options.clone());
+        Box::pin(async move {
+            crate::query::promql::range_query(&ctx, &query, start, end, step, &options).await
+        })
+    }
+}
+
 pub const QUERIES: &str = "o11ydb_query_frontend_queries_total";
 pub const PARTS: &str = "o11ydb_query_frontend_split_parts_total";
 pub const CACHE_LOOKUPS: &str = "o11ydb_query_frontend_results_cache_lookups_total";

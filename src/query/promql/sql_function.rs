@@ -176,10 +176,7 @@ async fn through_frontend(
         (start, end, step),
         options.lookback_ms,
     );
-    let run_part = |part_start: i64, part_end: i64| {
-        let (ctx, query, options) = (ctx.clone(), query.to_string(), options.clone());
-        async move { range_query(&ctx, &query, part_start, part_end, step, &options).await }
-    };
+    let run_part = crate::query::frontend::promql_parts(ctx, query, step, options);
     Ok(frontend.range_query(range, run_part).await?)
 }
 

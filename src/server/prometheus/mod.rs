@@ -201,7 +201,7 @@ async fn query_range(State(engine): State<Arc<Engine>>, request: ApiRequest) -> 
     respond(run_range_query(&engine, &request).await)
 }
 
-async fn run_range_query(engine: &Arc<Engine>, request: &ApiRequest) -> Outcome {
+async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let form = &request.form;
     let limit = params::limit_param(form)?;
     let time = |name| {
@@ -250,18 +250,8 @@ async fn run_range_query(engine: &Arc<Engine>, request: &ApiRequest) -> Outcome 
         (start, end, step_ms),
         options.lookback_ms,
     );
-    let run_part = |part_start: i64, part_end: i64| {
-        let (engine, tenant, text, options) = (
-            engine.clone(),
-            tenant.clone(),
-            text.to_string(),
-            options.clone(),
-        );
-        async move {
-            let ctx = tenant_session(&engine, &tenant)?;
-            promql::range_query(&ctx, &text, part_start, part_end, step_ms, &options).await
-        }
-    };
+    let ctx = tenant_session(engine, &tenant)?;
+    let run_part = frontend::promql_parts(ctx, text, step_ms, &options);
     let evaluation = engine.frontend().range_query(range, run_part);
     let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
