@@ -2,7 +2,8 @@
 //! frontend three ways — unsplit and uncached, split by day with an empty
 //! results cache (cold), and the same again (warm: every part but the
 //! newest, which ends now, comes from the cache) — over the scrape-shaped
-//! dataset flushed to Parquet blocks of a scratch engine (blocks in memory).
+//! dataset flushed to one Parquet block per day in a scratch engine
+//! (blocks in memory).
 //! Every way must answer the same series and points, or the run fails.
 
 use std::sync::Arc;
@@ -141,36 +142,38 @@ async fn load(engine: &Engine, b: &FrontendBench, from: i64, until: i64) -> Resu
         seed: 11,
     };
     let data = generate(&shape);
-    let mut builder = SamplesBuilder::new();
+    // One block per day, as the ingester's flushes and the compactor's
+    // 24 h ranges leave them, so a day's part reads about one block.
     let mut samples = 0u64;
-    for s in &data {
-        let labels = canonical(
-            s.labels
-                .iter()
-                .filter(|(n, _)| n != "__name__")
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect(),
-        );
-        builder.push_series(s.metric(), &labels, &s.points);
-        samples += s.points.len() as u64;
-        if builder.len() >= 1_000_000 {
+    let mut day_start = from.div_euclid(86_400_000) * 86_400_000;
+    while day_start < until {
+        let day_end = day_start + 86_400_000;
+        let mut builder = SamplesBuilder::new();
+        for s in &data {
+            let labels = canonical(
+                s.labels
+                    .iter()
+                    .filter(|(n, _)| n != "__name__")
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect(),
+            );
+            let lo = s.points.partition_point(|(t, _)| *t < day_start);
+            let hi = s.points.partition_point(|(t, _)| *t < day_end);
+            builder.push_series(s.metric(), &labels, &s.points[lo..hi]);
+            samples += (hi - lo) as u64;
+        }
+        if !builder.is_empty() {
             let batch = builder.finish();
             engine
                 .ingester()
                 .append_canonical(TENANT, Signal::Samples, &batch)
                 .await?;
+            let report = engine.flush().await;
+            if !report.failed.is_empty() {
+                return Err(Error::Storage(format!("flush failed: {:?}", report.failed)));
+            }
         }
-    }
-    if !builder.is_empty() {
-        let batch = builder.finish();
-        engine
-            .ingester()
-            .append_canonical(TENANT, Signal::Samples, &batch)
-            .await?;
-    }
-    let report = engine.flush().await;
-    if !report.failed.is_empty() {
-        return Err(Error::Storage(format!("flush failed: {:?}", report.failed)));
+        day_start = day_end;
     }
     Ok((samples, data.len()))
 }
