@@ -40,6 +40,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     exemplars: Arc<ExemplarStore>,
     runtime: Arc<RuntimeEnv>,
+    /// The ruler, once started (see `crate::ruler::start`).
+    ruler: std::sync::OnceLock<Arc<crate::ruler::Ruler>>,
     _lock: File,
 }
 
@@ -85,6 +87,7 @@ impl Engine {
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
         config.metrics_generator.validate().map_err(Error::Config)?;
+        config.ruler.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -144,6 +147,7 @@ impl Engine {
                 metrics,
                 exemplars,
                 runtime,
+                ruler: std::sync::OnceLock::new(),
                 _lock: lock,
             }),
             OpenReport {
@@ -168,6 +172,16 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The running ruler, if `[ruler]` is on and it has started.
+    pub fn ruler(&self) -> Option<&Arc<crate::ruler::Ruler>> {
+        self.ruler.get()
+    }
+
+    /// Records the started ruler (once) for the rules API.
+    pub fn set_ruler(&self, ruler: Arc<crate::ruler::Ruler>) {
+        let _ = self.ruler.set(ruler);
     }
 
     /// Exemplars the metrics generator recorded (in memory only).
