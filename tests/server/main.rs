@@ -16,6 +16,7 @@ mod promql_conformance;
 mod promql_differential;
 mod pruning;
 mod remote_write;
+mod ruler;
 mod service_graph;
 mod sql;
 mod tempo_api;
