@@ -121,7 +121,7 @@ enum BenchCommand {
     #[command(subcommand)]
     Traces(TracesBenchCommand),
     /// Rule evaluation latency: N rules (mixed recording/alerting) over a
-    /// generated dataset, every group evaluated per round; p50/p99 per group and round.
+    /// generated dataset, every group evaluated once per round; p50/p99 per group and round.
     Ruler(RulerBenchArgs),
 }
 
@@ -133,9 +133,12 @@ struct RulerBenchArgs {
     /// Rules per group.
     #[arg(long, default_value_t = 20)]
     rules_per_group: usize,
-    /// Evaluation rounds (each evaluates every group once, all at once).
+    /// Evaluation rounds (each evaluates every group once).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// Groups evaluated at the same time [default: the number of cores].
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Jobs of the dataset (rules are spread over them).
     #[arg(long, default_value_t = 8)]
     jobs: usize,
@@ -682,6 +685,9 @@ async fn bench_ruler(args: RulerBenchArgs) -> anyhow::Result<()> {
         rounds: args.rounds,
         jobs: args.jobs,
         instances: args.instances,
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let r = run(&bench).await?;
     println!("series: {}", r.series);

@@ -542,14 +542,14 @@ impl Checker {
                 None
             }
         };
-        if let (Some(text), Some((_, expr_at, expr_node))) = (&expr_text, &expr) {
-            if let Err(e) = self.check_expr(text) {
-                let at = expr_position(*expr_at, expr_node, &e);
-                self.problem(
-                    at,
-                    format!("{what}: could not parse expression: {}", e.message),
-                );
-            }
+        if let (Some(text), Some((_, expr_at, expr_node))) = (&expr_text, &expr)
+            && let Err(e) = self.check_expr(text)
+        {
+            let at = expr_position(*expr_at, expr_node, &e);
+            self.problem(
+                at,
+                format!("{what}: could not parse expression: {}", e.message),
+            );
         }
         for (k, _, p) in &labels {
             if !valid_label_name(k) {
