@@ -344,12 +344,12 @@ async fn evaluate_rule(
         },
     };
     ctx.notifier.send(&notifications);
-    let write_error = write(ctx, state, index, series, ts_ms).await.err();
-    match (error, write_error) {
-        (Some(e), _) => Err(e),
-        (None, Some(e)) => Err(e),
-        (None, None) => Ok(()),
+    if let Some(e) = error {
+        // Like Prometheus, a failed rule writes nothing, not even stale
+        // markers: its series from the last success stay until it recovers.
+        return Err(e);
     }
+    write(ctx, state, index, series, ts_ms).await
 }
 
 /// One output series of a rule: metric name, labels without `__name__`
