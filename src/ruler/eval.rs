@@ -630,3 +630,99 @@ async fn write(
         .add(SAMPLES, &[("tenant", &ctx.tenant)], rows as f64);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruler::rules::parse;
+
+    fn group(yaml: &str) -> RuleGroup {
+        parse(std::path::Path::new("t.yaml"), yaml, Language::Promql)
+            .unwrap_or_else(|p| panic!("{}", p[0]))
+            .remove(0)
+    }
+
+    fn sample(labels: &[(&str, &str)], value: f64) -> InstantSample {
+        InstantSample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timestamp: 0,
+            value,
+        }
+    }
+
+    #[test]
+    fn recording_rules_rename_relabel_and_refuse_duplicates_and_excess() {
+        let g = group(
+            "groups:\n  - name: g\n    limit: 2\n    labels: {team: a}\n    rules:\n      - record: r:x\n        expr: x\n        labels: {env: prod, drop: \"\"}\n",
+        );
+        let rule = &g.rules[0];
+        let out = record(
+            &g,
+            rule,
+            vec![sample(
+                &[("__name__", "x"), ("drop", "1"), ("env", "dev"), ("i", "1")],
+                3.0,
+            )],
+        )
+        .unwrap();
+        let want: Labels = [("env", "prod"), ("i", "1"), ("team", "a")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(out, vec![("r:x".to_string(), want, 3.0)]);
+        // Two series that differ only by a label the rule overrides.
+        let e = record(
+            &g,
+            rule,
+            vec![sample(&[("env", "a")], 1.0), sample(&[("env", "b")], 2.0)],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("same labelset after applying rule labels"),
+            "{e}"
+        );
+        let e = record(
+            &g,
+            rule,
+            (0..3)
+                .map(|i| sample(&[("i", &i.to_string())], 1.0))
+                .collect(),
+        )
+        .unwrap_err();
+        assert_eq!(e, "exceeded limit of 2 with 3 series");
+    }
+
+    #[test]
+    fn alerts_are_sent_when_firing_again_after_the_resend_delay_and_when_resolved() {
+        let mut a = Alert {
+            labels: vec![],
+            annotations: vec![],
+            state: AlertState::Pending,
+            value: 1.0,
+            active_at_ms: 0,
+            fired_at_ms: None,
+            resolved_at_ms: None,
+            last_sent_at_ms: None,
+            valid_until_ms: 0,
+            keep_firing_since_ms: None,
+        };
+        assert!(!a.needs_sending(1_000, 60_000));
+        a.state = AlertState::Firing;
+        assert!(a.needs_sending(1_000, 60_000));
+        a.last_sent_at_ms = Some(1_000);
+        assert!(!a.needs_sending(30_000, 60_000));
+        assert!(a.needs_sending(61_001, 60_000));
+        a.state = AlertState::Inactive;
+        a.resolved_at_ms = Some(2_000);
+        assert!(a.needs_sending(2_000, 60_000));
+        a.last_sent_at_ms = Some(2_000);
+        assert!(!a.needs_sending(3_000, 60_000));
+        assert_eq!(
+            generator_url("http://h:3100/", "up == 0"),
+            "http://h:3100/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
+        );
+    }
+}
