@@ -33,6 +33,8 @@ pub struct Config {
     pub overrides: std::collections::HashMap<String, toml::Table>,
     /// Span metrics and service graphs computed from ingested spans.
     pub metrics_generator: crate::ingest::metrics_generator::GeneratorConfig,
+    /// Recording and alerting rules (on when a rule path is set).
+    pub ruler: crate::ruler::RulerConfig,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -53,6 +55,7 @@ impl Default for Config {
             limits: crate::ingest::limits::Limits::default(),
             overrides: std::collections::HashMap::new(),
             metrics_generator: Default::default(),
+            ruler: Default::default(),
             source_file: None,
         }
     }
@@ -325,7 +328,12 @@ mod tests {
     #[test]
     fn documented_examples_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for doc in ["README.md", "docs/ingest.md", "docs/traces.md"] {
+        for doc in [
+            "README.md",
+            "docs/ingest.md",
+            "docs/traces.md",
+            "docs/ruler.md",
+        ] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
                 .split("```toml\n")

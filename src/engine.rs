@@ -42,6 +42,8 @@ pub struct Engine {
     exemplars: Arc<ExemplarStore>,
     frontend: Arc<QueryFrontend>,
     runtime: Arc<RuntimeEnv>,
+    /// The ruler, once started (see `crate::ruler::start`).
+    ruler: std::sync::OnceLock<Arc<crate::ruler::Ruler>>,
     _lock: File,
 }
 
@@ -87,6 +89,7 @@ impl Engine {
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
         config.metrics_generator.validate().map_err(Error::Config)?;
+        config.ruler.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -151,6 +154,7 @@ impl Engine {
                 exemplars,
                 frontend,
                 runtime,
+                ruler: std::sync::OnceLock::new(),
                 _lock: lock,
             }),
             OpenReport {
@@ -180,6 +184,16 @@ impl Engine {
     /// Query limits, splitting, results cache and the fair queue.
     pub fn frontend(&self) -> &Arc<QueryFrontend> {
         &self.frontend
+    }
+
+    /// The running ruler, if `[ruler]` is on and it has started.
+    pub fn ruler(&self) -> Option<&Arc<crate::ruler::Ruler>> {
+        self.ruler.get()
+    }
+
+    /// Records the started ruler (once) for the rules API.
+    pub fn set_ruler(&self, ruler: Arc<crate::ruler::Ruler>) {
+        let _ = self.ruler.set(ruler);
     }
 
     /// Exemplars the metrics generator recorded (in memory only).

@@ -12,6 +12,7 @@
 //! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
 //! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; TraceQL text → pushed-down scans of `spans` → whole candidate traces → spansets or per-step series; the `promql()`/`logql()`/`traceql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners; the query frontend (limits, split by time, results cache, per-tenant fair queue) in front of them |
+//! | [`ruler`] | rule files per tenant (PromQL, LogQL) → groups evaluated on their interval → recording-rule samples and `ALERTS` written through the distributor; alerts → bounded queues → Alertmanager's `/api/v2/alerts` |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
 //! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
@@ -29,6 +30,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod query;
+pub mod ruler;
 pub mod server;
 pub mod storage;
 

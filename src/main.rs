@@ -53,6 +53,26 @@ enum CheckCommand {
     Promql(CheckArgs),
     /// Check TraceQL queries.
     Traceql(CheckArgs),
+    /// Check rule files like `promtool check rules`: YAML, fields, names,
+    /// expressions and templates; each problem with file and line (exit
+    /// code 1 if any file fails).
+    Rules(CheckRulesArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckRulesArgs {
+    /// Rule files (Prometheus rule-file YAML).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Language of the expressions: promql (`[ruler] rule_path`) or logql (`loki_rule_path`).
+    #[arg(long, value_enum, default_value = "promql")]
+    language: RuleLanguage,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RuleLanguage {
+    Promql,
+    Logql,
 }
 
 #[derive(clap::Args)]
@@ -106,6 +126,9 @@ enum BenchCommand {
     Traces(TracesBenchCommand),
     /// A 7-day PromQL range query unsplit, split with a cold cache and warm (in process).
     Frontend(FrontendBenchArgs),
+    /// Rule evaluation latency: N rules (mixed recording/alerting) over a
+    /// generated dataset, every group evaluated once per round; p50/p99 per group and round.
+    Ruler(RulerBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -128,6 +151,28 @@ struct FrontendBenchArgs {
     /// Timed runs of each way (medians are reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+}
+
+#[derive(clap::Args)]
+struct RulerBenchArgs {
+    /// Rules in total (three in five recording, two in five alerting).
+    #[arg(long, default_value_t = 1000)]
+    rules: usize,
+    /// Rules per group.
+    #[arg(long, default_value_t = 20)]
+    rules_per_group: usize,
+    /// Evaluation rounds (each evaluates every group once).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Groups evaluated at the same time [default: the number of cores].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Jobs of the dataset (rules are spread over them).
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// Instances per job; each exposes 21 series.
+    #[arg(long, default_value_t = 60)]
+    instances: usize,
 }
 
 #[derive(Subcommand)]
@@ -443,6 +488,19 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Command::Check(CheckCommand::Rules(args)) = &cli.command {
+        use o11ydb::ruler::rules::{Language, check_files};
+        let language = match args.language {
+            RuleLanguage::Promql => Language::Promql,
+            RuleLanguage::Logql => Language::Logql,
+        };
+        let report = check_files(&args.files, language);
+        print!("{}", report.text);
+        if !report.ok {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if let Command::Check(command) = &cli.command {
         return check_queries(command);
     }
@@ -540,6 +598,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::Ruler(args)) => runtime.block_on(bench_ruler(args)),
         Command::Conformance(ConformanceCommand::Promql(args)) => {
             runtime.block_on(conformance_promql(args))
         }
@@ -573,6 +632,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let running = server::start(engine.clone(), &config).await?;
+    let ruler = o11ydb::ruler::start(&engine, running.shutdown_signal());
     let addrs = running.addrs.clone();
     println!("o11ydb {} is running", env!("CARGO_PKG_VERSION"));
     println!("  data dir:  {}", config.data_dir.display());
@@ -599,6 +659,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "  flight:    {}   (Arrow Flight SQL; ADBC: grpc://{})",
         addrs.flight, addrs.flight
     );
+    if ruler.is_some() {
+        let r = &config.ruler;
+        let paths: Vec<String> = [&r.rule_path, &r.loki_rule_path]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        println!(
+            "  ruler:     {}   (GET /api/v1/rules, /api/v1/alerts; alertmanager: {})",
+            paths.join(", "),
+            if r.alertmanager_url.is_empty() {
+                "none".to_string()
+            } else {
+                r.alertmanager_url.join(", ")
+            }
+        );
+    }
     let demo = if args.demo {
         let tenant = config.pgwire.default_tenant.clone();
         println!("  demo:      loading an hour of logs, metrics and traces into tenant {tenant:?}");
@@ -619,6 +696,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     wait_for_shutdown().await;
     tracing::info!("shutting down");
     running.stop().await;
+    if let Some(r) = ruler {
+        let _ = r.await;
+    }
     if let Some(d) = demo {
         let _ = d.await;
     }
@@ -664,6 +744,49 @@ async fn bench_samples(args: SamplesArgs) -> anyhow::Result<()> {
     println!("sql: {}", args.sql);
     println!("sql_best_seconds: {:.4}", best.as_secs_f64());
     println!("{rendered}");
+    Ok(())
+}
+
+async fn bench_ruler(args: RulerBenchArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::ruler::{RulerBench, percentile, run};
+    let bench = RulerBench {
+        rules: args.rules,
+        rules_per_group: args.rules_per_group,
+        rounds: args.rounds,
+        jobs: args.jobs,
+        instances: args.instances,
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let r = run(&bench).await?;
+    println!("series: {}", r.series);
+    println!("samples: {}", r.samples);
+    println!(
+        "rules: {} ({} recording, {} alerting) in {} groups",
+        r.rules, r.recording, r.alerting, r.groups
+    );
+    println!("rounds: {}", r.round_times.len());
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "group_ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        ms(percentile(&r.group_times, 50.0)),
+        ms(percentile(&r.group_times, 99.0)),
+        ms(percentile(&r.group_times, 100.0))
+    );
+    println!(
+        "round_ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        ms(percentile(&r.round_times, 50.0)),
+        ms(percentile(&r.round_times, 99.0)),
+        ms(percentile(&r.round_times, 100.0))
+    );
+    let total: f64 = r.round_times.iter().map(|d| d.as_secs_f64()).sum();
+    println!(
+        "rule_evaluations_per_second: {:.0}",
+        (r.rules * r.round_times.len()) as f64 / total
+    );
+    println!("failed_evaluations: {}", r.failures);
+    anyhow::ensure!(r.failures == 0, "{} rule evaluations failed", r.failures);
     Ok(())
 }
 
@@ -808,6 +931,7 @@ fn check_queries(command: &CheckCommand) -> anyhow::Result<()> {
         CheckCommand::Logql(args) => (args, check_logql),
         CheckCommand::Promql(args) => (args, check_promql),
         CheckCommand::Traceql(args) => (args, check_traceql),
+        CheckCommand::Rules(_) => unreachable!("checked in main"),
     };
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;

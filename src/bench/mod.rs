@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod logql;
 pub mod prom_http;
 pub mod promql;
+pub mod ruler;
 pub mod samples;
 pub mod scrape_dataset;
 pub mod storage;

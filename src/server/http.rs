@@ -12,6 +12,7 @@
 //! * `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, ... —
 //!   the Prometheus HTTP query API (see `prometheus`).
 //! * `/loki/api/v1/...` — the Loki HTTP query API (see `loki`).
+//! * `GET /api/v1/rules`, `/api/v1/alerts` — the ruler's rules and alerts (see `rules_api`).
 //! * `/api/traces/<id>`, `/api/v2/traces/<id>`, `/api/search/tags`,
 //!   `/api/v2/search/tags`, `/api/search/tag/<tag>/values`,
 //!   `/api/v2/search/tag/<tag>/values`, `/api/echo`, `/api/status/buildinfo` —
@@ -28,7 +29,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{loki, otlp, prometheus, push, push_logs, tempo};
+use super::{loki, otlp, prometheus, push, push_logs, rules_api, tempo};
 use crate::engine::Engine;
 use crate::model::Signal;
 
@@ -51,6 +52,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(prometheus::routes())
         .merge(loki::routes())
         .merge(tempo::routes())
+        .merge(rules_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),

@@ -14,6 +14,7 @@ pub mod pgwire;
 pub mod prometheus;
 pub mod push;
 pub mod push_logs;
+pub mod rules_api;
 pub mod tempo;
 
 use std::net::SocketAddr;

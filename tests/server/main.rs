@@ -17,6 +17,7 @@ mod promql_differential;
 mod pruning;
 mod query_frontend;
 mod remote_write;
+mod ruler;
 mod self_monitoring;
 mod service_graph;
 mod sql;

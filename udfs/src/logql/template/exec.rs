@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::funcs::{self, Ctx};
 use super::value::Value;
-use super::{Arg, Cmd, Node, Pipe, Template, TemplateData};
+use super::{AlertData, Arg, Cmd, Node, Pipe, Template, TemplateData};
 
 enum Flow {
     Normal,
@@ -42,10 +42,43 @@ pub(super) fn run(t: &Template, data: &TemplateData<'_>, out: &mut String) -> Re
         ctx: Ctx {
             line: data.line,
             timestamp_ns: data.timestamp_ns,
+            external_url: "",
         },
         vars: vec![("$".to_string(), Value::Labels(data.labels))],
     };
     let dot = Value::Labels(data.labels);
+    match st.walk(&dot, &t.nodes, out) {
+        Ok(_) => Ok(()),
+        Err(EvalErr::Done(s)) | Err(EvalErr::Plain(s)) => Err(s),
+    }
+}
+
+/// Runs an alerting template: the dot is the template data, and
+/// `$labels`, `$externalLabels`, `$externalURL`, `$value` are set as
+/// Prometheus' preamble sets them.
+pub(super) fn run_alert(t: &Template, data: &AlertData, out: &mut String) -> Result<(), String> {
+    let dot = Value::Alert(data);
+    let mut st = State {
+        t,
+        ctx: Ctx {
+            line: "",
+            timestamp_ns: 0,
+            external_url: &data.external_url,
+        },
+        vars: vec![
+            ("$".to_string(), dot.clone()),
+            ("$labels".to_string(), Value::Labels(&data.labels)),
+            (
+                "$externalLabels".to_string(),
+                Value::Labels(&data.external_labels),
+            ),
+            (
+                "$externalURL".to_string(),
+                Value::str(data.external_url.as_str()),
+            ),
+            ("$value".to_string(), Value::Float(data.value)),
+        ],
+    };
     match st.walk(&dot, &t.nodes, out) {
         Ok(_) => Ok(()),
         Err(EvalErr::Done(s)) | Err(EvalErr::Plain(s)) => Err(s),
@@ -313,6 +346,16 @@ fn field<'a>(v: &Value<'a>, name: &str) -> Result<Value<'a>, String> {
             serde_json::Value::Object(o) => {
                 Ok(o.get(name).map(Value::from_json_ref).unwrap_or(Value::Nil))
             }
+            _ => Err(format!(
+                "can't evaluate field {name} in type {}",
+                v.type_name()
+            )),
+        },
+        Value::Alert(a) => match name {
+            "Labels" => Ok(Value::Labels(&a.labels)),
+            "ExternalLabels" => Ok(Value::Labels(&a.external_labels)),
+            "ExternalURL" => Ok(Value::str(a.external_url.as_str())),
+            "Value" => Ok(Value::Float(a.value)),
             _ => Err(format!(
                 "can't evaluate field {name} in type {}",
                 v.type_name()

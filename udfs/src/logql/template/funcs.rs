@@ -17,6 +17,7 @@ use regex::Regex;
 
 use super::gotime::{self, GoTime, Zone};
 use super::printf;
+use super::prometheus;
 use super::value::Value;
 use crate::logql::units;
 
@@ -24,6 +25,8 @@ use crate::logql::units;
 pub(super) struct Ctx<'a> {
     pub line: &'a str,
     pub timestamp_ns: i64,
+    /// Alerting templates: `externalURL`.
+    pub external_url: &'a str,
 }
 
 type R<'a> = Result<Value<'a>, String>;
@@ -419,10 +422,126 @@ static FUNCS: &[Def] = &[
         }
         Ok(a.swap_remove(0))
     }),
+    // Prometheus alerting templates (see `prometheus`; not in Loki's set)
+    d("humanize", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::humanize(prometheus::to_float(
+            &a[0],
+        )?)))
+    }),
+    d("humanize1024", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::humanize1024(prometheus::to_float(
+            &a[0],
+        )?)))
+    }),
+    d("humanizeDuration", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::humanize_duration(
+            prometheus::to_float(&a[0])?,
+        )))
+    }),
+    d("humanizePercentage", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::humanize_percentage(
+            prometheus::to_float(&a[0])?,
+        )))
+    }),
+    d("humanizeTimestamp", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::humanize_timestamp(
+            prometheus::to_float(&a[0])?,
+        )?))
+    }),
+    d("toTime", 1, Some(1), |a, _, _| {
+        Ok(Value::Time(prometheus::to_time(prometheus::to_float(
+            &a[0],
+        )?)?))
+    }),
+    d("toUpper", 1, Some(1), |a, _, _| {
+        Ok(Value::str(go_upper(&s(&a[0])?)))
+    }),
+    d("toLower", 1, Some(1), |a, _, _| {
+        Ok(Value::str(go_lower(&s(&a[0])?)))
+    }),
+    d("match", 2, Some(2), |a, _, re| {
+        Ok(Value::Bool(prometheus::regex_match(
+            &s(&a[0])?,
+            &s(&a[1])?,
+            re,
+        )?))
+    }),
+    d("reReplaceAll", 3, Some(3), |a, _, re| {
+        Ok(Value::str(prometheus::re_replace_all(
+            &s(&a[0])?,
+            &s(&a[1])?,
+            &s(&a[2])?,
+            re,
+        )?))
+    }),
+    d("safeHtml", 1, Some(1), |a, _, _| {
+        Ok(Value::str(s(&a[0])?.into_owned()))
+    }),
+    d("stripPort", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::strip_port(&s(&a[0])?)))
+    }),
+    d("stripDomain", 1, Some(1), |a, _, _| {
+        Ok(Value::str(prometheus::strip_domain(&s(&a[0])?)))
+    }),
+    d("parseDuration", 1, Some(1), |a, _, _| {
+        Ok(Value::Float(prometheus::parse_duration(&s(&a[0])?)?))
+    }),
+    d("externalURL", 0, Some(0), |_, c, _| {
+        Ok(Value::str(c.external_url))
+    }),
+    d("pathPrefix", 0, Some(0), |_, c, _| {
+        let path = url_path(c.external_url);
+        Ok(Value::str(path))
+    }),
 ];
 
-/// Index of a function by name, `None` when Loki does not define it.
-pub(super) fn lookup(name: &str) -> Option<usize> {
+/// Functions only alerting templates have (Prometheus' own).
+const PROMETHEUS_ONLY: &[&str] = &[
+    "humanize",
+    "humanize1024",
+    "humanizeDuration",
+    "humanizePercentage",
+    "humanizeTimestamp",
+    "toTime",
+    "toUpper",
+    "toLower",
+    "match",
+    "reReplaceAll",
+    "safeHtml",
+    "stripPort",
+    "stripDomain",
+    "parseDuration",
+    "externalURL",
+    "pathPrefix",
+];
+
+/// Functions of Loki's set that alerting templates also have: Go's
+/// builtins and `title`.
+const PROMETHEUS_SHARED: &[&str] = &[
+    "and", "or", "not", "len", "index", "print", "printf", "println", "html", "urlquery", "eq",
+    "ne", "lt", "le", "gt", "ge", "title",
+];
+
+/// The path of a URL (`http://host/prefix` → `/prefix`).
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(i) => after_scheme[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
+    }
+}
+
+/// Index of a function by name, `None` when the dialect does not define it.
+pub(super) fn lookup(name: &str, dialect: super::Dialect) -> Option<usize> {
+    let defined = match dialect {
+        super::Dialect::Loki => !PROMETHEUS_ONLY.contains(&name),
+        super::Dialect::Prometheus => {
+            PROMETHEUS_ONLY.contains(&name) || PROMETHEUS_SHARED.contains(&name)
+        }
+    };
+    if !defined {
+        return None;
+    }
     FUNCS.iter().position(|d| d.name == name)
 }
 
@@ -438,13 +557,17 @@ pub(super) fn is_and_or(f: usize) -> bool {
 pub(super) fn takes_regex(f: usize) -> bool {
     matches!(
         FUNCS[f].name,
-        "regexReplaceAll" | "regexReplaceAllLiteral" | "count"
+        "regexReplaceAll" | "regexReplaceAllLiteral" | "count" | "match" | "reReplaceAll"
     )
 }
 
-/// All function names a template may call.
+/// All function names a `line_format` template may call.
 pub fn names() -> Vec<&'static str> {
-    FUNCS.iter().map(|d| d.name).collect()
+    FUNCS
+        .iter()
+        .map(|d| d.name)
+        .filter(|n| !PROMETHEUS_ONLY.contains(n))
+        .collect()
 }
 
 pub(super) fn call<'a>(f: usize, args: Vec<Value<'a>>, ctx: &Ctx<'a>, re: Option<&Regex>) -> R<'a> {

@@ -16,11 +16,19 @@
 //! (see [`funcs`]). Labels are `.name`; a missing label is `""`
 //! (Loki executes with `missingkey=zero` over a string map).
 //! Not supported: `define`, `template`, `block`, `call`, `slice`, `js`.
+//!
+//! The same engine expands alerting-rule labels and annotations
+//! ([`Template::compile_alert`], [`Template::render_alert`]): the dot is
+//! Prometheus' template data (`.Labels`, `.ExternalLabels`, `.ExternalURL`,
+//! `.Value`), `$labels`, `$externalLabels`, `$externalURL` and `$value` are
+//! defined, and the functions are Go's builtins plus Prometheus' own
+//! ([`prometheus`]).
 
 mod exec;
 pub mod funcs;
 pub mod gotime;
 mod printf;
+pub mod prometheus;
 mod value;
 
 use regex::Regex;
@@ -33,6 +41,31 @@ pub struct Template {
     nodes: Vec<Node>,
     name: String,
     text: String,
+}
+
+/// Which functions and variables a template is compiled against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Loki's `line_format` / `label_format`.
+    Loki,
+    /// Prometheus' alerting-rule labels and annotations.
+    Prometheus,
+}
+
+/// The variables Prometheus defines before an alerting template.
+const ALERT_VARIABLES: [&str; 4] = ["$labels", "$externalLabels", "$externalURL", "$value"];
+
+/// What an alerting-rule template reads (Prometheus' template data).
+#[derive(Debug, Clone, Default)]
+pub struct AlertData {
+    /// `.Labels` / `$labels`: the alert's labels.
+    pub labels: Vec<(String, String)>,
+    /// `.ExternalLabels` / `$externalLabels`.
+    pub external_labels: Vec<(String, String)>,
+    /// `.ExternalURL` / `$externalURL`.
+    pub external_url: String,
+    /// `.Value` / `$value`: the sample value that fired the alert.
+    pub value: f64,
 }
 
 /// A compile error at a byte offset of the template text.
@@ -477,6 +510,7 @@ struct Parser<'t> {
     src: &'t str,
     vars: Vec<String>,
     range_depth: usize,
+    dialect: Dialect,
 }
 
 enum Stop {
@@ -748,7 +782,7 @@ impl<'t> Parser<'t> {
                 "true" => Arg::Bool(true),
                 "false" => Arg::Bool(false),
                 "nil" => Arg::Nil,
-                _ => match funcs::lookup(&name) {
+                _ => match funcs::lookup(&name, self.dialect) {
                     Some(f) => Arg::Func(f),
                     None => return Err(err(it.offset, format!("function \"{name}\" not defined"))),
                 },
@@ -835,13 +869,28 @@ impl Template {
     /// unknown functions (`function "foo" not defined`), unclosed actions,
     /// unbalanced `if`/`range`/`end`, undefined variables.
     pub fn compile(text: &str) -> Result<Template, TemplateError> {
+        Self::compile_dialect(text, Dialect::Loki)
+    }
+
+    /// Parses an alerting-rule label or annotation template named `name`
+    /// (Prometheus names them `__alert_<alertname>`).
+    pub fn compile_alert(text: &str, name: &str) -> Result<Template, TemplateError> {
+        Ok(Self::compile_dialect(text, Dialect::Prometheus)?.with_name(name))
+    }
+
+    fn compile_dialect(text: &str, dialect: Dialect) -> Result<Template, TemplateError> {
         let items = lex(text)?;
+        let mut vars = vec!["$".to_string()];
+        if dialect == Dialect::Prometheus {
+            vars.extend(ALERT_VARIABLES.iter().map(|v| v.to_string()));
+        }
         let mut p = Parser {
             items,
             pos: 0,
             src: text,
-            vars: vec!["$".to_string()],
+            vars,
             range_depth: 0,
+            dialect,
         };
         let (nodes, stop) = p.list()?;
         match stop {
@@ -857,6 +906,14 @@ impl Template {
             name: "line".to_string(),
             text: text.to_string(),
         })
+    }
+
+    /// Expands an alerting template (compiled with [`Template::compile_alert`]);
+    /// `Err` carries Go's execution error text.
+    pub fn render_alert(&self, data: &AlertData) -> Result<String, String> {
+        let mut out = String::new();
+        exec::run_alert(self, data, &mut out)?;
+        Ok(out)
     }
 
     /// The template name used in execution errors (`executing "line" at

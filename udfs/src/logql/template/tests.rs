@@ -558,3 +558,67 @@ fn time_methods_of_the_timestamp() {
     );
     assert!(render_at("{{ (__timestamp__).Bogus }}", &[], "", ts).is_err());
 }
+
+fn alert(text: &str, data: &AlertData) -> Result<String, String> {
+    Template::compile_alert(text, "__alert_Test")
+        .map_err(|e| e.to_string())?
+        .render_alert(data)
+}
+
+#[test]
+fn alert_templates_read_prometheus_data() {
+    let data = AlertData {
+        labels: vec![("instance".into(), "web-1:9090".into())],
+        external_labels: vec![("cluster".into(), "eu".into())],
+        external_url: "http://o11ydb.example:3100/prefix".into(),
+        value: 0.98765,
+    };
+    let cases = [
+        (
+            "{{ $labels.instance }} is {{ $value }}",
+            "web-1:9090 is 0.98765",
+        ),
+        ("{{ .Labels.instance }}/{{ .Value }}", "web-1:9090/0.98765"),
+        ("{{ $externalLabels.cluster }}", "eu"),
+        ("{{ $value | humanizePercentage }}", "98.77%"),
+        ("{{ humanize 1234567 }}", "1.235M"),
+        ("{{ humanizeDuration 3725 }}", "1h 2m 5s"),
+        ("{{ printf \"%.2f\" $value }}", "0.99"),
+        ("{{ $labels.instance | stripPort | toUpper }}", "WEB-1"),
+        (
+            "{{ if match \"^web\" $labels.instance }}web{{ end }}",
+            "web",
+        ),
+        (
+            "{{ reReplaceAll \"-(\\\\d)\" \"#$1\" $labels.instance }}",
+            "web#1:9090",
+        ),
+        (
+            "{{ externalURL }} {{ pathPrefix }} {{ $externalURL }}",
+            "http://o11ydb.example:3100/prefix /prefix http://o11ydb.example:3100/prefix",
+        ),
+        ("{{ $labels.missing }}.", "."),
+        ("{{ title \"hello world\" }}", "Hello World"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(alert(text, &data).unwrap(), want, "{text}");
+    }
+    // Loki-only functions are unknown to alerting templates and vice versa.
+    let e = Template::compile_alert("{{ __line__ }}", "a").unwrap_err();
+    assert!(
+        e.message.contains("function \"__line__\" not defined"),
+        "{e}"
+    );
+    let e = Template::compile("{{ humanize 1 }}").unwrap_err();
+    assert!(
+        e.message.contains("function \"humanize\" not defined"),
+        "{e}"
+    );
+    let e = Template::compile("{{ $value }}").unwrap_err();
+    assert!(e.message.contains("undefined variable"), "{e}");
+    let e = alert("{{ humanize \"x\" }}", &data).unwrap_err();
+    assert!(
+        e.contains("__alert_Test") && e.contains("invalid syntax"),
+        "{e}"
+    );
+}

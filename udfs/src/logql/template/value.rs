@@ -26,6 +26,8 @@ pub enum Value<'a> {
     Json(Rc<serde_json::Value>),
     /// The dot: the line's labels as Go's `map[string]string`.
     Labels(&'a [(String, String)]),
+    /// The dot of an alerting template: Prometheus' template data.
+    Alert(&'a super::AlertData),
 }
 
 impl<'a> Value<'a> {
@@ -66,6 +68,7 @@ impl<'a> Value<'a> {
             Value::Json(j) if j.is_array() => "[]interface {}",
             Value::Json(_) => "map[string]interface {}",
             Value::Labels(_) => "map[string]string",
+            Value::Alert(_) => "template.tmplData",
         }
     }
 
@@ -84,6 +87,7 @@ impl<'a> Value<'a> {
                 _ => true,
             },
             Value::Labels(l) => !l.is_empty(),
+            Value::Alert(_) => true,
         }
     }
 
@@ -105,6 +109,17 @@ impl<'a> Value<'a> {
             Value::Str(s) => out.push_str(s),
             Value::Time(t) => out.push_str(&t.to_go_string()),
             Value::Json(j) => print_json(j, out),
+            Value::Alert(a) => {
+                out.push('{');
+                Value::Labels(&a.labels).print_v(out);
+                out.push(' ');
+                Value::Labels(&a.external_labels).print_v(out);
+                out.push(' ');
+                out.push_str(&a.external_url);
+                out.push(' ');
+                out.push_str(&format_float_v(a.value));
+                out.push('}');
+            }
             Value::Labels(l) => {
                 let mut sorted: Vec<&(String, String)> = l.iter().collect();
                 sorted.sort_by(|a, b| a.0.cmp(&b.0));
