@@ -31,6 +31,8 @@ pub struct Config {
     pub overrides: std::collections::HashMap<String, toml::Table>,
     /// Span metrics and service graphs computed from ingested spans.
     pub metrics_generator: crate::ingest::metrics_generator::GeneratorConfig,
+    /// Block compaction, retention and deletion.
+    pub compactor: crate::storage::compactor::CompactorConfig,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -50,6 +52,7 @@ impl Default for Config {
             limits: crate::ingest::limits::Limits::default(),
             overrides: std::collections::HashMap::new(),
             metrics_generator: Default::default(),
+            compactor: Default::default(),
             source_file: None,
         }
     }

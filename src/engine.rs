@@ -21,6 +21,7 @@ use crate::ingest::limits::LimitsRegistry;
 use crate::ingest::metrics_generator::{self, exemplars::ExemplarStore};
 use crate::ingest::wal::ReplayReport;
 use crate::metrics::Metrics;
+use crate::storage::compactor::Compactor;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
@@ -39,6 +40,7 @@ pub struct Engine {
     distributor: Arc<Distributor>,
     metrics: Arc<Metrics>,
     exemplars: Arc<ExemplarStore>,
+    compactor: Arc<Compactor>,
     runtime: Arc<RuntimeEnv>,
     _lock: File,
 }
@@ -85,6 +87,7 @@ impl Engine {
     pub async fn open(config: Config) -> Result<(Arc<Engine>, OpenReport)> {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
         config.metrics_generator.validate().map_err(Error::Config)?;
+        config.compactor.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -116,6 +119,14 @@ impl Engine {
         runtime.register_object_store(datafusion_store_url().as_ref(), store);
 
         let metrics = Arc::new(Metrics::default());
+        let compactor = Arc::new(Compactor::new(
+            ingester.storage().clone(),
+            limits.clone(),
+            metrics.clone(),
+            runtime.memory_pool.clone(),
+            config.data_dir.join("compactor"),
+            config.compactor.clone(),
+        ));
         let distributor = Arc::new(Distributor::new(
             ingester.clone(),
             limits.clone(),
@@ -143,6 +154,7 @@ impl Engine {
                 distributor,
                 metrics,
                 exemplars,
+                compactor,
                 runtime,
                 _lock: lock,
             }),
@@ -168,6 +180,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Merges blocks, applies retention, deletes replaced blocks.
+    pub fn compactor(&self) -> &Arc<Compactor> {
+        &self.compactor
     }
 
     /// Exemplars the metrics generator recorded (in memory only).

@@ -9,6 +9,7 @@
 pub mod block;
 pub mod bloom;
 pub mod codec;
+pub mod compactor;
 pub mod manifest;
 
 use std::collections::HashMap;
