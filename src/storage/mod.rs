@@ -38,6 +38,9 @@ const KEEP_OLD_MANIFESTS: u64 = 3;
 const MANIFEST_CONFLICT_RETRIES: usize = 5;
 
 /// The per tenant and signal lock that orders manifest changes in this process.
+type ManifestLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Held while a manifest change is published and installed.
 pub type ManifestGuard = tokio::sync::OwnedMutexGuard<()>;
 
 /// The URL under which the block store is registered in DataFusion's runtime.
@@ -52,7 +55,7 @@ pub struct Storage {
     indexes: RwLock<HashMap<String, Arc<Bloom>>>,
     /// Serialises publish + install of one tenant's signal between the
     /// ingester's flushes and the compactor.
-    manifest_locks: Mutex<HashMap<(String, Signal), Arc<tokio::sync::Mutex<()>>>>,
+    manifest_locks: Mutex<HashMap<(String, Signal), ManifestLock>>,
 }
 
 impl std::fmt::Debug for Storage {
