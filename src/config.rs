@@ -325,7 +325,12 @@ mod tests {
     #[test]
     fn documented_examples_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for doc in ["README.md", "docs/ingest.md", "docs/traces.md"] {
+        for doc in [
+            "README.md",
+            "docs/ingest.md",
+            "docs/traces.md",
+            "docs/compactor.md",
+        ] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
                 .split("```toml\n")
@@ -337,6 +342,10 @@ mod tests {
                 let config = Config::from_toml(block).unwrap_or_else(|e| panic!("{doc}: {e}"));
                 config
                     .limits_config()
+                    .unwrap_or_else(|e| panic!("{doc}: {e}"));
+                config
+                    .compactor
+                    .validate()
                     .unwrap_or_else(|e| panic!("{doc}: {e}"));
             }
         }
