@@ -28,7 +28,7 @@ pub mod merge;
 pub mod plan;
 pub mod retention;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,7 +210,12 @@ pub struct Compactor {
     config: CompactorConfig,
     /// One run at a time (the loop and `POST /compactor/run`).
     running: tokio::sync::Mutex<()>,
+    /// Blocks read for retention that had nothing expired, by id, with when.
+    retention_checked: parking_lot::Mutex<HashMap<String, i64>>,
 }
+
+/// How long a block read for retention with nothing expired is not read again.
+const RETENTION_RECHECK_MS: i64 = 3_600_000;
 
 impl std::fmt::Debug for Compactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,6 +248,7 @@ impl Compactor {
             scratch_dir,
             config,
             running: tokio::sync::Mutex::new(()),
+            retention_checked: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -404,8 +410,10 @@ impl Compactor {
                 .iter()
                 .flat_map(|(_, g)| g.iter().map(|b| b.id.clone()))
                 .collect();
+            let mut checked = self.retention_checked.lock();
+            checked.retain(|_, at| now_ms.saturating_sub(*at) < RETENTION_RECHECK_MS);
             for b in &blocks {
-                if b.min_time < cut && !grouped.contains(&b.id) {
+                if b.min_time < cut && !grouped.contains(&b.id) && !checked.contains_key(&b.id) {
                     jobs.push(("retention", vec![b.clone()]));
                 }
             }
@@ -452,6 +460,9 @@ impl Compactor {
         let out = merge::merge_blocks(&settings, tenant, signal, inputs).await?;
         if kind == "retention" && out.stats.rows_expired == 0 {
             // Nothing of this block has expired yet: keep it as it is.
+            self.retention_checked
+                .lock()
+                .insert(inputs[0].id.clone(), now_ms);
             if let Some(block) = &out.block {
                 self.storage
                     .delete_block_files(tenant, signal, &block.id)
