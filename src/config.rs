@@ -35,6 +35,8 @@ pub struct Config {
     pub metrics_generator: crate::ingest::metrics_generator::GeneratorConfig,
     /// Recording and alerting rules (on when a rule path is set).
     pub ruler: crate::ruler::RulerConfig,
+    /// Block compaction, retention and deletion.
+    pub compactor: crate::storage::compactor::CompactorConfig,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -56,6 +58,7 @@ impl Default for Config {
             overrides: std::collections::HashMap::new(),
             metrics_generator: Default::default(),
             ruler: Default::default(),
+            compactor: Default::default(),
             source_file: None,
         }
     }
@@ -333,6 +336,8 @@ mod tests {
             "docs/ingest.md",
             "docs/traces.md",
             "docs/ruler.md",
+            "docs/compactor.md",
+            "docs/query-frontend.md",
         ] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
@@ -345,6 +350,10 @@ mod tests {
                 let config = Config::from_toml(block).unwrap_or_else(|e| panic!("{doc}: {e}"));
                 config
                     .limits_config()
+                    .unwrap_or_else(|e| panic!("{doc}: {e}"));
+                config
+                    .compactor
+                    .validate()
                     .unwrap_or_else(|e| panic!("{doc}: {e}"));
             }
         }

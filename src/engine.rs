@@ -22,6 +22,7 @@ use crate::ingest::metrics_generator::{self, exemplars::ExemplarStore};
 use crate::ingest::wal::ReplayReport;
 use crate::metrics::Metrics;
 use crate::query::frontend::QueryFrontend;
+use crate::storage::compactor::Compactor;
 use crate::storage::{Storage, datafusion_store_url, open_object_store};
 
 /// SQL shipped with the binary (views), loaded into every session.
@@ -41,6 +42,7 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     exemplars: Arc<ExemplarStore>,
     frontend: Arc<QueryFrontend>,
+    compactor: Arc<Compactor>,
     runtime: Arc<RuntimeEnv>,
     /// The ruler, once started (see `crate::ruler::start`).
     ruler: std::sync::OnceLock<Arc<crate::ruler::Ruler>>,
@@ -90,6 +92,7 @@ impl Engine {
         let limits = Arc::new(LimitsRegistry::new(config.limits_config()?));
         config.metrics_generator.validate().map_err(Error::Config)?;
         config.ruler.validate().map_err(Error::Config)?;
+        config.compactor.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -125,6 +128,14 @@ impl Engine {
         let frontend = Arc::new(
             QueryFrontend::new(&config.query_frontend, metrics.clone()).map_err(Error::Config)?,
         );
+        let compactor = Arc::new(Compactor::new(
+            ingester.storage().clone(),
+            limits.clone(),
+            metrics.clone(),
+            runtime.memory_pool.clone(),
+            config.data_dir.join("compactor"),
+            config.compactor.clone(),
+        ));
         let distributor = Arc::new(Distributor::new(
             ingester.clone(),
             limits.clone(),
@@ -153,6 +164,7 @@ impl Engine {
                 metrics,
                 exemplars,
                 frontend,
+                compactor,
                 runtime,
                 ruler: std::sync::OnceLock::new(),
                 _lock: lock,
@@ -194,6 +206,11 @@ impl Engine {
     /// Records the started ruler (once) for the rules API.
     pub fn set_ruler(&self, ruler: Arc<crate::ruler::Ruler>) {
         let _ = self.ruler.set(ruler);
+    }
+
+    /// Merges blocks, applies retention, deletes replaced blocks.
+    pub fn compactor(&self) -> &Arc<Compactor> {
+        &self.compactor
     }
 
     /// Exemplars the metrics generator recorded (in memory only).

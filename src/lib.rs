@@ -9,7 +9,7 @@
 //! | [`config`] | TOML file + flags → one typed [`config::Config`] |
 //! | [`model`] | the Arrow schemas of `logs`, `samples`, `spans`; labels, series ids, normalisation |
 //! | [`ingest`] | protocol decoders (remote write, Loki push, OTLP, Zipkin) → distributor (tenant, validation, limits) → WAL (fsync, group commit) → in-memory head → flush to blocks; accepted spans → metrics generator (span metrics, service graphs) → samples, exemplars in memory |
-//! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage |
+//! | [`storage`] | Parquet blocks, bloom indexes and atomic manifests on object storage; the compactor: small blocks → streaming k-way merge (dedupe, retention) → one block swapped in by one manifest version; replaced blocks deleted after a delay |
 //! | [`catalog`] | DataFusion table providers over head ∪ blocks, with pruning; `INSERT` |
 //! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; TraceQL text → pushed-down scans of `spans` → whole candidate traces → spansets or per-step series; the `promql()`/`logql()`/`traceql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners; the query frontend (limits, split by time, results cache, per-tenant fair queue) in front of them |
 //! | [`ruler`] | rule files per tenant (PromQL, LogQL) → groups evaluated on their interval → recording-rule samples and `ALERTS` written through the distributor; alerts → bounded queues → Alertmanager's `/api/v2/alerts` |

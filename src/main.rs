@@ -113,6 +113,8 @@ struct PromqlConformanceArgs {
 enum BenchCommand {
     /// Ingest generated samples into blocks; report bytes per sample and time an SQL aggregate.
     Samples(SamplesArgs),
+    /// Flush many small blocks of samples and logs, compact once; report MB/s and bytes per row.
+    Compaction(CompactionArgs),
     /// Send remote-write, Loki push or OTLP load to a receiver and report items/s and MB/s.
     Ingest(IngestArgs),
     /// PromQL query latency beside Prometheus on the same data (benches/promql.sh).
@@ -374,6 +376,33 @@ struct IngestArgs {
 }
 
 #[derive(clap::Args)]
+struct CompactionArgs {
+    /// Number of series.
+    #[arg(long, default_value_t = 5_000)]
+    series: usize,
+    /// Scrapes per series (480 × 15s = one 2h compaction window).
+    #[arg(long, default_value_t = 480)]
+    scrapes: usize,
+    /// Scrape interval.
+    #[arg(long, default_value = "15s", value_parser = o11ydb::config::parse_duration)]
+    interval: std::time::Duration,
+    /// Log streams.
+    #[arg(long, default_value_t = 100)]
+    log_streams: usize,
+    /// Lines per log stream.
+    #[arg(long, default_value_t = 5_000)]
+    log_lines: usize,
+    /// Blocks each signal is flushed into before compaction.
+    #[arg(long, default_value_t = 24)]
+    flushes: usize,
+    /// Fresh directory for the engine's data (must not exist).
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
 struct SamplesArgs {
     /// Number of series.
     #[arg(long, default_value_t = 10_000)]
@@ -548,6 +577,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::Compaction(args)) => runtime.block_on(bench_compaction(args)),
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
         Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Data(args))) => {
             bench_promql_data(args)
@@ -787,6 +817,42 @@ async fn bench_ruler(args: RulerBenchArgs) -> anyhow::Result<()> {
     );
     println!("failed_evaluations: {}", r.failures);
     anyhow::ensure!(r.failures == 0, "{} rule evaluations failed", r.failures);
+    Ok(())
+}
+
+async fn bench_compaction(args: CompactionArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::compaction::{CompactionBench, run};
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "--dir {} already exists",
+        args.dir.display()
+    );
+    let bench = CompactionBench {
+        series: args.series,
+        scrapes: args.scrapes,
+        interval_ms: args.interval.as_millis() as i64,
+        log_streams: args.log_streams,
+        log_lines: args.log_lines,
+        flushes: args.flushes,
+        data_dir: args.dir.clone(),
+        seed: args.seed,
+    };
+    let f = run(&bench).await?;
+    for (name, s) in [("samples", &f.samples), ("logs", &f.logs)] {
+        println!("{name}_rows: {}", s.rows);
+        println!("{name}_blocks: {} -> {}", s.blocks_before, s.blocks_after);
+        println!("{name}_bytes: {} -> {}", s.bytes_before, s.bytes_after);
+        println!(
+            "{name}_bytes_per_row: {:.3} -> {:.3}",
+            s.bytes_per_row_before(),
+            s.bytes_per_row_after()
+        );
+    }
+    println!("ingest_seconds: {:.2}", f.ingest.as_secs_f64());
+    println!("compaction_seconds: {:.2}", f.compaction.as_secs_f64());
+    println!("compaction_mb_in_per_second: {:.1}", f.mb_per_second());
+    println!("compaction_rows_per_second: {:.0}", f.rows_per_second());
+    println!("bytes: {} -> {}", f.bytes_in, f.bytes_out);
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! `o11ydb bench` command: deterministic data generators and the
 //! measurements that need a whole engine (bytes per sample, SQL aggregates).
 
+pub mod compaction;
 pub mod frontend;
 pub mod ingest;
 pub mod logql;

@@ -64,6 +64,36 @@ pub struct Limits {
     /// `[metrics_generator] enabled` (Tempo's `metrics_generator_processors`):
     /// `"service-graphs"`, `"span-metrics"`; `[]` for none.
     pub metrics_generator_processors: Vec<Processor>,
+    /// How long the compactor keeps a tenant's logs, samples and spans
+    /// (Loki/Mimir `retention_period`; 0 = forever).
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_period: Duration,
+    /// Per-stream retention of logs (and series of samples): the matching
+    /// rule of highest priority wins (Loki `retention_stream`).
+    pub retention_stream: Vec<StreamRetention>,
+}
+
+/// One `retention_stream` rule: streams matching `selector` (a LogQL stream
+/// selector such as `{namespace="dev"}`) are kept for `period`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRetention {
+    pub selector: String,
+    #[serde(default)]
+    pub priority: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub period: Duration,
+}
+
+impl serde::Serialize for StreamRetention {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("selector", &self.selector)?;
+        m.serialize_entry("priority", &self.priority)?;
+        m.serialize_entry("period", &format!("{}ms", self.period.as_millis()))?;
+        m.end()
+    }
 }
 
 impl Default for Limits {
@@ -88,6 +118,8 @@ impl Default for Limits {
             creation_grace_period: Duration::from_secs(600),
             out_of_order_time_window: Duration::ZERO,
             metrics_generator_processors: vec![Processor::ServiceGraphs, Processor::SpanMetrics],
+            retention_period: Duration::ZERO,
+            retention_stream: Vec::new(),
         }
     }
 }
@@ -154,8 +186,12 @@ impl LimitsConfig {
 
     /// Checks every override once, so a bad file is refused as a whole.
     pub fn validate(&self) -> Result<(), String> {
+        use crate::storage::compactor::retention::RetentionRules;
+        RetentionRules::compile(&self.defaults).map_err(|e| format!("[limits] {e}"))?;
         for tenant in self.overrides.keys() {
-            self.for_tenant(tenant)?;
+            let limits = self.for_tenant(tenant)?;
+            RetentionRules::compile(&limits)
+                .map_err(|e| format!("overrides for tenant {tenant:?}: {e}"))?;
         }
         Ok(())
     }
@@ -219,6 +255,11 @@ impl serde::Serialize for Limits {
             "metrics_generator_processors",
             &self.metrics_generator_processors,
         )?;
+        m.serialize_entry(
+            "retention_period",
+            &format!("{}ms", self.retention_period.as_millis()),
+        )?;
+        m.serialize_entry("retention_stream", &self.retention_stream)?;
         m.end()
     }
 }

@@ -212,13 +212,18 @@ impl Ingester {
             let batches: Vec<RecordBatch> = part.batches.iter().map(|(b, _)| b.clone()).collect();
             let batch = arrow::compute::concat_batches(&signal.schema(), &batches)?;
             let meta = self.storage.write_block(tenant, signal, &batch).await?;
-            self.storage
+            // Held until the manifest is installed: the compactor changes
+            // this manifest too.
+            let guard = self.storage.lock_manifest(tenant, signal).await;
+            let manifest = self
+                .storage
                 .publish(tenant, signal, vec![meta], part.max_lsn)
-                .await
+                .await?;
+            Ok::<_, Error>((manifest, guard))
         }
         .await;
         match result {
-            Ok(manifest) => {
+            Ok((manifest, _guard)) => {
                 head.complete_flush(|| self.storage.install(manifest));
                 tracing::info!(tenant, %signal, rows = part.rows, "flushed head to a block");
                 Ok(Some(part.rows as u64))

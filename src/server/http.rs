@@ -4,8 +4,9 @@
 //! * `GET /ready`, `/-/ready`, `/-/healthy` — 200 once the engine is open
 //!   (the Loki/Mimir/Tempo and Prometheus conventions).
 //! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
-//! * `GET /debug/storage` — blocks, rows, block and index bytes and WAL size per tenant and
-//!   signal, as JSON.
+//! * `GET /debug/storage` — blocks, rows, block and index bytes, blocks pending
+//!   deletion and WAL size per tenant and signal, as JSON.
+//! * `POST /compactor/run` — run the compactor now; answers what it did as JSON.
 //! * `GET /metrics` — self-monitoring in the Prometheus text format.
 //! * `POST /api/v1/push`, `/api/v1/write` — Prometheus remote write (see `push`).
 //! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
@@ -41,6 +42,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/-/healthy", get(|| async { "o11ydb is Healthy.\n" }))
         .route("/flush", post(flush))
         .route("/debug/storage", get(storage_status))
+        .route("/compactor/run", post(compactor_run))
         .route("/metrics", get(push::metrics))
         .route("/api/v1/push", post(push::remote_write))
         .route("/api/v1/write", post(push::remote_write))
@@ -99,6 +101,16 @@ async fn flush(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+async fn compactor_run(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+    let report = engine.compactor().run().await;
+    let status = if report.failed.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, Json(report))
+}
+
 async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     let ingester = engine.ingester();
     let storage = ingester.storage();
@@ -121,6 +133,7 @@ async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse 
                     "block_bytes": manifest.total_bytes(),
                     "index_bytes": manifest.total_index_bytes(),
                     "head_rows": head_rows,
+                    "pending_deletions": manifest.pending_deletions,
                 }),
             );
         }

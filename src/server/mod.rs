@@ -86,6 +86,9 @@ pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
         tokio::spawn(flight::serve(flight, engine.clone(), rx.clone())),
         engine.ingester().spawn_flush_loop(rx.clone()),
     ];
+    if config.compactor.enabled {
+        tasks.push(engine.compactor().spawn_loop(rx.clone()));
+    }
     if let Some(path) = &config.source_file {
         tasks.push(engine.spawn_limits_reload(path.clone(), LIMITS_RELOAD_INTERVAL, rx.clone()));
     }

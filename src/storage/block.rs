@@ -81,7 +81,8 @@ fn text_ranks(text: &StringArray) -> ArrayRef {
     Arc::new(ranks)
 }
 
-fn writer_properties(signal: Signal) -> WriterProperties {
+/// How blocks of a signal are encoded (also used by the compactor's writer).
+pub fn writer_properties(signal: Signal) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
         .set_compression(Compression::ZSTD(

@@ -137,11 +137,31 @@ impl Bloom {
 
 /// Collects the distinct index keys of a batch and builds the block's bloom.
 pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
-    let (plain, maps) = indexed_columns(signal);
-    // Distinct keys by their hash; keys are built in one reused buffer.
-    let mut hashes: HashSet<u128> = HashSet::new();
-    let mut key = String::new();
-    let mut add = |column: &str, map_key: Option<&str>, value: &str| {
+    let mut builder = BloomBuilder::new(signal);
+    builder.add_batch(batch);
+    builder.finish()
+}
+
+/// Builds a block's bloom from its batches one at a time (the compactor
+/// writes blocks as streams): holds the distinct keys' hashes, not the rows.
+#[derive(Debug)]
+pub struct BloomBuilder {
+    signal: Signal,
+    hashes: HashSet<u128>,
+    key: String,
+}
+
+impl BloomBuilder {
+    pub fn new(signal: Signal) -> Self {
+        BloomBuilder {
+            signal,
+            hashes: HashSet::new(),
+            key: String::new(),
+        }
+    }
+
+    fn add(&mut self, column: &str, map_key: Option<&str>, value: &str) {
+        let key = &mut self.key;
         key.clear();
         key.push_str(column);
         if let Some(k) = map_key {
@@ -151,60 +171,69 @@ pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
         }
         key.push('=');
         key.push_str(value);
-        debug_assert_eq!(key, index_key(column, map_key, value));
-        hashes.insert(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
-    };
-    for &column in plain {
-        let Some(array) = batch.column_by_name(column) else {
-            continue;
-        };
-        let strings = array.as_string::<i32>();
-        let mut last: Option<&str> = None;
-        for i in 0..strings.len() {
-            if strings.is_null(i) {
+        debug_assert_eq!(*key, index_key(column, map_key, value));
+        self.hashes
+            .insert(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+    }
+
+    /// Adds the index keys of a batch in the signal's table schema.
+    pub fn add_batch(&mut self, batch: &RecordBatch) {
+        let (plain, maps) = indexed_columns(self.signal);
+        for &column in plain {
+            let Some(array) = batch.column_by_name(column) else {
                 continue;
+            };
+            let strings = array.as_string::<i32>();
+            let mut last: Option<&str> = None;
+            for i in 0..strings.len() {
+                if strings.is_null(i) {
+                    continue;
+                }
+                let v = strings.value(i);
+                if last != Some(v) {
+                    self.add(column, None, v);
+                    last = Some(v);
+                }
             }
-            let v = strings.value(i);
-            if last != Some(v) {
-                add(column, None, v);
-                last = Some(v);
+        }
+        for &column in maps {
+            let Some(array) = batch.column_by_name(column) else {
+                continue;
+            };
+            let map = array.as_map();
+            let offsets = map.value_offsets();
+            let (keys, values) = (
+                map.keys().as_string::<i32>(),
+                map.values().as_string::<i32>(),
+            );
+            let entries = |row: usize| offsets[row] as usize..offsets[row + 1] as usize;
+            let same_row = |a: usize, b: usize| {
+                entries(a).len() == entries(b).len()
+                    && entries(a).zip(entries(b)).all(|(x, y)| {
+                        keys.value(x) == keys.value(y) && values.value(x) == values.value(y)
+                    })
+            };
+            let mut last_row: Option<usize> = None;
+            for row in 0..map.len() {
+                // Sorted blocks repeat the same label set many times in a row.
+                if last_row.is_some_and(|prev| same_row(prev, row)) {
+                    continue;
+                }
+                for e in entries(row) {
+                    self.add(column, Some(keys.value(e)), values.value(e));
+                }
+                last_row = Some(row);
             }
         }
     }
-    for &column in maps {
-        let Some(array) = batch.column_by_name(column) else {
-            continue;
-        };
-        let map = array.as_map();
-        let offsets = map.value_offsets();
-        let (keys, values) = (
-            map.keys().as_string::<i32>(),
-            map.values().as_string::<i32>(),
-        );
-        let entries = |row: usize| offsets[row] as usize..offsets[row + 1] as usize;
-        let same_row = |a: usize, b: usize| {
-            entries(a).len() == entries(b).len()
-                && entries(a).zip(entries(b)).all(|(x, y)| {
-                    keys.value(x) == keys.value(y) && values.value(x) == values.value(y)
-                })
-        };
-        let mut last_row: Option<usize> = None;
-        for row in 0..map.len() {
-            // Sorted blocks repeat the same label set many times in a row.
-            if last_row.is_some_and(|prev| same_row(prev, row)) {
-                continue;
-            }
-            for e in entries(row) {
-                add(column, Some(keys.value(e)), values.value(e));
-            }
-            last_row = Some(row);
+
+    pub fn finish(self) -> Bloom {
+        let mut bloom = Bloom::with_capacity(self.hashes.len());
+        for h in self.hashes {
+            bloom.insert_hash(h);
         }
+        bloom
     }
-    let mut bloom = Bloom::with_capacity(hashes.len());
-    for h in hashes {
-        bloom.insert_hash(h);
-    }
-    bloom
 }
 
 #[cfg(test)]

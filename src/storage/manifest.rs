@@ -6,6 +6,11 @@
 //! publish the same version and a reader sees either the old or the new list
 //! of blocks, never half of one. The newest version is the current state;
 //! older ones are kept briefly for readers that started before.
+//!
+//! Blocks a compaction replaced (or retention dropped) leave `blocks` at
+//! once but are listed in `pending_deletions` until their files are deleted,
+//! `deletion_delay` later, so queries that pinned an older manifest keep
+//! reading them.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +45,20 @@ pub struct Manifest {
     /// Every WAL record of this tenant's signal with an LSN up to this one is in `blocks`.
     pub flushed_lsn: Option<u64>,
     pub blocks: Vec<BlockMeta>,
+    /// Blocks no longer part of the signal whose files are still kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_deletions: Vec<PendingDeletion>,
+}
+
+/// A replaced block whose files are deleted once `marked_at_ms` is older
+/// than the compactor's `deletion_delay`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PendingDeletion {
+    pub id: String,
+    pub bytes: u64,
+    pub index_bytes: u64,
+    /// Wall-clock time the block left `blocks`, ms since the epoch.
+    pub marked_at_ms: i64,
 }
 
 impl Manifest {
@@ -50,6 +69,7 @@ impl Manifest {
             signal: signal.table_name().to_string(),
             flushed_lsn: None,
             blocks: Vec::new(),
+            pending_deletions: Vec::new(),
         }
     }
 
@@ -80,6 +100,11 @@ impl Layout {
         }
     }
 
+    /// `tenants/<tenant>/<signal>`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn manifests_dir(&self) -> String {
         format!("{}/manifests", self.prefix)
     }
@@ -94,6 +119,13 @@ impl Layout {
 
     pub fn index(&self, id: &str) -> String {
         format!("{}/blocks/{id}.index", self.prefix)
+    }
+
+    /// The block id of a `blocks/<id>.parquet` or `blocks/<id>.index` object.
+    pub fn block_id_of(path: &str) -> Option<&str> {
+        let name = path.rsplit('/').next()?;
+        name.strip_suffix(".parquet")
+            .or_else(|| name.strip_suffix(".index"))
     }
 
     /// Parses the version out of a manifest object name.

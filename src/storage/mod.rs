@@ -9,6 +9,7 @@
 pub mod block;
 pub mod bloom;
 pub mod codec;
+pub mod compactor;
 pub mod manifest;
 
 use std::collections::HashMap;
@@ -20,8 +21,8 @@ use bytes::Bytes;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use parking_lot::RwLock;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::{Mutex, RwLock};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -31,6 +32,16 @@ use manifest::{BlockMeta, Layout, Manifest};
 
 /// How many superseded manifest versions are kept for readers in flight.
 const KEEP_OLD_MANIFESTS: u64 = 3;
+
+/// How often a manifest change is retried from the newest version when
+/// another process published first.
+const MANIFEST_CONFLICT_RETRIES: usize = 5;
+
+/// The per tenant and signal lock that orders manifest changes in this process.
+type ManifestLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Held while a manifest change is published and installed.
+pub type ManifestGuard = tokio::sync::OwnedMutexGuard<()>;
 
 /// The URL under which the block store is registered in DataFusion's runtime.
 pub fn datafusion_store_url() -> ObjectStoreUrl {
@@ -42,6 +53,9 @@ pub struct Storage {
     description: String,
     manifests: RwLock<HashMap<(String, Signal), Arc<Manifest>>>,
     indexes: RwLock<HashMap<String, Arc<Bloom>>>,
+    /// Serialises publish + install of one tenant's signal between the
+    /// ingester's flushes and the compactor.
+    manifest_locks: Mutex<HashMap<(String, Signal), ManifestLock>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -102,6 +116,7 @@ impl Storage {
             description,
             manifests: RwLock::new(HashMap::new()),
             indexes: RwLock::new(HashMap::new()),
+            manifest_locks: Mutex::new(HashMap::new()),
         };
         for tenant in storage.list_tenants().await? {
             for signal in Signal::ALL {
@@ -244,7 +259,8 @@ impl Storage {
 
     /// Publishes a manifest with `added` blocks (and `flushed_lsn`), as the
     /// next version. Returns the new manifest; the caller installs it with
-    /// [`Storage::install`] at the moment it drops the flushed head part.
+    /// [`Storage::install`] at the moment it drops the flushed head part,
+    /// holding [`Storage::lock_manifest`] from before this call until then.
     pub async fn publish(
         &self,
         tenant: &str,
@@ -252,7 +268,6 @@ impl Storage {
         added: Vec<BlockMeta>,
         flushed_lsn: Option<u64>,
     ) -> Result<Arc<Manifest>> {
-        let layout = Layout::new(tenant, signal);
         let current = self.manifest(tenant, signal);
         let mut next = (*current).clone();
         next.version = current.version + 1;
@@ -261,39 +276,149 @@ impl Storage {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let body = serde_json::to_vec_pretty(&next)
-            .map_err(|e| Error::Storage(format!("cannot encode manifest: {e}")))?;
+        match self.put_manifest(&next).await {
+            Ok(()) => Ok(Arc::new(next)),
+            Err(e) => {
+                if matches!(e, PutError::Conflict(_)) {
+                    // The next attempt starts from what the other writer published.
+                    if let Err(reload) = self.reload_manifest(tenant, signal).await {
+                        tracing::warn!(tenant, %signal, "could not reload the manifest: {reload}");
+                    }
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates `manifest` as its version (refused if that version exists)
+    /// and trims old versions.
+    async fn put_manifest(&self, manifest: &Manifest) -> std::result::Result<(), PutError> {
+        let signal: Signal = manifest.signal.parse().expect("manifest of a known signal");
+        let layout = Layout::new(&manifest.tenant, signal);
+        let body = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| PutError::Other(Error::Storage(format!("cannot encode manifest: {e}"))))?;
         self.store
             .put_opts(
-                &StorePath::from(layout.manifest(next.version)),
+                &StorePath::from(layout.manifest(manifest.version)),
                 PutPayload::from(body),
                 PutOptions::from(PutMode::Create),
             )
             .await
             .map_err(|e| match e {
-                object_store::Error::AlreadyExists { path, .. } => Error::Storage(format!(
-                    "manifest {path} was published concurrently by another writer"
-                )),
-                other => Error::ObjectStore(other),
+                object_store::Error::AlreadyExists { path, .. } => PutError::Conflict(path),
+                other => PutError::Other(Error::ObjectStore(other)),
             })?;
         // Old versions are only a courtesy to readers in other processes.
-        if next.version > KEEP_OLD_MANIFESTS {
-            let old = StorePath::from(layout.manifest(next.version - KEEP_OLD_MANIFESTS - 1));
+        if manifest.version > KEEP_OLD_MANIFESTS {
+            let old = StorePath::from(layout.manifest(manifest.version - KEEP_OLD_MANIFESTS - 1));
             if let Err(e) = self.store.delete(&old).await
                 && !matches!(e, object_store::Error::NotFound { .. })
             {
                 tracing::warn!("could not delete old manifest {old}: {e}");
             }
         }
-        Ok(Arc::new(next))
+        Ok(())
     }
 
-    /// Makes `manifest` the current one for queries in this process.
+    /// The lock every change of a tenant's signal manifest in this process
+    /// holds from reading the current manifest until installing the next.
+    pub async fn lock_manifest(&self, tenant: &str, signal: Signal) -> ManifestGuard {
+        let lock = self
+            .manifest_locks
+            .lock()
+            .entry((tenant.to_string(), signal))
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Changes a tenant's signal manifest: `change` gets the current
+    /// manifest and returns the next one (its version is set here) or `None`
+    /// for no change. Serialised with flushes by [`Storage::lock_manifest`];
+    /// when another process published the same version first, the newest
+    /// manifest is loaded and `change` runs again on it. The new manifest is
+    /// installed before this returns.
+    pub async fn update_manifest(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        mut change: impl FnMut(&Manifest) -> Result<Option<Manifest>>,
+    ) -> Result<Option<Arc<Manifest>>> {
+        let _guard = self.lock_manifest(tenant, signal).await;
+        for _ in 0..MANIFEST_CONFLICT_RETRIES {
+            let current = self.manifest(tenant, signal);
+            let Some(mut next) = change(&current)? else {
+                return Ok(None);
+            };
+            next.version = current.version + 1;
+            match self.put_manifest(&next).await {
+                Ok(()) => {
+                    let next = Arc::new(next);
+                    self.install(next.clone());
+                    return Ok(Some(next));
+                }
+                Err(PutError::Conflict(path)) => {
+                    tracing::info!(tenant, %signal, "manifest {path} was published by another writer; retrying from it");
+                    self.reload_manifest(tenant, signal).await?;
+                }
+                Err(PutError::Other(e)) => return Err(e),
+            }
+        }
+        Err(Error::Storage(format!(
+            "the {signal} manifest of tenant {tenant:?} kept changing under {MANIFEST_CONFLICT_RETRIES} attempts to update it"
+        )))
+    }
+
+    /// Loads the newest manifest version from the store and installs it if
+    /// it is newer than the one in memory.
+    pub async fn reload_manifest(&self, tenant: &str, signal: Signal) -> Result<Arc<Manifest>> {
+        if let Some(m) = self.load_latest_manifest(tenant, signal).await? {
+            self.install(Arc::new(m));
+        }
+        Ok(self.manifest(tenant, signal))
+    }
+
+    /// Makes `manifest` the current one for queries in this process
+    /// (unless a newer version already is).
     pub fn install(&self, manifest: Arc<Manifest>) {
         let signal: Signal = manifest.signal.parse().expect("manifest of a known signal");
-        self.manifests
-            .write()
-            .insert((manifest.tenant.clone(), signal), manifest);
+        let mut manifests = self.manifests.write();
+        let key = (manifest.tenant.clone(), signal);
+        if manifests
+            .get(&key)
+            .is_none_or(|m| m.version < manifest.version)
+        {
+            manifests.insert(key, manifest);
+        }
+    }
+
+    /// Puts a freshly written block's bloom in the index cache.
+    pub fn cache_index(&self, id: &str, bloom: Arc<Bloom>) {
+        self.indexes.write().insert(id.to_string(), bloom);
+    }
+
+    /// Deletes a block's Parquet file and index (missing files are fine).
+    pub async fn delete_block_files(&self, tenant: &str, signal: Signal, id: &str) -> Result<()> {
+        let layout = Layout::new(tenant, signal);
+        self.indexes.write().remove(id);
+        for path in [layout.block(id), layout.index(id)] {
+            match self.store.delete(&StorePath::from(path)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object under a tenant's signal `blocks/` directory.
+    pub async fn list_block_files(&self, tenant: &str, signal: Signal) -> Result<Vec<ObjectMeta>> {
+        let dir = StorePath::from(format!("{}/blocks", Layout::new(tenant, signal).prefix()));
+        Ok(self.store.list(Some(&dir)).try_collect().await?)
+    }
+
+    /// Tenants with a directory in the store (whether or not they have a manifest yet).
+    pub async fn stored_tenants(&self) -> Result<Vec<String>> {
+        self.list_tenants().await
     }
 
     /// The bloom index of a block, from cache or the store.
@@ -318,8 +443,25 @@ impl Storage {
     }
 }
 
+/// Why a manifest put failed: another writer created that version, or anything else.
+enum PutError {
+    Conflict(String),
+    Other(Error),
+}
+
+impl From<PutError> for Error {
+    fn from(e: PutError) -> Error {
+        match e {
+            PutError::Conflict(path) => Error::Storage(format!(
+                "manifest {path} was published concurrently by another writer"
+            )),
+            PutError::Other(e) => e,
+        }
+    }
+}
+
 /// A unique, time-sortable block id: creation time in ms (hex) + random suffix.
-fn new_block_id() -> String {
+pub fn new_block_id() -> String {
     let ms = chrono::Utc::now().timestamp_millis();
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{ms:012x}-{}", &rand[..16])

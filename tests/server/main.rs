@@ -5,6 +5,7 @@
 
 mod check_cli;
 mod common;
+mod compactor;
 mod durability;
 mod flight_sql;
 mod limits;

@@ -1,0 +1,497 @@
+//! Merging blocks: each input block is read as a stream of record batches
+//! (decoded back to the table schema), the sorted streams are k-way merged
+//! in block sort order (DataFusion's streaming merge, its memory reserved in
+//! the engine's pool), expired rows and duplicates are dropped, and the
+//! result is encoded and written as one new block — to a scratch file first,
+//! then uploaded — with its bloom index rebuilt from the same batches.
+//! Memory holds about one batch per input, one Parquet row group being
+//! encoded and the distinct bloom keys, never whole blocks.
+//!
+//! Duplicates (Mimir's vertical compaction): a sample of the same series at
+//! the same timestamp is kept once — the one from the oldest block (first
+//! write wins, as in Prometheus); when the values differ it is counted as
+//! a conflict. A log entry with the same stream, timestamp and line, and a
+//! span with the same trace id and span id are kept once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{SortOptions, filter_record_batch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use bytes::Bytes;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{AsyncArrowWriter, ProjectionMask};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use super::retention::{Expiry, RetentionRules};
+use crate::error::{Error, Result};
+use crate::model::Signal;
+use crate::storage::block::{sort_columns, writer_properties};
+use crate::storage::bloom::BloomBuilder;
+use crate::storage::codec::{block_layout, decode_columns, encode_for_block};
+use crate::storage::manifest::{BlockMeta, Layout};
+use crate::storage::{Storage, new_block_id};
+
+/// Rows per batch read from each input and produced by the merge.
+const MERGE_BATCH_ROWS: usize = 8192;
+
+/// Bytes per part of the output upload.
+const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
+
+/// What a merge needs besides its inputs.
+pub struct MergeSettings<'a> {
+    pub storage: &'a Storage,
+    /// The engine's memory pool: the merge reserves its batches there.
+    pub pool: Arc<dyn MemoryPool>,
+    /// Local directory for the output while it is written.
+    pub scratch_dir: PathBuf,
+    /// Expired rows are dropped when set.
+    pub retention: Option<&'a RetentionRules>,
+    pub now_ms: i64,
+}
+
+/// Row and byte counts of one merge.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct MergeStats {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_deduplicated: u64,
+    /// Duplicate samples whose values differed (one was kept).
+    pub samples_conflicting: u64,
+    pub rows_expired: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// The merged block (none when no row survived) and its counts.
+#[derive(Debug)]
+pub struct MergeOutput {
+    pub block: Option<BlockMeta>,
+    pub stats: MergeStats,
+}
+
+/// Merges `inputs` (blocks of `tenant`'s `signal`) into one new block,
+/// written but not published. An unreadable input fails the merge with an
+/// error naming it; nothing is left behind.
+pub async fn merge_blocks(
+    settings: &MergeSettings<'_>,
+    tenant: &str,
+    signal: Signal,
+    inputs: &[BlockMeta],
+) -> Result<MergeOutput> {
+    let store = settings.storage.object_store();
+    let mut streams = Vec::with_capacity(inputs.len());
+    for meta in inputs {
+        let stream = open_block(store.clone(), tenant, signal, meta)
+            .await
+            .map_err(|e| unreadable(tenant, signal, &meta.id, e))?;
+        streams.push(stream);
+    }
+    let schema = signal.schema();
+    let ordering = LexOrdering::new(sort_columns(signal).iter().map(|name| {
+        let column = Column::new_with_schema(name, &schema).expect("sort column of schema");
+        PhysicalSortExpr::new(Arc::new(column), SortOptions::default())
+    }))
+    .expect("non-empty block ordering");
+    let metrics = ExecutionPlanMetricsSet::new();
+    let reservation =
+        MemoryConsumer::new(format!("compactor merge {tenant}/{signal}")).register(&settings.pool);
+    let mut merged = StreamingMergeBuilder::new()
+        .with_streams(streams)
+        .with_schema(schema.clone())
+        .with_expressions(&ordering)
+        .with_metrics(BaselineMetrics::new(&metrics, 0))
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .with_reservation(reservation)
+        // Ties go to the lower stream index: the older block.
+        .with_round_robin_tie_breaker(false)
+        .build()?;
+
+    let id = new_block_id();
+    std::fs::create_dir_all(&settings.scratch_dir)?;
+    let scratch = settings.scratch_dir.join(format!("{id}.parquet"));
+    let written = write_merged(settings, signal, &mut merged, &scratch).await;
+    let (stats, bloom, range) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_file(&scratch);
+            // Errors from an input stream already name the block.
+            return Err(e);
+        }
+    };
+    let mut stats = stats;
+    stats.bytes_in = inputs.iter().map(|b| b.bytes).sum();
+    let Some((min_time, max_time)) = range else {
+        let _ = std::fs::remove_file(&scratch);
+        return Ok(MergeOutput { block: None, stats });
+    };
+    let layout = Layout::new(tenant, signal);
+    let uploaded = upload(
+        store.as_ref(),
+        &scratch,
+        &StorePath::from(layout.block(&id)),
+    )
+    .await;
+    let _ = std::fs::remove_file(&scratch);
+    let bytes = uploaded?;
+    let index = bloom.encode();
+    let index_bytes = index.len() as u64;
+    store
+        .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
+        .await?;
+    settings.storage.cache_index(&id, Arc::new(bloom));
+    stats.bytes_out = bytes;
+    Ok(MergeOutput {
+        block: Some(BlockMeta {
+            id,
+            min_time,
+            max_time,
+            rows: stats.rows_out,
+            bytes,
+            index_bytes,
+            created_at_ms: chrono::Utc::now().timestamp_millis(),
+        }),
+        stats,
+    })
+}
+
+fn unreadable(tenant: &str, signal: Signal, id: &str, e: impl std::fmt::Display) -> Error {
+    Error::Storage(format!(
+        "block {id} of tenant {tenant:?} {signal} is unreadable: {e}"
+    ))
+}
+
+/// Streams the merge through expiry and dedupe into a Parquet file.
+/// Returns the counts, the bloom and the time range of the rows written.
+async fn write_merged(
+    settings: &MergeSettings<'_>,
+    signal: Signal,
+    merged: &mut SendableRecordBatchStream,
+    scratch: &Path,
+) -> Result<(MergeStats, crate::storage::bloom::Bloom, Option<(i64, i64)>)> {
+    let mut stats = MergeStats::default();
+    let mut bloom = BloomBuilder::new(signal);
+    let mut dedupe = Deduper::new(signal);
+    let mut expiry = settings
+        .retention
+        .filter(|r| !r.keeps_everything())
+        .map(|r| Expiry::new(signal, r, settings.now_ms));
+    let mut writer: Option<AsyncArrowWriter<tokio::fs::File>> = None;
+    let mut range: Option<(i64, i64)> = None;
+    while let Some(batch) = merged.next().await {
+        let mut batch = batch.map_err(|e| Error::Storage(e.to_string()))?;
+        stats.rows_in += batch.num_rows() as u64;
+        if let Some(expiry) = expiry.as_mut() {
+            let expired = expiry.expired(&batch);
+            let n = expired.true_count() as u64;
+            if n > 0 {
+                stats.rows_expired += n;
+                batch = filter_record_batch(&batch, &arrow::compute::not(&expired)?)?;
+            }
+        }
+        let (keep, conflicts) = dedupe.keep(&batch);
+        let dropped = (batch.num_rows() - keep.true_count()) as u64;
+        if dropped > 0 {
+            stats.rows_deduplicated += dropped;
+            stats.samples_conflicting += conflicts;
+            batch = filter_record_batch(&batch, &keep)?;
+        }
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        stats.rows_out += batch.num_rows() as u64;
+        if let Some((lo, hi)) = crate::model::normalize::time_range(signal, &batch) {
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        bloom.add_batch(&batch);
+        let stored = encode_for_block(signal, &batch)?;
+        if writer.is_none() {
+            let file = tokio::fs::File::create(scratch).await?;
+            writer = Some(AsyncArrowWriter::try_new(
+                file,
+                stored.schema(),
+                Some(writer_properties(signal)),
+            )?);
+        }
+        writer
+            .as_mut()
+            .expect("writer created above")
+            .write(&stored)
+            .await?;
+    }
+    if let Some(writer) = writer {
+        writer.close().await?;
+    }
+    Ok((stats, bloom.finish(), range))
+}
+
+/// Uploads a local file in parts; returns its size.
+async fn upload(store: &dyn ObjectStore, file: &Path, to: &StorePath) -> Result<u64> {
+    let mut source = tokio::fs::File::open(file).await?;
+    let mut upload =
+        WriteMultipart::new_with_chunk_size(store.put_multipart(to).await?, UPLOAD_CHUNK_BYTES);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    let result: Result<()> = async {
+        loop {
+            let n = source.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            upload.wait_for_capacity(4).await?;
+            upload.write(&buf[..n]);
+            total += n as u64;
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            upload.finish().await?;
+            Ok(total)
+        }
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// A block as a stream of batches in the table schema.
+async fn open_block(
+    store: Arc<dyn ObjectStore>,
+    tenant: &str,
+    signal: Signal,
+    meta: &BlockMeta,
+) -> Result<SendableRecordBatchStream> {
+    let path = StorePath::from(Layout::new(tenant, signal).block(&meta.id));
+    let reader = BlockReader {
+        store,
+        path,
+        size: meta.bytes,
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let layout = block_layout(signal);
+    let file_schema = builder.schema().clone();
+    // Storage columns by name: blocks may carry extra (legacy) columns.
+    let mut file_indices = Vec::with_capacity(layout.schema.fields().len());
+    for field in layout.schema.fields() {
+        let i = file_schema
+            .index_of(field.name())
+            .map_err(|_| Error::Storage(format!("it has no column {:?}", field.name())))?;
+        file_indices.push(i);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), file_indices.clone());
+    // The reader returns projected columns in file order.
+    let mut in_file_order = file_indices.clone();
+    in_file_order.sort_unstable();
+    let position: Vec<usize> = file_indices
+        .iter()
+        .map(|i| in_file_order.binary_search(i).expect("projected column"))
+        .collect();
+    let all: Vec<usize> = (0..signal.schema().fields().len()).collect();
+    let (storage_projection, decoders) = layout.project(&all);
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .build()?;
+    let id = meta.id.clone();
+    let schema = signal.schema();
+    let out_schema = schema.clone();
+    let decoded = stream.map(move |batch| {
+        let failed = |e: &dyn std::fmt::Display| {
+            DataFusionError::External(format!("block {id} is unreadable: {e}").into())
+        };
+        let batch = batch.map_err(|e| failed(&e))?;
+        let columns: Vec<ArrayRef> = storage_projection
+            .iter()
+            .map(|&s| batch.column(position[s]).clone())
+            .collect();
+        let columns = decode_columns(&columns, &decoders).map_err(|e| failed(&e))?;
+        RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| failed(&e))
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, decoded)))
+}
+
+/// Reads a block's byte ranges from the object store.
+struct BlockReader {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    size: u64,
+}
+
+impl AsyncFileReader for BlockReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// Drops repeated rows from batches in block order, across batch boundaries.
+#[derive(Debug)]
+pub struct Deduper {
+    signal: Signal,
+    /// Samples: series, timestamp and value bits of the last row kept.
+    last_sample: Option<(i64, i64, u64)>,
+    /// Logs: stream and timestamp of the current run, and its lines.
+    last_entry: Option<(i64, i64)>,
+    lines: HashSet<String>,
+    /// Spans: the current trace and its span ids.
+    last_trace: Option<String>,
+    span_ids: HashSet<String>,
+}
+
+impl Deduper {
+    pub fn new(signal: Signal) -> Self {
+        Deduper {
+            signal,
+            last_sample: None,
+            last_entry: None,
+            lines: HashSet::new(),
+            last_trace: None,
+            span_ids: HashSet::new(),
+        }
+    }
+
+    /// Which rows to keep, and how many dropped samples had another value.
+    pub fn keep(&mut self, batch: &RecordBatch) -> (BooleanArray, u64) {
+        let n = batch.num_rows();
+        let mut keep = Vec::with_capacity(n);
+        let mut conflicts = 0;
+        let int64 = |name: &str| -> ArrayRef {
+            arrow::compute::cast(
+                batch
+                    .column_by_name(name)
+                    .expect("column of canonical schema"),
+                &DataType::Int64,
+            )
+            .expect("integer column")
+        };
+        match self.signal {
+            Signal::Samples => {
+                let (series, times) = (int64("series_id"), int64("timestamp"));
+                let (series, times) = (
+                    series.as_primitive::<Int64Type>(),
+                    times.as_primitive::<Int64Type>(),
+                );
+                let values = batch
+                    .column_by_name("value")
+                    .expect("value column")
+                    .as_primitive::<Float64Type>();
+                for row in 0..n {
+                    let (s, t, v) = (
+                        series.value(row),
+                        times.value(row),
+                        values.value(row).to_bits(),
+                    );
+                    match self.last_sample {
+                        Some((ls, lt, lv)) if ls == s && lt == t => {
+                            if lv != v {
+                                conflicts += 1;
+                            }
+                            keep.push(false);
+                        }
+                        _ => {
+                            self.last_sample = Some((s, t, v));
+                            keep.push(true);
+                        }
+                    }
+                }
+            }
+            Signal::Logs => {
+                let (streams, times) = (int64("stream_id"), int64("timestamp"));
+                let (streams, times) = (
+                    streams.as_primitive::<Int64Type>(),
+                    times.as_primitive::<Int64Type>(),
+                );
+                let lines = batch
+                    .column_by_name("line")
+                    .expect("line column")
+                    .as_string::<i32>();
+                for row in 0..n {
+                    let key = (streams.value(row), times.value(row));
+                    let line = lines.value(row);
+                    if self.last_entry != Some(key) {
+                        self.last_entry = Some(key);
+                        self.lines.clear();
+                    }
+                    keep.push(self.lines.insert(line.to_string()));
+                }
+            }
+            Signal::Spans => {
+                let traces = batch
+                    .column_by_name("trace_id")
+                    .expect("trace_id column")
+                    .as_string::<i32>();
+                let spans = batch
+                    .column_by_name("span_id")
+                    .expect("span_id column")
+                    .as_string::<i32>();
+                for row in 0..n {
+                    let trace = traces.value(row);
+                    if self.last_trace.as_deref() != Some(trace) {
+                        self.last_trace = Some(trace.to_string());
+                        self.span_ids.clear();
+                    }
+                    if spans.is_null(row) {
+                        keep.push(true);
+                        continue;
+                    }
+                    keep.push(self.span_ids.insert(spans.value(row).to_string()));
+                }
+            }
+        }
+        (BooleanArray::from(keep), conflicts)
+    }
+}
