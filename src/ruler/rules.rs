@@ -234,35 +234,7 @@ pub fn parse_prometheus_duration(s: &str) -> Option<Duration> {
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let mut total_ms: u64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return None,
-        };
-        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_millis(total_ms))
+    o11ydb_udfs::logql::template::prometheus::duration_ms(s).map(Duration::from_millis)
 }
 
 impl Checker {

@@ -193,18 +193,25 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
     if let Ok(v) = s.parse::<f64>() {
         return Ok(v);
     }
-    let bad = || format!("not a valid duration string: {s:?}");
+    duration_ms(s)
+        .map(|ms| ms as f64 / 1000.0)
+        .ok_or_else(|| format!("not a valid duration string: {s:?}"))
+}
+
+/// A Prometheus duration written with units (`1h30m`, `90s`, `500ms`, `2w`)
+/// in milliseconds; `None` when malformed or out of range.
+pub fn duration_ms(s: &str) -> Option<u64> {
     let mut total_ms: u64 = 0;
     let mut rest = s;
     if rest.is_empty() {
-        return Err(bad());
+        return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         if digits == 0 {
-            return Err(bad());
+            return None;
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -217,12 +224,12 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "y" => 365 * 86_400_000,
-            _ => return Err(bad()),
+            _ => return None,
         };
-        total_ms = total_ms.saturating_add(n.saturating_mul(unit_ms));
+        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
         rest = &rest[unit_len..];
     }
-    Ok(total_ms as f64 / 1000.0)
+    Some(total_ms)
 }
 
 /// `match`: whether `text` matches the regular expression `pattern`.
