@@ -1,5 +1,5 @@
 //! What the query-language table functions of SQL (`promql(...)`,
-//! `logql(...)`) share: constant arguments folded to values, time and step
+//! `logql(...)`, `traceql(...)`) share: constant arguments folded to values, time and step
 //! arguments read in every form a user writes them, and [`QueryTable`] /
 //! [`QueryExec`] — a table whose single partition runs the query when the
 //! plan executes (not when it is planned) and streams the result batch;
@@ -105,6 +105,54 @@ pub fn window_args<'a>(
         return plan_err!("{function}() end is before start");
     }
     Ok((start, end, extra))
+}
+
+/// The arguments of a `name(query, start, end [, extra])` table function,
+/// folded to values: the query text, the window in nanoseconds and the
+/// optional fourth argument (a limit or a step, by the kind of query).
+pub struct WindowedQueryArgs {
+    pub query: String,
+    pub start: i64,
+    pub end: i64,
+    pub extra: Option<ScalarValue>,
+}
+
+impl WindowedQueryArgs {
+    /// Folds and checks `exprs`; `usage` names the accepted forms.
+    pub fn parse(function: &str, exprs: &[Expr], usage: &str) -> Result<Self> {
+        let values: Vec<ScalarValue> = exprs
+            .iter()
+            .map(|e| constant(function, e))
+            .collect::<Result<_>>()?;
+        let query = text(function, values.first())?;
+        let (start, end, extra) = window_args(function, &values, usage)?;
+        Ok(WindowedQueryArgs {
+            query,
+            start,
+            end,
+            extra: extra.cloned(),
+        })
+    }
+
+    /// The extra argument as a row limit of at least `min` (`default` when absent).
+    pub fn limit(&self, function: &str, min: i64, default: usize) -> Result<usize> {
+        match &self.extra {
+            None => Ok(default),
+            Some(ScalarValue::Int64(Some(n))) if *n >= min => Ok(*n as usize),
+            Some(other) => {
+                let kind = if min > 0 { "positive" } else { "non-negative" };
+                plan_err!("{function}() limit must be a {kind} integer, got {other}")
+            }
+        }
+    }
+
+    /// The extra argument as a step (about 250 points when absent).
+    pub fn step(&self, function: &str) -> Result<i64> {
+        match &self.extra {
+            Some(v) => step_ns(function, v),
+            None => Ok(default_step_ns(self.start, self.end)),
+        }
+    }
 }
 
 /// The step of a range query when none is given: about 250 points, at

@@ -11,7 +11,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampNanosecondBuil
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableFunctionArgs;
 use datafusion::catalog::{TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::exec_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use futures::FutureExt;
@@ -22,8 +22,7 @@ use crate::model::labels::build_string_map;
 use crate::model::{string_map_type, timestamp_ns};
 use crate::query::promql::{Labels, QueryValue};
 use crate::query::table_function::{
-    LazyQuery, QueryTable, SERIES_SCHEMA, constant, default_step_ns, display_time_ns, series_batch,
-    step_ns, text, window_args,
+    LazyQuery, QueryTable, SERIES_SCHEMA, WindowedQueryArgs, display_time_ns, series_batch,
 };
 
 static LOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -42,43 +41,26 @@ pub struct LogqlFunction {
 
 impl TableFunctionImpl for LogqlFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let values: Vec<ScalarValue> = args
-            .exprs()
-            .iter()
-            .map(|e| constant("logql", e))
-            .collect::<Result<_>>()?;
-        let query = text("logql", values.first())?;
-        let (start, end, extra) = window_args(
+        let args = WindowedQueryArgs::parse(
             "logql",
-            &values,
+            args.exprs(),
             "(query, start, end [, limit]) for log queries or (query, start, end [, step]) for metric queries",
         )?;
-        let expr =
-            super::parse(&query).map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
+        let expr = super::parse(&args.query)
+            .map_err(|e| DataFusionError::Plan(format!("logql(): {e}")))?;
         let mode = match &expr {
             ast::Expr::Log(_) => Mode::Log {
-                limit: match extra {
-                    None => 100,
-                    Some(ScalarValue::Int64(Some(n))) if *n >= 0 => *n as usize,
-                    Some(other) => {
-                        return plan_err!(
-                            "logql() limit must be a non-negative integer, got {other}"
-                        );
-                    }
-                },
+                limit: args.limit("logql", 0, 100)?,
             },
             ast::Expr::Metric(_) => Mode::Metric {
-                step: match extra {
-                    Some(v) => step_ns("logql", v)?,
-                    None => default_step_ns(start, end),
-                },
+                step: args.step("logql")?,
             },
         };
         Ok(Arc::new(QueryTable(Arc::new(LogqlQuery {
-            query,
+            query: args.query,
             expr,
-            start,
-            end,
+            start: args.start,
+            end: args.end,
             mode,
             options: self.options.clone(),
         }))))

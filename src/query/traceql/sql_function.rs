@@ -14,7 +14,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use futures::FutureExt;
@@ -26,8 +25,7 @@ use super::metrics::{self, MetricsOptions};
 use super::search;
 use crate::model::timestamp_ns;
 use crate::query::table_function::{
-    LazyQuery, QueryTable, SERIES_SCHEMA, constant, default_step_ns, display_time_ns, series_batch,
-    step_ns, text, window_args,
+    LazyQuery, QueryTable, SERIES_SCHEMA, WindowedQueryArgs, display_time_ns, series_batch,
 };
 
 static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -53,43 +51,26 @@ pub struct TraceqlFunction {
 
 impl TableFunctionImpl for TraceqlFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let values: Vec<ScalarValue> = args
-            .exprs()
-            .iter()
-            .map(|e| constant("traceql", e))
-            .collect::<Result<_>>()?;
-        let query = text("traceql", values.first())?;
-        let (start, end, extra) = window_args(
+        let args = WindowedQueryArgs::parse(
             "traceql",
-            &values,
+            args.exprs(),
             "(query, start, end [, limit]) for spans queries or (query, start, end, step) for metrics queries",
         )?;
-        let root =
-            super::parse(&query).map_err(|e| DataFusionError::Plan(format!("traceql(): {e}")))?;
+        let root = super::parse(&args.query)
+            .map_err(|e| DataFusionError::Plan(format!("traceql(): {e}")))?;
         let mode = match &root.query {
             Query::Spans(_) => Mode::Spans {
-                limit: match extra {
-                    None => 100,
-                    Some(ScalarValue::Int64(Some(n))) if *n > 0 => *n as usize,
-                    Some(other) => {
-                        return plan_err!(
-                            "traceql() limit must be a positive integer, got {other}"
-                        );
-                    }
-                },
+                limit: args.limit("traceql", 1, 100)?,
             },
             Query::Metrics(_) => Mode::Metrics {
-                step: match extra {
-                    Some(v) => step_ns("traceql", v)?,
-                    None => default_step_ns(start, end),
-                },
+                step: args.step("traceql")?,
             },
         };
         Ok(Arc::new(QueryTable(Arc::new(TraceqlQuery {
-            query,
+            query: args.query,
             root,
-            start,
-            end,
+            start: args.start,
+            end: args.end,
             mode,
             options: self.options.clone(),
         }))))

@@ -142,51 +142,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         }
         return Ok(ns as i64);
     }
-    prometheus_duration_ms(s)
-        .and_then(|ms| ms.checked_mul(1_000_000))
+    o11ydb_udfs::logql::template::prometheus::duration_ms(s)
+        .and_then(|ms| (ms as i64).checked_mul(1_000_000))
         .ok_or_else(|| format!("cannot parse {} to a valid duration", go_quote(s)))
-}
-
-/// `model.ParseDuration` of prometheus/common: unit terms in the order
-/// y, w, d, h, m, s, ms, each at most once; `0` alone is allowed.
-fn prometheus_duration_ms(s: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    if s == "0" {
-        return Some(0);
-    }
-    let mut rest = s;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        let after = &rest[digits..];
-        // "ms" must win over "m" followed by a stray "s".
-        let (index, unit_len) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (unit, _))| after.starts_with(unit))
-            .map(|(i, (unit, _))| (i, unit.len()))
-            .max_by_key(|(_, len)| *len)?;
-        total = total.checked_add(n.checked_mul(UNITS[index].1)?)?;
-        next_unit = index + 1;
-        rest = &after[unit_len..];
-    }
-    (!s.is_empty()).then_some(total)
 }
 
 /// The `limit` parameter (`parseLimitParam`): 0 (no limit) when absent.

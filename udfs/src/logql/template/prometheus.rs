@@ -199,37 +199,47 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
 }
 
 /// A Prometheus duration written with units (`1h30m`, `90s`, `500ms`, `2w`)
-/// in milliseconds; `None` when malformed or out of range.
+/// in milliseconds, as `model.ParseDuration` of prometheus/common reads it:
+/// unit terms in the order y, w, d, h, m, s, ms, each at most once; `0`
+/// alone is allowed. `None` when malformed or beyond `i64` milliseconds.
 pub fn duration_ms(s: &str) -> Option<u64> {
-    let mut total_ms: u64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    if s == "0" {
+        return Some(0);
     }
+    let mut rest = s;
+    let mut next_unit = 0;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return None,
-        };
-        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
-        rest = &rest[unit_len..];
+        let after = &rest[digits..];
+        // "ms" must win over "m" followed by a stray "s".
+        let (index, unit_len) = UNITS
+            .iter()
+            .enumerate()
+            .skip(next_unit)
+            .filter(|(_, (unit, _))| after.starts_with(unit))
+            .map(|(i, (unit, _))| (i, unit.len()))
+            .max_by_key(|(_, len)| *len)?;
+        total = total.checked_add(n.checked_mul(UNITS[index].1)?)?;
+        next_unit = index + 1;
+        rest = &after[unit_len..];
     }
-    Some(total_ms)
+    (!s.is_empty() && total <= i64::MAX as u64).then_some(total)
 }
 
 /// `match`: whether `text` matches the regular expression `pattern`.
