@@ -9,6 +9,7 @@ mod compactor;
 mod durability;
 mod flight_sql;
 mod limits;
+mod log_deletion;
 mod logql_conformance;
 mod loki_api;
 mod prom_answers;
