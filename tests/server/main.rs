@@ -21,6 +21,7 @@ mod query_frontend;
 mod remote_write;
 mod ruler;
 mod self_monitoring;
+mod series_limit;
 mod service_graph;
 mod sql;
 mod tempo_api;
