@@ -34,15 +34,16 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// The tenant, when deletion is enabled for it.
-fn tenant(engine: &Engine, request: &ApiRequest) -> Result<String, Response> {
-    let tenant = push::tenant(engine, &request.headers).map_err(IntoResponse::into_response)?;
+/// The tenant, when deletion is enabled for it (else the answer to give).
+fn tenant(engine: &Engine, request: &ApiRequest) -> Result<String, Box<Response>> {
+    let tenant = push::tenant(engine, &request.headers)
+        .map_err(|r| Box::new(IntoResponse::into_response(r)))?;
     let limits = engine.distributor().limits().get(&tenant);
     if limits.deletion_mode == DeletionMode::Disabled {
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::FORBIDDEN,
             "deletion is not available for this tenant",
-        ));
+        )));
     }
     Ok(tenant)
 }
@@ -59,7 +60,7 @@ pub async fn create(State(engine): State<Arc<Engine>>, request: ApiRequest) -> R
 }
 
 async fn try_create(engine: &Engine, request: &ApiRequest) -> Result<(), Response> {
-    let tenant = tenant(engine, request)?;
+    let tenant = tenant(engine, request).map_err(|r| *r)?;
     let bad = |m: String| text(StatusCode::BAD_REQUEST, m);
     let query = match request.form.get("query") {
         Some(q) if !q.trim().is_empty() => q.to_string(),
@@ -114,7 +115,7 @@ fn seconds(ms: i64) -> serde_json::Value {
 pub async fn list(State(engine): State<Arc<Engine>>, request: ApiRequest) -> Response {
     let tenant = match tenant(&engine, &request) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let requests = match engine
         .ingester()
@@ -151,7 +152,7 @@ pub async fn list(State(engine): State<Arc<Engine>>, request: ApiRequest) -> Res
 pub async fn cancel(State(engine): State<Arc<Engine>>, request: ApiRequest) -> Response {
     let tenant = match tenant(&engine, &request) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(id) = request.form.get("request_id").filter(|v| !v.is_empty()) else {
         return text(StatusCode::BAD_REQUEST, "request_id not set");

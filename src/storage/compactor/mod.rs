@@ -470,8 +470,7 @@ impl Compactor {
                     signal,
                     kind,
                     &inputs,
-                    rules.as_ref(),
-                    deletions.as_deref(),
+                    (rules.as_ref(), deletions.as_deref()),
                     now_ms,
                 )
                 .await
@@ -510,8 +509,7 @@ impl Compactor {
         signal: Signal,
         kind: &'static str,
         inputs: &[BlockMeta],
-        rules: Option<&RetentionRules>,
-        deletions: Option<&DeleteFilter>,
+        (rules, deletions): (Option<&RetentionRules>, Option<&DeleteFilter>),
         now_ms: i64,
     ) -> Result<Option<CompactionJob>> {
         let settings = MergeSettings {
