@@ -276,7 +276,16 @@ impl Engine {
         ctx.register_udtf(
             "promql",
             Arc::new(crate::query::promql::sql_function::PromqlFunction {
-                options: self.config.query.promql_options(),
+                options: crate::query::promql::QueryOptions {
+                    max_fetched_series: usize::try_from(
+                        self.distributor
+                            .limits()
+                            .get(tenant)
+                            .max_fetched_series_per_query,
+                    )
+                    .unwrap_or(usize::MAX),
+                    ..self.config.query.promql_options()
+                },
                 frontend: Some((self.frontend.clone(), tenant.to_string())),
             }),
         );

@@ -10,6 +10,7 @@
 //! all in a [`exec::SignalScanExec`] that shows the pruning in `EXPLAIN`.
 //! `INSERT` goes through [`insert::IngestSink`] into the normal write path.
 
+pub mod deleted;
 pub mod exec;
 pub mod filters;
 pub mod insert;
@@ -137,11 +138,36 @@ impl TableProvider for SignalTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let signal = self.signal;
         let table_schema = signal.schema();
+        let predicate = ScanPredicate::from_filters(signal, filters);
+        // Lines deleted by the tenant's delete requests: the scan reads the
+        // columns the filter needs too, and no row limit.
+        let deletes = self.delete_filter(&predicate).await?;
+        let mut output_columns = None;
+        let mut limit = limit;
+        let widened;
+        let projection = match &deletes {
+            None => projection,
+            Some(_) => {
+                let mut columns: Vec<usize> = match projection {
+                    Some(p) => p.clone(),
+                    None => (0..table_schema.fields().len()).collect(),
+                };
+                output_columns = Some((0..columns.len()).collect::<Vec<usize>>());
+                for name in deleted::FILTER_COLUMNS {
+                    let i = table_schema.index_of(name)?;
+                    if !columns.contains(&i) {
+                        columns.push(i);
+                    }
+                }
+                limit = None;
+                widened = columns;
+                Some(&widened)
+            }
+        };
         let projected_schema = match projection {
             Some(p) => Arc::new(table_schema.project(p)?),
             None => table_schema.clone(),
         };
-        let predicate = ScanPredicate::from_filters(signal, filters);
         let (head_batches, manifest) = match self.ingester.head(&self.tenant, signal) {
             Some(head) => head.snapshot_with(|| self.storage().manifest(&self.tenant, signal)),
             None => (Vec::new(), self.storage().manifest(&self.tenant, signal)),
@@ -244,6 +270,12 @@ impl TableProvider for SignalTable {
         } else {
             UnionExec::try_new(inputs)?
         };
+        let plan = match (deletes, output_columns) {
+            (Some(filter), Some(output)) => {
+                Arc::new(deleted::DeletedLinesExec::new(plan, filter, output)?)
+            }
+            _ => plan,
+        };
         Ok(Arc::new(SignalScanExec::new(plan, summary)))
     }
 
@@ -265,6 +297,29 @@ impl TableProvider for SignalTable {
 }
 
 impl SignalTable {
+    /// The tenant's log deletion filter when it can delete rows this scan reads.
+    async fn delete_filter(
+        &self,
+        predicate: &ScanPredicate,
+    ) -> Result<Option<Arc<crate::storage::deletes::DeleteFilter>>> {
+        use crate::ingest::limits::DeletionMode;
+        if self.signal != Signal::Logs
+            || self.distributor.limits().get(&self.tenant).deletion_mode == DeletionMode::Disabled
+        {
+            return Ok(None);
+        }
+        let deletes = self
+            .storage()
+            .delete_requests()
+            .get(&self.tenant)
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        Ok(deletes.filter.clone().filter(|f| {
+            let (min, max) = f.time_range();
+            predicate.time_overlaps(min, max)
+        }))
+    }
+
     /// The filters that only touch columns stored as-is in blocks, as one
     /// physical predicate for the Parquet reader.
     fn parquet_predicate(

@@ -71,6 +71,27 @@ pub struct Limits {
     /// Per-stream retention of logs (and series of samples): the matching
     /// rule of highest priority wins (Loki `retention_stream`).
     pub retention_stream: Vec<StreamRetention>,
+    /// Whether the tenant may delete log lines through
+    /// `/loki/api/v1/delete` and how (Loki `deletion_mode`).
+    pub deletion_mode: DeletionMode,
+    /// Most series one PromQL query may fetch (Mimir
+    /// `max_fetched_series_per_query`; 0 = unlimited).
+    pub max_fetched_series_per_query: u64,
+}
+
+/// Loki's `deletion_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum DeletionMode {
+    /// Delete requests are refused (403).
+    #[serde(rename = "disabled")]
+    Disabled,
+    /// Matching lines are filtered out of queries, never removed from storage.
+    #[serde(rename = "filter-only")]
+    FilterOnly,
+    /// Filtered out of queries at once, removed from blocks by the
+    /// compactor after `delete_request_cancel_period`.
+    #[serde(rename = "filter-and-delete")]
+    FilterAndDelete,
 }
 
 /// One `retention_stream` rule: streams matching `selector` (a LogQL stream
@@ -120,6 +141,8 @@ impl Default for Limits {
             metrics_generator_processors: vec![Processor::ServiceGraphs, Processor::SpanMetrics],
             retention_period: Duration::ZERO,
             retention_stream: Vec::new(),
+            deletion_mode: DeletionMode::FilterAndDelete,
+            max_fetched_series_per_query: 0,
         }
     }
 }
@@ -260,6 +283,11 @@ impl serde::Serialize for Limits {
             &format!("{}ms", self.retention_period.as_millis()),
         )?;
         m.serialize_entry("retention_stream", &self.retention_stream)?;
+        m.serialize_entry("deletion_mode", &self.deletion_mode)?;
+        m.serialize_entry(
+            "max_fetched_series_per_query",
+            &self.max_fetched_series_per_query,
+        )?;
         m.end()
     }
 }

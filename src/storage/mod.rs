@@ -10,6 +10,7 @@ pub mod block;
 pub mod bloom;
 pub mod codec;
 pub mod compactor;
+pub mod deletes;
 pub mod manifest;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct Storage {
     /// Serialises publish + install of one tenant's signal between the
     /// ingester's flushes and the compactor.
     manifest_locks: Mutex<HashMap<(String, Signal), ManifestLock>>,
+    /// Log deletion requests of every tenant.
+    delete_requests: deletes::DeleteRequests,
 }
 
 impl std::fmt::Debug for Storage {
@@ -112,6 +115,7 @@ impl Storage {
     /// Wraps a store and loads the current manifest of every tenant's signals.
     pub async fn open(store: Arc<dyn ObjectStore>, description: String) -> Result<Storage> {
         let storage = Storage {
+            delete_requests: deletes::DeleteRequests::new(store.clone()),
             store,
             description,
             manifests: RwLock::new(HashMap::new()),
@@ -137,6 +141,11 @@ impl Storage {
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The tenants' log deletion requests.
+    pub fn delete_requests(&self) -> &deletes::DeleteRequests {
+        &self.delete_requests
     }
 
     async fn list_tenants(&self) -> Result<Vec<String>> {

@@ -114,15 +114,24 @@ fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64, with_labels:
 }
 
 /// The series matching `sets` with samples in `[min_ms, max_ms]`; at most
-/// `max_samples` samples in all, or [`PromError::TooManySamples`].
+/// `max_samples` samples in all, or [`PromError::TooManySamples`], and at
+/// most `max_series` series (0 = unlimited), or [`PromError::TooManySeries`].
 pub async fn fetch_series(
     ctx: &SessionContext,
     sets: &[Vec<Matcher>],
     min_ms: i64,
     max_ms: i64,
     max_samples: usize,
+    max_series: usize,
 ) -> Result<Vec<RawSeries>, PromError> {
-    scan(ctx, sets, min_ms, max_ms, max_samples, true).await
+    let series = scan(ctx, sets, min_ms, max_ms, max_samples, true).await?;
+    if max_series > 0 && series.len() > max_series {
+        return Err(PromError::TooManySeries {
+            limit: max_series,
+            fetched: series.len(),
+        });
+    }
+    Ok(series)
 }
 
 /// The distinct label sets of the series matching `sets` in `[min_ms, max_ms]`.

@@ -34,6 +34,9 @@ pub struct QueryOptions {
     pub timeout: Duration,
     /// Resolution of a subquery written without a step (`x[5m:]`): 1 m.
     pub default_subquery_step_ms: i64,
+    /// Most series one query may fetch from storage, over all its
+    /// selectors (the tenant's `max_fetched_series_per_query`; 0 = unlimited).
+    pub max_fetched_series: usize,
 }
 
 impl Default for QueryOptions {
@@ -43,6 +46,7 @@ impl Default for QueryOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
+            max_fetched_series: 0,
         }
     }
 }
@@ -62,6 +66,12 @@ pub enum PromError {
     /// The query needs more samples than `max_samples` (HTTP 422 `execution`).
     #[error("query processing would load too many samples into memory in {0}")]
     TooManySamples(String),
+    /// The query selects more series than `max_fetched_series_per_query`
+    /// allows (HTTP 422 `execution`, as Mimir answers).
+    #[error(
+        "the query exceeded the maximum number of series (limit: {limit} series, max_fetched_series_per_query; it selected at least {fetched}): add label matchers or shorten the time range"
+    )]
+    TooManySeries { limit: usize, fetched: usize },
     /// Storage or engine failure (HTTP 500 `internal`).
     #[error("{0}")]
     Internal(String),
@@ -75,7 +85,9 @@ impl PromError {
     pub fn error_type(&self) -> &'static str {
         match self {
             PromError::BadData(_) => "bad_data",
-            PromError::Execution(_) | PromError::TooManySamples(_) => "execution",
+            PromError::Execution(_)
+            | PromError::TooManySamples(_)
+            | PromError::TooManySeries { .. } => "execution",
             PromError::Timeout(_) => "timeout",
             PromError::Internal(_) => "internal",
             PromError::TooManyRequests(_) => "too_many_requests",
@@ -86,7 +98,9 @@ impl PromError {
     pub fn http_status(&self) -> u16 {
         match self {
             PromError::BadData(_) => 400,
-            PromError::Execution(_) | PromError::TooManySamples(_) => 422,
+            PromError::Execution(_)
+            | PromError::TooManySamples(_)
+            | PromError::TooManySeries { .. } => 422,
             PromError::Timeout(_) => 503,
             PromError::Internal(_) => 500,
             PromError::TooManyRequests(_) => 429,
@@ -283,7 +297,15 @@ async fn fetch_all(
         let &(min, max) = ranges.get(&key)?;
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
         Some(async move {
-            let series = fetch_series(ctx, &sets, min, max, options.max_samples).await?;
+            let series = fetch_series(
+                ctx,
+                &sets,
+                min,
+                max,
+                options.max_samples,
+                options.max_fetched_series,
+            )
+            .await?;
             Ok::<_, PromError>((key, series))
         })
     });
@@ -297,6 +319,18 @@ async fn fetch_all(
         .sum();
     if total > options.max_samples {
         return Err(PromError::TooManySamples("query execution".into()));
+    }
+    if options.max_fetched_series > 0 {
+        let distinct: std::collections::HashSet<&Labels> = data
+            .values()
+            .flat_map(|series| series.iter().map(|s| &s.labels))
+            .collect();
+        if distinct.len() > options.max_fetched_series {
+            return Err(PromError::TooManySeries {
+                limit: options.max_fetched_series,
+                fetched: distinct.len(),
+            });
+        }
     }
     Ok(data)
 }

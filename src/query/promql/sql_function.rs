@@ -148,7 +148,16 @@ impl LazyQuery for PromqlQuery {
                     .await
                 }
             }
-            .map_err(|e| DataFusionError::Execution(format!("promql(): {e}")))?;
+            .map_err(|e| match e {
+                PromError::TooManySeries { limit, fetched } => {
+                    DataFusionError::External(Box::new(crate::error::Error::LimitExceeded {
+                        limit: "max_fetched_series_per_query",
+                        value: fetched as u64,
+                        max: limit as u64,
+                    }))
+                }
+                e => DataFusionError::Execution(format!("promql(): {e}")),
+            })?;
             to_batch(output.value)
         }
         .boxed()

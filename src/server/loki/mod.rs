@@ -7,11 +7,13 @@
 //! * `GET|POST /loki/api/v1/labels`, `/loki/api/v1/label/<name>/values`,
 //!   `/loki/api/v1/series`, `/loki/api/v1/index/stats`;
 //! * `GET /loki/api/v1/tail` — a websocket of new entries (`tail.rs`);
-//! * `GET|POST /loki/api/v1/format_query`, `GET /loki/api/v1/status/buildinfo`.
+//! * `GET|POST /loki/api/v1/format_query`, `GET /loki/api/v1/status/buildinfo`;
+//! * `POST|GET|DELETE /loki/api/v1/delete` — log deletion requests (`delete.rs`).
 //!
 //! Errors are plain text with the status Loki uses (400 for bad queries and
 //! limits); evaluation is `crate::query::logql`.
 
+mod delete;
 mod json;
 mod tail;
 
@@ -61,6 +63,13 @@ pub fn routes() -> Router<Arc<Engine>> {
         )
         .route("/loki/api/v1/status/buildinfo", get(build_info))
         .route("/loki/api/v1/tail", get(tail::tail))
+        .route(
+            "/loki/api/v1/delete",
+            get(delete::list)
+                .post(delete::create)
+                .put(delete::create)
+                .delete(delete::cancel),
+        )
 }
 
 /// Why a request failed; answered as plain text, as Loki does.

@@ -183,10 +183,11 @@ async fn run_instant_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let form = &request.form;
     let limit = params::limit_param(form)?;
     let time = params::time_param(form, "time", now_ms())?;
-    let options = query_options(engine, form)?;
+    let mut options = query_options(engine, form)?;
     let text = form.get("query").unwrap_or_default();
     expr::parse_query_param(text)?;
     let tenant = push::tenant(engine, &request.headers)?;
+    options.max_fetched_series = max_fetched_series(engine, &tenant);
     let ctx = tenant_session(engine, &tenant)?;
     let evaluation = engine.frontend().run(
         &tenant,
@@ -233,10 +234,11 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
         )
         .into());
     }
-    let options = query_options(engine, form)?;
+    let mut options = query_options(engine, form)?;
     let text = form.get("query").unwrap_or_default();
     let parsed = expr::parse_query_param(text)?;
     let tenant = push::tenant(engine, &request.headers)?;
+    options.max_fetched_series = max_fetched_series(engine, &tenant);
     let limits = engine.distributor().limits().get(&tenant);
     let Some(start) = frontend::apply_query_limits(&limits, start, end, step_ms, 1_000_000)
         .map_err(PromError::BadData)?
@@ -255,6 +257,16 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let evaluation = engine.frontend().range_query(range, run_part);
     let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
+}
+
+/// The tenant's `max_fetched_series_per_query`.
+fn max_fetched_series(engine: &Engine, tenant: &str) -> usize {
+    let limit = engine
+        .distributor()
+        .limits()
+        .get(tenant)
+        .max_fetched_series_per_query;
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// The engine settings of `[query]`, narrowed by the request's `timeout`

@@ -11,7 +11,8 @@
 //! the same timestamp is kept once — the one from the oldest block (first
 //! write wins, as in Prometheus); when the values differ it is counted as
 //! a conflict. A log entry with the same stream, timestamp and line, and a
-//! span with the same trace id and span id are kept once.
+//! span with the same trace id and span id are kept once. Log lines matched
+//! by deletion requests past their cancel period are dropped as well.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use crate::model::Signal;
 use crate::storage::block::{sort_columns, writer_properties};
 use crate::storage::bloom::BloomBuilder;
 use crate::storage::codec::{block_layout, decode_columns, encode_for_block};
+use crate::storage::deletes::DeleteFilter;
 use crate::storage::manifest::{BlockMeta, Layout};
 use crate::storage::{Storage, new_block_id};
 
@@ -64,6 +66,8 @@ pub struct MergeSettings<'a> {
     pub scratch_dir: PathBuf,
     /// Expired rows are dropped when set.
     pub retention: Option<&'a RetentionRules>,
+    /// Log lines of deletion requests are dropped when set.
+    pub deletions: Option<&'a DeleteFilter>,
     pub now_ms: i64,
 }
 
@@ -76,6 +80,8 @@ pub struct MergeStats {
     /// Duplicate samples whose values differed (one was kept).
     pub samples_conflicting: u64,
     pub rows_expired: u64,
+    /// Log lines dropped by deletion requests.
+    pub rows_deleted: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -205,6 +211,13 @@ async fn write_merged(
                 stats.rows_expired += n;
                 batch = filter_record_batch(&batch, &arrow::compute::not(&expired)?)?;
             }
+        }
+        if signal == Signal::Logs
+            && let Some(deletions) = settings.deletions
+            && let Some(deleted) = deletions.deleted(&batch)?
+        {
+            stats.rows_deleted += deleted.true_count() as u64;
+            batch = filter_record_batch(&batch, &arrow::compute::not(&deleted)?)?;
         }
         let (keep, conflicts) = dedupe.keep(&batch);
         let dropped = (batch.num_rows() - keep.true_count()) as u64;

@@ -38,10 +38,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::{de_duration, parse_duration};
 use crate::error::{Error, Result};
-use crate::ingest::limits::LimitsRegistry;
+use crate::ingest::limits::{DeletionMode, LimitsRegistry};
 use crate::metrics::Metrics;
 use crate::model::Signal;
 use crate::storage::Storage;
+use crate::storage::deletes::{DeleteFilter, DeleteRequest, DeleteStatus};
 use crate::storage::manifest::{BlockMeta, Layout, Manifest, PendingDeletion};
 use merge::{MergeSettings, MergeStats};
 use retention::RetentionRules;
@@ -68,6 +69,11 @@ pub struct CompactorConfig {
     pub retention_enabled: bool,
     /// Most blocks merged in one step (bounds open inputs and memory).
     pub max_blocks_per_compaction: usize,
+    /// How long a log deletion request can be cancelled; after it the
+    /// compactor removes its lines from blocks (Loki
+    /// `delete_request_cancel_period`).
+    #[serde(deserialize_with = "de_duration")]
+    pub delete_request_cancel_period: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -83,6 +89,7 @@ impl Default for CompactorConfig {
             deletion_delay: Duration::from_secs(10 * 60),
             retention_enabled: true,
             max_blocks_per_compaction: 32,
+            delete_request_cancel_period: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -153,7 +160,9 @@ fn de_durations<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Dura
 pub struct CompactionJob {
     pub tenant: String,
     pub signal: &'static str,
-    /// `merge` (a group of blocks) or `retention` (one block rewritten without expired rows).
+    /// `merge` (a group of blocks), `retention` (one block rewritten
+    /// without expired rows) or `delete` (one block rewritten without the
+    /// lines of log deletion requests).
     pub kind: &'static str,
     pub inputs: Vec<String>,
     /// The new block (none when no row survived).
@@ -175,6 +184,10 @@ pub struct CompactionReport {
     pub rows_deduplicated: u64,
     pub samples_conflicting: u64,
     pub rows_expired: u64,
+    /// Log lines removed by deletion requests.
+    pub rows_deleted: u64,
+    /// Log deletion requests marked processed.
+    pub delete_requests_processed: u64,
     /// Blocks dropped whole because every row was past retention.
     pub blocks_expired: u64,
     /// Replaced blocks whose files were deleted after `deletion_delay`.
@@ -197,6 +210,7 @@ impl CompactionReport {
         self.rows_deduplicated += s.rows_deduplicated;
         self.samples_conflicting += s.samples_conflicting;
         self.rows_expired += s.rows_expired;
+        self.rows_deleted += s.rows_deleted;
         self.jobs.push(job);
     }
 }
@@ -212,6 +226,12 @@ pub struct Compactor {
     running: tokio::sync::Mutex<()>,
     /// Blocks read for retention that had nothing expired, by id, with when.
     retention_checked: parking_lot::Mutex<HashMap<String, i64>>,
+}
+
+/// Log deletion requests the compactor has not processed yet.
+struct PendingDeletes {
+    filter: DeleteFilter,
+    request_ids: Vec<String>,
 }
 
 /// How long a block read for retention with nothing expired is not read again.
@@ -318,6 +338,11 @@ impl Compactor {
             r.rows_expired as f64,
         );
         m.add(
+            "o11ydb_compactor_rows_deleted_total",
+            &[],
+            r.rows_deleted as f64,
+        );
+        m.add(
             "o11ydb_compactor_blocks_expired_total",
             &[],
             r.blocks_expired as f64,
@@ -376,6 +401,11 @@ impl Compactor {
             None
         };
 
+        // Log deletion requests past their cancel period: their lines leave
+        // every block merged from now on; blocks they touch that no merge
+        // reads are rewritten below.
+        let (deletions, pending_deletes) = self.due_deletions(tenant, signal, now_ms).await?;
+
         // 1. Whole blocks past the longest retention any row can have.
         let mut blocks = manifest.blocks.clone();
         if let Some(longest) = rules.as_ref().and_then(|r| r.longest(signal)) {
@@ -418,11 +448,31 @@ impl Compactor {
                 }
             }
         }
+        if let Some(pending) = &pending_deletes {
+            let (min, max) = pending.filter.time_range();
+            let queued: HashSet<String> = jobs
+                .iter()
+                .flat_map(|(_, g)| g.iter().map(|b| b.id.clone()))
+                .collect();
+            for b in &blocks {
+                if b.max_time >= min && b.min_time <= max && !queued.contains(&b.id) {
+                    jobs.push(("delete", vec![b.clone()]));
+                }
+            }
+        }
+        let failed_before = report.failed.len();
 
         // 3 + 4. Merge each group and swap it in.
         for (kind, inputs) in jobs {
             match self
-                .compact_group(tenant, signal, kind, &inputs, rules.as_ref(), now_ms)
+                .compact_group(
+                    tenant,
+                    signal,
+                    kind,
+                    &inputs,
+                    (rules.as_ref(), deletions.as_deref()),
+                    now_ms,
+                )
                 .await
             {
                 Ok(Some(job)) => report.add_job(job),
@@ -433,6 +483,18 @@ impl Compactor {
                     report.failed.push(format!("{tenant}/{signal}: {e}"));
                 }
             }
+        }
+
+        // Every block the pending requests touched is rewritten.
+        if let Some(pending) = pending_deletes
+            && report.failed.len() == failed_before
+        {
+            self.storage
+                .delete_requests()
+                .mark_processed(tenant, &pending.request_ids)
+                .await?;
+            report.delete_requests_processed += pending.request_ids.len() as u64;
+            tracing::info!(tenant, requests = ?pending.request_ids, "log deletion requests processed");
         }
 
         // 5. Deletions that are due, and orphans.
@@ -447,7 +509,7 @@ impl Compactor {
         signal: Signal,
         kind: &'static str,
         inputs: &[BlockMeta],
-        rules: Option<&RetentionRules>,
+        (rules, deletions): (Option<&RetentionRules>, Option<&DeleteFilter>),
         now_ms: i64,
     ) -> Result<Option<CompactionJob>> {
         let settings = MergeSettings {
@@ -455,14 +517,17 @@ impl Compactor {
             pool: self.pool.clone(),
             scratch_dir: self.scratch_dir.clone(),
             retention: rules,
+            deletions,
             now_ms,
         };
         let out = merge::merge_blocks(&settings, tenant, signal, inputs).await?;
-        if kind == "retention" && out.stats.rows_expired == 0 {
-            // Nothing of this block has expired yet: keep it as it is.
-            self.retention_checked
-                .lock()
-                .insert(inputs[0].id.clone(), now_ms);
+        if kind != "merge" && out.stats.rows_expired == 0 && out.stats.rows_deleted == 0 {
+            // Nothing of this block has expired or been deleted: keep it as it is.
+            if kind == "retention" {
+                self.retention_checked
+                    .lock()
+                    .insert(inputs[0].id.clone(), now_ms);
+            }
             if let Some(block) = &out.block {
                 self.storage
                     .delete_block_files(tenant, signal, &block.id)
@@ -491,6 +556,7 @@ impl Compactor {
             rows_out = out.stats.rows_out,
             rows_deduplicated = out.stats.rows_deduplicated,
             rows_expired = out.stats.rows_expired,
+            rows_deleted = out.stats.rows_deleted,
             "compacted blocks"
         );
         Ok(Some(CompactionJob {
@@ -501,6 +567,39 @@ impl Compactor {
             output: out.block.map(|b| b.id),
             stats: out.stats,
         }))
+    }
+
+    /// The log deletion requests of a tenant in `filter-and-delete` mode
+    /// whose cancel period has passed, as one filter, and those of them not
+    /// yet processed.
+    async fn due_deletions(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        now_ms: i64,
+    ) -> Result<(Option<Arc<DeleteFilter>>, Option<PendingDeletes>)> {
+        if signal != Signal::Logs
+            || self.limits.get(tenant).deletion_mode != DeletionMode::FilterAndDelete
+        {
+            return Ok((None, None));
+        }
+        let requests = self.storage.delete_requests().reload(tenant).await?;
+        let cancel_ms = self.config.delete_request_cancel_period.as_millis() as i64;
+        let due: Vec<&DeleteRequest> = requests
+            .requests
+            .iter()
+            .filter(|r| now_ms.saturating_sub(r.created_at_ms) >= cancel_ms)
+            .collect();
+        let pending: Vec<&DeleteRequest> = due
+            .iter()
+            .copied()
+            .filter(|r| r.status == DeleteStatus::Received)
+            .collect();
+        let pending = DeleteFilter::new(pending.iter().copied()).map(|filter| PendingDeletes {
+            filter,
+            request_ids: pending.iter().map(|r| r.request_id.clone()).collect(),
+        });
+        Ok((DeleteFilter::new(due).map(Arc::new), pending))
     }
 
     /// Publishes one manifest version without `removed` (now pending
@@ -659,7 +758,7 @@ impl Compactor {
 }
 
 /// The compactor's self-monitoring series: name, type, help.
-const METRICS: [(&str, &str, &str); 12] = [
+const METRICS: [(&str, &str, &str); 13] = [
     ("o11ydb_compactor_runs_total", "counter", "Compaction runs."),
     (
         "o11ydb_compactor_runs_failed_total",
@@ -700,6 +799,11 @@ const METRICS: [(&str, &str, &str); 12] = [
         "o11ydb_compactor_rows_expired_total",
         "counter",
         "Rows deleted by retention.",
+    ),
+    (
+        "o11ydb_compactor_rows_deleted_total",
+        "counter",
+        "Log lines removed from blocks by deletion requests.",
     ),
     (
         "o11ydb_compactor_blocks_expired_total",
