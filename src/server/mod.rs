@@ -16,6 +16,7 @@ pub mod push;
 pub mod push_logs;
 pub mod rules_api;
 pub mod tempo;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
