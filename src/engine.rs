@@ -278,6 +278,7 @@ impl Engine {
             Arc::new(crate::query::promql::sql_function::PromqlFunction {
                 options: self.config.query.promql_options(),
                 frontend: Some((self.frontend.clone(), tenant.to_string())),
+                within_slot: false,
             }),
         );
         ctx.register_udtf(

@@ -69,6 +69,7 @@ impl Running {
 
 /// Binds every listener of `config` and starts serving `engine`.
 pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
+    let pg_tls = pgwire::tls::acceptor(&config.pgwire)?;
     let pg = bind("postgres", config.server.pg_listen).await?;
     let http = bind("http", config.server.http_listen).await?;
     let otlp_grpc = bind("otlp grpc", config.server.otlp_grpc_listen).await?;
@@ -81,7 +82,7 @@ pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
     };
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(pgwire::serve(pg, engine.clone(), rx.clone())),
+        tokio::spawn(pgwire::serve(pg, engine.clone(), pg_tls, rx.clone())),
         tokio::spawn(http::serve(http, engine.clone(), rx.clone())),
         tokio::spawn(otlp::serve(otlp_grpc, engine.clone(), rx.clone())),
         tokio::spawn(flight::serve(flight, engine.clone(), rx.clone())),

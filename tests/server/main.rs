@@ -11,6 +11,7 @@ mod flight_sql;
 mod limits;
 mod logql_conformance;
 mod loki_api;
+mod pg_auth;
 mod prom_answers;
 mod prometheus_api;
 mod promql_conformance;
