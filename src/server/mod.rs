@@ -3,7 +3,8 @@
 //! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive; `prometheus` is the
 //! Prometheus query API), `otlp` (OTLP/gRPC
 //! on its own listener; its OTLP/HTTP handlers mount on `http`) and `flight`
-//! (Arrow Flight SQL). [`run`] binds them all,
+//! (Arrow Flight SQL); `users` holds the `[[users]]` both SQL front ends
+//! log in against. [`run`] binds them all,
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
 pub mod flight;
