@@ -37,6 +37,8 @@ pub struct Config {
     pub ruler: crate::ruler::RulerConfig,
     /// Block compaction, retention and deletion.
     pub compactor: crate::storage::compactor::CompactorConfig,
+    /// Users of the Postgres wire and Flight SQL front ends (`[[users]]`).
+    pub users: Vec<crate::server::users::UserConfig>,
     /// The file this configuration was read from; `[limits]` and
     /// `[overrides]` are re-read from it while running.
     #[serde(skip)]
@@ -59,6 +61,7 @@ impl Default for Config {
             metrics_generator: Default::default(),
             ruler: Default::default(),
             compactor: Default::default(),
+            users: Vec::new(),
             source_file: None,
         }
     }
@@ -220,15 +223,113 @@ impl QueryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PgwireConfig {
-    /// Tenant of every Postgres session (per-user tenants come with authentication).
+    /// Tenant of every Postgres session in `trust` mode.
     pub default_tenant: String,
+    /// How clients prove who they are; unset: `trust` without `[[users]]`,
+    /// `scram-sha-256` with them.
+    pub auth_method: Option<PgAuthMethod>,
+    /// PEM certificate chain and private key: with both, SSLRequest is
+    /// answered with TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Refuse connections that did not negotiate TLS.
+    pub tls_required: bool,
 }
 
 impl Default for PgwireConfig {
     fn default() -> Self {
         PgwireConfig {
             default_tenant: "anonymous".into(),
+            auth_method: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
         }
+    }
+}
+
+/// `[pgwire] auth_method`, as in `pg_hba.conf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PgAuthMethod {
+    /// Anyone, acting for `default_tenant`.
+    #[serde(rename = "trust")]
+    Trust,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// Needs clear passwords in the config.
+    #[serde(rename = "md5")]
+    Md5,
+    /// The password in clear text (use with TLS).
+    #[serde(rename = "password")]
+    Password,
+}
+
+impl PgAuthMethod {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            PgAuthMethod::Trust => "trust",
+            PgAuthMethod::ScramSha256 => "scram-sha-256",
+            PgAuthMethod::Md5 => "md5",
+            PgAuthMethod::Password => "password",
+        }
+    }
+}
+
+impl Config {
+    /// The pgwire authentication method in effect.
+    pub fn pg_auth_method(&self) -> PgAuthMethod {
+        match self.pgwire.auth_method {
+            Some(m) => m,
+            None if self.users.is_empty() => PgAuthMethod::Trust,
+            None => PgAuthMethod::ScramSha256,
+        }
+    }
+
+    /// Checks `[[users]]` and the `[pgwire]` authentication and TLS keys.
+    pub fn validate_auth(&self) -> std::result::Result<(), String> {
+        let users = crate::server::users::Users::from_config(&self.users)?;
+        let method = self.pg_auth_method();
+        if method == PgAuthMethod::Md5 {
+            let hashed = users.without_clear_password();
+            if !hashed.is_empty() {
+                return Err(format!(
+                    "pgwire.auth_method = \"md5\" needs clear passwords, but user {} has only password_hash; \
+                     use \"scram-sha-256\" or give the user a password",
+                    hashed
+                        .iter()
+                        .map(|u| format!("{u:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        if method != PgAuthMethod::Trust && users.is_empty() {
+            return Err(format!(
+                "pgwire.auth_method = {:?} needs at least one [[users]] entry",
+                method.name()
+            ));
+        }
+        let p = &self.pgwire;
+        match (&p.tls_cert, &p.tls_key) {
+            (Some(_), None) => {
+                return Err(
+                    "pgwire.tls_cert is set but pgwire.tls_key is not; set both or neither".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "pgwire.tls_key is set but pgwire.tls_cert is not; set both or neither".into(),
+                );
+            }
+            _ => {}
+        }
+        if p.tls_required && p.tls_cert.is_none() {
+            return Err(
+                "pgwire.tls_required = true needs pgwire.tls_cert and pgwire.tls_key".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -254,7 +355,9 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> std::result::Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate_auth()?;
+        Ok(config)
     }
 }
 
@@ -338,6 +441,7 @@ mod tests {
             "docs/ruler.md",
             "docs/compactor.md",
             "docs/query-frontend.md",
+            "docs/auth.md",
         ] {
             let text = std::fs::read_to_string(root.join(doc)).unwrap();
             let blocks: Vec<&str> = text
@@ -356,6 +460,52 @@ mod tests {
                     .validate()
                     .unwrap_or_else(|e| panic!("{doc}: {e}"));
             }
+        }
+    }
+
+    #[test]
+    fn users_and_pgwire_auth_are_validated_at_load() {
+        let alice = "[[users]]\nname = \"alice\"\npassword = \"s\"\ntenants = [\"team-a\"]\n";
+        let c = Config::from_toml(alice).unwrap();
+        assert_eq!(c.pg_auth_method(), PgAuthMethod::ScramSha256);
+        assert_eq!(Config::default().pg_auth_method(), PgAuthMethod::Trust);
+        let c = Config::from_toml(&format!("[pgwire]\nauth_method = \"md5\"\n{alice}")).unwrap();
+        assert_eq!(c.pg_auth_method(), PgAuthMethod::Md5);
+        let hashed = format!(
+            "[pgwire]\nauth_method = \"md5\"\n[[users]]\nname = \"bob\"\npassword_hash = \"{}\"\ntenants = [\"t\"]\n",
+            crate::server::users::hash_password("x")
+        );
+        let cases = [
+            (hashed, "user \"bob\" has only password_hash"),
+            (
+                "[pgwire]\nauth_method = \"scram-sha-256\"\n".to_string(),
+                "needs at least one [[users]] entry",
+            ),
+            (
+                "[pgwire]\nauth_method = \"kerberos\"\n".to_string(),
+                "unknown variant `kerberos`",
+            ),
+            (
+                "[[users]]\nname = \"carol\"\npassword = \"s\"\ntenants = []\n".to_string(),
+                "user \"carol\": tenants is empty",
+            ),
+            (
+                "[[users]]\nname = \"dave\"\npassword_hash = \"SCRAM-SHA-256$x\"\ntenants = [\"t\"]\n"
+                    .to_string(),
+                "user \"dave\": password_hash",
+            ),
+            (
+                "[pgwire]\ntls_key = \"k.pem\"\n".to_string(),
+                "pgwire.tls_key is set but pgwire.tls_cert is not",
+            ),
+            (
+                "[pgwire]\ntls_required = true\n".to_string(),
+                "tls_required = true needs pgwire.tls_cert",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = Config::from_toml(&toml).unwrap_err();
+            assert!(err.contains(expected), "{toml}: {err}");
         }
     }
 

@@ -287,6 +287,7 @@ impl Engine {
                     ..self.config.query.promql_options()
                 },
                 frontend: Some((self.frontend.clone(), tenant.to_string())),
+                within_slot: false,
             }),
         );
         ctx.register_udtf(

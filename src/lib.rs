@@ -14,7 +14,7 @@
 //! | [`query`] | PromQL text → selector scans of `samples` → step-grid evaluator → Prometheus-shaped results; LogQL text → pushed-down scans of `logs` → pipeline per line → streams, or samples into the same evaluator; TraceQL text → pushed-down scans of `spans` → whole candidate traces → spansets or per-step series; the `promql()`/`logql()`/`traceql()` SQL table functions; `service_graph()`/`span_metrics()` planned from parameterised SQL in `sql/`; the conformance runners; the query frontend (limits, split by time, results cache, per-tenant fair queue) in front of them |
 //! | [`ruler`] | rule files per tenant (PromQL, LogQL) → groups evaluated on their interval → recording-rule samples and `ALERTS` written through the distributor; alerts → bounded queues → Alertmanager's `/api/v2/alerts` |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
-//! | [`server`] | Postgres wire, HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends |
+//! | [`server`] | Postgres wire (users, SCRAM/md5/password, TLS, cancel), HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends; `[[users]]` → password checks and tenants for pgwire and Flight SQL |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`metrics`] | self-monitoring counters, gauges and histograms (`prometheus-client`) served on `/metrics` |

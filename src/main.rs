@@ -43,6 +43,9 @@ enum Command {
     /// (exit code 1 if any failed).
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Read a password from stdin (one line) and print its SCRAM-SHA-256
+    /// verifier for `password_hash` in `[[users]]`.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -533,6 +536,17 @@ fn main() -> anyhow::Result<()> {
     if let Command::Check(command) = &cli.command {
         return check_queries(command);
     }
+    if let Command::HashPassword = &cli.command {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        anyhow::ensure!(!password.is_empty(), "the password on stdin is empty");
+        println!("{}", o11ydb::server::users::hash_password(password));
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("o11ydb")
@@ -640,7 +654,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", report.summary());
             Ok(())
         }),
-        Command::Check(_) => unreachable!("handled before the runtime starts"),
+        Command::Check(_) | Command::HashPassword => {
+            unreachable!("handled before the runtime starts")
+        }
     };
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -3,7 +3,8 @@
 //! Prometheus/Loki/Tempo/OTLP HTTP APIs as they arrive; `prometheus` is the
 //! Prometheus query API), `otlp` (OTLP/gRPC
 //! on its own listener; its OTLP/HTTP handlers mount on `http`) and `flight`
-//! (Arrow Flight SQL). [`run`] binds them all,
+//! (Arrow Flight SQL); `users` holds the `[[users]]` both SQL front ends
+//! log in against. [`run`] binds them all,
 //! prints where they listen and runs until Ctrl-C or SIGTERM.
 
 pub mod flight;
@@ -16,6 +17,7 @@ pub mod push;
 pub mod push_logs;
 pub mod rules_api;
 pub mod tempo;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +70,7 @@ impl Running {
 
 /// Binds every listener of `config` and starts serving `engine`.
 pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
+    let pg_tls = pgwire::tls::acceptor(&config.pgwire)?;
     let pg = bind("postgres", config.server.pg_listen).await?;
     let http = bind("http", config.server.http_listen).await?;
     let otlp_grpc = bind("otlp grpc", config.server.otlp_grpc_listen).await?;
@@ -80,7 +83,7 @@ pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
     };
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(pgwire::serve(pg, engine.clone(), rx.clone())),
+        tokio::spawn(pgwire::serve(pg, engine.clone(), pg_tls, rx.clone())),
         tokio::spawn(http::serve(http, engine.clone(), rx.clone())),
         tokio::spawn(otlp::serve(otlp_grpc, engine.clone(), rx.clone())),
         tokio::spawn(flight::serve(flight, engine.clone(), rx.clone())),

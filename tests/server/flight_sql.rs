@@ -2,7 +2,8 @@
 //! `FlightSqlServiceClient` over a tonic channel: handshake, queries over
 //! inserted logs, a multi-batch result streamed, a prepared statement with a
 //! parameter, metadata (GetTables with schemas, GetSqlInfo, catalogs,
-//! schemas, table types), bad SQL and tenant isolation.
+//! schemas, table types), bad SQL, tenant isolation, and `[[users]]`:
+//! passwords checked by the handshake, tenants limited to the user's.
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type, Schema};
@@ -470,4 +471,97 @@ async fn flight_sql_bulk_ingest_goes_through_the_distributor() {
     other.set_header("x-scope-orgid", "other");
     let count = query(&mut other, "SELECT count(*) AS n FROM logs").await;
     assert_eq!(strings(&count, "n"), ["0"]);
+}
+
+/// A handshake with Basic credentials, answering the server's status.
+async fn raw_handshake(
+    client: &mut FlightSqlServiceClient<Channel>,
+    user: &str,
+    password: &str,
+    tenant: Option<&str>,
+) -> Result<(), tonic::Status> {
+    use base64::Engine as _;
+    let hello = arrow_flight::HandshakeRequest {
+        protocol_version: 0,
+        payload: Default::default(),
+    };
+    let mut request = tonic::Request::new(futures::stream::iter(vec![hello]));
+    let basic = base64::prelude::BASE64_STANDARD.encode(format!("{user}:{password}"));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    if let Some(tenant) = tenant {
+        request
+            .metadata_mut()
+            .insert("x-scope-orgid", tenant.parse().unwrap());
+    }
+    client.inner_mut().handshake(request).await.map(|_| ())
+}
+
+/// With `[[users]]`, the handshake checks the password (clear or SCRAM
+/// verifier) and the tenant must be one of the user's; calls need its token.
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_users_and_passwords() {
+    let dir = tempdir();
+    // The verifier of "bob-secret" (salt "saltsaltsaltsalt", 4096 rounds), as
+    // Postgres stores it.
+    let config = r#"
+[[users]]
+name = "alice"
+password = "alice-secret"
+tenants = ["team-a", "team-b"]
+[[users]]
+name = "bob"
+password_hash = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$B5gJQGxrlqgeml78oC/7eEBuqOtEsKJTAk/7TTFwBcw=:B+wO3iQEkjmf62KKc5eV9nPBSj2cxrrRoJ3he62Uay8="
+tenants = ["team-c"]
+"#;
+    let server = Server::start_with(&dir.path().join("data"), config);
+
+    let mut alice = connect(&server).await;
+    alice.handshake("alice", "alice-secret").await.unwrap();
+    query(&mut alice, INSERT_LOGS).await;
+    let rows = query(&mut alice, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["10"]);
+
+    // Her other tenant through x-scope-orgid; one that is not hers is refused.
+    let mut alice_b = connect(&server).await;
+    alice_b.set_header("x-scope-orgid", "team-b");
+    alice_b.handshake("alice", "alice-secret").await.unwrap();
+    let rows = query(&mut alice_b, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["0"]);
+    let mut alice_c = connect(&server).await;
+    let e = raw_handshake(&mut alice_c, "alice", "alice-secret", Some("team-c"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("team-a, team-b"), "{}", e.message());
+
+    // bob's hashed password works; he sees only team-c.
+    let mut bob = connect(&server).await;
+    bob.handshake("bob", "bob-secret").await.unwrap();
+    let rows = query(&mut bob, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["0"]);
+
+    // Wrong passwords and unknown users are UNAUTHENTICATED.
+    for (user, password) in [("alice", "wrong"), ("bob", "alice-secret"), ("eve", "x")] {
+        let mut c = connect(&server).await;
+        let e = raw_handshake(&mut c, user, password, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{user}: {e:?}");
+        assert!(c.handshake(user, password).await.is_err());
+    }
+    // So are calls without a token, even naming a tenant.
+    let mut anonymous = connect(&server).await;
+    anonymous.set_header("x-scope-orgid", "team-a");
+    let e = status(
+        anonymous
+            .execute("SELECT 1".into(), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    // The server keeps serving the logged-in client.
+    let rows = query(&mut alice, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["10"]);
 }

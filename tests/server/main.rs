@@ -12,6 +12,7 @@ mod limits;
 mod log_deletion;
 mod logql_conformance;
 mod loki_api;
+mod pg_auth;
 mod prom_answers;
 mod prometheus_api;
 mod promql_conformance;

@@ -276,6 +276,37 @@ impl QueryFrontend {
         Fut: Future<Output = Result<QueryOutput, E>> + Send + 'static,
         E: Send + 'static,
     {
+        self.split_and_cache(query, run_part, true).await
+    }
+
+    /// [`Self::range_query`] for a caller that already holds a slot of the
+    /// tenant's queue (a SQL statement over pgwire or Flight SQL): the parts
+    /// run within that slot. Queueing them too could deadlock once every
+    /// slot is held by a statement waiting for its parts.
+    pub async fn range_query_within_slot<F, Fut, E>(
+        &self,
+        query: RangeQuery<'_>,
+        run_part: F,
+    ) -> Result<QueryOutput, FrontendError<E>>
+    where
+        F: Fn(i64, i64) -> Fut,
+        Fut: Future<Output = Result<QueryOutput, E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        self.split_and_cache(query, run_part, false).await
+    }
+
+    async fn split_and_cache<F, Fut, E>(
+        &self,
+        query: RangeQuery<'_>,
+        run_part: F,
+        queue_parts: bool,
+    ) -> Result<QueryOutput, FrontendError<E>>
+    where
+        F: Fn(i64, i64) -> Fut,
+        Fut: Future<Output = Result<QueryOutput, E>> + Send + 'static,
+        E: Send + 'static,
+    {
         let language = [("language", query.language)];
         self.metrics.add(QUERIES, &language, 1.0);
         let interval = self.config.split_queries_by_interval.as_nanos() as i64 / query.unit_ns;
@@ -307,13 +338,18 @@ impl QueryFrontend {
                 continue;
             }
             let evaluation = run_part(part.start, part.end);
-            let queue = self.queue.clone();
+            let queue = queue_parts.then(|| self.queue.clone());
             let tenant = query.tenant.to_string();
             running.spawn(async move {
-                let _permit = queue
-                    .acquire(&tenant)
-                    .await
-                    .map_err(FrontendError::QueueFull)?;
+                let _permit = match queue {
+                    Some(queue) => Some(
+                        queue
+                            .acquire(&tenant)
+                            .await
+                            .map_err(FrontendError::QueueFull)?,
+                    ),
+                    None => None,
+                };
                 let output = evaluation.await.map_err(FrontendError::Query)?;
                 Ok::<_, FrontendError<E>>((i, output))
             });

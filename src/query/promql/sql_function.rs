@@ -44,6 +44,23 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub struct PromqlFunction {
     pub options: QueryOptions,
     pub frontend: Option<(Arc<QueryFrontend>, String)>,
+    /// The statement calling `promql()` holds a queue slot already; the
+    /// parts of a range query run within it.
+    pub within_slot: bool,
+}
+
+/// Registers `promql(...)` in a session whose statements each hold a slot
+/// of `tenant`'s fair queue (pgwire, Flight SQL): range queries are still
+/// split and cached, their parts run within the statement's slot.
+pub fn register_within_slot(ctx: &SessionContext, engine: &crate::engine::Engine, tenant: &str) {
+    ctx.register_udtf(
+        "promql",
+        Arc::new(PromqlFunction {
+            options: engine.config().query.promql_options(),
+            frontend: Some((engine.frontend().clone(), tenant.to_string())),
+            within_slot: true,
+        }),
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +98,7 @@ impl TableFunctionImpl for PromqlFunction {
             window,
             options: self.options.clone(),
             frontend: self.frontend.clone(),
+            within_slot: self.within_slot,
         }))))
     }
 }
@@ -92,6 +110,7 @@ struct PromqlQuery {
     window: Window,
     options: QueryOptions,
     frontend: Option<(Arc<QueryFrontend>, String)>,
+    within_slot: bool,
 }
 
 impl LazyQuery for PromqlQuery {
@@ -124,11 +143,12 @@ impl LazyQuery for PromqlQuery {
     }
 
     fn run(&self, ctx: SessionContext) -> BoxFuture<'static, Result<RecordBatch>> {
-        let (query, window, options, frontend) = (
+        let (query, window, options, frontend, within_slot) = (
             self.query.clone(),
             self.window.clone(),
             self.options.clone(),
             self.frontend.clone(),
+            self.within_slot,
         );
         async move {
             let output = match (window, frontend) {
@@ -144,6 +164,7 @@ impl LazyQuery for PromqlQuery {
                         &query,
                         (start, end, step),
                         &options,
+                        within_slot,
                     )
                     .await
                 }
@@ -172,6 +193,7 @@ async fn through_frontend(
     query: &str,
     (start, end, step): (i64, i64, i64),
     options: &QueryOptions,
+    within_slot: bool,
 ) -> std::result::Result<super::QueryOutput, PromError> {
     if step <= 0 || end < start {
         // Refused by the evaluator with Prometheus' words.
@@ -186,6 +208,9 @@ async fn through_frontend(
         options.lookback_ms,
     );
     let run_part = crate::query::frontend::promql_parts(ctx, query, step, options);
+    if within_slot {
+        return Ok(frontend.range_query_within_slot(range, run_part).await?);
+    }
     Ok(frontend.range_query(range, run_part).await?)
 }
 

@@ -1,19 +1,31 @@
 //! Who a Flight SQL request acts for: request metadata in, a tenant out.
 //!
-//! Until users and passwords come to the config, any username and password
-//! are accepted; what matters is the tenant:
+//! **With `[[users]]` in the config** (the same users as the Postgres
+//! wire protocol, [`crate::server::users`]):
+//!
+//! - **Handshake** (`authorization: Basic <user:password>`): the password is
+//!   checked against the user's SCRAM verifier (or clear password); a wrong
+//!   password or unknown user is `UNAUTHENTICATED`. The tenant is the
+//!   `x-scope-orgid` metadata when it names one of the user's tenants
+//!   (another tenant is `PERMISSION_DENIED`), else the user's first tenant.
+//! - **Other calls** must carry the handshake's `authorization: Bearer
+//!   <token>` and act for its tenant; without one they are `UNAUTHENTICATED`.
+//!
+//! **Without users**, any username and password are accepted; what matters
+//! is the tenant:
 //!
 //! - **Handshake** (`authorization: Basic …`): the username is the tenant
 //!   when it is a valid tenant id; otherwise (empty username, or one with
 //!   characters tenant ids cannot have) the `x-scope-orgid` metadata names
-//!   it, else `pgwire.default_tenant` (`anonymous`). The answer carries a
-//!   random bearer token (`authorization: Bearer …` metadata and the
-//!   handshake payload) kept in memory with that tenant for [`TOKEN_TTL`].
-//! - **Other calls** with `authorization: Bearer <token>` act for the
-//!   token's tenant; an unknown or expired token is `UNAUTHENTICATED`.
+//!   it, else `pgwire.default_tenant` (`anonymous`).
 //! - **Other calls without a token** act for the `x-scope-orgid` tenant,
 //!   else the default tenant (with `auth_enabled = true` the header is
 //!   required), exactly as the write protocols resolve it.
+//!
+//! Either way the handshake answers with a random bearer token
+//! (`authorization: Bearer …` metadata and the handshake payload) kept in
+//! memory with its tenant for [`TOKEN_TTL`]; calls with an unknown or
+//! expired token are `UNAUTHENTICATED`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +41,7 @@ use crate::engine::Engine;
 use crate::ingest::validate_tenant;
 use crate::server::otlp::TENANT_METADATA;
 use crate::server::push::resolve_tenant;
+use crate::server::users::Users;
 
 /// How long a handshake's bearer token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -43,20 +56,27 @@ struct Token {
 /// The tenant rule and the tokens handed out by handshakes.
 pub struct Auth {
     engine: Arc<Engine>,
+    users: Users,
     tokens: Mutex<HashMap<String, Token>>,
 }
 
 /// What an `authorization` value carries.
 enum Credentials {
     None,
-    Basic { username: String },
+    Basic { username: String, password: String },
     Bearer(String),
 }
 
 impl Auth {
     pub fn new(engine: Arc<Engine>) -> Self {
+        // Validated when the config was read; an invalid list admits no one.
+        let users = Users::from_config(&engine.config().users).unwrap_or_else(|e| {
+            tracing::error!("[[users]] is invalid, no Flight SQL user can log in: {e}");
+            Users::default()
+        });
         Auth {
             engine,
+            users,
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -64,8 +84,16 @@ impl Auth {
     /// The tenant of a handshake (see the module docs) and its new token.
     pub fn handshake(&self, metadata: &MetadataMap) -> Result<(String, String), Status> {
         let tenant = match credentials(metadata)? {
-            Credentials::Basic { username } if validate_tenant(&username).is_ok() => username,
             Credentials::Bearer(token) => self.token_tenant(&token)?,
+            Credentials::Basic { username, password } if !self.users.is_empty() => {
+                self.user_tenant(metadata, &username, &password)?
+            }
+            _ if !self.users.is_empty() => {
+                return Err(Status::unauthenticated(
+                    "the Flight SQL handshake needs Basic authorization with a user and password",
+                ));
+            }
+            Credentials::Basic { username, .. } if validate_tenant(&username).is_ok() => username,
             _ => self.header_tenant(metadata)?,
         };
         let token = new_token();
@@ -85,8 +113,43 @@ impl Auth {
     pub fn tenant(&self, metadata: &MetadataMap) -> Result<String, Status> {
         match credentials(metadata)? {
             Credentials::Bearer(token) => self.token_tenant(&token),
-            Credentials::Basic { username } if validate_tenant(&username).is_ok() => Ok(username),
+            _ if !self.users.is_empty() => Err(Status::unauthenticated(
+                "no bearer token: do the Flight SQL handshake with a user and password first",
+            )),
+            Credentials::Basic { username, .. } if validate_tenant(&username).is_ok() => {
+                Ok(username)
+            }
             _ => self.header_tenant(metadata),
+        }
+    }
+
+    /// The tenant of a configured user after checking the password: the
+    /// `x-scope-orgid` metadata when it names one of the user's tenants,
+    /// else the user's first tenant.
+    fn user_tenant(
+        &self,
+        metadata: &MetadataMap,
+        username: &str,
+        password: &str,
+    ) -> Result<String, Status> {
+        let user = self.users.authenticate(username, password).ok_or_else(|| {
+            Status::unauthenticated(format!(
+                "password authentication failed for user {username:?}"
+            ))
+        })?;
+        let Some(asked) = metadata.get(TENANT_METADATA) else {
+            return Ok(user.default_tenant().to_string());
+        };
+        let asked = asked
+            .to_str()
+            .map_err(|_| Status::invalid_argument("x-scope-orgid is not valid text"))?;
+        if user.may_use(asked) {
+            Ok(asked.to_string())
+        } else {
+            Err(Status::permission_denied(format!(
+                "user {username:?} may not use tenant {asked:?}; its tenants are {}",
+                user.tenants.join(", ")
+            )))
         }
     }
 
@@ -128,9 +191,10 @@ fn credentials(metadata: &MetadataMap) -> Result<Credentials, Status> {
         let text = String::from_utf8(decoded).map_err(|_| {
             Status::invalid_argument("the Basic authorization is not UTF-8 username:password")
         })?;
-        let username = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+        let (username, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
         return Ok(Credentials::Basic {
             username: username.to_string(),
+            password: password.to_string(),
         });
     }
     Err(Status::invalid_argument(format!(
@@ -159,7 +223,10 @@ mod tests {
     #[test]
     fn basic_credentials_carry_the_username() {
         match credentials(&basic("team-a")).unwrap() {
-            Credentials::Basic { username } => assert_eq!(username, "team-a"),
+            Credentials::Basic { username, password } => {
+                assert_eq!(username, "team-a");
+                assert_eq!(password, "secret");
+            }
             _ => panic!("not basic"),
         }
         let mut m = MetadataMap::new();

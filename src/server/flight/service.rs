@@ -72,12 +72,13 @@ impl FlightSql {
         if let Some(ctx) = self.sessions.lock().get(&tenant) {
             return Ok((tenant, ctx.clone()));
         }
-        let ctx = Arc::new(
-            self.engine
-                .session(&tenant)
-                .await
-                .map_err(|e| from_engine(&e))?,
-        );
+        let ctx = self
+            .engine
+            .session(&tenant)
+            .await
+            .map_err(|e| from_engine(&e))?;
+        crate::query::promql::sql_function::register_within_slot(&ctx, &self.engine, &tenant);
+        let ctx = Arc::new(ctx);
         let ctx = self
             .sessions
             .lock()
@@ -85,6 +86,16 @@ impl FlightSql {
             .or_insert(ctx)
             .clone();
         Ok((tenant, ctx))
+    }
+
+    /// A slot of `tenant`'s fair queue, held while a statement runs
+    /// (`RESOURCE_EXHAUSTED` when the tenant's queue is full).
+    async fn slot(&self, tenant: &str) -> Result<crate::query::frontend::queue::Permit, Status> {
+        self.engine
+            .frontend()
+            .slot(tenant)
+            .await
+            .map_err(|full| Status::resource_exhausted(full.to_string()))
     }
 
     /// A `FlightInfo` whose one endpoint's ticket is `ticket`.
@@ -179,11 +190,14 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let timer = self.engine.metrics().query_timer("flight", "sql");
-        let (_, ctx) = self.session(&request).await?;
+        let (tenant, ctx) = self.session(&request).await?;
         let sql = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 SQL"))?;
         let plan = statements::plan(&ctx, sql).await?;
-        Ok(Response::new(statements::execute(&ctx, plan, timer).await?))
+        let slot = self.slot(&tenant).await?;
+        Ok(Response::new(
+            statements::execute(&ctx, plan, (timer, slot)).await?,
+        ))
     }
 
     async fn do_put_statement_update(
@@ -191,8 +205,9 @@ impl FlightSqlService for FlightSql {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let (_, ctx) = self.session(&request).await?;
+        let (tenant, ctx) = self.session(&request).await?;
         let plan = statements::plan(&ctx, &command.query).await?;
+        let _slot = self.slot(&tenant).await?;
         let batches = ctx
             .execute_logical_plan(plan)
             .await
@@ -312,7 +327,8 @@ impl FlightSqlService for FlightSql {
             .get(&query.prepared_statement_handle, &tenant)?;
         let plan = statements::plan(&ctx, &prepared.sql).await?;
         let plan = statements::bind(plan, &prepared.params)?;
-        let stream: FlightStream = statements::execute(&ctx, plan, timer).await?;
+        let slot = self.slot(&tenant).await?;
+        let stream: FlightStream = statements::execute(&ctx, plan, (timer, slot)).await?;
         Ok(Response::new(stream))
     }
 

@@ -66,10 +66,15 @@ pub fn flight_schema(schema: SchemaRef) -> SchemaRef {
 
 /// Runs `plan` and streams its batches as Flight data as they are produced.
 /// `timer` records the query's duration when the stream ends or is dropped.
+/// Runs `plan`; `running` (the query's timer and queue slot) is held until
+/// the stream ends or is dropped.
 pub async fn execute(
     ctx: &SessionContext,
     plan: LogicalPlan,
-    timer: crate::metrics::QueryTimer,
+    running: (
+        crate::metrics::QueryTimer,
+        crate::query::frontend::queue::Permit,
+    ),
 ) -> Result<FlightStream, Status> {
     let df = ctx
         .execute_logical_plan(plan)
@@ -82,7 +87,7 @@ pub async fn execute(
         .map_err(|e| from_datafusion(&e))?
         .map_err(|e| FlightError::Tonic(Box::new(from_datafusion(&e))))
         .map(move |batch| {
-            let _running = &timer;
+            let _running = &running;
             batch
         });
     Ok(encode(schema, batches))

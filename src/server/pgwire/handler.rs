@@ -4,7 +4,9 @@
 //! A statement is parsed with the Postgres-compatibility parser, offered to
 //! the session hooks (`SET`/`SHOW`, transactions, cursors), planned,
 //! wrapped so nested columns come out as `jsonb` ([`super::encode`]) and
-//! executed with the client's `statement_timeout`. Every error leaves as an
+//! executed in a slot of the tenant's fair queue (the query frontend's,
+//! held until the last row has gone) with the client's `statement_timeout`
+//! and CancelRequest listened to. Every error leaves as an
 //! `ErrorResponse` with its SQLSTATE and, where known, the position in the
 //! query ([`super::errors`]).
 
@@ -23,7 +25,7 @@ use datafusion::sql::parser::Statement as DfParserStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::QueryHook;
-use futures::{Sink, StreamExt};
+use futures::{FutureExt, Sink, StreamExt};
 use parking_lot::Mutex;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -35,6 +37,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use super::auth::{QueryCancel, SessionTenant};
 use super::encode::{jsonify_plan, pg_fields, query_response};
 use super::errors::{from_datafusion, from_parser, user_error};
 use crate::engine::Engine;
@@ -68,9 +71,13 @@ impl PgBackend {
         })
     }
 
-    /// The tenant a Postgres session reads and writes.
-    fn tenant_of<C: ClientInfo + ?Sized>(&self, _client: &C) -> String {
-        self.engine.config().pgwire.default_tenant.clone()
+    /// The tenant a Postgres session reads and writes, fixed at startup
+    /// ([`super::auth`]).
+    fn tenant_of<C: ClientInfo + ?Sized>(&self, client: &C) -> String {
+        match client.session_extensions().get::<SessionTenant>() {
+            Some(tenant) => tenant.0.clone(),
+            None => self.engine.config().pgwire.default_tenant.clone(),
+        }
     }
 
     /// The (cached) SQL session of a tenant, with the Postgres catalog on top.
@@ -99,6 +106,7 @@ impl PgBackend {
             datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
         }
         ctx.register_udf(version_udf());
+        crate::query::promql::sql_function::register_within_slot(&ctx, &self.engine, &tenant);
         let ctx = Arc::new(ctx);
         self.sessions
             .lock()
@@ -135,10 +143,25 @@ impl PgBackend {
         C: ClientInfo + ?Sized,
     {
         let timer = self.engine.metrics().query_timer("pgwire", "sql");
+        let cancel = match client.session_extensions().get::<QueryCancel>() {
+            Some(handle) => Some(handle.0.start_query().await.shared()),
+            None => None,
+        };
         let guard = QueryGuard {
             deadline: statement_timeout(client).map(|t| tokio::time::Instant::now() + t),
             closed: self.connections.closed_signal(client.socket_addr()),
+            cancel,
         };
+        let tenant = self.tenant_of(client);
+        let slot = guard
+            .run(async {
+                self.engine
+                    .frontend()
+                    .slot(&tenant)
+                    .await
+                    .map_err(|full| user_error("53400", full.to_string()))
+            })
+            .await?;
         if let LogicalPlan::Dml(DmlStatement { op, .. }) = &plan {
             let tag = match op {
                 WriteOp::Insert(_) => "INSERT",
@@ -156,6 +179,7 @@ impl PgBackend {
                     .map_err(|e| from_datafusion(&e, Some(query)))
             };
             let batches = guard.run(run).await?;
+            drop(slot);
             let rows = batches
                 .first()
                 .and_then(|b| b.column_by_name("count"))
@@ -180,13 +204,19 @@ impl PgBackend {
                 Some(query.to_string()),
             ))
             .await?;
-        Ok(Response::Query(timed(guard.rows(response), timer)))
+        Ok(Response::Query(timed(guard.rows(response), (timer, slot))))
     }
 }
 
-/// The rows of `response`, recording the query's duration when the last
-/// one has gone (or the client stopped reading).
-fn timed(mut response: QueryResponse, timer: crate::metrics::QueryTimer) -> QueryResponse {
+/// The rows of `response`, recording the query's duration and giving its
+/// queue slot back when the last one has gone (or the client stopped reading).
+fn timed(
+    mut response: QueryResponse,
+    timer: (
+        crate::metrics::QueryTimer,
+        crate::query::frontend::queue::Permit,
+    ),
+) -> QueryResponse {
     let fields = response.row_schema();
     let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
     QueryResponse::new(
@@ -198,12 +228,14 @@ fn timed(mut response: QueryResponse, timer: crate::metrics::QueryTimer) -> Quer
     )
 }
 
-/// What stops a running statement: its `statement_timeout` and its client
-/// going away.
+/// What stops a running statement: its `statement_timeout`, a
+/// CancelRequest and its client going away.
 #[derive(Clone)]
 struct QueryGuard {
     deadline: Option<tokio::time::Instant>,
     closed: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Resolves `Ok` on CancelRequest (`Err` once the next statement starts).
+    cancel: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
 }
 
 impl QueryGuard {
@@ -223,9 +255,18 @@ impl QueryGuard {
                 None => std::future::pending().await,
             }
         };
+        let cancelled = async {
+            if let Some(rx) = self.cancel.clone()
+                && rx.await.is_ok()
+            {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
         tokio::select! {
             _ = deadline => timeout_error(),
             _ = closed => user_error("08006", "the client closed the connection"),
+            _ = cancelled => user_error("57014", "canceling statement due to user request"),
         }
     }
 
@@ -242,7 +283,7 @@ impl QueryGuard {
     /// Ends a response's row stream with the stopping error; dropping the
     /// underlying stream stops DataFusion's execution.
     fn rows(self, mut response: QueryResponse) -> QueryResponse {
-        if self.deadline.is_none() && self.closed.is_none() {
+        if self.deadline.is_none() && self.closed.is_none() && self.cancel.is_none() {
             return response;
         }
         let fields = response.row_schema();

@@ -8,10 +8,17 @@
 //! connection therefore gets a watcher (a duplicate of its socket, peeked
 //! for end-of-file, like Postgres' `client_connection_check_interval`) whose
 //! signal stops the connection's running query.
+//!
+//! - [`auth`]: users, passwords and the tenant of a connection
+//! - [`tls`]: the TLS acceptor of `[pgwire] tls_cert`/`tls_key`
+//! - [`handler`]: simple and extended query protocol
+//! - [`encode`], [`errors`]: Arrow → Postgres values, errors → SQLSTATEs
 
+pub mod auth;
 pub mod encode;
 pub mod errors;
 pub mod handler;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +27,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
@@ -29,17 +35,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::engine::Engine;
+use auth::{PgAuth, PgStartup};
 use handler::{PgBackend, PgExtended};
-
-struct Startup {
-    connections: Arc<ConnectionManager>,
-}
-
-impl NoopStartupHandler for Startup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
-    }
-}
 
 struct LogErrors;
 
@@ -53,7 +50,7 @@ impl ErrorHandler for LogErrors {
 pub struct PgHandlers {
     backend: Arc<PgBackend>,
     extended: Arc<PgExtended>,
-    startup: Arc<Startup>,
+    auth: Arc<PgAuth>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
@@ -106,15 +103,17 @@ impl ConnectionWatch {
 
 impl PgHandlers {
     pub fn new(engine: Arc<Engine>, connections: Arc<ConnectionWatch>) -> Self {
+        let auth = Arc::new(PgAuth::new(
+            engine.config(),
+            Arc::new(ConnectionManager::new()),
+        ));
+        let connections_manager = auth.connections.clone();
         let backend = PgBackend::new(engine, connections);
-        let connections = Arc::new(ConnectionManager::new());
         PgHandlers {
             extended: Arc::new(PgExtended::new(backend.clone())),
             backend,
-            startup: Arc::new(Startup {
-                connections: connections.clone(),
-            }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            auth,
+            cancel: Arc::new(DefaultCancelHandler::new(connections_manager)),
         }
     }
 }
@@ -128,8 +127,10 @@ impl PgWireServerHandlers for PgHandlers {
         self.extended.clone()
     }
 
+    /// A new handler per connection: it holds the connection's
+    /// authentication state.
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
+        Arc::new(PgStartup::new(self.auth.clone()))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
@@ -141,10 +142,12 @@ impl PgWireServerHandlers for PgHandlers {
     }
 }
 
-/// Accepts Postgres connections on `listener` until `shutdown` fires.
+/// Accepts Postgres connections on `listener` until `shutdown` fires;
+/// with `tls`, SSLRequest is answered with TLS.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(ConnectionWatch::default());
@@ -156,6 +159,7 @@ pub async fn serve(
                     let _ = socket.set_nodelay(true);
                     let handlers = handlers.clone();
                     let connections = connections.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let (socket, watcher) = match connections.watch(socket, peer) {
                             Ok(x) => x,
@@ -164,7 +168,7 @@ pub async fn serve(
                                 return;
                             }
                         };
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, "postgres connection ended: {e}");
                         }
                         watcher.abort();
