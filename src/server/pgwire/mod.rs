@@ -9,9 +9,12 @@
 //! for end-of-file, like Postgres' `client_connection_check_interval`) whose
 //! signal stops the connection's running query.
 
+pub mod catalog;
+pub mod compat;
 pub mod encode;
 pub mod errors;
 pub mod handler;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
