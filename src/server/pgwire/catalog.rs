@@ -6,7 +6,9 @@
 //! functions (`promql`, `logql`, `traceql`, `service_graph`,
 //! `span_metrics`) as rows of `pg_proc` in schema `public`, so `\df` lists
 //! them; `pg_get_function_result` / `pg_get_function_arguments`;
-//! `pg_function_is_visible`; `current_setting`; `version()`; and the `json`
+//! `pg_function_is_visible`; `col_description` (NULL: no comments);
+//! `current_setting`, `set_config`; `version()`;
+//! `pg_type`'s one-letter codes as `"char"`; and the `json`
 //! / `jsonb` casts (`'{"a":1}'::jsonb`), which check their input and mark
 //! the column so it leaves as `json`/`jsonb`.
 
@@ -141,8 +143,15 @@ pub async fn install(ctx: &SessionContext) -> DfResult<()> {
     }
     ctx.register_udf(version_udf());
     ctx.register_udf(settings::current_setting_udf());
+    ctx.register_udf(settings::set_config_udf());
     ctx.register_udf(always_true("pg_function_is_visible"));
     ctx.register_udf(always_true("pg_type_is_visible"));
+    for name in ["col_description", "obj_description", "shobj_description"] {
+        ctx.register_udf(ScalarUDF::new_from_impl(NoDescription {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }));
+    }
     ctx.register_udf(json_udf(JsonKind::Json));
     ctx.register_udf(json_udf(JsonKind::Jsonb));
 
@@ -168,10 +177,15 @@ pub async fn install(ctx: &SessionContext) -> DfResult<()> {
     let mut batches = ctx.read_table(static_proc.clone())?.collect().await?;
     let schema = static_proc.schema();
     batches.push(functions_batch(&schema, public)?);
-    let pg_proc = Arc::new(MemTable::try_new(schema, vec![batches])?);
+    let pg_proc: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
+    let pg_type = char_typed_pg_type(ctx, inner.as_ref()).await?;
+    let replaced = HashMap::from([
+        ("pg_proc".to_string(), pg_proc),
+        ("pg_type".to_string(), pg_type),
+    ]);
     catalog.register_schema(
         "pg_catalog",
-        Arc::new(PgCatalogWithFunctions { inner, pg_proc }),
+        Arc::new(PgCatalogWithFunctions { inner, replaced }),
     )?;
 
     let texts = Arc::new(function_texts(ctx).await.unwrap_or_else(|e| {
@@ -204,11 +218,66 @@ async fn scalar(ctx: &SessionContext, sql: &str) -> DfResult<Option<ScalarValue>
     }
 }
 
-/// `pg_catalog` with `pg_proc` extended by o11ydb's functions.
+/// `pg_type` whose one-letter code columns (`typtype`, `typcategory`,
+/// `typdelim`, `typalign`, `typstorage`) are Postgres `"char"`, as clients
+/// expect (asyncpg compares `typtype` with bytes).
+async fn char_typed_pg_type(
+    ctx: &SessionContext,
+    pg_catalog: &dyn SchemaProvider,
+) -> DfResult<Arc<dyn TableProvider>> {
+    const CHAR_COLUMNS: [&str; 5] = [
+        "typtype",
+        "typcategory",
+        "typdelim",
+        "typalign",
+        "typstorage",
+    ];
+    let table = pg_catalog
+        .table("pg_type")
+        .await?
+        .ok_or_else(|| DataFusionError::Plan("pg_catalog.pg_type is missing".into()))?;
+    let schema = table.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut field = f.as_ref().clone();
+            if CHAR_COLUMNS.contains(&f.name().as_str())
+                && matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                )
+            {
+                let mut metadata = field.metadata().clone();
+                metadata.insert(
+                    arrow_pg::datatypes::PG_CHAR_KEY.to_string(),
+                    "char".to_string(),
+                );
+                field = field.with_metadata(metadata);
+            }
+            field
+        })
+        .collect();
+    let char_schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    let batches = ctx
+        .read_table(table)?
+        .collect()
+        .await?
+        .into_iter()
+        .map(|b| b.with_schema(char_schema.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(MemTable::try_new(char_schema, vec![batches])?))
+}
+
+/// `pg_catalog` with `pg_proc` extended by o11ydb's functions and `pg_type`
+/// with `"char"` columns.
 #[derive(Debug)]
 struct PgCatalogWithFunctions {
     inner: Arc<dyn SchemaProvider>,
-    pg_proc: Arc<dyn TableProvider>,
+    replaced: HashMap<String, Arc<dyn TableProvider>>,
 }
 
 #[async_trait]
@@ -218,8 +287,8 @@ impl SchemaProvider for PgCatalogWithFunctions {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if name.eq_ignore_ascii_case("pg_proc") {
-            return Ok(Some(self.pg_proc.clone()));
+        if let Some(table) = self.replaced.get(&name.to_ascii_lowercase()) {
+            return Ok(Some(table.clone()));
         }
         self.inner.table(name).await
     }
@@ -456,6 +525,35 @@ fn always_true(name: &str) -> ScalarUDF {
             })
         }),
     )
+}
+
+/// `col_description` / `obj_description`: o11ydb's objects carry no
+/// comments, so every description is NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NoDescription {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NoDescription {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Array(new_null_array(
+            &DataType::Utf8,
+            args.number_rows,
+        )))
+    }
 }
 
 /// `version()` as Postgres clients parse it: `PostgreSQL <major.minor> ...`,

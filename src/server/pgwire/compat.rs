@@ -12,20 +12,29 @@
 //! * psql `\d+`'s TOAST options (`c.reloptions || array(select 'toast.' ||
 //!   x from pg_catalog.unnest(tc.reloptions) x)`) become a NULL `text[]`:
 //!   o11ydb's tables have no storage options and no TOAST tables.
+//! * asyncpg's type introspection (a recursive CTE over `pg_type` for
+//!   domains, ranges and composites, which o11ydb does not have) becomes the
+//!   equivalent one-level lookup of the requested base and array types.
+//! * `$1::oid[]` parameters are described as `oid[]` (DataFusion plans them
+//!   as `int4[]`; asyncpg only encodes `oid[]` without introspection) and
+//!   their binary values read as `int4[]`.
 //! * Interval parameters in text with abbreviated units (pgjdbc's
 //!   `0 years 0 mons 1 days 0 hours 0 mins 5.0 secs`), which Postgres reads
 //!   but the parameter decoder does not, get the long unit names.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{
     self, DataType as SqlType, Expr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SetExpr, Statement, visit_expressions_mut,
+    SetExpr, Statement, visit_expressions, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use pgwire::api::Type;
 use regex::Regex;
 
 use pgwire::api::portal::Portal;
@@ -44,11 +53,28 @@ static PSQL_TOAST_OPTIONS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// asyncpg's type lookup for o11ydb's catalog, where every type is a base
+/// type or an array of one (same columns and parameter as asyncpg's query).
+const ASYNCPG_TYPE_LOOKUP: &str = "SELECT t.oid AS oid, ns.nspname AS ns, t.typname AS name, \
+     t.typtype AS kind, CAST(NULL AS INT) AS basetype, t.typelem AS elemtype, \
+     elem_t.typdelim AS elemdelim, CAST(NULL AS INT) AS range_subtype, \
+     CAST(NULL AS TEXT[]) AS attrtypoids, CAST(NULL AS TEXT[]) AS attrnames, 0 AS depth, \
+     CAST(NULL AS TEXT) AS basetype_name, elem_t.typname AS elemtype_name, \
+     CAST(NULL AS TEXT) AS range_subtype_name \
+     FROM pg_catalog.pg_type t \
+     JOIN pg_catalog.pg_namespace ns ON ns.oid = t.typnamespace \
+     LEFT JOIN pg_catalog.pg_type elem_t \
+     ON t.typlen = -1 AND t.typelem <> 0 AND t.typelem = elem_t.oid \
+     WHERE t.oid = any($1::oid[])";
+
 /// Parses `sql` into statements DataFusion can plan.
 pub fn parse(
     parser: &PostgresCompatibilityParser,
     sql: &str,
 ) -> Result<Vec<Statement>, ParserError> {
+    if sql.contains("typeinfo_tree") && sql.contains("WITH RECURSIVE") {
+        return parser.parse(ASYNCPG_TYPE_LOOKUP);
+    }
     let mut text = std::borrow::Cow::Borrowed(sql);
     if text.to_ascii_lowercase().contains("regproc") {
         text = REGPROC_LITERAL
@@ -185,29 +211,113 @@ pub fn interval_text(text: &str) -> Option<String> {
     changed.then(|| words.join(" "))
 }
 
-/// `portal` with its text interval parameters given long unit names (see
-/// [`interval_text`]); `None` when nothing changes.
-pub fn interval_parameters<S: Default>(
+/// Postgres types of parameters that `statement` casts to a type DataFusion
+/// plans as another: `$n::oid`, `$n::oid[]`, `$n::json`, `$n::jsonb` (by
+/// parameter number).
+pub fn declared_parameter_types(statement: &Statement) -> HashMap<usize, Type> {
+    let mut declared = HashMap::new();
+    let placeholder_number = |e: &Expr| match e {
+        Expr::Value(ast::ValueWithSpan {
+            value: ast::Value::Placeholder(p),
+            ..
+        }) => p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()),
+        _ => None,
+    };
+    let _ = visit_expressions(statement, |expr| {
+        if let Expr::Function(f) = expr
+            && let FunctionArguments::List(list) = &f.args
+            && let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] =
+                list.args.as_slice()
+            && let Some(n) = placeholder_number(arg)
+        {
+            let name = f.name.to_string();
+            if name == JsonKind::Json.function_name() {
+                declared.insert(n, Type::JSON);
+            } else if name == JsonKind::Jsonb.function_name() {
+                declared.insert(n, Type::JSONB);
+            }
+        }
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+            && let Expr::Value(ast::ValueWithSpan {
+                value: ast::Value::Placeholder(p),
+                ..
+            }) = inner.as_ref()
+            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+        {
+            let name = data_type.to_string().to_ascii_lowercase();
+            match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
+                "oid" => {
+                    declared.insert(n, Type::OID);
+                }
+                "oid[]" => {
+                    declared.insert(n, Type::OID_ARRAY);
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    declared
+}
+
+/// The type a parameter is described as to the client: the declared one
+/// (see [`declared_parameter_types`]), else DataFusion's.
+pub fn described_parameter_type(
+    declared: &HashMap<usize, Type>,
+    index: usize,
+    inferred: Option<&DataType>,
+) -> pgwire::error::PgWireResult<Type> {
+    match (declared.get(&(index + 1)), inferred) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(t)) => arrow_pg::datatypes::into_pg_type(t),
+        (None, None) => Ok(Type::UNKNOWN),
+    }
+}
+
+/// `portal` with client parameters rewritten into what the decoder reads:
+/// text intervals with long unit names ([`interval_text`]), binary `oid[]`
+/// as `int4[]` (the same 4-byte values) and binary `jsonb` without its
+/// version byte. `None` when nothing changes.
+pub fn client_parameters<S: Default>(
     portal: &Portal<S>,
-    inferred: &[Option<datafusion::arrow::datatypes::DataType>],
+    inferred: &[Option<DataType>],
+    declared: &HashMap<usize, Type>,
 ) -> Option<Portal<S>>
 where
     Portal<S>: Default,
 {
-    use datafusion::arrow::datatypes::DataType;
-    use pgwire::api::Type;
     let mut parameters = portal.parameters.clone();
     let mut changed = false;
     for (i, value) in parameters.iter_mut().enumerate() {
-        let declared = portal.statement.parameter_types.get(i).cloned().flatten();
-        let interval = match declared {
-            Some(t) if t != Type::UNKNOWN => t == Type::INTERVAL,
-            _ => matches!(inferred.get(i), Some(Some(DataType::Interval(_)))),
+        let Some(bytes) = value else { continue };
+        let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
+        let wire_type = match client_type {
+            Some(t) if t != Type::UNKNOWN => Some(t),
+            _ => declared.get(&(i + 1)).cloned(),
         };
-        if !interval || portal.parameter_format.is_binary(i) {
+        let binary = portal.parameter_format.is_binary(i);
+        if binary && wire_type == Some(Type::JSONB) && bytes.first() == Some(&1) {
+            *value = Some(bytes.slice(1..));
+            changed = true;
             continue;
         }
-        if let Some(bytes) = value
+        if binary && wire_type == Some(Type::OID_ARRAY) {
+            if let Some(fixed) = oid_array_as_int4_array(bytes) {
+                *value = Some(fixed);
+                changed = true;
+            }
+            continue;
+        }
+        let interval = match &wire_type {
+            Some(t) => *t == Type::INTERVAL,
+            None => matches!(inferred.get(i), Some(Some(DataType::Interval(_)))),
+        };
+        if interval
+            && !binary
             && let Ok(text) = std::str::from_utf8(bytes)
             && let Some(fixed) = interval_text(text)
         {
@@ -227,6 +337,17 @@ where
     Some(copy)
 }
 
+/// A binary `oid[]` value (header: dimensions, has-nulls, element type oid)
+/// with its element type changed to `int4`.
+fn oid_array_as_int4_array(bytes: &bytes::Bytes) -> Option<bytes::Bytes> {
+    if bytes.len() < 12 || bytes[8..12] != Type::OID.oid().to_be_bytes() {
+        return None;
+    }
+    let mut out = bytes.to_vec();
+    out[8..12].copy_from_slice(&Type::INT4.oid().to_be_bytes());
+    Some(bytes::Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +360,36 @@ mod tests {
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    #[test]
+    fn oid_parameters_are_described_as_oids_and_read_as_int4() {
+        let parser = PostgresCompatibilityParser::new();
+        let statements =
+            parse(&parser, "SELECT 1 WHERE 1 = any($1::oid[]) AND $2::oid > 0").unwrap();
+        let declared = declared_parameter_types(&statements[0]);
+        assert_eq!(declared.get(&1), Some(&Type::OID_ARRAY));
+        assert_eq!(declared.get(&2), Some(&Type::OID));
+        let statements = parse(&parser, "SELECT $1::jsonb, $2::json, $3::text").unwrap();
+        let declared = declared_parameter_types(&statements[0]);
+        assert_eq!(declared.get(&1), Some(&Type::JSONB));
+        assert_eq!(declared.get(&2), Some(&Type::JSON));
+        assert_eq!(declared.get(&3), None);
+        // One dimension, no NULLs, element oid 26, 1 element, 4 bytes, value 20.
+        let mut oids = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 26, 0, 0, 0, 1, 0, 0, 0, 1];
+        oids.extend([0, 0, 0, 4, 0, 0, 0, 20]);
+        let int4 = oid_array_as_int4_array(&bytes::Bytes::from(oids.clone())).unwrap();
+        assert_eq!(&int4[8..12], &[0, 0, 0, 23]);
+        assert_eq!(&int4[12..], &oids[12..]);
+    }
+
+    #[test]
+    fn asyncpg_type_introspection_becomes_a_one_level_lookup() {
+        let sql = rewritten(
+            "WITH RECURSIVE typeinfo_tree(oid, ns) AS (SELECT 1, 2 UNION ALL SELECT 1, 2 FROM typeinfo_tree) \
+             SELECT * FROM typeinfo_tree",
+        );
+        assert!(sql.contains("elem_t.typdelim AS elemdelim"), "{sql}");
     }
 
     #[test]

@@ -368,13 +368,14 @@ impl QueryParser for PgParser {
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
         match stmt {
-            (_, Some((_, plan))) => parameter_types(plan)?
-                .into_iter()
-                .map(|t| match t {
-                    Some(t) => arrow_pg::datatypes::into_pg_type(&t),
-                    None => Ok(Type::UNKNOWN),
-                })
-                .collect(),
+            (_, Some((statement, plan))) => {
+                let declared = super::compat::declared_parameter_types(statement);
+                parameter_types(plan)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| super::compat::described_parameter_type(&declared, i, t.as_ref()))
+                    .collect()
+            }
             _ => Ok(vec![]),
         }
     }
@@ -445,7 +446,8 @@ impl ExtendedQueryHandler for PgExtended {
         let ctx = backend.session(client).await?;
         let inferred = parameter_types(plan)?;
         let inferred_refs: Vec<Option<&DataType>> = inferred.iter().map(|t| t.as_ref()).collect();
-        let normalised = super::compat::interval_parameters(portal, &inferred);
+        let declared = super::compat::declared_parameter_types(statement);
+        let normalised = super::compat::client_parameters(portal, &inferred, &declared);
         let params: ParamValues = arrow_pg::datatypes::df::deserialize_parameters(
             normalised.as_ref().unwrap_or(portal),
             &inferred_refs,

@@ -191,6 +191,47 @@ pub fn current_setting_udf() -> ScalarUDF {
     })
 }
 
+/// `set_config(name, value, is_local)`: accepted when it keeps a fixed
+/// setting's value (asyncpg turns `jit` off before introspecting types);
+/// anything else is refused, as o11ydb cannot change it from a query.
+pub fn set_config_udf() -> ScalarUDF {
+    datafusion::logical_expr::create_udf(
+        "set_config",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Volatile,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+            let values = arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
+            let (names, values) = (names.as_string::<i32>(), values.as_string::<i32>());
+            let mut out = StringBuilder::new();
+            for row in 0..names.len() {
+                if names.is_null(row) || values.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let (name, value) = (names.value(row), values.value(row));
+                match fixed(name) {
+                    Some(current) if current.eq_ignore_ascii_case(value) => out.append_value(value),
+                    Some(current) => {
+                        return exec_err!(
+                            "set_config cannot change \"{name}\": o11ydb fixes it at \"{current}\""
+                        );
+                    }
+                    None => {
+                        return exec_err!(
+                            "set_config(\"{name}\") is not supported; use SET {name} = ..."
+                        );
+                    }
+                }
+            }
+            let array: ArrayRef = Arc::new(out.finish());
+            Ok(ColumnarValue::Array(array))
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +270,18 @@ mod tests {
             err.to_string()
                 .contains("unrecognized configuration parameter \"nope\""),
             "{err}"
+        );
+        ctx.register_udf(set_config_udf());
+        assert_eq!(
+            one(&ctx, "SELECT set_config('jit', 'off', false)")
+                .await
+                .unwrap(),
+            "off"
+        );
+        assert!(
+            one(&ctx, "SELECT set_config('jit', 'on', false)")
+                .await
+                .is_err()
         );
         let batches = ctx
             .sql("SELECT current_setting('nope', true) IS NULL")
