@@ -155,8 +155,13 @@ pub fn datafusion_sqlstate(err: &DataFusionError) -> &'static str {
         }
         DataFusionError::Plan(msg) => plan_message_sqlstate(msg),
         DataFusionError::Execution(msg) => {
-            if msg.contains("Cannot cast") || msg.contains("Cannot parse") {
+            if msg.contains("Cannot cast")
+                || msg.contains("Cannot parse")
+                || msg.contains("invalid input syntax")
+            {
                 "22P02"
+            } else if msg.contains("unrecognized configuration parameter") {
+                "42704"
             } else if msg.contains("Divide by zero") {
                 "22012"
             } else {
@@ -206,6 +211,15 @@ mod tests {
         assert_eq!(code_of("SELECT * FROM nope").await, "42P01");
         assert_eq!(code_of("SELECT nope FROM t").await, "42703");
         assert_eq!(code_of("SELECT CAST('abc' AS INT)").await, "22P02");
+    }
+
+    #[test]
+    fn postgres_worded_execution_errors_keep_their_codes() {
+        let bad_json = DataFusionError::Execution("invalid input syntax for type json: x".into());
+        assert_eq!(datafusion_sqlstate(&bad_json), "22P02");
+        let setting =
+            DataFusionError::Execution("unrecognized configuration parameter \"x\"".into());
+        assert_eq!(datafusion_sqlstate(&setting), "42704");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod prometheus_api;
 mod promql_conformance;
 mod promql_differential;
 mod pruning;
+mod psql_meta;
 mod query_frontend;
 mod remote_write;
 mod ruler;

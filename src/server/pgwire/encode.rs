@@ -1,9 +1,11 @@
 //! Results for Postgres clients.
 //!
 //! Postgres has no map type, so before a query's rows leave the server every
-//! nested output column (maps, lists, structs) is wrapped in `to_json(...)`
-//! and reported as `jsonb`; everything else is described and encoded by
-//! `arrow-pg`. Rows stream out batch by batch as DataFusion produces them,
+//! nested output column (maps, structs, lists of those) is wrapped in
+//! `to_json(...)` and reported as `jsonb`; lists of scalars leave as Postgres
+//! arrays, text columns marked `json`/`jsonb` by a cast
+//! ([`super::catalog::marked_pg_type`]) as that type, NULLs as NULL of any
+//! type, and everything else is described and encoded by `arrow-pg`. Rows stream out batch by batch as DataFusion produces them,
 //! and an error in the middle of the stream becomes a proper `ErrorResponse`.
 
 use std::sync::Arc;
@@ -30,13 +32,37 @@ use postgres_types::{IsNull, ToSql, to_sql_checked};
 use super::errors::from_datafusion;
 
 fn is_nested(t: &DataType) -> bool {
+    match t {
+        DataType::List(element) | DataType::LargeList(element) => {
+            !is_array_element(element.data_type())
+        }
+        DataType::Map(..) | DataType::FixedSizeList(..) | DataType::Struct(_) => true,
+        _ => false,
+    }
+}
+
+/// Element types of lists that leave as Postgres arrays (`int8[]`,
+/// `float8[]`, `text[]`, ...) rather than as JSON.
+fn is_array_element(t: &DataType) -> bool {
     matches!(
         t,
-        DataType::Map(..)
-            | DataType::List(_)
-            | DataType::LargeList(_)
-            | DataType::FixedSizeList(..)
-            | DataType::Struct(_)
+        DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Timestamp(..)
     )
 }
 
@@ -92,7 +118,11 @@ pub fn pg_fields(
             let pg_type = if json.get(i).copied().unwrap_or(false) {
                 Type::JSONB
             } else {
-                field_into_pg_type(f)?
+                match super::catalog::marked_pg_type(f) {
+                    Some("json") => Type::JSON,
+                    Some("jsonb") => Type::JSONB,
+                    _ => field_into_pg_type(f)?,
+                }
             };
             let mut info =
                 FieldInfo::new(f.name().clone(), None, None, pg_type, format.format_for(i));
@@ -214,8 +244,8 @@ pub fn postgres_timestamp_text(
 enum ColumnText {
     /// `arrow-pg`'s encoding.
     Native,
-    /// JSON text (already converted by `to_json`).
-    Json,
+    /// JSON text (converted by `to_json`, or checked by a `json` cast).
+    Json(arrow::array::StringArray),
     /// Text-format floats, printed like Postgres.
     Float(arrow::array::Float64Array),
     /// Text-format timestamps as integers in `unit`, printed like Postgres.
@@ -224,8 +254,10 @@ enum ColumnText {
 
 fn column_text(column: &arrow::array::ArrayRef, field: &FieldInfo, json: bool) -> ColumnText {
     use pgwire::api::results::FieldFormat;
-    if json {
-        return ColumnText::Json;
+    if json || *field.datatype() == Type::JSON || *field.datatype() == Type::JSONB {
+        return arrow::compute::cast(column, &DataType::Utf8)
+            .map(|a| ColumnText::Json(a.as_string::<i32>().clone()))
+            .unwrap_or(ColumnText::Native);
     }
     if field.format() != FieldFormat::Text {
         return ColumnText::Native;
@@ -273,7 +305,7 @@ fn encode_batch(
                     field.format_options(),
                 )
             };
-            result = if !matches!(texts[c], ColumnText::Native) && column.is_null(row) {
+            result = if column.is_null(row) {
                 encoder.encode_field(&None::<i8>)
             } else {
                 match &texts[c] {
@@ -284,7 +316,7 @@ fn encode_batch(
                     ColumnText::Timestamp(values, unit, tz) => {
                         text(&postgres_timestamp_text(values.value(row), *unit, *tz))
                     }
-                    ColumnText::Json => text(column.as_string::<i32>().value(row)),
+                    ColumnText::Json(values) => text(values.value(row)),
                 }
             };
             if result.is_err() {

@@ -40,6 +40,7 @@ use pgwire::types::format::FormatOptions;
 use super::auth::{QueryCancel, SessionTenant};
 use super::encode::{jsonify_plan, pg_fields, query_response};
 use super::errors::{from_datafusion, from_parser, user_error};
+use super::settings;
 use crate::engine::Engine;
 
 /// The statement type kept in the portal store (the hooks share it).
@@ -94,18 +95,9 @@ impl PgBackend {
             .session(&tenant)
             .await
             .map_err(|e| user_error("XX000", e.to_string()))?;
-        datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
-            &ctx,
-            "datafusion",
-            datafusion_postgres::auth::AuthManager::default(),
-        )
-        .map_err(|e| from_datafusion(&e, None))?;
-        {
-            let state_ref = ctx.state_ref();
-            let mut state = state_ref.write();
-            datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
-        }
-        ctx.register_udf(version_udf());
+        super::catalog::install(&ctx)
+            .await
+            .map_err(|e| from_datafusion(&e, None))?;
         crate::query::promql::sql_function::register_within_slot(&ctx, &self.engine, &tenant);
         let ctx = Arc::new(ctx);
         self.sessions
@@ -299,28 +291,6 @@ impl QueryGuard {
     }
 }
 
-/// `version()` as Postgres clients parse it: `PostgreSQL <major.minor> ...`,
-/// naming o11ydb after it.
-fn version_udf() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::common::ScalarValue;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    let text = format!(
-        "PostgreSQL 16.6 (o11ydb {}) on {}-linux, compiled by rustc",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
-    );
-    create_udf(
-        "version",
-        vec![],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))
-        }),
-    )
-}
-
 /// o11ydb's tables are defined by the server; user DDL would silently
 /// create tables that vanish at restart, so it is refused.
 fn reject_user_ddl(plan: &LogicalPlan) -> PgWireResult<()> {
@@ -365,16 +335,21 @@ impl SimpleQueryHandler for PgBackend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self
-            .sql_parser
-            .parse(query)
-            .map_err(|e| from_parser(&e, query))?;
+        let statements =
+            super::compat::parse(&self.sql_parser, query).map_err(|e| from_parser(&e, query))?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         let ctx = self.session(client).await?;
         let mut results = Vec::with_capacity(statements.len());
         'statements: for statement in statements {
+            if let Some(plan) = settings::plan_show(&statement, client) {
+                results.push(
+                    self.execute(client, &ctx, plan?, &Format::UnifiedText, query)
+                        .await?,
+                );
+                continue;
+            }
             for hook in &self.hooks {
                 if let Some(result) = hook.handle_simple_query(&statement, &ctx, client).await {
                     results.push(result?);
@@ -410,15 +385,16 @@ impl QueryParser for PgParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let backend = &self.backend;
-        let mut statements = backend
-            .sql_parser
-            .parse(sql)
-            .map_err(|e| from_parser(&e, sql))?;
+        let mut statements =
+            super::compat::parse(&backend.sql_parser, sql).map_err(|e| from_parser(&e, sql))?;
         if statements.is_empty() {
             return Ok(None);
         }
         let statement = statements.remove(0);
         let ctx = backend.session(client).await?;
+        if let Some(plan) = settings::plan_show(&statement, client) {
+            return Ok(Some((sql.to_string(), Some((statement, plan?)))));
+        }
         for hook in &backend.hooks {
             if let Some(plan) = hook
                 .handle_extended_parse_query(&statement, &ctx, client)
@@ -433,13 +409,14 @@ impl QueryParser for PgParser {
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
         match stmt {
-            (_, Some((_, plan))) => parameter_types(plan)?
-                .into_iter()
-                .map(|t| match t {
-                    Some(t) => arrow_pg::datatypes::into_pg_type(&t),
-                    None => Ok(Type::UNKNOWN),
-                })
-                .collect(),
+            (_, Some((statement, plan))) => {
+                let declared = super::compat::declared_parameter_types(statement);
+                parameter_types(plan)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| super::compat::described_parameter_type(&declared, i, t.as_ref()))
+                    .collect()
+            }
             _ => Ok(vec![]),
         }
     }
@@ -510,9 +487,14 @@ impl ExtendedQueryHandler for PgExtended {
         let ctx = backend.session(client).await?;
         let inferred = parameter_types(plan)?;
         let inferred_refs: Vec<Option<&DataType>> = inferred.iter().map(|t| t.as_ref()).collect();
-        let params: ParamValues =
-            arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred_refs)?;
-        for hook in &backend.hooks {
+        let declared = super::compat::declared_parameter_types(statement);
+        let normalised = super::compat::client_parameters(portal, &inferred, &declared);
+        let params: ParamValues = arrow_pg::datatypes::df::deserialize_parameters(
+            normalised.as_ref().unwrap_or(portal),
+            &inferred_refs,
+        )?;
+        let answered_here = settings::plan_show(statement, client).is_some();
+        for hook in backend.hooks.iter().filter(|_| !answered_here) {
             if let Some(result) = hook
                 .handle_extended_query(statement, plan, &params, &ctx, client)
                 .await
@@ -531,7 +513,8 @@ impl ExtendedQueryHandler for PgExtended {
 }
 
 /// Parameter types of a plan in `$1, $2, ...` order: what DataFusion
-/// inferred, else the type of an explicit cast around the placeholder.
+/// inferred, else the type of an explicit cast around the placeholder
+/// (`$1::jsonb` is text checked as JSON).
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     let mut types = plan
         .get_parameter_types()
@@ -547,6 +530,13 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
                         && seen.insert(p.id.clone())
                     {
                         casts.insert(p.id.clone(), cast.field.data_type().clone());
+                    }
+                    if let Expr::ScalarFunction(f) = e
+                        && f.name().starts_with("pg_cast_json")
+                        && let Some(Expr::Placeholder(p)) = f.args.first()
+                        && seen.insert(p.id.clone())
+                    {
+                        casts.insert(p.id.clone(), DataType::Utf8);
                     }
                     Ok(TreeNodeRecursion::Continue)
                 });

@@ -15,9 +15,12 @@
 //! - [`encode`], [`errors`]: Arrow → Postgres values, errors → SQLSTATEs
 
 pub mod auth;
+pub mod catalog;
+pub mod compat;
 pub mod encode;
 pub mod errors;
 pub mod handler;
+pub mod settings;
 pub mod tls;
 
 use std::collections::HashMap;
