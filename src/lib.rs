@@ -15,6 +15,7 @@
 //! | [`ruler`] | rule files per tenant (PromQL, LogQL) → groups evaluated on their interval → recording-rule samples and `ALERTS` written through the distributor; alerts → bounded queues → Alertmanager's `/api/v2/alerts` |
 //! | [`engine`] | the open database: lock, storage, ingester, runtime; SQL sessions per tenant |
 //! | [`server`] | Postgres wire (users, SCRAM/md5/password, TLS, cancel), HTTP (push endpoints, Prometheus, Loki and Tempo query APIs, `/metrics`), OTLP/gRPC and Arrow Flight SQL front ends; `[[users]]` → password checks and tenants for pgwire and Flight SQL |
+//! | [`import`] | `o11ydb import`: Parquet files → record batches → Flight SQL bulk ingest to a running server, with progress |
 //! | [`bench`] | data generators and whole-engine measurements for benchmarks |
 //! | [`demo`] | synthetic logs, metrics and traces written through the real write path |
 //! | [`metrics`] | self-monitoring counters, gauges and histograms (`prometheus-client`) served on `/metrics` |
@@ -26,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

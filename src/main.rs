@@ -46,6 +46,28 @@ enum Command {
     /// Read a password from stdin (one line) and print its SCRAM-SHA-256
     /// verifier for `password_hash` in `[[users]]`.
     HashPassword,
+    /// Import Parquet files into a running server over Flight SQL (bulk
+    /// ingest through its distributor), with progress on stderr.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The table the rows go to.
+    #[arg(long, value_parser = ["logs", "samples", "spans"])]
+    table: String,
+    /// The tenant (x-scope-orgid) [default: the server's default tenant].
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The server's Flight SQL address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    server: String,
+    /// Most rows sent in one ingest call.
+    #[arg(long, default_value_t = 65_536)]
+    batch_rows: usize,
+    /// Parquet files, imported in order; the first error stops the import.
+    #[arg(required = true, value_name = "FILE.parquet")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -554,6 +576,7 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Import(args) => runtime.block_on(import(args)),
         Command::Bench(BenchCommand::Samples(args)) => runtime.block_on(bench_samples(args)),
         Command::Bench(BenchCommand::Frontend(args)) => {
             let bench = o11ydb::bench::frontend::FrontendBench {
@@ -661,6 +684,47 @@ fn main() -> anyhow::Result<()> {
     // A query stuck in one long computation must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     result
+}
+
+/// `o11ydb import`: each file in turn, progress lines every second and a
+/// summary per file and overall on stderr.
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use o11ydb::import::{ImportOptions, connect, import_file};
+    let options = ImportOptions {
+        table: args.table.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        tenant: args.tenant,
+        server: args.server,
+        batch_rows: args.batch_rows,
+        progress_interval: std::time::Duration::from_secs(1),
+    };
+    let mut client = connect(&options).await?;
+    let started = std::time::Instant::now();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for file in &args.files {
+        let done = import_file(&mut client, &options, file, &mut |p| eprintln!("{p}")).await?;
+        eprintln!(
+            "{}: imported {} rows ({:.1} MiB) in {} batches into {} in {:.1}s, {:.0} rows/s",
+            file.display(),
+            done.rows,
+            done.bytes as f64 / (1024.0 * 1024.0),
+            done.batches,
+            args.table,
+            done.elapsed.as_secs_f64(),
+            done.rows_per_second()
+        );
+        rows += done.rows;
+        bytes += done.bytes;
+    }
+    if args.files.len() > 1 {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "imported {rows} rows ({:.1} MiB) from {} files in {secs:.1}s, {:.0} rows/s",
+            bytes as f64 / (1024.0 * 1024.0),
+            args.files.len(),
+            if secs > 0.0 { rows as f64 / secs } else { 0.0 }
+        );
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

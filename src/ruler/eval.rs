@@ -149,6 +149,10 @@ pub struct RuleState {
     /// Series written at the last evaluation (metric name and labels),
     /// for stale markers.
     written: HashSet<(String, Labels)>,
+    /// False from the ruler's start until the alerts' `for` state is
+    /// restored ([`super::restore`]); meanwhile no `ALERTS` series are
+    /// written, so the stored state is not overwritten.
+    pub restored: bool,
 }
 
 impl Default for RuleState {
@@ -160,6 +164,7 @@ impl Default for RuleState {
             evaluation_time: Duration::ZERO,
             alerts: BTreeMap::new(),
             written: HashSet::new(),
+            restored: true,
         }
     }
 }
@@ -537,7 +542,7 @@ fn alert(
 
     let mut series = Vec::new();
     for a in rs.alerts.values() {
-        if a.state == AlertState::Inactive {
+        if a.state == AlertState::Inactive || !rs.restored {
             continue;
         }
         let mut with_state = a.labels.clone();
@@ -546,7 +551,8 @@ fn alert(
         series.push((
             "ALERTS_FOR_STATE".to_string(),
             a.labels.clone(),
-            a.active_at_ms as f64 / 1000.0,
+            // Whole seconds, as Prometheus writes it.
+            a.active_at_ms.div_euclid(1000) as f64,
         ));
     }
 

@@ -13,10 +13,12 @@
 
 pub mod eval;
 pub mod notifier;
+pub mod restore;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -64,6 +66,16 @@ pub struct RulerConfig {
     /// Time limit of one request to an Alertmanager.
     #[serde(deserialize_with = "de_duration")]
     pub notification_timeout: Duration,
+    /// At start, alerts' `for` state is restored from `ALERTS_FOR_STATE`
+    /// only if the ruler was down less than this (Prometheus'
+    /// `--rules.alert.for-outage-tolerance`).
+    #[serde(deserialize_with = "de_duration")]
+    pub outage_tolerance: Duration,
+    /// Least time an alert restored after a restart still waits before
+    /// firing; alerts whose `for` is shorter are not restored (Prometheus'
+    /// `--rules.alert.for-grace-period`).
+    #[serde(deserialize_with = "de_duration")]
+    pub for_grace_period: Duration,
 }
 
 impl Default for RulerConfig {
@@ -79,6 +91,8 @@ impl Default for RulerConfig {
             external_url: None,
             notification_queue_capacity: 10_000,
             notification_timeout: Duration::from_secs(10),
+            outage_tolerance: Duration::from_secs(3600),
+            for_grace_period: Duration::from_secs(600),
         }
     }
 }
@@ -183,6 +197,9 @@ pub struct Ruler {
     notifier: Arc<Notifier>,
     groups: RwLock<BTreeMap<GroupKey, RunningGroup>>,
     files: Mutex<HashMap<PathBuf, LoadedFile>>,
+    /// Set once the groups loaded at start exist; groups added later do
+    /// not restore alert state (as Prometheus).
+    started: AtomicBool,
 }
 
 impl Ruler {
@@ -212,6 +229,7 @@ impl Ruler {
             notifier,
             groups: RwLock::new(BTreeMap::new()),
             files: Mutex::new(HashMap::new()),
+            started: AtomicBool::new(false),
         }
     }
 
@@ -319,6 +337,7 @@ impl Ruler {
         shutdown: &watch::Receiver<bool>,
     ) {
         let mut groups = self.groups.write();
+        let restore = !self.started.swap(true, Ordering::SeqCst);
         let stale: Vec<GroupKey> = groups
             .keys()
             .filter(|k| !wanted.contains_key(*k))
@@ -347,6 +366,9 @@ impl Ruler {
                     }
                 }
             }
+            for rule in &mut state.rules {
+                rule.restored = !restore;
+            }
             let group = Arc::new(group);
             let state = Arc::new(Mutex::new(state));
             let (stop, stopped) = watch::channel(false);
@@ -369,6 +391,7 @@ impl Ruler {
                 group.clone(),
                 state.clone(),
                 interval,
+                restore,
                 stopped,
                 shutdown.clone(),
             ));
@@ -457,6 +480,7 @@ async fn run_group(
     group: Arc<RuleGroup>,
     state: Arc<Mutex<GroupState>>,
     interval: Duration,
+    mut restore: bool,
     mut stop: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -467,6 +491,7 @@ async fn run_group(
     let offset_ms = (hasher.finish() % interval_ms as u64) as i64;
     let mut next = next_evaluation(now_ms(), interval_ms, offset_ms);
     let group_label = format!("{};{}", group.file.display(), group.name);
+    let mut evaluations = 0u64;
     loop {
         let wait = Duration::from_millis((next - now_ms()).max(0) as u64);
         tokio::select! {
@@ -475,6 +500,13 @@ async fn run_group(
             _ = shutdown.changed() => return,
         }
         eval::evaluate_group(&ctx, &group, &state, next).await;
+        evaluations += 1;
+        // Like Prometheus, restore after the second evaluation: by then
+        // recording rules the alerts depend on have run again.
+        if restore && evaluations == 2 {
+            restore::restore_for_state(&ctx, &group, &state, now_ms()).await;
+            restore = false;
+        }
         let after = next_evaluation(now_ms(), interval_ms, offset_ms);
         let missed = (after - next) / interval_ms - 1;
         if missed > 0 {

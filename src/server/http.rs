@@ -6,7 +6,10 @@
 //! * `POST /flush` — flush every head to blocks now (Loki's ingester `/flush`).
 //! * `GET /debug/storage` — blocks, rows, block and index bytes, blocks pending
 //!   deletion and WAL size per tenant and signal, as JSON.
-//! * `POST /compactor/run` — run the compactor now; answers what it did as JSON.
+//! * `POST /compactor/run` — run the compactor now; answers what it did as JSON
+//!   (409 naming the run under way if there is one).
+//! * `GET /compactor/status` — the compaction run under way with its progress,
+//!   and the last finished run's report, as JSON.
 //! * `GET /metrics` — self-monitoring in the Prometheus text format.
 //! * `POST /api/v1/push`, `/api/v1/write` — Prometheus remote write (see `push`).
 //! * `POST /v1/traces`, `/v1/logs`, `/v1/metrics` — OTLP/HTTP, protobuf or JSON (see `otlp`).
@@ -43,6 +46,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/flush", post(flush))
         .route("/debug/storage", get(storage_status))
         .route("/compactor/run", post(compactor_run))
+        .route("/compactor/status", get(compactor_status))
         .route("/metrics", get(push::metrics))
         .route("/api/v1/push", post(push::remote_write))
         .route("/api/v1/write", post(push::remote_write))
@@ -101,14 +105,31 @@ async fn flush(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn compactor_run(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    let report = engine.compactor().run().await;
+async fn compactor_run(State(engine): State<Arc<Engine>>) -> axum::response::Response {
+    let report = match engine.compactor().try_run().await {
+        Ok(report) => report,
+        Err(running) => {
+            let message = match &running {
+                Some(job) => format!(
+                    "compaction run {} (started by {} at {}) is under way: {} of {} groups done; see GET /compactor/status",
+                    job.id, job.trigger, job.started_at, job.groups_done, job.groups_total
+                ),
+                None => "a compaction run is under way; see GET /compactor/status".to_string(),
+            };
+            let body = json!({"error": message, "running": running});
+            return (StatusCode::CONFLICT, Json(body)).into_response();
+        }
+    };
     let status = if report.failed.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
-    (status, Json(report))
+    (status, Json(report)).into_response()
+}
+
+async fn compactor_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+    Json(engine.compactor().status())
 }
 
 async fn storage_status(State(engine): State<Arc<Engine>>) -> impl IntoResponse {

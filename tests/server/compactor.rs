@@ -327,3 +327,143 @@ async fn crash_after_expired_blocks_are_dropped() {
 async fn crash_while_deleting_replaced_blocks() {
     crash_at("during_delete").await;
 }
+
+/// Each published merge pauses (a failpoint standing in for a slow object
+/// store), so the run can be watched under way: `GET /compactor/status`,
+/// the gauges and the log show groups done of total, and a second
+/// `POST /compactor/run` is refused with 409 naming the running job.
+#[tokio::test(flavor = "multi_thread")]
+async fn compactor_status_shows_progress_and_a_second_run_is_refused() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    // Six blocks in one window, at most two merged at a time: three groups.
+    let config = format!("{}max_blocks_per_compaction = 2\n", config("10m"));
+    let server = Server::launch(Launch {
+        data_dir: &data,
+        config: &config,
+        prefix: vec![
+            "env".into(),
+            "O11YDB_FAILPOINT=compactor:after_publish:sleep=1500ms".into(),
+        ],
+        args: vec![],
+    })
+    .expect("server starts");
+    let w = window_start();
+    for block in 0..6i64 {
+        let rows: Vec<(i64, f64)> = (0..10)
+            .map(|i| (w + block * 10_000 + i * 1000, 1.0))
+            .collect();
+        insert_block(&server, "a", &rows).await;
+    }
+    let status = || -> serde_json::Value {
+        let (code, body) = server.http_get("/compactor/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // The run at start (nothing to do) has finished.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status()["state"] != "idle" {
+        assert!(std::time::Instant::now() < deadline, "{}", status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let http = server.http;
+    let run =
+        std::thread::spawn(move || crate::common::http_request(http, "POST", "/compactor/run"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mid = loop {
+        let s = status();
+        let job = &s["running"];
+        if s["state"] == "running" && job["groups_total"] == 3 && job["groups_done"] == 1 {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never seen under way: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let job = &mid["running"];
+    assert_eq!(job["trigger"], "api", "{mid}");
+    assert_eq!(job["current"], "anonymous/samples", "{mid}");
+    assert_eq!(job["rows_read"], 20, "{mid}");
+    assert_eq!(job["rows_written"], 20, "{mid}");
+    assert!(job["bytes_read"].as_u64().unwrap() > 0, "{mid}");
+    assert!(job["bytes_written"].as_u64().unwrap() > 0, "{mid}");
+    assert!(job["elapsed_seconds"].as_f64().unwrap() > 0.0, "{mid}");
+    let signals_total = job["signals_total"].as_u64().unwrap();
+    assert!(signals_total >= 3, "{mid}");
+    assert!(
+        job["signals_done"].as_u64().unwrap() < signals_total,
+        "{mid}"
+    );
+    let id = job["id"].as_u64().unwrap();
+    let groups_done = crate::common::metric_value(http, "o11ydb_compactor_job_groups_done");
+    let groups_total = crate::common::metric_value(http, "o11ydb_compactor_job_groups_total");
+    assert_eq!(groups_total, 3.0);
+    assert!(groups_done < 3.0, "{groups_done}");
+    assert_eq!(
+        crate::common::metric_value(http, "o11ydb_compactor_job_running"),
+        1.0
+    );
+
+    // A second run while this one is under way: refused, naming it.
+    let (code, body) = server.http_post("/compactor/run");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains(&format!("compaction run {id} (started by api at "))
+            && body.contains("under way"),
+        "{body}"
+    );
+
+    let (code, body) = run.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["blocks_in"], 6, "{report}");
+    assert_eq!(report["blocks_out"], 3, "{report}");
+    let done = status();
+    assert_eq!(done["state"], "idle", "{done}");
+    assert!(done["running"].is_null(), "{done}");
+    assert_eq!(done["last"]["id"], id, "{done}");
+    assert_eq!(done["last"]["trigger"], "api", "{done}");
+    assert_eq!(done["last"]["report"]["blocks_in"], 6, "{done}");
+    assert_eq!(
+        crate::common::metric_value(http, "o11ydb_compactor_job_groups_done"),
+        3.0
+    );
+    assert_eq!(
+        crate::common::metric_value(http, "o11ydb_compactor_job_groups_total"),
+        3.0
+    );
+    assert_eq!(
+        crate::common::metric_value(http, "o11ydb_compactor_job_running"),
+        0.0
+    );
+    let log = strip_ansi(&server.stderr());
+    for done in 1..=3 {
+        assert!(
+            log.contains(&format!("groups_done={done} groups_total=3")),
+            "progress of group {done} not logged:\n{log}"
+        );
+    }
+    // Everything is readable after the run, once.
+    assert_eq!(count_and_sum(&server).await, (60, 60.0));
+}
+
+/// `text` without ANSI colour sequences (the log colours field names).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -8,6 +8,7 @@ mod common;
 mod compactor;
 mod durability;
 mod flight_sql;
+mod import;
 mod limits;
 mod log_deletion;
 mod logql_conformance;

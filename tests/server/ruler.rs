@@ -507,3 +507,146 @@ fn invalid_rule_files_keep_the_previous_rules_and_check_reports_lines() {
         "{text}"
     );
 }
+
+const RESTORE_RULES: &str = r#"
+groups:
+  - name: restore
+    rules:
+      - alert: StillBroken
+        expr: vector(1)
+        for: 10s
+        labels:
+          severity: page
+"#;
+
+/// The `StillBroken` alert: its state and `activeAt` (Unix ms).
+fn still_broken(server: &Server) -> Option<(String, i64)> {
+    let v = get_json(server, "/api/v1/alerts", None);
+    let alerts = v["data"]["alerts"].as_array().unwrap().clone();
+    let a = alert_named(&alerts, "StillBroken")?;
+    let active_at = chrono::DateTime::parse_from_rfc3339(a["activeAt"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    Some((a["state"].as_str().unwrap().to_string(), active_at))
+}
+
+/// The time (ms) and value of the newest `ALERTS_FOR_STATE` sample at or
+/// before `at_ms`.
+fn for_state_sample(server: &Server, at_ms: i64) -> Option<(i64, f64)> {
+    let at = format!("{:.3}", at_ms as f64 / 1000.0);
+    let q = |expr: &str| -> Option<f64> {
+        let e: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        let v = get_json(server, &format!("/api/v1/query?query={e}&time={at}"), None);
+        let r = v["data"]["result"].as_array().unwrap().clone();
+        assert!(r.len() <= 1, "{r:?}");
+        r.first()
+            .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
+    };
+    let t = q("timestamp(ALERTS_FOR_STATE{alertname=\"StillBroken\"})")?;
+    let v = q("ALERTS_FOR_STATE{alertname=\"StillBroken\"}")?;
+    Some(((t * 1000.0).round() as i64, v))
+}
+
+/// Starts the server over `data`, waits for `StillBroken` to be pending
+/// for `pending_for`, stops the server; returns the alert's `activeAt`.
+fn pending_then_stop(data: &Path, config: &str, pending_for: Duration) -> i64 {
+    let mut server = Server::start_with(data, config);
+    let (_, active_at) = wait_for("the alert to be pending", Duration::from_secs(30), || {
+        still_broken(&server).filter(|(s, _)| s == "pending")
+    });
+    std::thread::sleep(Duration::from_millis(
+        (active_at + pending_for.as_millis() as i64 - now_ms()).max(0) as u64,
+    ));
+    let (state, still_active_at) = still_broken(&server).unwrap();
+    assert_eq!((state.as_str(), still_active_at), ("pending", active_at));
+    server.stop();
+    active_at
+}
+
+#[test]
+fn alert_for_state_is_restored_after_a_restart() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "anonymous", "restore.yaml", RESTORE_RULES);
+    let config = ruler_config(&rules, None, "for_grace_period = \"2s\"\n");
+    let data = dir.path().join("data");
+    let old_active_at = pending_then_stop(&data, &config, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let restarted_at = now_ms();
+    let server = Server::start_with(&data, &config);
+    // The state as the ruler went down: the last sample before the restart.
+    let (down_at, stored) = for_state_sample(&server, restarted_at).expect("ALERTS_FOR_STATE");
+    assert_eq!(stored, (old_active_at / 1000) as f64);
+    assert!(
+        down_at - old_active_at >= 3_000,
+        "{down_at} {old_active_at}"
+    );
+    // Restored: `activeAt` moves from the fresh evaluation after the restart
+    // to the old one shifted by the outage (5s of the 10s `for` remained,
+    // more than the 2s grace period).
+    let (restored, seen_at) = wait_for("the restored activeAt", Duration::from_secs(30), || {
+        still_broken(&server)
+            .filter(|(_, at)| *at < restarted_at)
+            .map(|(_, at)| (at, now_ms()))
+    });
+    let old_s = (old_active_at / 1000) * 1000;
+    let down_s = (down_at / 1000) * 1000;
+    assert!(
+        restored >= old_s + (restarted_at - down_s) && restored <= old_s + (seen_at - down_s),
+        "restored {restored}, old {old_active_at}, down at {down_at}, restarted {restarted_at}, seen {seen_at}"
+    );
+    assert!(server.stderr().contains("restored the alert's 'for' state"));
+    // The restored time is what ALERTS_FOR_STATE holds from now on.
+    wait_for(
+        "ALERTS_FOR_STATE to be written again",
+        Duration::from_secs(20),
+        || {
+            for_state_sample(&server, now_ms())
+                .filter(|(t, _)| *t > restarted_at)
+                .map(|(_, v)| assert_eq!(v, (restored / 1000) as f64))
+        },
+    );
+    // It fires `for` after the restored activeAt, not after the restart.
+    let fired_at = wait_for("the alert to fire", Duration::from_secs(30), || {
+        still_broken(&server)
+            .filter(|(s, _)| s == "firing")
+            .map(|(_, at)| {
+                assert_eq!(at, restored);
+                now_ms()
+            })
+    });
+    assert!(
+        fired_at >= restored + 10_000 && fired_at < restored + 13_000,
+        "fired at {fired_at}, restored activeAt {restored}"
+    );
+}
+
+#[test]
+fn alert_for_state_is_not_restored_after_an_outage_longer_than_the_tolerance() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "anonymous", "restore.yaml", RESTORE_RULES);
+    let config = ruler_config(
+        &rules,
+        None,
+        "for_grace_period = \"2s\"\noutage_tolerance = \"2s\"\n",
+    );
+    let data = dir.path().join("data");
+    pending_then_stop(&data, &config, Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
+
+    let restarted_at = now_ms();
+    let server = Server::start_with(&data, &config);
+    // Once the rule writes ALERTS_FOR_STATE again, restoration has run.
+    let (_, written) = wait_for(
+        "ALERTS_FOR_STATE to be written again",
+        Duration::from_secs(20),
+        || for_state_sample(&server, now_ms()).filter(|(t, _)| *t > restarted_at),
+    );
+    let (state, active_at) = still_broken(&server).unwrap();
+    assert_eq!(state, "pending");
+    assert!(active_at >= restarted_at, "{active_at} < {restarted_at}");
+    assert_eq!(written, (active_at / 1000) as f64);
+    assert!(!server.stderr().contains("restored the alert's 'for' state"));
+}

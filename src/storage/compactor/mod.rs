@@ -26,6 +26,7 @@
 pub mod failpoint;
 pub mod merge;
 pub mod plan;
+pub mod progress;
 pub mod retention;
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,7 @@ use crate::storage::Storage;
 use crate::storage::deletes::{DeleteFilter, DeleteRequest, DeleteStatus};
 use crate::storage::manifest::{BlockMeta, Layout, Manifest, PendingDeletion};
 use merge::{MergeSettings, MergeStats};
+use progress::{CompactorStatus, Progress, RunningJob};
 use retention::RetentionRules;
 
 /// The `[compactor]` section.
@@ -224,6 +226,8 @@ pub struct Compactor {
     config: CompactorConfig,
     /// One run at a time (the loop and `POST /compactor/run`).
     running: tokio::sync::Mutex<()>,
+    /// What the run under way has done, and the last run's report.
+    progress: Progress,
     /// Blocks read for retention that had nothing expired, by id, with when.
     retention_checked: parking_lot::Mutex<HashMap<String, i64>>,
 }
@@ -257,12 +261,13 @@ impl Compactor {
         config: CompactorConfig,
     ) -> Compactor {
         let _ = std::fs::remove_dir_all(&scratch_dir);
-        for (name, kind, help) in METRICS {
+        for (name, kind, help) in METRICS.into_iter().chain(progress::METRICS) {
             metrics.describe(name, kind, help);
         }
         Compactor {
             storage,
             limits,
+            progress: Progress::new(metrics.clone()),
             metrics,
             pool,
             scratch_dir,
@@ -276,10 +281,37 @@ impl Compactor {
         &self.config
     }
 
-    /// Runs once over every tenant and signal. The work runs on a blocking
-    /// thread, so merging never stalls the threads serving requests.
+    /// The run under way (with its progress) and the last finished one.
+    pub fn status(&self) -> CompactorStatus {
+        self.progress.status()
+    }
+
+    /// Runs once over every tenant and signal, after the run under way if
+    /// there is one (the `compaction_interval` loop).
     pub async fn run(self: &Arc<Self>) -> CompactionReport {
-        let _one_run = self.running.lock().await;
+        let one_run = self.running.lock().await;
+        self.run_locked(one_run, "schedule").await
+    }
+
+    /// Runs once now (`POST /compactor/run`), unless a run is under way:
+    /// then `Err` with that run (`None` only if it ended meanwhile).
+    pub async fn try_run(
+        self: &Arc<Self>,
+    ) -> std::result::Result<CompactionReport, Option<RunningJob>> {
+        match self.running.try_lock() {
+            Ok(one_run) => Ok(self.run_locked(one_run, "api").await),
+            Err(_) => Err(self.progress.running()),
+        }
+    }
+
+    /// The work runs on a blocking thread, so merging never stalls the
+    /// threads serving requests.
+    async fn run_locked(
+        self: &Arc<Self>,
+        _one_run: tokio::sync::MutexGuard<'_, ()>,
+        trigger: &'static str,
+    ) -> CompactionReport {
+        self.progress.start(trigger);
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
         let started = std::time::Instant::now();
@@ -291,6 +323,7 @@ impl Compactor {
             });
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.record(&report);
+        self.progress.finish(&report);
         report
     }
 
@@ -363,12 +396,16 @@ impl Compactor {
                 return report;
             }
         };
+        self.progress
+            .set_signals_total((tenants.len() * Signal::ALL.len()) as u64);
         for tenant in tenants {
             for signal in Signal::ALL {
+                self.progress.begin_signal(&tenant, signal.table_name());
                 if let Err(e) = self.compact_signal(&tenant, signal, &mut report).await {
                     tracing::error!(tenant, %signal, "compaction failed: {e}");
                     report.failed.push(format!("{tenant}/{signal}: {e}"));
                 }
+                self.progress.signal_done();
             }
         }
         if !report.jobs.is_empty() || report.blocks_deleted > 0 || report.blocks_expired > 0 {
@@ -461,6 +498,7 @@ impl Compactor {
             }
         }
         let failed_before = report.failed.len();
+        self.progress.add_groups(jobs.len() as u64);
 
         // 3 + 4. Merge each group and swap it in.
         for (kind, inputs) in jobs {
@@ -475,9 +513,13 @@ impl Compactor {
                 )
                 .await
             {
-                Ok(Some(job)) => report.add_job(job),
-                Ok(None) => {}
+                Ok(Some(job)) => {
+                    self.progress.group_done(Some(&job.stats), false);
+                    report.add_job(job)
+                }
+                Ok(None) => self.progress.group_done(None, false),
                 Err(e) => {
+                    self.progress.group_done(None, true);
                     let ids: Vec<&str> = inputs.iter().map(|b| b.id.as_str()).collect();
                     tracing::error!(tenant, %signal, blocks = ?ids, "compaction of a group failed, its blocks stay: {e}");
                     report.failed.push(format!("{tenant}/{signal}: {e}"));
