@@ -273,23 +273,7 @@ impl Engine {
             ctx.register_table(name, table)?;
         }
         o11ydb_udfs::register_all(&ctx);
-        ctx.register_udtf(
-            "promql",
-            Arc::new(crate::query::promql::sql_function::PromqlFunction {
-                options: crate::query::promql::QueryOptions {
-                    max_fetched_series: usize::try_from(
-                        self.distributor
-                            .limits()
-                            .get(tenant)
-                            .max_fetched_series_per_query,
-                    )
-                    .unwrap_or(usize::MAX),
-                    ..self.config.query.promql_options()
-                },
-                frontend: Some((self.frontend.clone(), tenant.to_string())),
-                within_slot: false,
-            }),
-        );
+        ctx.register_udtf("promql", Arc::new(self.promql_function(tenant, false)));
         ctx.register_udtf(
             "traceql",
             Arc::new(crate::query::traceql::sql_function::TraceqlFunction {
@@ -311,6 +295,30 @@ impl Engine {
             Arc::new(crate::query::span_functions::SpanMetricsFunction),
         );
         Ok(ctx)
+    }
+
+    /// `promql(...)` for `tenant`'s SQL sessions: the tenant's limits, range
+    /// queries split and cached by the query frontend; `within_slot` when
+    /// each calling statement already holds a queue slot (pgwire, Flight SQL).
+    pub fn promql_function(
+        &self,
+        tenant: &str,
+        within_slot: bool,
+    ) -> crate::query::promql::sql_function::PromqlFunction {
+        crate::query::promql::sql_function::PromqlFunction {
+            options: crate::query::promql::QueryOptions {
+                max_fetched_series: usize::try_from(
+                    self.distributor
+                        .limits()
+                        .get(tenant)
+                        .max_fetched_series_per_query,
+                )
+                .unwrap_or(usize::MAX),
+                ..self.config.query.promql_options()
+            },
+            frontend: Some((self.frontend.clone(), tenant.to_string())),
+            within_slot,
+        }
     }
 
     /// A new SQL session over `tenant`'s tables (and nothing else's), with

@@ -53,14 +53,7 @@ pub struct PromqlFunction {
 /// of `tenant`'s fair queue (pgwire, Flight SQL): range queries are still
 /// split and cached, their parts run within the statement's slot.
 pub fn register_within_slot(ctx: &SessionContext, engine: &crate::engine::Engine, tenant: &str) {
-    ctx.register_udtf(
-        "promql",
-        Arc::new(PromqlFunction {
-            options: engine.config().query.promql_options(),
-            frontend: Some((engine.frontend().clone(), tenant.to_string())),
-            within_slot: true,
-        }),
-    );
+    ctx.register_udtf("promql", Arc::new(engine.promql_function(tenant, true)));
 }
 
 #[derive(Debug, Clone)]

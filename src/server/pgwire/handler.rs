@@ -42,6 +42,7 @@ use super::encode::{jsonify_plan, pg_fields, query_response};
 use super::errors::{from_datafusion, from_parser, user_error};
 use super::settings;
 use crate::engine::Engine;
+use crate::query::frontend::queue::Permit;
 
 /// The statement type kept in the portal store (the hooks share it).
 pub type PgStatement = (String, Option<(Statement, LogicalPlan)>);
@@ -122,6 +123,37 @@ impl PgBackend {
         Ok(plan)
     }
 
+    /// The queue slot of the connection's statement. A connection runs one
+    /// statement at a time, but the results of a multi-statement simple
+    /// query (or a suspended portal) stay open while the next statement
+    /// runs: statements of one connection share its slot, taken when none of
+    /// them holds one, so a connection never waits for itself.
+    async fn connection_slot<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        guard: &QueryGuard,
+    ) -> PgWireResult<Arc<Permit>> {
+        let shared = client
+            .session_extensions()
+            .get_or_insert_with(ConnectionSlot::default);
+        if let Some(slot) = shared.0.lock().upgrade() {
+            return Ok(slot);
+        }
+        let tenant = self.tenant_of(client);
+        let slot = guard
+            .run(async {
+                self.engine
+                    .frontend()
+                    .slot(&tenant)
+                    .await
+                    .map_err(|full| user_error("53400", full.to_string()))
+            })
+            .await?;
+        let slot = Arc::new(slot);
+        *shared.0.lock() = Arc::downgrade(&slot);
+        Ok(slot)
+    }
+
     /// Runs a planned statement and builds its response.
     async fn execute<C>(
         &self,
@@ -144,16 +176,7 @@ impl PgBackend {
             closed: self.connections.closed_signal(client.socket_addr()),
             cancel,
         };
-        let tenant = self.tenant_of(client);
-        let slot = guard
-            .run(async {
-                self.engine
-                    .frontend()
-                    .slot(&tenant)
-                    .await
-                    .map_err(|full| user_error("53400", full.to_string()))
-            })
-            .await?;
+        let slot = self.connection_slot(client, &guard).await?;
         if let LogicalPlan::Dml(DmlStatement { op, .. }) = &plan {
             let tag = match op {
                 WriteOp::Insert(_) => "INSERT",
@@ -204,10 +227,7 @@ impl PgBackend {
 /// queue slot back when the last one has gone (or the client stopped reading).
 fn timed(
     mut response: QueryResponse,
-    timer: (
-        crate::metrics::QueryTimer,
-        crate::query::frontend::queue::Permit,
-    ),
+    timer: (crate::metrics::QueryTimer, Arc<Permit>),
 ) -> QueryResponse {
     let fields = response.row_schema();
     let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
@@ -219,6 +239,10 @@ fn timed(
         }),
     )
 }
+
+/// The queue slot a connection's open statements share ([`PgBackend::connection_slot`]).
+#[derive(Default)]
+struct ConnectionSlot(Mutex<std::sync::Weak<Permit>>);
 
 /// What stops a running statement: its `statement_timeout`, a
 /// CancelRequest and its client going away.
