@@ -102,9 +102,11 @@ mkdir -p "$WORK/rules/$TENANT"
   --out "$WORK/rules/$TENANT/bench.yaml"
 promtool check rules "$WORK/rules/$TENANT/bench.yaml" | tail -1
 
-# Neither server may evaluate before the data's last scrape (±2 s jitter):
-# Prometheus would refuse rule results older than its newest block.
-wait_ms=$(( END_MS + 3000 - $(date +%s%3N) ))
+# Neither server may evaluate at a time before the data's last scrape (±2 s
+# jitter): Prometheus refuses rule results older than its newest block
+# ("out of bounds"), and its first evaluation is at the latest interval slot
+# before it started, up to INTERVAL in the past.
+wait_ms=$(( END_MS + 3000 + INTERVAL * 1000 - $(date +%s%3N) ))
 if [ "$wait_ms" -gt 0 ]; then
   echo "loaded $(( wait_ms / 1000 )) s before the data's end; waiting for it"
   sleep "$(( wait_ms / 1000 )).$(printf '%03d' $(( wait_ms % 1000 )))"
