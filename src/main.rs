@@ -181,25 +181,78 @@ struct FrontendBenchArgs {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct RulerBenchArgs {
-    /// Rules in total (three in five recording, two in five alerting).
-    #[arg(long, default_value_t = 1000)]
-    rules: usize,
-    /// Rules per group.
-    #[arg(long, default_value_t = 20)]
-    rules_per_group: usize,
+    #[command(subcommand)]
+    command: Option<RulerBenchCommand>,
+    #[command(flatten)]
+    rule_set: RuleSetArgs,
     /// Evaluation rounds (each evaluates every group once).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
     /// Groups evaluated at the same time [default: the number of cores].
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Jobs of the dataset (rules are spread over them).
-    #[arg(long, default_value_t = 8)]
-    jobs: usize,
     /// Instances per job; each exposes 21 series.
     #[arg(long, default_value_t = 60)]
     instances: usize,
+}
+
+/// The generated rule file's size.
+#[derive(clap::Args)]
+struct RuleSetArgs {
+    /// Rules in total (three in five recording, two in five alerting).
+    #[arg(long, default_value_t = 1000)]
+    rules: usize,
+    /// Rules per group.
+    #[arg(long, default_value_t = 20)]
+    rules_per_group: usize,
+    /// Jobs of the dataset (rules are spread over them).
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+}
+
+#[derive(Subcommand)]
+enum RulerBenchCommand {
+    /// Only write the benchmark's rule file (Prometheus rule-file YAML).
+    Rules(RulerRulesArgs),
+    /// Watch o11ydb and Prometheus evaluate the same rules through their
+    /// rules APIs for N rounds; compare evaluation times (benches/ruler.sh).
+    Compare(RulerCompareArgs),
+}
+
+#[derive(clap::Args)]
+struct RulerRulesArgs {
+    #[command(flatten)]
+    rule_set: RuleSetArgs,
+    /// Where to write the YAML.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RulerCompareArgs {
+    /// o11ydb's HTTP address.
+    #[arg(long)]
+    o11ydb: SocketAddr,
+    /// Prometheus' HTTP address.
+    #[arg(long)]
+    prometheus: SocketAddr,
+    /// Evaluations of every group to wait for on both sides.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// How often both rules APIs are read (shorter than the groups' interval).
+    #[arg(long, default_value = "2s", value_parser = o11ydb::config::parse_duration)]
+    poll: std::time::Duration,
+    /// Give up after this long.
+    #[arg(long, default_value = "30m", value_parser = o11ydb::config::parse_duration)]
+    timeout: std::time::Duration,
+    /// The data's first and last sample times (ms since the epoch), to
+    /// check the evaluations against.
+    #[arg(long)]
+    data_start_ms: i64,
+    #[arg(long)]
+    data_end_ms: i64,
 }
 
 #[derive(Subcommand)]
@@ -857,17 +910,99 @@ async fn bench_samples(args: SamplesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl RuleSetArgs {
+    fn bench(&self) -> o11ydb::bench::ruler::RulerBench {
+        o11ydb::bench::ruler::RulerBench {
+            rules: self.rules,
+            rules_per_group: self.rules_per_group,
+            rounds: 1,
+            jobs: self.jobs,
+            instances: 1,
+            concurrency: 1,
+        }
+    }
+}
+
+fn bench_ruler_compare(args: RulerCompareArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::ruler_compare::{markdown_table, watch};
+    let (ours, theirs) = watch(
+        args.o11ydb,
+        args.prometheus,
+        args.rounds,
+        args.poll,
+        args.timeout,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let (a, b) = (ours.summary(args.rounds), theirs.summary(args.rounds));
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%H:%M:%S%.3f").to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "data: {} to {} ({:.1} h)",
+        at(args.data_start_ms),
+        at(args.data_end_ms),
+        (args.data_end_ms - args.data_start_ms) as f64 / 3.6e6
+    );
+    for (name, s) in [("o11ydb", &a), ("Prometheus", &b)] {
+        println!(
+            "{name}: {} groups, {} rules, {} rounds; evaluations from {} to {} ({:.1} s to {:.1} s after the data's last scrape)",
+            s.groups,
+            s.rules,
+            args.rounds,
+            at(s.first_ms),
+            at(s.last_ms),
+            (s.first_ms - args.data_end_ms) as f64 / 1000.0,
+            (s.last_ms - args.data_end_ms) as f64 / 1000.0
+        );
+        let sums: Vec<String> = s
+            .round_sums
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0))
+            .collect();
+        println!("{name} round sums ms: {}", sums.join(" "));
+    }
+    println!(
+        "active alerts at the end: o11ydb {}, Prometheus {}",
+        ours.active_alerts, theirs.active_alerts
+    );
+    println!("rules in health err: none on either side");
+    println!();
+    print!("{}", markdown_table(&a, &b));
+    let first = a.first_ms.min(b.first_ms);
+    anyhow::ensure!(
+        first > args.data_end_ms && first - args.data_start_ms >= 3_600_000 - 15_000,
+        "the data does not cover the hour before the first evaluation"
+    );
+    anyhow::ensure!(
+        a.last_ms.max(b.last_ms) - args.data_end_ms <= 240_000,
+        "the last evaluation is more than 4 minutes after the data's last scrape: \
+         5 m rate windows would hold less than a minute of data (fewer rounds or a shorter interval)"
+    );
+    Ok(())
+}
+
 async fn bench_ruler(args: RulerBenchArgs) -> anyhow::Result<()> {
-    use o11ydb::bench::ruler::{RulerBench, percentile, run};
+    use o11ydb::bench::ruler::{RulerBench, percentile, rule_file, run};
+    match args.command {
+        Some(RulerBenchCommand::Rules(r)) => {
+            std::fs::write(&r.out, rule_file(&r.rule_set.bench()))?;
+            println!("rules: {} written to {}", r.rule_set.rules, r.out.display());
+            return Ok(());
+        }
+        Some(RulerBenchCommand::Compare(c)) => {
+            return tokio::task::spawn_blocking(move || bench_ruler_compare(c)).await?;
+        }
+        None => {}
+    }
     let bench = RulerBench {
-        rules: args.rules,
-        rules_per_group: args.rules_per_group,
         rounds: args.rounds,
-        jobs: args.jobs,
         instances: args.instances,
         concurrency: args
             .concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ..args.rule_set.bench()
     };
     let r = run(&bench).await?;
     println!("series: {}", r.series);

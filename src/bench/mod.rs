@@ -9,6 +9,7 @@ pub mod logql;
 pub mod prom_http;
 pub mod promql;
 pub mod ruler;
+pub mod ruler_compare;
 pub mod samples;
 pub mod scrape_dataset;
 pub mod storage;

@@ -9,6 +9,10 @@
 //! at a time, with the real evaluation code
 //! (queries, writes through the distributor, alert state, `ALERTS`).
 //! Reported: per-group and per-round latency percentiles.
+//!
+//! The same rule file ([`rule_file`]) is what `o11ydb bench ruler rules`
+//! writes for `benches/ruler.sh`, which runs it in o11ydb's ruler and in
+//! Prometheus side by side ([`super::ruler_compare`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
