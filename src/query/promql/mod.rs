@@ -10,6 +10,7 @@
 mod aggregate;
 mod binary;
 pub mod conformance;
+pub mod downsampled;
 pub mod eval;
 pub(crate) mod fetch;
 mod functions;
@@ -19,6 +20,7 @@ pub mod parse_error;
 pub mod sql_function;
 pub mod value;
 
+pub use downsampled::SourceResolution;
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
 
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct QueryOptions {
     pub timeout: Duration,
     /// Resolution of a subquery written without a step (`x[5m:]`): 1 m.
     pub default_subquery_step_ms: i64,
+    /// Which downsampled data range queries may read (`auto`).
+    pub max_source_resolution: SourceResolution,
 }
 
 impl Default for QueryOptions {
@@ -43,6 +47,7 @@ impl Default for QueryOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
+            max_source_resolution: SourceResolution::Auto,
         }
     }
 }
@@ -94,7 +99,7 @@ impl PromError {
     }
 }
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
@@ -211,15 +216,19 @@ async fn run(
 ) -> Result<QueryOutput, PromError> {
     let deadline = Instant::now() + options.timeout;
     // Boxed so selector nodes keep their address (their key) when moved.
-    let expr = Box::new(parse(query)?);
+    let mut expr = Box::new(parse(query)?);
     let bounds = QueryBounds {
         start,
         end,
         step: if instant { 0 } else { step },
     };
-    let data = tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
-        .await
-        .map_err(|_| PromError::Timeout("query execution".into()))??;
+    let (data, counted) =
+        tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
+            .await
+            .map_err(|_| PromError::Timeout("query execution".into()))??;
+    if !counted.is_empty() {
+        downsampled::count_calls_to_sums(&mut expr, &counted);
+    }
     let options = options.clone();
     let query = query.to_string();
     tokio::task::spawn_blocking(move || {
@@ -258,13 +267,20 @@ async fn run(
     .map_err(|e| PromError::Internal(format!("query evaluation failed: {e}")))?
 }
 
-/// Fetches the samples of every selector over the span the query needs.
+/// Fetches the samples of every selector over the span the query needs
+/// (range queries: from downsampled blocks where allowed); also returns the
+/// selectors read as counts per window for `count_over_time`.
 async fn fetch_all(
     ctx: &SessionContext,
     expr: &Expr,
     bounds: QueryBounds,
     options: &QueryOptions,
-) -> Result<HashMap<usize, Vec<RawSeries>>, PromError> {
+) -> Result<(HashMap<usize, Vec<RawSeries>>, HashSet<usize>), PromError> {
+    let plan = downsampled::SourcePlan::new(ctx, bounds.step, options.max_source_resolution).await;
+    let aggregates = match &plan {
+        Some(_) => downsampled::selector_aggregates(expr),
+        None => HashMap::new(),
+    };
     let mut ranges = HashMap::new();
     selector_ranges(
         expr,
@@ -282,14 +298,33 @@ async fn fetch_all(
         let key = selector_key(vs);
         let &(min, max) = ranges.get(&key)?;
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
+        let (plan, aggregate) = (plan.as_ref(), aggregates.get(&key).copied());
         Some(async move {
+            if let (Some(plan), Some(aggregate)) = (plan, aggregate)
+                && let Some(series) = plan
+                    .fetch(ctx, &sets, (min, max), aggregate, options.max_samples)
+                    .await?
+            {
+                return Ok::<_, PromError>((
+                    key,
+                    series,
+                    aggregate == downsampled::Aggregate::Count,
+                ));
+            }
             let series = fetch_series(ctx, &sets, min, max, options.max_samples).await?;
-            Ok::<_, PromError>((key, series))
+            Ok::<_, PromError>((key, series, false))
         })
     });
+    let mut counted = HashSet::new();
     let data: HashMap<usize, Vec<RawSeries>> = futures::future::try_join_all(fetches)
         .await?
         .into_iter()
+        .map(|(key, series, as_counts)| {
+            if as_counts {
+                counted.insert(key);
+            }
+            (key, series)
+        })
         .collect();
     let total: usize = data
         .values()
@@ -298,7 +333,7 @@ async fn fetch_all(
     if total > options.max_samples {
         return Err(PromError::TooManySamples("query execution".into()));
     }
-    Ok(data)
+    Ok((data, counted))
 }
 
 /// The series of a vector with `__name__` removed where asked; two series
