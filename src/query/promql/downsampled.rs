@@ -176,11 +176,14 @@ pub fn count_calls_to_sums(expr: &mut Expr, counted: &HashSet<SelectorKey>) {
     }
 }
 
+/// One allowed resolution: its window (ms), the time ranges its blocks
+/// cover (sorted, disjoint, inclusive) and its table.
+type Level = (i64, Vec<(i64, i64)>, Arc<dyn TableProvider>);
+
 /// Where a range query's selectors read downsampled data.
 pub struct SourcePlan {
-    /// Allowed resolutions, finest first, with the time ranges their blocks
-    /// cover (sorted, disjoint, inclusive) and their table.
-    levels: Vec<(i64, Vec<(i64, i64)>, Arc<dyn TableProvider>)>,
+    /// Allowed resolutions, finest first.
+    levels: Vec<Level>,
 }
 
 impl SourcePlan {
@@ -476,10 +479,7 @@ mod tests {
         let err = SourceResolution::parse("fast").unwrap_err();
         assert!(err.contains("\"fast\""), "{err}");
         // auto: 5m data from a 25m step, 1h data from a 5h step.
-        assert_eq!(
-            SourceResolution::Auto.max_for_step(24 * 60_000) < RES_5M,
-            true
-        );
+        assert!(SourceResolution::Auto.max_for_step(24 * 60_000) < RES_5M);
         assert_eq!(SourceResolution::Auto.max_for_step(25 * 60_000), RES_5M);
         assert!(SourceResolution::Auto.max_for_step(5 * 3_600_000) >= RES_1H);
         assert!(SourceResolution::Auto.max_for_step(4 * 3_600_000) < RES_1H);

@@ -192,7 +192,7 @@ async fn through_frontend(
         return range_query(&ctx, query, start, end, step, options).await;
     }
     let expr = super::parse(query)?;
-    let range = RangeQuery::promql(tenant, query, &expr, (start, end, step), &options);
+    let range = RangeQuery::promql(tenant, query, &expr, (start, end, step), options);
     let run_part = crate::query::frontend::promql_parts(ctx, query, step, options);
     Ok(frontend.range_query(range, run_part).await?)
 }

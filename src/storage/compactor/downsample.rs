@@ -612,11 +612,14 @@ impl AggrColumns {
     }
 }
 
+/// One output row: metric, labels, series id and the window's aggregates.
+type OutputRow = (Arc<str>, Arc<Vec<(String, String)>>, i64, AggrRow);
+
 /// Output rows → batches → the scratch Parquet file and the bloom.
 struct Output {
     writer: AsyncArrowWriter<tokio::fs::File>,
     bloom: BloomBuilder,
-    rows: Vec<(Arc<str>, Arc<Vec<(String, String)>>, i64, AggrRow)>,
+    rows: Vec<OutputRow>,
     written: u64,
     series: u64,
 }
@@ -674,9 +677,7 @@ impl Output {
 }
 
 /// Rows in the downsampled schema.
-fn aggregates_batch(
-    rows: &[(Arc<str>, Arc<Vec<(String, String)>>, i64, AggrRow)],
-) -> Result<RecordBatch> {
+fn aggregates_batch(rows: &[OutputRow]) -> Result<RecordBatch> {
     let f = |get: fn(&AggrRow) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(
             rows.iter().map(|(_, _, _, r)| get(r)),
