@@ -140,6 +140,9 @@ enum BenchCommand {
     Samples(SamplesArgs),
     /// Flush many small blocks of samples and logs, compact once; report MB/s and bytes per row.
     Compaction(CompactionArgs),
+    /// Samples over old days, one compactor run with downsampling; bytes of
+    /// raw vs 5m vs 1h blocks and a long `rate` query at step 1h on each.
+    Downsampling(DownsamplingArgs),
     /// Send remote-write, Loki push or OTLP load to a receiver and report items/s and MB/s.
     Ingest(IngestArgs),
     /// PromQL query latency beside Prometheus on the same data (benches/promql.sh).
@@ -481,6 +484,27 @@ struct CompactionArgs {
 }
 
 #[derive(clap::Args)]
+struct DownsamplingArgs {
+    /// Number of series.
+    #[arg(long, default_value_t = 500)]
+    series: usize,
+    /// Days of data (ending 11 days ago, so both resolutions are written).
+    #[arg(long, default_value_t = 30)]
+    days: usize,
+    /// Scrape interval.
+    #[arg(long, default_value = "60s", value_parser = o11ydb::config::parse_duration)]
+    interval: std::time::Duration,
+    /// Timed runs of each query (the best counts).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Fresh directory for the engine's data (must not exist).
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
 struct SamplesArgs {
     /// Number of series.
     #[arg(long, default_value_t = 10_000)]
@@ -668,6 +692,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Compaction(args)) => runtime.block_on(bench_compaction(args)),
+        Command::Bench(BenchCommand::Downsampling(args)) => {
+            runtime.block_on(bench_downsampling(args))
+        }
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
         Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Data(args))) => {
             bench_promql_data(args)
@@ -1068,6 +1095,53 @@ async fn bench_compaction(args: CompactionArgs) -> anyhow::Result<()> {
     println!("compaction_mb_in_per_second: {:.1}", f.mb_per_second());
     println!("compaction_rows_per_second: {:.0}", f.rows_per_second());
     println!("bytes: {} -> {}", f.bytes_in, f.bytes_out);
+    Ok(())
+}
+
+async fn bench_downsampling(args: DownsamplingArgs) -> anyhow::Result<()> {
+    use o11ydb::bench::downsampling::{DownsamplingBench, run};
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "--dir {} already exists",
+        args.dir.display()
+    );
+    let f = run(&DownsamplingBench {
+        series: args.series,
+        days: args.days,
+        interval_ms: args.interval.as_millis() as i64,
+        data_dir: args.dir.clone(),
+        seed: args.seed,
+        runs: args.runs,
+    })
+    .await?;
+    for (name, r) in [
+        ("raw", &f.raw),
+        ("5m", &f.five_minutes),
+        ("1h", &f.one_hour),
+    ] {
+        println!(
+            "{name}: blocks {} rows {} bytes {} ({:.1}x smaller than raw)",
+            r.blocks,
+            r.rows,
+            r.bytes,
+            f.raw.bytes as f64 / r.bytes.max(1) as f64
+        );
+    }
+    println!("ingest_seconds: {:.2}", f.ingest.as_secs_f64());
+    println!("compaction_seconds: {:.2}", f.compaction.as_secs_f64());
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!("query: {} at step 1h ({} series)", f.query, f.series);
+    println!("query_raw_ms: {:.1}", ms(f.query_raw));
+    println!(
+        "query_5m_ms: {:.1} ({:.1}x faster)",
+        ms(f.query_5m),
+        ms(f.query_raw) / ms(f.query_5m)
+    );
+    println!(
+        "query_1h_ms: {:.1} ({:.1}x faster)",
+        ms(f.query_1h),
+        ms(f.query_raw) / ms(f.query_1h)
+    );
     Ok(())
 }
 

@@ -197,13 +197,7 @@ async fn timed(
 ) -> Result<(Duration, QueryOutput)> {
     let options = engine.config().query.promql_options();
     let expr = promql::parse(query).map_err(|e| Error::Config(e.to_string()))?;
-    let range = RangeQuery::promql(
-        TENANT,
-        query,
-        &expr,
-        (start, end, step),
-        options.lookback_ms,
-    );
+    let range = RangeQuery::promql(TENANT, query, &expr, (start, end, step), &options);
     let started = Instant::now();
     let ctx = engine.tables_session(TENANT)?;
     let run_part = crate::query::frontend::promql_parts(ctx, query, step, &options);

@@ -3,6 +3,7 @@
 //! measurements that need a whole engine (bytes per sample, SQL aggregates).
 
 pub mod compaction;
+pub mod downsampling;
 pub mod frontend;
 pub mod ingest;
 pub mod logql;

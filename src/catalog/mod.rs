@@ -11,6 +11,7 @@
 //! `INSERT` goes through [`insert::IngestSink`] into the normal write path.
 
 pub mod deleted;
+pub mod downsampled;
 pub mod exec;
 pub mod filters;
 pub mod insert;
@@ -72,6 +73,25 @@ impl SignalTable {
 
     fn storage(&self) -> &Arc<Storage> {
         self.ingester.storage()
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// The current manifest of this table's tenant and signal.
+    pub fn manifest(&self) -> Arc<crate::storage::manifest::Manifest> {
+        self.storage().manifest(&self.tenant, self.signal)
+    }
+
+    /// This tenant's samples blocks of one downsampled resolution, as a table.
+    pub fn downsampled(&self, resolution_ms: i64) -> downsampled::DownsampledTable {
+        downsampled::DownsampledTable::new(
+            &self.tenant,
+            self.storage().clone(),
+            self.distributor.metrics().clone(),
+            resolution_ms,
+        )
     }
 }
 
@@ -173,10 +193,13 @@ impl TableProvider for SignalTable {
             None => (Vec::new(), self.storage().manifest(&self.tenant, signal)),
         };
 
+        // Downsampled blocks are read through [`SignalTable::downsampled`] only.
+        let raw_blocks: Vec<&crate::storage::manifest::BlockMeta> =
+            manifest.blocks.iter().filter(|b| b.is_raw()).collect();
         let mut summary = ScanSummary {
             table: signal.table_name(),
             tenant: self.tenant.clone(),
-            blocks_total: manifest.blocks.len(),
+            blocks_total: raw_blocks.len(),
             head_batches_total: head_batches.len(),
             ..Default::default()
         };
@@ -189,7 +212,7 @@ impl TableProvider for SignalTable {
         summary.head_batches_scanned = head.len();
 
         let mut blocks = Vec::new();
-        for block in &manifest.blocks {
+        for block in raw_blocks {
             if !predicate.time_overlaps(block.min_time, block.max_time) {
                 summary.blocks_pruned_by_time += 1;
                 continue;
@@ -207,6 +230,9 @@ impl TableProvider for SignalTable {
             blocks.push(block);
         }
         summary.blocks_scanned = blocks.len();
+        if signal == Signal::Samples {
+            downsampled::count_blocks_read(self.distributor.metrics(), 0, blocks.len());
+        }
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
@@ -449,6 +475,7 @@ mod tests {
             bytes: parquet.len() as u64,
             index_bytes: index.len() as u64,
             created_at_ms: 0,
+            resolution_ms: 0,
         };
         store
             .put(

@@ -258,6 +258,10 @@ impl Distributor {
         &self.limits
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     pub fn ingester(&self) -> &Arc<Ingester> {
         &self.ingester
     }

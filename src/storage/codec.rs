@@ -344,7 +344,8 @@ pub fn unpack_pairs(bytes: &[u8]) -> Result<Vec<(&str, &str)>> {
     Ok(out)
 }
 
-fn pack_map(map: &MapArray) -> Result<ArrayRef> {
+/// Packs a map column into the block form (dictionary of packed label sets).
+pub fn pack_map(map: &MapArray) -> Result<ArrayRef> {
     let mut builder = BinaryBuilder::with_capacity(map.len(), 64);
     let mut buf = Vec::with_capacity(256);
     for row in 0..map.len() {

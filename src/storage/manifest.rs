@@ -29,9 +29,23 @@ pub struct BlockMeta {
     pub index_bytes: u64,
     /// Wall-clock creation time, ms since the epoch.
     pub created_at_ms: i64,
+    /// Samples only: 0 for raw samples, else the window (ms) of a
+    /// downsampled block's aggregates. Manifests written before
+    /// downsampling existed have no field: their blocks are raw.
+    #[serde(default, skip_serializing_if = "is_raw")]
+    pub resolution_ms: i64,
+}
+
+fn is_raw(resolution_ms: &i64) -> bool {
+    *resolution_ms == 0
 }
 
 impl BlockMeta {
+    /// Whether the block holds the signal's rows as written (not downsampled).
+    pub fn is_raw(&self) -> bool {
+        self.resolution_ms == 0
+    }
+
     pub fn overlaps(&self, min: Option<i64>, max: Option<i64>) -> bool {
         min.is_none_or(|m| self.max_time >= m) && max.is_none_or(|m| self.min_time <= m)
     }
@@ -154,6 +168,25 @@ mod tests {
     }
 
     #[test]
+    fn manifests_without_resolutions_read_as_raw() {
+        let old = r#"{"version":3,"tenant":"t","signal":"samples","flushed_lsn":null,
+            "blocks":[{"id":"a","min_time":1,"max_time":2,"rows":3,"bytes":4,"index_bytes":5,"created_at_ms":6}]}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert!(m.blocks[0].is_raw());
+        let mut five = m.blocks[0].clone();
+        five.resolution_ms = 300_000;
+        let text = serde_json::to_string(&five).unwrap();
+        assert!(text.contains("\"resolution_ms\":300000"), "{text}");
+        assert!(
+            !serde_json::to_string(&m.blocks[0])
+                .unwrap()
+                .contains("resolution")
+        );
+        let back: BlockMeta = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, five);
+    }
+
+    #[test]
     fn overlap_is_inclusive() {
         let b = BlockMeta {
             id: "x".into(),
@@ -163,6 +196,7 @@ mod tests {
             bytes: 1,
             index_bytes: 1,
             created_at_ms: 0,
+            resolution_ms: 0,
         };
         assert!(b.overlaps(Some(20), None));
         assert!(!b.overlaps(Some(21), None));

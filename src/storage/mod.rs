@@ -252,6 +252,7 @@ impl Storage {
             bytes: parquet.len() as u64,
             index_bytes: index.len() as u64,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
+            resolution_ms: 0,
         };
         self.store
             .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
@@ -494,6 +495,7 @@ mod tests {
             bytes: 4,
             index_bytes: 5,
             created_at_ms: 6,
+            resolution_ms: 0,
         };
         let m = storage
             .publish("t", Signal::Logs, vec![meta.clone()], Some(9))

@@ -6,6 +6,7 @@
 mod check_cli;
 mod common;
 mod compactor;
+mod downsampling;
 mod durability;
 mod flight_sql;
 mod import;

@@ -138,20 +138,21 @@ pub struct RangeQuery<'a> {
 impl<'a> RangeQuery<'a> {
     /// A PromQL range query (times in ms): split unless it uses `@ start()`
     /// or `@ end()`, cached unless it reads ahead of its steps, keyed by the
-    /// text and the lookback delta.
+    /// text, the lookback delta and the `max_source_resolution`.
     pub fn promql(
         tenant: &'a str,
         text: &str,
         expr: &promql_parser::parser::Expr,
         (start, end, step): (i64, i64, i64),
-        lookback_ms: i64,
+        options: &crate::query::promql::QueryOptions,
     ) -> Self {
         let dependence = crate::query::promql::time_dependence(expr);
+        let (lookback_ms, resolution) = (options.lookback_ms, options.max_source_resolution.key());
         RangeQuery {
             tenant,
             language: "promql",
             cache_key: (!dependence.reads_ahead)
-                .then(|| format!("lookback={lookback_ms}\u{0}{text}")),
+                .then(|| format!("lookback={lookback_ms}\u{0}resolution={resolution}\u{0}{text}")),
             splittable: !dependence.on_range,
             start,
             end,

@@ -73,7 +73,12 @@ pub(crate) fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
 /// and literal alternations (`=~"a|b"`) every alternative shares on the
 /// metric name and (`with_labels`) on labels, so the provider can prune
 /// blocks by bloom and fewer rows reach the evaluator.
-fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64, with_labels: bool) -> Expr {
+pub(crate) fn pushdown_filter(
+    sets: &[Vec<Matcher>],
+    min_ms: i64,
+    max_ms: i64,
+    with_labels: bool,
+) -> Expr {
     let ts = |ms: i64| {
         lit(ScalarValue::TimestampMillisecond(
             Some(ms),
@@ -340,7 +345,7 @@ async fn samples_stream(
         .map_err(internal)
 }
 
-fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {
+pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {
     let pairs = map_row(maps, row);
     let mut labels: Labels = Vec::with_capacity(pairs.len() + 1);
     if !metric.is_empty() {

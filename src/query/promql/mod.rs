@@ -10,6 +10,7 @@
 mod aggregate;
 mod binary;
 pub mod conformance;
+pub mod downsampled;
 pub mod eval;
 pub(crate) mod fetch;
 mod functions;
@@ -19,6 +20,7 @@ pub mod parse_error;
 pub mod sql_function;
 pub mod value;
 
+pub use downsampled::SourceResolution;
 pub use value::{InstantSample, Labels, QueryOutput, QueryValue, RangeSeries};
 
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub struct QueryOptions {
     /// Most series one query may fetch from storage, over all its
     /// selectors (the tenant's `max_fetched_series_per_query`; 0 = unlimited).
     pub max_fetched_series: usize,
+    /// Which downsampled data range queries may read (`auto`).
+    pub max_source_resolution: SourceResolution,
 }
 
 impl Default for QueryOptions {
@@ -47,6 +51,7 @@ impl Default for QueryOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             max_fetched_series: 0,
+            max_source_resolution: SourceResolution::Auto,
         }
     }
 }
@@ -108,7 +113,7 @@ impl PromError {
     }
 }
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
@@ -225,15 +230,19 @@ async fn run(
 ) -> Result<QueryOutput, PromError> {
     let deadline = Instant::now() + options.timeout;
     // Boxed so selector nodes keep their address (their key) when moved.
-    let expr = Box::new(parse(query)?);
+    let mut expr = Box::new(parse(query)?);
     let bounds = QueryBounds {
         start,
         end,
         step: if instant { 0 } else { step },
     };
-    let data = tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
-        .await
-        .map_err(|_| PromError::Timeout("query execution".into()))??;
+    let (data, counted) =
+        tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
+            .await
+            .map_err(|_| PromError::Timeout("query execution".into()))??;
+    if !counted.is_empty() {
+        downsampled::count_calls_to_sums(&mut expr, &counted);
+    }
     let options = options.clone();
     let query = query.to_string();
     tokio::task::spawn_blocking(move || {
@@ -272,13 +281,20 @@ async fn run(
     .map_err(|e| PromError::Internal(format!("query evaluation failed: {e}")))?
 }
 
-/// Fetches the samples of every selector over the span the query needs.
+/// Fetches the samples of every selector over the span the query needs
+/// (range queries: from downsampled blocks where allowed); also returns the
+/// selectors read as counts per window for `count_over_time`.
 async fn fetch_all(
     ctx: &SessionContext,
     expr: &Expr,
     bounds: QueryBounds,
     options: &QueryOptions,
-) -> Result<HashMap<usize, Vec<RawSeries>>, PromError> {
+) -> Result<(HashMap<usize, Vec<RawSeries>>, HashSet<usize>), PromError> {
+    let plan = downsampled::SourcePlan::new(ctx, bounds.step, options.max_source_resolution).await;
+    let aggregates = match &plan {
+        Some(_) => downsampled::selector_aggregates(expr),
+        None => HashMap::new(),
+    };
     let mut ranges = HashMap::new();
     selector_ranges(
         expr,
@@ -296,7 +312,19 @@ async fn fetch_all(
         let key = selector_key(vs);
         let &(min, max) = ranges.get(&key)?;
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
+        let (plan, aggregate) = (plan.as_ref(), aggregates.get(&key).copied());
         Some(async move {
+            if let (Some(plan), Some(aggregate)) = (plan, aggregate)
+                && let Some(series) = plan
+                    .fetch(ctx, &sets, (min, max), aggregate, options.max_samples)
+                    .await?
+            {
+                return Ok::<_, PromError>((
+                    key,
+                    series,
+                    aggregate == downsampled::Aggregate::Count,
+                ));
+            }
             let series = fetch_series(
                 ctx,
                 &sets,
@@ -306,12 +334,19 @@ async fn fetch_all(
                 options.max_fetched_series,
             )
             .await?;
-            Ok::<_, PromError>((key, series))
+            Ok::<_, PromError>((key, series, false))
         })
     });
+    let mut counted = HashSet::new();
     let data: HashMap<usize, Vec<RawSeries>> = futures::future::try_join_all(fetches)
         .await?
         .into_iter()
+        .map(|(key, series, as_counts)| {
+            if as_counts {
+                counted.insert(key);
+            }
+            (key, series)
+        })
         .collect();
     let total: usize = data
         .values()
@@ -332,7 +367,7 @@ async fn fetch_all(
             });
         }
     }
-    Ok(data)
+    Ok((data, counted))
 }
 
 /// The series of a vector with `__name__` removed where asked; two series

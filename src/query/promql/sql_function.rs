@@ -1,5 +1,6 @@
 //! PromQL inside SQL: the table function `promql(query [, time])` (instant)
-//! and `promql(query, start, end, step)` (range). Arguments are constant
+//! and `promql(query, start, end, step [, max_source_resolution])` (range;
+//! `'auto'` by default, `'raw'`, `'5m'` or `'1h'` as in Thanos). Arguments are constant
 //! expressions (`now() - interval '1 hour'` works); the query runs over the
 //! calling session's tables and its result comes back as rows of
 //! `(timestamp, metric, labels, value)` — the `samples` shape — so it joins
@@ -20,7 +21,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::value::{Labels, METRIC_NAME};
-use super::{PromError, QueryOptions, QueryValue, instant_query, range_query};
+use super::{PromError, QueryOptions, QueryValue, SourceResolution, instant_query, range_query};
 use crate::model::labels::build_string_map;
 use crate::model::{string_map_type, timestamp_ms};
 use crate::query::frontend::{QueryFrontend, RangeQuery};
@@ -71,6 +72,7 @@ impl TableFunctionImpl for PromqlFunction {
             .collect::<Result<_>>()?;
         let query = text("promql", values.first())?;
         let ms = |v: &ScalarValue, name: &str| time_ns("promql", v, name).map(|t| t / 1_000_000);
+        let mut options = self.options.clone();
         let window = match &values[1..] {
             [] => Window::Instant(chrono::Utc::now().timestamp_millis()),
             [t] => Window::Instant(ms(t, "time")?),
@@ -79,9 +81,30 @@ impl TableFunctionImpl for PromqlFunction {
                 end: ms(end, "end")?,
                 step: (step_ns("promql", step)? / 1_000_000).max(1),
             },
+            [start, end, step, resolution] => {
+                let resolution = match resolution {
+                    ScalarValue::Utf8(Some(t))
+                    | ScalarValue::LargeUtf8(Some(t))
+                    | ScalarValue::Utf8View(Some(t)) => t.clone(),
+                    other => {
+                        return plan_err!(
+                            "promql(): max_source_resolution must be text such as '5m', not {other}"
+                        );
+                    }
+                };
+                options.max_source_resolution =
+                    SourceResolution::parse(&resolution).map_err(|e| {
+                        DataFusionError::Plan(format!("promql(): max_source_resolution: {e}"))
+                    })?;
+                Window::Range {
+                    start: ms(start, "start")?,
+                    end: ms(end, "end")?,
+                    step: (step_ns("promql", step)? / 1_000_000).max(1),
+                }
+            }
             _ => {
                 return plan_err!(
-                    "promql() takes (query), (query, time) or (query, start, end, step); got {} arguments",
+                    "promql() takes (query), (query, time) or (query, start, end, step [, max_source_resolution]); got {} arguments",
                     values.len()
                 );
             }
@@ -89,7 +112,7 @@ impl TableFunctionImpl for PromqlFunction {
         Ok(Arc::new(QueryTable(Arc::new(PromqlQuery {
             query,
             window,
-            options: self.options.clone(),
+            options,
             frontend: self.frontend.clone(),
             within_slot: self.within_slot,
         }))))
@@ -193,13 +216,7 @@ async fn through_frontend(
         return range_query(&ctx, query, start, end, step, options).await;
     }
     let expr = super::parse(query)?;
-    let range = RangeQuery::promql(
-        tenant,
-        query,
-        &expr,
-        (start, end, step),
-        options.lookback_ms,
-    );
+    let range = RangeQuery::promql(tenant, query, &expr, (start, end, step), options);
     let run_part = crate::query::frontend::promql_parts(ctx, query, step, options);
     if within_slot {
         return Ok(frontend.range_query_within_slot(range, run_part).await?);

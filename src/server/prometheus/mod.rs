@@ -245,13 +245,7 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     else {
         return Ok(query_answer(empty_matrix(), limit));
     };
-    let range = RangeQuery::promql(
-        &tenant,
-        text,
-        &parsed,
-        (start, end, step_ms),
-        options.lookback_ms,
-    );
+    let range = RangeQuery::promql(&tenant, text, &parsed, (start, end, step_ms), &options);
     let ctx = tenant_session(engine, &tenant)?;
     let run_part = frontend::promql_parts(ctx, text, step_ms, &options);
     let evaluation = engine.frontend().range_query(range, run_part);
@@ -286,6 +280,11 @@ fn query_options(engine: &Engine, form: &Form) -> Result<QueryOptions, PromError
         if ns >= 1_000_000 {
             options.lookback_ms = ns / 1_000_000;
         }
+    }
+    // Thanos: which downsampled data a range query may read (instant queries read raw).
+    if let Some(resolution) = form.get("max_source_resolution") {
+        options.max_source_resolution = promql::SourceResolution::parse(resolution)
+            .map_err(|e| invalid_parameter("max_source_resolution", e))?;
     }
     Ok(options)
 }

@@ -10,6 +10,8 @@
 //! * `after_publish` — the manifest that swaps the inputs for the output is
 //!   published, the inputs are pending deletion;
 //! * `after_expire` — the manifest that drops blocks past retention is published;
+//! * `after_downsample_output` — a downsampled block and its index are
+//!   written, the manifest does not list them yet;
 //! * `during_delete` — one due block's files are deleted, the manifest still
 //!   lists it as pending deletion.
 
@@ -43,10 +45,11 @@ static FAILPOINT: LazyLock<Option<(String, Action)>> = LazyLock::new(|| {
 });
 
 /// Every step a failpoint can name.
-pub const STEPS: [&str; 4] = [
+pub const STEPS: [&str; 5] = [
     "after_output",
     "after_publish",
     "after_expire",
+    "after_downsample_output",
     "during_delete",
 ];
 

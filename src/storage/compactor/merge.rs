@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{SortOptions, filter_record_batch};
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use bytes::Bytes;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::model::Signal;
 use crate::storage::block::{sort_columns, writer_properties};
 use crate::storage::bloom::BloomBuilder;
-use crate::storage::codec::{block_layout, decode_columns, encode_for_block};
+use crate::storage::codec::{BlockLayout, block_layout, decode_columns, encode_for_block};
 use crate::storage::deletes::DeleteFilter;
 use crate::storage::manifest::{BlockMeta, Layout};
 use crate::storage::{Storage, new_block_id};
@@ -103,33 +103,15 @@ pub async fn merge_blocks(
     inputs: &[BlockMeta],
 ) -> Result<MergeOutput> {
     let store = settings.storage.object_store();
-    let mut streams = Vec::with_capacity(inputs.len());
-    for meta in inputs {
-        let stream = open_block(store.clone(), tenant, signal, meta)
-            .await
-            .map_err(|e| unreadable(tenant, signal, &meta.id, e))?;
-        streams.push(stream);
-    }
-    let schema = signal.schema();
-    let ordering = LexOrdering::new(sort_columns(signal).iter().map(|name| {
-        let column = Column::new_with_schema(name, &schema).expect("sort column of schema");
-        PhysicalSortExpr::new(Arc::new(column), SortOptions::default())
-    }))
-    .expect("non-empty block ordering");
-    let metrics = ExecutionPlanMetricsSet::new();
-    let reservation =
-        MemoryConsumer::new(format!("compactor merge {tenant}/{signal}")).register(&settings.pool);
-    let mut merged = StreamingMergeBuilder::new()
-        .with_streams(streams)
-        .with_schema(schema.clone())
-        .with_expressions(&ordering)
-        .with_metrics(BaselineMetrics::new(&metrics, 0))
-        .with_batch_size(MERGE_BATCH_ROWS)
-        .with_reservation(reservation)
-        // Ties go to the lower stream index: the older block.
-        .with_round_robin_tie_breaker(false)
-        .build()?;
-
+    let mut merged = merged_stream(
+        settings,
+        tenant,
+        signal,
+        inputs,
+        block_layout(signal),
+        signal.schema(),
+    )
+    .await?;
     let id = new_block_id();
     std::fs::create_dir_all(&settings.scratch_dir)?;
     let scratch = settings.scratch_dir.join(format!("{id}.parquet"));
@@ -173,9 +155,49 @@ pub async fn merge_blocks(
             bytes,
             index_bytes,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
+            resolution_ms: 0,
         }),
         stats,
     })
+}
+
+/// The rows of `inputs` (blocks laid out as `layout`, decoded to `schema`)
+/// as one stream in block sort order; of rows that tie, the one from the
+/// earlier input comes first. An unreadable input fails with its name.
+pub(super) async fn merged_stream(
+    settings: &MergeSettings<'_>,
+    tenant: &str,
+    signal: Signal,
+    inputs: &[BlockMeta],
+    layout: &'static BlockLayout,
+    schema: SchemaRef,
+) -> Result<SendableRecordBatchStream> {
+    let store = settings.storage.object_store();
+    let mut streams = Vec::with_capacity(inputs.len());
+    for meta in inputs {
+        let stream = open_block(store.clone(), tenant, signal, meta, layout, schema.clone())
+            .await
+            .map_err(|e| unreadable(tenant, signal, &meta.id, e))?;
+        streams.push(stream);
+    }
+    let ordering = LexOrdering::new(sort_columns(signal).iter().map(|name| {
+        let column = Column::new_with_schema(name, &schema).expect("sort column of schema");
+        PhysicalSortExpr::new(Arc::new(column), SortOptions::default())
+    }))
+    .expect("non-empty block ordering");
+    let metrics = ExecutionPlanMetricsSet::new();
+    let reservation =
+        MemoryConsumer::new(format!("compactor merge {tenant}/{signal}")).register(&settings.pool);
+    Ok(StreamingMergeBuilder::new()
+        .with_streams(streams)
+        .with_schema(schema)
+        .with_expressions(&ordering)
+        .with_metrics(BaselineMetrics::new(&metrics, 0))
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .with_reservation(reservation)
+        // Ties go to the lower stream index: the older block.
+        .with_round_robin_tie_breaker(false)
+        .build()?)
 }
 
 fn unreadable(tenant: &str, signal: Signal, id: &str, e: impl std::fmt::Display) -> Error {
@@ -256,7 +278,7 @@ async fn write_merged(
 }
 
 /// Uploads a local file in parts; returns its size.
-async fn upload(store: &dyn ObjectStore, file: &Path, to: &StorePath) -> Result<u64> {
+pub(super) async fn upload(store: &dyn ObjectStore, file: &Path, to: &StorePath) -> Result<u64> {
     let mut source = tokio::fs::File::open(file).await?;
     let mut upload =
         WriteMultipart::new_with_chunk_size(store.put_multipart(to).await?, UPLOAD_CHUNK_BYTES);
@@ -286,12 +308,14 @@ async fn upload(store: &dyn ObjectStore, file: &Path, to: &StorePath) -> Result<
     }
 }
 
-/// A block as a stream of batches in the table schema.
+/// A block (laid out as `layout`) as a stream of batches in `schema`.
 async fn open_block(
     store: Arc<dyn ObjectStore>,
     tenant: &str,
     signal: Signal,
     meta: &BlockMeta,
+    layout: &'static BlockLayout,
+    schema: SchemaRef,
 ) -> Result<SendableRecordBatchStream> {
     let path = StorePath::from(Layout::new(tenant, signal).block(&meta.id));
     let reader = BlockReader {
@@ -300,7 +324,6 @@ async fn open_block(
         size: meta.bytes,
     };
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let layout = block_layout(signal);
     let file_schema = builder.schema().clone();
     // Storage columns by name: blocks may carry extra (legacy) columns.
     let mut file_indices = Vec::with_capacity(layout.schema.fields().len());
@@ -318,14 +341,13 @@ async fn open_block(
         .iter()
         .map(|i| in_file_order.binary_search(i).expect("projected column"))
         .collect();
-    let all: Vec<usize> = (0..signal.schema().fields().len()).collect();
+    let all: Vec<usize> = (0..schema.fields().len()).collect();
     let (storage_projection, decoders) = layout.project(&all);
     let stream = builder
         .with_projection(mask)
         .with_batch_size(MERGE_BATCH_ROWS)
         .build()?;
     let id = meta.id.clone();
-    let schema = signal.schema();
     let out_schema = schema.clone();
     let decoded = stream.map(move |batch| {
         let failed = |e: &dyn std::fmt::Display| {

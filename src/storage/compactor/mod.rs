@@ -13,16 +13,25 @@
 //!    output ([`Storage::update_manifest`]: serialised with flushes in this
 //!    process, retried from the newest manifest when another process
 //!    published first);
-//! 5. **delete** — blocks removed more than `deletion_delay` ago lose their
+//! 5. **downsample** (samples, `downsample = true`) — raw blocks whose
+//!    newest sample is older than `downsample_5m_after` get a block of
+//!    5-minute aggregates over the same time range, 5-minute blocks older
+//!    than `downsample_1h_after` one of 1-hour aggregates ([`downsample`]);
+//!    each is published by its own manifest version, the sources stay;
+//! 6. **delete** — blocks removed more than `deletion_delay` ago lose their
 //!    files and leave the manifest's pending deletions; block files no
 //!    manifest lists (a crash between writing and publishing) are deleted
 //!    once older than the delay.
+//!
+//! The merge and retention steps work on raw blocks only; a downsampled
+//! block leaves the manifest whole once its newest row is past retention.
 //!
 //! A failed group (an unreadable block) is reported with the block's name
 //! and skipped; its blocks stay as they were. The compactor reads and writes
 //! only object storage and manifests, so it can run beside the ingester in
 //! one process (the default) or as its own process over the same store.
 
+pub mod downsample;
 pub mod failpoint;
 pub mod merge;
 pub mod plan;
@@ -76,6 +85,16 @@ pub struct CompactorConfig {
     /// `delete_request_cancel_period`).
     #[serde(deserialize_with = "de_duration")]
     pub delete_request_cancel_period: Duration,
+    /// Whether old samples blocks get 5m and 1h aggregates (Thanos downsampling).
+    pub downsample: bool,
+    /// Raw blocks whose newest sample is older than this get 5m aggregates
+    /// (Thanos: 40h).
+    #[serde(deserialize_with = "de_duration")]
+    pub downsample_5m_after: Duration,
+    /// 5m blocks whose newest sample is older than this get 1h aggregates
+    /// (Thanos: 10d).
+    #[serde(deserialize_with = "de_duration")]
+    pub downsample_1h_after: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -92,6 +111,9 @@ impl Default for CompactorConfig {
             retention_enabled: true,
             max_blocks_per_compaction: 32,
             delete_request_cancel_period: Duration::from_secs(24 * 3600),
+            downsample: true,
+            downsample_5m_after: Duration::from_secs(40 * 3600),
+            downsample_1h_after: Duration::from_secs(10 * 24 * 3600),
         }
     }
 }
@@ -124,6 +146,12 @@ impl CompactorConfig {
             return Err(format!(
                 "[compactor] max_blocks_per_compaction must be at least 2, not {}",
                 self.max_blocks_per_compaction
+            ));
+        }
+        if self.downsample && self.downsample_1h_after < self.downsample_5m_after {
+            return Err(format!(
+                "[compactor] downsample_1h_after ({:?}) must not be shorter than downsample_5m_after ({:?})",
+                self.downsample_1h_after, self.downsample_5m_after
             ));
         }
         Ok(())
@@ -173,6 +201,16 @@ pub struct CompactionJob {
     pub stats: MergeStats,
 }
 
+/// One downsampled block a run wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownsampleJob {
+    pub tenant: String,
+    pub inputs: Vec<String>,
+    pub output: String,
+    #[serde(flatten)]
+    pub stats: downsample::DownsampleStats,
+}
+
 /// What one run did, as `POST /compactor/run` answers it.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct CompactionReport {
@@ -196,6 +234,8 @@ pub struct CompactionReport {
     pub blocks_deleted: u64,
     /// Unpublished block files (left by a crash) that were deleted.
     pub orphans_deleted: u64,
+    /// Downsampled blocks written (each beside its sources).
+    pub downsampled: Vec<DownsampleJob>,
     pub failed: Vec<String>,
     pub duration_ms: u64,
 }
@@ -385,6 +425,15 @@ impl Compactor {
             &[],
             (r.blocks_deleted + r.orphans_deleted) as f64,
         );
+        for job in &r.downsampled {
+            let labels = [("resolution", job.stats.resolution.as_str())];
+            m.add("o11ydb_compactor_downsampled_blocks_total", &labels, 1.0);
+            m.add(
+                "o11ydb_compactor_downsampled_bytes_written_total",
+                &labels,
+                job.stats.bytes_out as f64,
+            );
+        }
     }
 
     async fn run_all(self: Arc<Self>) -> CompactionReport {
@@ -408,7 +457,11 @@ impl Compactor {
                 self.progress.signal_done();
             }
         }
-        if !report.jobs.is_empty() || report.blocks_deleted > 0 || report.blocks_expired > 0 {
+        if !report.jobs.is_empty()
+            || !report.downsampled.is_empty()
+            || report.blocks_deleted > 0
+            || report.blocks_expired > 0
+        {
             tracing::info!(
                 jobs = report.jobs.len(),
                 blocks_in = report.blocks_in,
@@ -416,6 +469,7 @@ impl Compactor {
                 rows_deduplicated = report.rows_deduplicated,
                 rows_expired = report.rows_expired,
                 blocks_deleted = report.blocks_deleted,
+                downsampled = report.downsampled.len(),
                 "compaction run"
             );
         }
@@ -462,7 +516,9 @@ impl Compactor {
             }
         }
 
-        // 2. Groups, and blocks holding rows past the shortest retention.
+        // 2. Groups, and blocks holding rows past the shortest retention
+        // (raw blocks: downsampled ones only ever leave whole).
+        blocks.retain(|b| b.is_raw());
         let mut jobs: Vec<(&'static str, Vec<BlockMeta>)> = plan::plan(
             &blocks,
             &self.config.ranges_for(signal),
@@ -539,7 +595,13 @@ impl Compactor {
             tracing::info!(tenant, requests = ?pending.request_ids, "log deletion requests processed");
         }
 
-        // 5. Deletions that are due, and orphans.
+        // 5. Aggregates of old samples blocks.
+        if signal == Signal::Samples && self.config.downsample {
+            self.downsample(tenant, rules.as_ref(), now_ms, report)
+                .await?;
+        }
+
+        // 6. Deletions that are due, and orphans.
         self.delete_due(tenant, signal, now_ms, report).await?;
         self.delete_orphans(tenant, signal, now_ms, report).await?;
         Ok(())
@@ -642,6 +704,101 @@ impl Compactor {
             request_ids: pending.iter().map(|r| r.request_id.clone()).collect(),
         });
         Ok((DeleteFilter::new(due).map(Arc::new), pending))
+    }
+
+    /// Writes the 5m blocks due (then the 1h blocks due, from 5m blocks):
+    /// the source blocks old enough whose time range no block of the target
+    /// resolution overlaps, in clusters of overlapping blocks, one output
+    /// each. A source range that is already (partly) covered is left alone,
+    /// so a run after a crash or a finished run writes nothing new.
+    async fn downsample(
+        &self,
+        tenant: &str,
+        rules: Option<&RetentionRules>,
+        now_ms: i64,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let signal = Signal::Samples;
+        let steps = [
+            (
+                downsample::RAW,
+                downsample::RES_5M,
+                self.config.downsample_5m_after,
+            ),
+            (
+                downsample::RES_5M,
+                downsample::RES_1H,
+                self.config.downsample_1h_after,
+            ),
+        ];
+        for (source, target, after) in steps {
+            let cut = now_ms.saturating_sub(after.as_millis() as i64);
+            let manifest = self.storage.manifest(tenant, signal);
+            for cluster in downsample_plan(&manifest.blocks, source, target, cut) {
+                let settings = MergeSettings {
+                    storage: &self.storage,
+                    pool: self.pool.clone(),
+                    scratch_dir: self.scratch_dir.clone(),
+                    retention: rules,
+                    deletions: None,
+                    now_ms,
+                };
+                let out = match downsample::downsample_blocks(&settings, tenant, &cluster, target)
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::error!(tenant, resolution = %downsample::resolution_name(target), "downsampling failed, its source blocks stay raw-only: {e}");
+                        report.failed.push(format!("{tenant}/{signal}: {e}"));
+                        continue;
+                    }
+                };
+                failpoint::hit("after_downsample_output");
+                let block = out.block.clone();
+                let published = self
+                    .storage
+                    .update_manifest(tenant, signal, |current| {
+                        if current.blocks.iter().any(|b| {
+                            b.resolution_ms == target
+                                && b.overlaps(Some(block.min_time), Some(block.max_time))
+                        }) {
+                            return Err(Error::Storage(format!(
+                                "a {} block over {}..{} was published meanwhile (another compactor)",
+                                downsample::resolution_name(target),
+                                block.min_time,
+                                block.max_time
+                            )));
+                        }
+                        let mut next = current.clone();
+                        next.blocks.push(block.clone());
+                        Ok(Some(next))
+                    })
+                    .await;
+                if let Err(e) = published {
+                    let _ = self
+                        .storage
+                        .delete_block_files(tenant, signal, &block.id)
+                        .await;
+                    report.failed.push(format!("{tenant}/{signal}: {e}"));
+                    continue;
+                }
+                tracing::info!(
+                    tenant,
+                    resolution = %out.stats.resolution,
+                    inputs = cluster.len(),
+                    rows_in = out.stats.rows_in,
+                    rows_out = out.stats.rows_out,
+                    "downsampled blocks"
+                );
+                report.downsampled.push(DownsampleJob {
+                    tenant: tenant.to_string(),
+                    inputs: cluster.iter().map(|b| b.id.clone()).collect(),
+                    output: block.id,
+                    stats: out.stats,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Publishes one manifest version without `removed` (now pending
@@ -799,8 +956,58 @@ impl Compactor {
     }
 }
 
+/// The blocks of resolution `source` to aggregate into `target` blocks: those
+/// whose newest row is before `cut` and whose range no `target` block
+/// overlaps, grouped into clusters of overlapping ranges (oldest first).
+fn downsample_plan(
+    blocks: &[BlockMeta],
+    source: i64,
+    target: i64,
+    cut: i64,
+) -> Vec<Vec<BlockMeta>> {
+    let covered: Vec<&BlockMeta> = blocks
+        .iter()
+        .filter(|b| b.resolution_ms == target)
+        .collect();
+    let mut due: Vec<BlockMeta> = blocks
+        .iter()
+        .filter(|b| b.resolution_ms == source && b.max_time < cut)
+        .filter(|b| {
+            !covered
+                .iter()
+                .any(|c| c.overlaps(Some(b.min_time), Some(b.max_time)))
+        })
+        .cloned()
+        .collect();
+    due.sort_by_key(|b| (b.min_time, b.max_time));
+    let mut clusters: Vec<(i64, Vec<BlockMeta>)> = Vec::new();
+    for b in due {
+        match clusters.last_mut() {
+            Some((end, members)) if b.min_time <= *end => {
+                *end = (*end).max(b.max_time);
+                members.push(b);
+            }
+            _ => clusters.push((b.max_time, vec![b])),
+        }
+    }
+    // A cluster that a younger source block overlaps waits until that one
+    // is old enough too (and joins the cluster).
+    let young: Vec<&BlockMeta> = blocks
+        .iter()
+        .filter(|b| b.resolution_ms == source && b.max_time >= cut)
+        .collect();
+    clusters
+        .into_iter()
+        .filter(|(end, members)| {
+            let start = members[0].min_time;
+            !young.iter().any(|y| y.overlaps(Some(start), Some(*end)))
+        })
+        .map(|(_, members)| members)
+        .collect()
+}
+
 /// The compactor's self-monitoring series: name, type, help.
-const METRICS: [(&str, &str, &str); 13] = [
+const METRICS: [(&str, &str, &str); 15] = [
     ("o11ydb_compactor_runs_total", "counter", "Compaction runs."),
     (
         "o11ydb_compactor_runs_failed_total",
@@ -858,6 +1065,16 @@ const METRICS: [(&str, &str, &str); 13] = [
         "Block files deleted (replaced blocks after the deletion delay, and orphans).",
     ),
     (
+        "o11ydb_compactor_downsampled_blocks_total",
+        "counter",
+        "Downsampled blocks written, by resolution.",
+    ),
+    (
+        "o11ydb_compactor_downsampled_bytes_written_total",
+        "counter",
+        "Bytes of downsampled blocks written, by resolution.",
+    ),
+    (
         "o11ydb_compactor_last_successful_run_timestamp_seconds",
         "gauge",
         "When the last compaction run without failures ended.",
@@ -877,6 +1094,15 @@ mod tests {
 
     async fn engine(toml: &str) -> (Arc<Engine>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
+        // These tests write samples near the epoch: downsampling (tested on
+        // its own) would add blocks to every manifest they look at.
+        let toml = if toml.contains("downsample") {
+            toml.to_string()
+        } else if toml.contains("[compactor]") {
+            toml.replacen("[compactor]", "[compactor]\ndownsample = false", 1)
+        } else {
+            format!("{toml}\n[compactor]\ndownsample = false")
+        };
         let mut config = Config::from_toml(&format!("storage = \"memory://\"\n{toml}")).unwrap();
         config.data_dir = dir.path().to_path_buf();
         let (engine, _) = Engine::open(config).await.unwrap();

@@ -83,6 +83,7 @@ mod tests {
             bytes: 1,
             index_bytes: 1,
             created_at_ms: 0,
+            resolution_ms: 0,
         }
     }
 
