@@ -92,10 +92,19 @@ async fn load(server: &Server, start: i64) -> usize {
     total
 }
 
+/// `POST /compactor/run`, after the run under way (the one the server
+/// starts with) if there is one: that answers 409 until it ends.
 fn run_compactor(server: &Server) -> serde_json::Value {
-    let (status, body) = server.http_post("/compactor/run");
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = server.http_post("/compactor/run");
+        if status == 409 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        return serde_json::from_str(&body).unwrap();
+    }
 }
 
 /// `/api/v1/query_range` → labels → (time, value).
