@@ -31,22 +31,20 @@ use arrow::datatypes::{
     DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimestampMillisecondType,
 };
 use futures::StreamExt;
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 
-use super::merge::{Deduper, MergeSettings, merged_stream, upload};
+use super::merge::{Deduper, MergeSettings, merged_stream, upload_block_files};
 use super::retention::Expiry;
 use crate::error::{Error, Result};
 use crate::model::labels::{build_string_map, map_row};
 use crate::model::{STALE_NAN_BITS, Signal};
 use crate::storage::bloom::{Bloom, BloomBuilder};
 use crate::storage::codec::{BlockLayout, Stored, block_layout, pack_map, packed_map_type};
-use crate::storage::manifest::{BlockMeta, Layout};
+use crate::storage::manifest::BlockMeta;
 use crate::storage::new_block_id;
 
 /// Raw samples.
@@ -312,22 +310,8 @@ pub async fn downsample_blocks(
             return Err(e);
         }
     };
-    let store = settings.storage.object_store();
-    let layout = Layout::new(tenant, signal);
-    let uploaded = upload(
-        store.as_ref(),
-        &scratch,
-        &StorePath::from(layout.block(&id)),
-    )
-    .await;
-    let _ = std::fs::remove_file(&scratch);
-    let bytes = uploaded?;
-    let index = bloom.encode();
-    let index_bytes = index.len() as u64;
-    store
-        .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
-        .await?;
-    settings.storage.cache_index(&id, Arc::new(bloom));
+    let (bytes, index_bytes) =
+        upload_block_files(settings.storage, tenant, signal, &id, &scratch, bloom).await?;
     let min_time = inputs.iter().map(|b| b.min_time).min().unwrap_or(0);
     let max_time = inputs.iter().map(|b| b.max_time).max().unwrap_or(0);
     Ok(DownsampleOutput {

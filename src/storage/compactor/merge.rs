@@ -102,7 +102,6 @@ pub async fn merge_blocks(
     signal: Signal,
     inputs: &[BlockMeta],
 ) -> Result<MergeOutput> {
-    let store = settings.storage.object_store();
     let mut merged = merged_stream(
         settings,
         tenant,
@@ -130,21 +129,8 @@ pub async fn merge_blocks(
         let _ = std::fs::remove_file(&scratch);
         return Ok(MergeOutput { block: None, stats });
     };
-    let layout = Layout::new(tenant, signal);
-    let uploaded = upload(
-        store.as_ref(),
-        &scratch,
-        &StorePath::from(layout.block(&id)),
-    )
-    .await;
-    let _ = std::fs::remove_file(&scratch);
-    let bytes = uploaded?;
-    let index = bloom.encode();
-    let index_bytes = index.len() as u64;
-    store
-        .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
-        .await?;
-    settings.storage.cache_index(&id, Arc::new(bloom));
+    let (bytes, index_bytes) =
+        upload_block_files(settings.storage, tenant, signal, &id, &scratch, bloom).await?;
     stats.bytes_out = bytes;
     Ok(MergeOutput {
         block: Some(BlockMeta {
@@ -275,6 +261,31 @@ async fn write_merged(
         writer.close().await?;
     }
     Ok((stats, bloom.finish(), range))
+}
+
+/// Publishes a block written to `scratch` (removed afterwards) as block
+/// `id` of `tenant`'s `signal` with its bloom index, not yet listed in any
+/// manifest; returns the block's and the index's sizes.
+pub(super) async fn upload_block_files(
+    storage: &Storage,
+    tenant: &str,
+    signal: Signal,
+    id: &str,
+    scratch: &Path,
+    bloom: crate::storage::bloom::Bloom,
+) -> Result<(u64, u64)> {
+    let store = storage.object_store();
+    let layout = Layout::new(tenant, signal);
+    let uploaded = upload(store.as_ref(), scratch, &StorePath::from(layout.block(id))).await;
+    let _ = std::fs::remove_file(scratch);
+    let bytes = uploaded?;
+    let index = bloom.encode();
+    let index_bytes = index.len() as u64;
+    store
+        .put(&StorePath::from(layout.index(id)), PutPayload::from(index))
+        .await?;
+    storage.cache_index(id, Arc::new(bloom));
+    Ok((bytes, index_bytes))
 }
 
 /// Uploads a local file in parts; returns its size.
