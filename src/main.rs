@@ -159,6 +159,22 @@ enum BenchCommand {
     /// Rule evaluation latency: N rules (mixed recording/alerting) over a
     /// generated dataset, every group evaluated once per round; p50/p99 per group and round.
     Ruler(RulerBenchArgs),
+    /// Many concurrent Postgres clients running a mix of small statements
+    /// against a running server (over `bench samples` data); p50/p99 latency, errors.
+    PgClients(PgClientsArgs),
+}
+
+#[derive(clap::Args)]
+struct PgClientsArgs {
+    /// Connection string of the server, e.g. "host=127.0.0.1 port=5432 user=o11ydb".
+    #[arg(long)]
+    conn: String,
+    /// Clients connected at once.
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    /// Statements each client runs.
+    #[arg(long, default_value_t = 50)]
+    statements: usize,
 }
 
 #[derive(clap::Args)]
@@ -696,6 +712,17 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_downsampling(args))
         }
         Command::Bench(BenchCommand::Ingest(args)) => runtime.block_on(bench_ingest(args)),
+        Command::Bench(BenchCommand::PgClients(args)) => {
+            let bench = o11ydb::bench::pg_clients::PgClientsBench {
+                conn: args.conn,
+                clients: args.clients,
+                statements_per_client: args.statements,
+            };
+            let report = runtime.block_on(o11ydb::bench::pg_clients::run(&bench))?;
+            print!("{}", report.summary());
+            anyhow::ensure!(report.errors == 0, "{} statements failed", report.errors);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Promql(PromqlBenchCommand::Data(args))) => {
             bench_promql_data(args)
         }

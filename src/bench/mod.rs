@@ -7,6 +7,7 @@ pub mod downsampling;
 pub mod frontend;
 pub mod ingest;
 pub mod logql;
+pub mod pg_clients;
 pub mod prom_http;
 pub mod promql;
 pub mod ruler;

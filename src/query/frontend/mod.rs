@@ -72,7 +72,7 @@ impl Default for FrontendConfig {
             results_cache_timeout: Duration::from_millis(500),
             results_cache_ttl: Duration::from_secs(7 * 24 * 3600),
             max_cache_freshness: Duration::from_secs(600),
-            max_outstanding_requests_per_tenant: 100,
+            max_outstanding_requests_per_tenant: 2048,
             max_concurrent: 0,
         }
     }
