@@ -181,7 +181,10 @@ fn push_logs(server: &Server, t: &Tenant, streams: Value) {
     assert_eq!(status, 204, "Loki push as {}: {text}", t.name);
 }
 
-fn remote_write(server: &Server, t: &Tenant, series: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)>) {
+/// One series to remote-write: its labels and its (ms, value) samples.
+type Series<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+fn remote_write(server: &Server, t: &Tenant, series: Vec<Series<'_>>) {
     let series: Vec<_> = series
         .into_iter()
         .map(|(labels, samples)| {
@@ -209,6 +212,7 @@ fn remote_write(server: &Server, t: &Tenant, series: Vec<(Vec<(&str, &str)>, Vec
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn span(
     trace: &str,
     id: &str,
@@ -490,12 +494,15 @@ enum Ask {
     Http(String),
 }
 
+/// What an answer to a tenant must hold.
+type Needles = dyn Fn(&Tenant) -> Vec<String>;
+
 /// One question: asked as each tenant, its answer must hold every needle
 /// of that tenant and none of the other tenant's (nor its name).
 struct Case {
     name: &'static str,
     ask: Ask,
-    needles: Box<dyn Fn(&Tenant) -> Vec<String>>,
+    needles: Box<Needles>,
 }
 
 fn case(name: &'static str, ask: Ask, needles: impl Fn(&Tenant) -> Vec<String> + 'static) -> Case {
@@ -1204,15 +1211,13 @@ async fn sql_cannot_name_another_tenant(w: &World) {
         }
 
         // Another tenant's database is refused, so is another user's password.
-        let e = pg_connect(server, t.user, t.password, o.name)
-            .await
-            .err()
-            .expect("another tenant's database is refused");
+        let Err(e) = pg_connect(server, t.user, t.password, o.name).await else {
+            panic!("another tenant's database is refused");
+        };
         assert_eq!(crate::common::sqlstate(&e), "3D000", "{e:?}");
-        let e = pg_connect(server, t.user, o.password, t.name)
-            .await
-            .err()
-            .expect("another user's password is refused");
+        let Err(e) = pg_connect(server, t.user, o.password, t.name).await else {
+            panic!("another user's password is refused");
+        };
         assert_eq!(crate::common::sqlstate(&e), "28P01", "{e:?}");
 
         // Flight SQL: the handshake cannot pick another user's tenant.
