@@ -29,5 +29,6 @@ mod series_limit;
 mod service_graph;
 mod sql;
 mod tempo_api;
+mod tenant_isolation;
 mod traceql_api;
 mod traces_bench;

@@ -367,6 +367,7 @@ impl SimpleQueryHandler for PgBackend {
         let ctx = self.session(client).await?;
         let mut results = Vec::with_capacity(statements.len());
         'statements: for statement in statements {
+            let statement = settings::confine_to_connection(statement)?;
             if let Some(plan) = settings::plan_show(&statement, client) {
                 results.push(
                     self.execute(client, &ctx, plan?, &Format::UnifiedText, query)
@@ -414,7 +415,7 @@ impl QueryParser for PgParser {
         if statements.is_empty() {
             return Ok(None);
         }
-        let statement = statements.remove(0);
+        let statement = settings::confine_to_connection(statements.remove(0))?;
         let ctx = backend.session(client).await?;
         if let Some(plan) = settings::plan_show(&statement, client) {
             return Ok(Some((sql.to_string(), Some((statement, plan?)))));

@@ -8,6 +8,12 @@
 //! `application_name`, `DateStyle`, ...) are left to the session's
 //! `SET`/`SHOW` hook, which keeps them per connection. A name neither knows
 //! is an error `42704`, as in Postgres.
+//!
+//! A tenant's DataFusion session is shared by all of its connections, so a
+//! `SET`/`RESET` that DataFusion would apply to it (`datafusion.*` options,
+//! such as the default schema or the memory limit) is refused with `0A000`,
+//! and `SET timezone = ...` becomes `SET TIME ZONE ...`, which the hook keeps
+//! per connection ([`confine_to_connection`]).
 
 use std::sync::Arc;
 
@@ -18,7 +24,7 @@ use datafusion::logical_expr::{
     ColumnarValue, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, TypeSignature, Volatility, lit,
 };
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Reset, ResetStatement, Set, Statement};
 use pgwire::api::ClientInfo;
 use pgwire::error::PgWireResult;
 
@@ -76,6 +82,65 @@ pub fn fixed(name: &str) -> Option<&'static str> {
 
 fn unrecognized(name: &str) -> String {
     format!("unrecognized configuration parameter \"{name}\"")
+}
+
+/// A `SET`/`RESET` as one connection may run it: `SET timezone = x`
+/// (which DataFusion would apply to the session every connection of the
+/// tenant shares) as `SET TIME ZONE x`, `RESET timezone` as
+/// `SET TIME ZONE 'UTC'`; a `datafusion.*` option is refused.
+/// Other statements pass unchanged.
+pub fn confine_to_connection(statement: Statement) -> PgWireResult<Statement> {
+    fn option_name(name: &ObjectName) -> String {
+        name.to_string().replace('"', "").to_ascii_lowercase()
+    }
+    let refused = |name: String| {
+        Err(user_error(
+            "0A000",
+            format!(
+                "parameter \"{name}\" cannot be changed over the Postgres wire protocol: \
+                 the session's options are shared by every connection of its tenant"
+            ),
+        ))
+    };
+    match statement {
+        Statement::Set(Set::SingleAssignment {
+            scope: _,
+            hivevar: false,
+            ref variable,
+            ref values,
+        }) => {
+            let name = option_name(variable);
+            if name.starts_with("datafusion.") {
+                return refused(name);
+            }
+            if matches!(name.as_str(), "timezone" | "time.zone") && values.len() == 1 {
+                return Ok(Statement::Set(Set::SetTimeZone {
+                    local: false,
+                    value: values[0].clone(),
+                }));
+            }
+            Ok(statement)
+        }
+        Statement::Reset(ResetStatement {
+            reset: Reset::ConfigurationParameter(ref name),
+        }) => {
+            let name = option_name(name);
+            if name.starts_with("datafusion.") {
+                return refused(name);
+            }
+            if matches!(name.as_str(), "timezone" | "time.zone") {
+                // The sessions' time zone (see `Engine::tables_session`).
+                return Ok(Statement::Set(Set::SetTimeZone {
+                    local: false,
+                    value: datafusion::sql::sqlparser::ast::Expr::value(
+                        datafusion::sql::sqlparser::ast::Value::SingleQuotedString("UTC".into()),
+                    ),
+                }));
+            }
+            Ok(statement)
+        }
+        other => Ok(other),
+    }
 }
 
 /// The plan of a `SHOW` statement o11ydb answers itself: one row, one column
@@ -236,6 +301,7 @@ pub fn set_config_udf() -> ScalarUDF {
 mod tests {
     use super::*;
     use datafusion::prelude::SessionContext;
+    use pgwire::error::PgWireError;
 
     async fn one(ctx: &SessionContext, sql: &str) -> DfResult<String> {
         let batches = ctx.sql(sql).await?.collect().await?;
@@ -291,5 +357,42 @@ mod tests {
             .await
             .unwrap();
         assert!(batches[0].column(0).as_boolean().value(0));
+    }
+
+    #[test]
+    fn settings_of_the_shared_session_stay_with_the_connection() {
+        use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
+        let confine = |sql: &str| {
+            let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
+            confine_to_connection(statement).map(|s| s.to_string())
+        };
+        for sql in [
+            "SET datafusion.catalog.default_schema = 'other'",
+            "SET \"datafusion.runtime.memory_limit\" = '100G'",
+            "SET SESSION datafusion.execution.batch_size = 1",
+            "RESET datafusion.catalog.default_schema",
+        ] {
+            let Err(PgWireError::UserError(e)) = confine(sql) else {
+                panic!("{sql} must be refused");
+            };
+            assert_eq!(e.code, "0A000", "{sql}");
+            assert!(e.message.contains("datafusion."), "{sql}: {}", e.message);
+        }
+        assert_eq!(
+            confine("SET timezone = 'Europe/Berlin'").unwrap(),
+            "SET TIME ZONE 'Europe/Berlin'"
+        );
+        assert_eq!(confine("RESET TimeZone").unwrap(), "SET TIME ZONE 'UTC'");
+        for sql in [
+            "SET search_path = public",
+            "SET statement_timeout = '5s'",
+            "SET TIME ZONE 'UTC'",
+            "SELECT 1",
+        ] {
+            assert_eq!(confine(sql).unwrap(), sql);
+        }
     }
 }
