@@ -31,3 +31,4 @@ mod sql;
 mod tempo_api;
 mod traceql_api;
 mod traces_bench;
+mod wire_bad_input;
