@@ -234,6 +234,11 @@ pub struct PgwireConfig {
     pub tls_key: Option<PathBuf>,
     /// Refuse connections that did not negotiate TLS.
     pub tls_required: bool,
+    /// Largest message a client may send after startup (a `Query`, `Parse`,
+    /// `Bind` with its parameters); a longer one is refused with `54000`
+    /// before its body is read. Postgres allows 1 GiB.
+    #[serde(deserialize_with = "de_size")]
+    pub max_message_bytes: u64,
 }
 
 impl Default for PgwireConfig {
@@ -244,6 +249,7 @@ impl Default for PgwireConfig {
             tls_cert: None,
             tls_key: None,
             tls_required: false,
+            max_message_bytes: 64 << 20,
         }
     }
 }

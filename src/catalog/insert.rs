@@ -80,6 +80,27 @@ impl IngestSink {
     /// through the distributor; the rows written once durable.
     pub async fn write_batch(&self, batch: &RecordBatch) -> crate::error::Result<u64> {
         let batch = normalize(self.signal, batch)?;
+        self.push(batch).await
+    }
+
+    /// Checks and completes one batch for the table (what
+    /// [`Self::write_batch`] does before writing).
+    pub fn normalize(&self, batch: &RecordBatch) -> crate::error::Result<RecordBatch> {
+        normalize(self.signal, batch)
+    }
+
+    /// Pushes normalised batches as one batch (one WAL record), so they are
+    /// written together or not at all.
+    pub async fn write_normalized(&self, batches: Vec<RecordBatch>) -> crate::error::Result<u64> {
+        let Some(first) = batches.first() else {
+            return Ok(0);
+        };
+        let one = arrow::compute::concat_batches(&first.schema(), &batches)?;
+        drop(batches);
+        self.push(one).await
+    }
+
+    async fn push(&self, batch: RecordBatch) -> crate::error::Result<u64> {
         let cost = match self.signal {
             Signal::Logs => arrow::array::AsArray::as_string::<i32>(batch.column(2))
                 .values()

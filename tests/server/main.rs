@@ -32,3 +32,4 @@ mod tempo_api;
 mod tenant_isolation;
 mod traceql_api;
 mod traces_bench;
+mod wire_bad_input;

@@ -8,8 +8,9 @@
 //! - [`metadata`]: `GetSqlInfo`, catalogs, schemas, tables, table types
 //! - [`errors`]: DataFusion errors as gRPC statuses
 //!
-//! Not served yet: `DoPut` ingest (`CommandStatementIngest`), query
-//! cancellation, transactions, Substrait plans and TLS.
+//! `DoPut` ingest (`CommandStatementIngest`) reads a whole stream, bounded
+//! by `server.max_request_body_bytes`, before writing any of it.
+//! Not served yet: query cancellation, transactions, Substrait plans and TLS.
 
 pub mod auth;
 pub mod errors;

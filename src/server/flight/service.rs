@@ -20,7 +20,7 @@ use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    ActionCreatePreparedStatementResult, Command, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
     CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery,
     CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
@@ -260,16 +260,37 @@ impl FlightSqlService for FlightSql {
         let mut batches = FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
         );
-        let mut rows = 0u64;
+        // The whole stream is read, checked and normalised before anything
+        // is written: a bad batch anywhere fails the call with nothing of it
+        // stored, and memory is bounded by the request size limit.
+        let limit = self.engine.config().server.max_request_body_bytes;
+        let mut bytes = 0u64;
+        let mut normalized = Vec::new();
         while let Some(batch) = batches.next().await {
-            let batch = batch
-                .map_err(|e| Status::invalid_argument(format!("cannot read the batches: {e}")))?;
-            let batch = sink.conform(&batch).map_err(|e| from_ingest(&e))?;
-            rows += sink
-                .write_batch(&batch)
-                .await
-                .map_err(|e| from_ingest(&e))?;
+            let number = normalized.len() + 1;
+            let batch = batch.map_err(|e| {
+                Status::invalid_argument(format!(
+                    "cannot read batch {number} of the stream: {e}; nothing was written"
+                ))
+            })?;
+            bytes += batch.get_array_memory_size() as u64;
+            if bytes > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the DoPut stream holds over {limit} bytes of Arrow data at batch {number} \
+                     (server.max_request_body_bytes); nothing was written: split the rows over \
+                     several DoPut calls"
+                )));
+            }
+            let batch = sink
+                .conform(&batch)
+                .and_then(|b| sink.normalize(&b))
+                .map_err(|e| in_batch(number, &e))?;
+            normalized.push(batch);
         }
+        let rows = sink
+            .write_normalized(normalized)
+            .await
+            .map_err(|e| from_ingest(&e))?;
         Ok(rows as i64)
     }
 
@@ -463,6 +484,55 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: Command,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(unsupported("GetFlightInfo", command.into_any()))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Err(unsupported("DoGet", message))
+    }
+
+    async fn do_put_fallback(
+        &self,
+        _request: Request<PeekableFlightDataStream>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        Err(unsupported("DoPut", message))
+    }
+}
+
+/// The status of a command o11ydb does not serve: `INVALID_ARGUMENT` for
+/// a message that is no Flight SQL command at all, `UNIMPLEMENTED` for a
+/// Flight SQL command this server does not implement for `rpc`.
+fn unsupported(rpc: &str, message: arrow_flight::sql::Any) -> Status {
+    let type_url = message.type_url.clone();
+    match Command::try_from(message) {
+        Ok(Command::Unknown(_)) | Err(_) => Status::invalid_argument(format!(
+            "{rpc}: {type_url:?} is not a Flight SQL command (expected an \
+             arrow.flight.protocol.sql.* message packed in google.protobuf.Any)"
+        )),
+        Ok(_) => Status::unimplemented(format!(
+            "{rpc}: {type_url} is not supported by o11ydb (see docs/flight.md)"
+        )),
+    }
+}
+
+/// The status of batch `number` of a DoPut stream refused by `err`.
+fn in_batch(number: usize, err: &crate::error::Error) -> Status {
+    let status = from_ingest(err);
+    Status::new(
+        status.code(),
+        format!("batch {number}: {}; nothing was written", status.message()),
+    )
 }
 
 /// The row count of a DML statement's result (`count` column), 0 otherwise.

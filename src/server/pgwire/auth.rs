@@ -1,6 +1,7 @@
 //! Who a Postgres connection is: the startup packet and password messages
 //! in, a session tenant (or a `FATAL` error) out.
 //!
+//! - A startup packet without `user` is refused (`28000`), as by Postgres.
 //! - `tls_required`: a connection that did not negotiate TLS is refused
 //!   (`28000`) before anything else.
 //! - `trust`: anyone, acting for `pgwire.default_tenant`.
@@ -186,6 +187,16 @@ impl StartupHandler for PgStartup {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
+                if startup
+                    .parameters
+                    .get("user")
+                    .is_none_or(|user| user.is_empty())
+                {
+                    return Err(fatal(
+                        "28000",
+                        "no PostgreSQL user name specified in startup packet",
+                    ));
+                }
                 save_startup_parameters_to_metadata(client, startup);
                 if self.auth.tls_required && !client.is_secure() {
                     return Err(fatal(

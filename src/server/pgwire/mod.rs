@@ -9,6 +9,8 @@
 //! for end-of-file, like Postgres' `client_connection_check_interval`) whose
 //! signal stops the connection's running query.
 //!
+//! - [`connection`]: the frames of one connection, checked before they are
+//!   buffered (malformed, unknown or oversized messages → `FATAL` errors)
 //! - [`auth`]: users, passwords and the tenant of a connection
 //! - [`tls`]: the TLS acceptor of `[pgwire] tls_cert`/`tls_key`
 //! - [`handler`]: simple and extended query protocol
@@ -17,6 +19,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod compat;
+pub mod connection;
 pub mod encode;
 pub mod errors;
 pub mod handler;
@@ -154,6 +157,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(ConnectionWatch::default());
+    let max_message_bytes =
+        usize::try_from(engine.config().pgwire.max_message_bytes).unwrap_or(usize::MAX);
     let handlers = Arc::new(PgHandlers::new(engine, connections.clone()));
     loop {
         tokio::select! {
@@ -171,7 +176,9 @@ pub async fn serve(
                                 return;
                             }
                         };
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                        if let Err(e) =
+                            connection::process_socket(socket, tls, handlers, max_message_bytes).await
+                        {
                             tracing::debug!(%peer, "postgres connection ended: {e}");
                         }
                         watcher.abort();
