@@ -37,9 +37,14 @@ SCRAPES=$(( (ROWS + 9999) / 10000 ))
 grep -E '^(samples|blocks):' "$WORK/samples.txt"
 BLOCKS=$(awk '/^blocks_dir:/ {print $2}' "$WORK/samples.txt")
 
+# No compactor: DuckDB reads the very block files o11ydb serves, so they must
+# stay as written (no merges, no downsampled blocks beside them).
 cat > "$WORK/o11ydb.toml" <<'TOML'
 [pgwire]
 default_tenant = "bench"
+
+[compactor]
+enabled = false
 TOML
 
 # shellcheck source=benches/o11ydb-server.sh
