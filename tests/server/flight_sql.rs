@@ -841,23 +841,24 @@ async fn flight_sql_over_tls() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
 
-    // Plaintext gRPC against the TLS port fails, promptly.
-    let plain = async {
-        let mut c = connect(&server).await;
-        raw_handshake(&mut c, "alice", "alice-secret", None).await
-    };
-    let e = tokio::time::timeout(std::time::Duration::from_secs(20), plain)
-        .await
-        .expect("a plaintext client fails instead of hanging")
-        .unwrap_err();
-    assert!(e.message().contains("transport error"), "{e:?}");
-    assert!(
-        matches!(
-            e.code(),
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
-        ),
-        "{e:?}"
-    );
+    // Plaintext gRPC against the TLS port fails, promptly (each time).
+    for _ in 0..3 {
+        let plain = async {
+            let mut c = connect(&server).await;
+            raw_handshake(&mut c, "alice", "alice-secret", None).await
+        };
+        let e = tokio::time::timeout(std::time::Duration::from_secs(20), plain)
+            .await
+            .expect("a plaintext client fails instead of hanging")
+            .unwrap_err();
+        // The TLS server's alert ends the connection; the client reports
+        // it as a transport failure (a broken pipe, an HTTP/2 protocol
+        // error or a closed connection, depending on timing), not as an
+        // answer from the server.
+        let transport =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<tonic::transport::Error>());
+        assert!(transport, "{e:?}");
+    }
     // A client that does not trust the certificate refuses the server.
     let untrusting = async {
         let mut c = tls_client(other_ca).await?;
