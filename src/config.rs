@@ -24,6 +24,8 @@ pub struct Config {
     /// Splitting, results cache and fair queueing of queries.
     pub query_frontend: crate::query::frontend::FrontendConfig,
     pub pgwire: PgwireConfig,
+    /// The Arrow Flight SQL front end (`[flight]`).
+    pub flight: FlightConfig,
     /// Whether a tenant must be named (`X-Scope-OrgID`); when off, requests
     /// without one belong to tenant `anonymous` (Loki's `auth_enabled`).
     pub auth_enabled: bool,
@@ -55,6 +57,7 @@ impl Default for Config {
             query: QueryConfig::default(),
             query_frontend: Default::default(),
             pgwire: PgwireConfig::default(),
+            flight: FlightConfig::default(),
             auth_enabled: false,
             limits: crate::ingest::limits::Limits::default(),
             overrides: std::collections::HashMap::new(),
@@ -254,6 +257,16 @@ impl Default for PgwireConfig {
     }
 }
 
+/// `[flight]`: Arrow Flight SQL on `server.flight_listen`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlightConfig {
+    /// PEM certificate chain and private key: with both, Flight SQL is
+    /// served over TLS only (`grpc+tls://`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
 /// `[pgwire] auth_method`, as in `pg_hba.conf`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum PgAuthMethod {
@@ -317,25 +330,31 @@ impl Config {
             ));
         }
         let p = &self.pgwire;
-        match (&p.tls_cert, &p.tls_key) {
-            (Some(_), None) => {
-                return Err(
-                    "pgwire.tls_cert is set but pgwire.tls_key is not; set both or neither".into(),
-                );
-            }
-            (None, Some(_)) => {
-                return Err(
-                    "pgwire.tls_key is set but pgwire.tls_cert is not; set both or neither".into(),
-                );
-            }
-            _ => {}
-        }
+        tls_pair("pgwire", &p.tls_cert, &p.tls_key)?;
+        tls_pair("flight", &self.flight.tls_cert, &self.flight.tls_key)?;
         if p.tls_required && p.tls_cert.is_none() {
             return Err(
                 "pgwire.tls_required = true needs pgwire.tls_cert and pgwire.tls_key".into(),
             );
         }
         Ok(())
+    }
+}
+
+/// Checks that `<section>.tls_cert` and `tls_key` are set together.
+fn tls_pair(
+    section: &str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> std::result::Result<(), String> {
+    match (cert, key) {
+        (Some(_), None) => Err(format!(
+            "{section}.tls_cert is set but {section}.tls_key is not; set both or neither"
+        )),
+        (None, Some(_)) => Err(format!(
+            "{section}.tls_key is set but {section}.tls_cert is not; set both or neither"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -503,6 +522,10 @@ mod tests {
             (
                 "[pgwire]\ntls_key = \"k.pem\"\n".to_string(),
                 "pgwire.tls_key is set but pgwire.tls_cert is not",
+            ),
+            (
+                "[flight]\ntls_cert = \"c.pem\"\n".to_string(),
+                "flight.tls_cert is set but flight.tls_key is not",
             ),
             (
                 "[pgwire]\ntls_required = true\n".to_string(),

@@ -872,8 +872,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "  otlp grpc:  {}   (OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics on http)",
         addrs.otlp_grpc
     );
+    let flight_scheme = if config.flight.tls_cert.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
     println!(
-        "  flight:    {}   (Arrow Flight SQL; ADBC: grpc://{})",
+        "  flight:    {}   (Arrow Flight SQL; ADBC: {flight_scheme}://{})",
         addrs.flight, addrs.flight
     );
     if ruler.is_some() {

@@ -71,6 +71,7 @@ impl Running {
 /// Binds every listener of `config` and starts serving `engine`.
 pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
     let pg_tls = pgwire::tls::acceptor(&config.pgwire)?;
+    let flight_tls = flight::tls_config(&config.flight)?;
     let pg = bind("postgres", config.server.pg_listen).await?;
     let http = bind("http", config.server.http_listen).await?;
     let otlp_grpc = bind("otlp grpc", config.server.otlp_grpc_listen).await?;
@@ -86,7 +87,12 @@ pub async fn start(engine: Arc<Engine>, config: &Config) -> Result<Running> {
         tokio::spawn(pgwire::serve(pg, engine.clone(), pg_tls, rx.clone())),
         tokio::spawn(http::serve(http, engine.clone(), rx.clone())),
         tokio::spawn(otlp::serve(otlp_grpc, engine.clone(), rx.clone())),
-        tokio::spawn(flight::serve(flight, engine.clone(), rx.clone())),
+        tokio::spawn(flight::serve(
+            flight,
+            engine.clone(),
+            flight_tls,
+            rx.clone(),
+        )),
         engine.ingester().spawn_flush_loop(rx.clone()),
     ];
     if config.compactor.enabled {

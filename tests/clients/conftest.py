@@ -29,9 +29,10 @@ def binary() -> str:
 
 
 class Server:
-    def __init__(self, data_dir: pathlib.Path, extra_args=(), env=None):
+    def __init__(self, data_dir: pathlib.Path, extra_args=(), env=None, config_text=""):
+        """`config_text` is appended to the config file (more sections)."""
         config = data_dir.parent / "config.toml"
-        config.write_text('[ingester]\nflush_max_age = "1h"\nflush_check_interval = "1h"\n')
+        config.write_text('[ingester]\nflush_max_age = "1h"\nflush_check_interval = "1h"\n' + config_text)
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -40,7 +41,7 @@ class Server:
              "--otlp-grpc-listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, **(env or {})})
         self.pg_host, self.pg_port, self.http, self.otlp_grpc = None, None, None, None
-        self.flight = None  # grpc://host:port (Arrow Flight SQL)
+        self.flight = None  # grpc://host:port (Arrow Flight SQL; grpc+tls:// with [flight] TLS)
         deadline = time.time() + 60
         while None in (self.http, self.pg_port, self.otlp_grpc, self.flight):
             line = self.proc.stdout.readline()
@@ -55,7 +56,8 @@ class Server:
             elif line.startswith("otlp grpc:"):
                 self.otlp_grpc = line.split()[2]
             elif line.startswith("flight:"):
-                self.flight = "grpc://" + line.split()[1]
+                scheme = "grpc+tls" if "grpc+tls://" in line else "grpc"
+                self.flight = f"{scheme}://{line.split()[1]}"
             if time.time() > deadline:
                 raise RuntimeError("o11ydb did not start in time")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()

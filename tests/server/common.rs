@@ -193,6 +193,11 @@ impl Server {
     }
 
     /// `kill -9`.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
@@ -460,4 +465,62 @@ pub fn start_prometheus(dir: &Path, config_yaml: &str, tsdb: &Path) -> (ChildGua
         std::thread::sleep(Duration::from_millis(200));
     }
     (prometheus, addr)
+}
+
+/// A test CA and a server certificate it signed for 127.0.0.1 and
+/// localhost, made by openssl: (CA certificate, server certificate, key).
+pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let (ca, ca_key) = (path("ca.crt"), path("ca.key"));
+    let mut args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=o11ydb test CA"];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    openssl(&args);
+    let (csr, cert, key, ext) = (
+        path("server.csr"),
+        path("server.crt"),
+        path("server.key"),
+        path("server.ext"),
+    );
+    let mut args = vec!["req", "-subj", "/CN=localhost"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr]);
+    openssl(&args);
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (ca.into(), cert.into(), key.into())
 }

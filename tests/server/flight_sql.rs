@@ -3,7 +3,9 @@
 //! inserted logs, a multi-batch result streamed, a prepared statement with a
 //! parameter, metadata (GetTables with schemas, GetSqlInfo, catalogs,
 //! schemas, table types), bad SQL, tenant isolation, and `[[users]]`:
-//! passwords checked by the handshake, tenants limited to the user's.
+//! passwords checked by the handshake, tenants limited to the user's;
+//! cancellation (`CancelFlightInfo`, `CancelQuery`, a dropped `DoGet`)
+//! giving the queue slot back, and TLS (`[flight] tls_cert`).
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type, Schema};
@@ -18,7 +20,7 @@ use futures::TryStreamExt;
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::common::{Server, tempdir};
+use crate::common::{Launch, Server, make_certificates, metric_value, tempdir};
 
 const INSERT_LOGS: &str = "INSERT INTO logs (timestamp, labels, line) \
      SELECT to_timestamp_nanos(1767225600000000000 + value * 1000000), \
@@ -564,4 +566,334 @@ tenants = ["team-c"]
     // The server keeps serving the logged-in client.
     let rows = query(&mut alice, "SELECT count(*) AS n FROM logs").await;
     assert_eq!(strings(&rows, "n"), ["10"]);
+}
+
+/// Minutes of work in many short steps on both cores, answering one row.
+const LONG_QUERY: &str =
+    "SELECT count(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
+
+/// One slot in the fair queue, so that a statement that kept its slot would
+/// block every later one.
+const ONE_SLOT: &str = r#"
+[ingester]
+flush_max_age = "1h"
+flush_check_interval = "1h"
+[query_frontend]
+max_concurrent = 1
+"#;
+
+const RUNNING_QUERIES: &str = "o11ydb_query_scheduler_running_queries";
+
+/// Waits (up to 20 s) until the server runs `n` queries.
+async fn wait_running(server: &Server, n: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while metric_value(server.http, RUNNING_QUERIES) != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{RUNNING_QUERIES} stayed {} (expected {n})",
+            metric_value(server.http, RUNNING_QUERIES)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// CPU seconds the server's process spent over the next `window`.
+fn cpu_seconds_over(server: &Server, window: std::time::Duration) -> f64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are fields 14 and 15 of the line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = ticks();
+    std::thread::sleep(window);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks() - before) as f64 / per_second
+}
+
+/// Runs `n` short queries at once; each needs the one slot in turn.
+async fn queries_get_slots(server: &Server, n: usize) {
+    let mut tasks = vec![];
+    for i in 0..n {
+        let mut client = connect(server).await;
+        tasks.push(tokio::spawn(async move {
+            let rows = query(&mut client, &format!("SELECT {i} + 1 AS n")).await;
+            assert_eq!(strings(&rows, "n"), [(i + 1).to_string()]);
+        }));
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+    .expect("the short queries got the slot: nothing kept it");
+}
+
+/// A `DoGet` of `info`'s ticket running in the background; its result.
+fn start_do_get(
+    mut client: FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> tokio::task::JoinHandle<Result<Vec<RecordBatch>, FlightError>> {
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    tokio::spawn(async move { client.do_get(ticket).await?.try_collect().await })
+}
+
+/// `CancelFlightInfo` (core Flight) and `CancelQuery` (Flight SQL) stop a
+/// running statement: its `DoGet` ends with CANCELLED, its queue slot is
+/// free at once, no CPU is spent on it afterwards, and its ticket stays
+/// cancelled. Another tenant cannot cancel it; a metadata `FlightInfo` is
+/// not cancellable.
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_cancel_stops_a_running_statement_and_frees_its_slot() {
+    use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult};
+    use arrow_flight::{CancelFlightInfoRequest, CancelStatus, FlightClient};
+
+    let dir = tempdir();
+    let server = Server::start_with(&dir.path().join("data"), ONE_SLOT);
+    let mut client = connect(&server).await;
+    let info = client.execute(LONG_QUERY.into(), None).await.unwrap();
+    let running = start_do_get(connect(&server).await, &info);
+    wait_running(&server, 1.0).await;
+
+    // Another tenant's cancel does not touch it.
+    let channel = Channel::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut other = FlightClient::new(channel.clone());
+    other.add_header("x-scope-orgid", "other").unwrap();
+    other
+        .cancel_flight_info(CancelFlightInfoRequest::new(info.clone()))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!running.is_finished(), "another tenant stopped the query");
+
+    let mut flight = FlightClient::new(channel);
+    let result = flight
+        .cancel_flight_info(CancelFlightInfoRequest::new(info.clone()))
+        .await
+        .unwrap();
+    assert_eq!(result.status, CancelStatus::Cancelled as i32);
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), running)
+        .await
+        .expect("the cancelled DoGet ends")
+        .unwrap()
+        .unwrap_err();
+    let e = status(e);
+    assert_eq!(e.code(), tonic::Code::Cancelled, "{e:?}");
+    assert!(e.message().contains("cancelled"), "{}", e.message());
+    wait_running(&server, 0.0).await;
+    let cpu = cpu_seconds_over(&server, std::time::Duration::from_secs(2));
+    assert!(
+        cpu < 0.5,
+        "the cancelled query still burns CPU: {cpu}s in 2s"
+    );
+    queries_get_slots(&server, 3).await;
+
+    // The ticket of a cancelled FlightInfo stays cancelled.
+    let again = start_do_get(connect(&server).await, &info)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status(again).code(), tonic::Code::Cancelled);
+
+    // Flight SQL's CancelQuery action, as older clients send it.
+    let info = client.execute(LONG_QUERY.into(), None).await.unwrap();
+    let running = start_do_get(connect(&server).await, &info);
+    wait_running(&server, 1.0).await;
+    let request = ActionCancelQueryRequest {
+        info: info.encode_to_vec().into(),
+    };
+    let mut answers = client
+        .do_action(Action::new("CancelQuery", request.as_any().encode_to_vec()))
+        .await
+        .unwrap();
+    let answer = answers
+        .try_next()
+        .await
+        .unwrap()
+        .expect("a CancelQuery result");
+    let result: ActionCancelQueryResult =
+        Any::decode(answer.body).unwrap().unpack().unwrap().unwrap();
+    assert_eq!(result.result, 1, "CANCEL_RESULT_CANCELLED");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), running)
+        .await
+        .expect("the cancelled DoGet ends")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status(e).code(), tonic::Code::Cancelled);
+    wait_running(&server, 0.0).await;
+    queries_get_slots(&server, 3).await;
+
+    // A metadata FlightInfo has nothing to cancel.
+    let tables = client
+        .get_tables(CommandGetTables::default())
+        .await
+        .unwrap();
+    let result = flight
+        .cancel_flight_info(CancelFlightInfoRequest::new(tables))
+        .await
+        .unwrap();
+    assert_eq!(result.status, CancelStatus::NotCancellable as i32);
+    // A FlightInfo without endpoints is a clear error.
+    let e = status(
+        flight
+            .cancel_flight_info(CancelFlightInfoRequest::new(FlightInfo::new()))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("no endpoint"), "{}", e.message());
+}
+
+/// A client that drops its `DoGet` stream — before the first batch of an
+/// aggregate, or after one batch of a long stream — stops the query: the
+/// slot comes back and the server goes idle.
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_a_dropped_do_get_stops_the_query() {
+    let dir = tempdir();
+    let server = Server::start_with(&dir.path().join("data"), ONE_SLOT);
+    let mut client = connect(&server).await;
+
+    let info = client.execute(LONG_QUERY.into(), None).await.unwrap();
+    let running = start_do_get(connect(&server).await, &info);
+    wait_running(&server, 1.0).await;
+    running.abort();
+    wait_running(&server, 0.0).await;
+    let cpu = cpu_seconds_over(&server, std::time::Duration::from_secs(2));
+    assert!(cpu < 0.5, "the dropped query still burns CPU: {cpu}s in 2s");
+    queries_get_slots(&server, 3).await;
+
+    // A result of many batches: read one, then go away.
+    let info = client
+        .execute(
+            "SELECT value, value * 2 AS twice FROM generate_series(1, 100000000000)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut reader = connect(&server).await;
+    let mut stream = reader
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    let first = stream.try_next().await.unwrap().expect("a first batch");
+    assert!(first.num_rows() > 0);
+    wait_running(&server, 1.0).await;
+    drop(stream);
+    drop(reader);
+    wait_running(&server, 0.0).await;
+    queries_get_slots(&server, 3).await;
+}
+
+/// `[flight] tls_cert`/`tls_key`: arrow-flight's client over TLS trusting
+/// the test CA logs in and queries; a plaintext client and one trusting
+/// another CA fail cleanly, and the server keeps serving; a missing
+/// certificate file stops the server at start, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_over_tls() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+
+    let dir = tempdir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (ca, cert, key) = make_certificates(&certs);
+    let other_ca = dir.path().join("other");
+    std::fs::create_dir_all(&other_ca).unwrap();
+    let (other_ca, _, _) = make_certificates(&other_ca);
+    let config = format!(
+        "{ONE_SLOT}[flight]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         [[users]]\nname = \"alice\"\npassword = \"alice-secret\"\ntenants = [\"team-a\"]\n",
+        cert.display(),
+        key.display()
+    );
+    let server = Server::start_with(&dir.path().join("data"), &config);
+
+    let tls_client = |ca: std::path::PathBuf| {
+        let address = format!("https://127.0.0.1:{}", server.flight.port());
+        async move {
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()))
+                .domain_name("localhost");
+            Channel::from_shared(address)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .map(FlightSqlServiceClient::new)
+        }
+    };
+    let mut alice = tls_client(ca.clone()).await.expect("a TLS connection");
+    alice.handshake("alice", "alice-secret").await.unwrap();
+    query(&mut alice, INSERT_LOGS).await;
+    let rows = query(&mut alice, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["10"]);
+    let mut wrong = tls_client(ca.clone()).await.unwrap();
+    let e = raw_handshake(&mut wrong, "alice", "wrong", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+
+    // Plaintext gRPC against the TLS port fails, promptly (each time).
+    for _ in 0..3 {
+        let plain = async {
+            let mut c = connect(&server).await;
+            raw_handshake(&mut c, "alice", "alice-secret", None).await
+        };
+        let e = tokio::time::timeout(std::time::Duration::from_secs(20), plain)
+            .await
+            .expect("a plaintext client fails instead of hanging")
+            .unwrap_err();
+        // The TLS server's alert ends the connection; the client reports
+        // it as a transport failure (a broken pipe, an HTTP/2 protocol
+        // error or a closed connection, depending on timing), not as an
+        // answer from the server.
+        let transport =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<tonic::transport::Error>());
+        assert!(transport, "{e:?}");
+    }
+    // A client that does not trust the certificate refuses the server.
+    let untrusting = async {
+        let mut c = tls_client(other_ca).await?;
+        c.handshake("alice", "alice-secret")
+            .await
+            .map_err(|e| e.to_string())
+            .ok();
+        Ok::<_, tonic::transport::Error>(c)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(20), untrusting).await {
+        Ok(Err(e)) => assert!(
+            format!("{e:?}").to_lowercase().contains("certificate"),
+            "{e:?}"
+        ),
+        Ok(Ok(_)) => panic!("a client trusting another CA connected"),
+        Err(_) => panic!("a client trusting another CA hung"),
+    }
+    // The server keeps serving TLS clients.
+    let rows = query(&mut alice, "SELECT count(*) AS n FROM logs").await;
+    assert_eq!(strings(&rows, "n"), ["10"]);
+
+    // A certificate file that is not there stops the server at start.
+    let bad = format!(
+        "[flight]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.path().join("missing.crt").display(),
+        key.display()
+    );
+    let stderr = Server::launch(Launch {
+        data_dir: &dir.path().join("bad"),
+        config: &bad,
+        prefix: vec![],
+        args: vec![],
+    })
+    .err()
+    .expect("the server refuses a missing certificate");
+    assert!(stderr.contains("flight.tls_cert"), "{stderr}");
+    assert!(stderr.contains("missing.crt"), "{stderr}");
 }

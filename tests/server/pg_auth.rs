@@ -6,7 +6,7 @@
 //! per-tenant fair queue (53400 when a tenant's queue is full; another
 //! tenant gets the next slot).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, Socket};
 
-use crate::common::{BIN, Server, sqlstate, tempdir};
+use crate::common::{BIN, Server, make_certificates, sqlstate, tempdir};
 
 const LONG_QUERY: &str =
     "SELECT count(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
@@ -264,64 +264,6 @@ tenants = ["team-a"]
         .err()
         .unwrap();
     assert_eq!(sqlstate(&e), "28P01");
-}
-
-/// A test CA and a server certificate it signed for 127.0.0.1 and
-/// localhost, made by openssl: (CA certificate, server certificate, key).
-fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl is installed");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    let (ca, ca_key) = (path("ca.crt"), path("ca.key"));
-    let mut args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=o11ydb test CA"];
-    args.extend(ec);
-    args.extend(["-keyout", &ca_key, "-out", &ca]);
-    openssl(&args);
-    let (csr, cert, key, ext) = (
-        path("server.csr"),
-        path("server.crt"),
-        path("server.key"),
-        path("server.ext"),
-    );
-    let mut args = vec!["req", "-subj", "/CN=localhost"];
-    args.extend(ec);
-    args.extend(["-keyout", &key, "-out", &csr]);
-    openssl(&args);
-    std::fs::write(
-        &ext,
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-        "-out",
-        &cert,
-    ]);
-    (ca.into(), cert.into(), key.into())
 }
 
 /// tokio-postgres over rustls, trusting one certificate.

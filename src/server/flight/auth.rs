@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use parking_lot::Mutex;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -171,6 +171,13 @@ impl Auth {
     }
 }
 
+/// Standard base64 with or without its `=` padding: Arrow's Go Flight
+/// client (ADBC) sends Basic credentials unpadded.
+const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn credentials(metadata: &MetadataMap) -> Result<Credentials, Status> {
     let Some(value) = metadata.get(AUTHORIZATION) else {
         return Ok(Credentials::None);
@@ -185,7 +192,7 @@ fn credentials(metadata: &MetadataMap) -> Result<Credentials, Status> {
         return Ok(Credentials::Bearer(rest.to_string()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = BASE64_STANDARD.decode(rest).map_err(|e| {
+        let decoded = BASIC_BASE64.decode(rest).map_err(|e| {
             Status::invalid_argument(format!("the Basic authorization is not base64: {e}"))
         })?;
         let text = String::from_utf8(decoded).map_err(|_| {
@@ -211,6 +218,7 @@ fn new_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
     use tonic::metadata::MetadataValue;
 
     fn basic(user: &str) -> MetadataMap {
@@ -226,6 +234,17 @@ mod tests {
             Credentials::Basic { username, password } => {
                 assert_eq!(username, "team-a");
                 assert_eq!(password, "secret");
+            }
+            _ => panic!("not basic"),
+        }
+        // Unpadded, as Arrow's Go client sends it.
+        let mut m = MetadataMap::new();
+        let v = format!("Basic {}", BASE64_STANDARD_NO_PAD.encode("alice:wrong"));
+        assert!(!v.ends_with('='));
+        m.insert(AUTHORIZATION, MetadataValue::try_from(v).unwrap());
+        match credentials(&m).unwrap() {
+            Credentials::Basic { username, password } => {
+                assert_eq!((username.as_str(), password.as_str()), ("alice", "wrong"));
             }
             _ => panic!("not basic"),
         }

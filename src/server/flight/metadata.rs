@@ -49,7 +49,7 @@ pub fn sql_info() -> &'static SqlInfoData {
             SqlInfo::FlightSqlServerTransaction,
             SqlSupportedTransaction::None as i32,
         );
-        b.append(SqlInfo::FlightSqlServerCancel, false);
+        b.append(SqlInfo::FlightSqlServerCancel, true);
         b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
         b.append(SqlInfo::SqlDdlCatalog, false);
         b.append(SqlInfo::SqlDdlSchema, false);

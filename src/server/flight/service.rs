@@ -3,10 +3,14 @@
 //!
 //! Queries run in two steps as Flight SQL prescribes: `GetFlightInfo`
 //! plans the SQL for its schema and returns a ticket carrying the SQL
-//! itself (`TicketStatementQuery`), `DoGet` plans it again and streams the
-//! result ([`super::statements`]). Prepared statements keep their SQL and
-//! bound parameters server-side under a handle; metadata commands are
-//! answered by [`super::metadata`].
+//! itself and a fresh query id (`TicketStatementQuery` holding a
+//! [`StatementTicket`]), `DoGet` plans it again and streams the result
+//! ([`super::statements`]). Prepared statements keep their SQL and bound
+//! parameters server-side under a handle; their `FlightInfo` tickets carry
+//! the handle and a query id. `CancelFlightInfo` (and Flight SQL's older
+//! `CancelQuery` action) stops the `DoGet`s of a `FlightInfo`'s query id
+//! ([`super::running`]). Metadata commands are answered by
+//! [`super::metadata`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -19,17 +23,19 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Command, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Command,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetSqlInfo,
+    CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
 };
+use bytes::Bytes;
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
@@ -40,6 +46,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::Auth;
 use super::errors::{from_datafusion, from_engine, from_ingest};
 use super::metadata;
+use super::running::{RunningStatements, StatementTicket, cancelled_status};
 use super::statements::{self, FlightStream, PreparedStatements};
 use crate::engine::Engine;
 
@@ -51,7 +58,11 @@ pub struct FlightSql {
     auth: Auth,
     sessions: Mutex<HashMap<String, Arc<SessionContext>>>,
     prepared: PreparedStatements,
+    running: Arc<RunningStatements>,
 }
+
+/// The core Flight action cancelling a `FlightInfo`'s query.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
 impl FlightSql {
     pub fn new(engine: Arc<Engine>) -> Self {
@@ -60,7 +71,78 @@ impl FlightSql {
             engine,
             sessions: Mutex::new(HashMap::new()),
             prepared: PreparedStatements::default(),
+            running: Arc::default(),
         }
+    }
+
+    /// Cancels the statement behind `info`'s tickets for the caller's
+    /// tenant: `Cancelled` once its running `DoGet`s are told to stop (and
+    /// later ones refused), `NotCancellable` for a `FlightInfo` of a
+    /// metadata command.
+    fn cancel(&self, tenant: &str, info: &FlightInfo) -> Result<CancelStatus, Status> {
+        if info.endpoint.is_empty() {
+            return Err(Status::invalid_argument(
+                "the FlightInfo to cancel has no endpoint: send the FlightInfo GetFlightInfo answered",
+            ));
+        }
+        let mut status = CancelStatus::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let statement = arrow_flight::sql::Any::decode(&*ticket.ticket)
+                .ok()
+                .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten());
+            let Some(statement) = statement else {
+                continue;
+            };
+            let ticket = StatementTicket::decode_handle(&statement.statement_handle)?;
+            let stopped = self.running.cancel(tenant, &ticket.id);
+            tracing::debug!(%tenant, id = %ticket.id, stopped, "flight statement cancel");
+            status = CancelStatus::Cancelled;
+        }
+        Ok(status)
+    }
+
+    /// Answers the `CancelFlightInfo` action.
+    fn cancel_flight_info(&self, request: &Request<Action>) -> Result<Bytes, Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        let cancel = CancelFlightInfoRequest::decode(&*request.get_ref().body).map_err(|e| {
+            Status::invalid_argument(format!(
+                "CancelFlightInfo: the body is not a CancelFlightInfoRequest: {e}"
+            ))
+        })?;
+        let info = cancel.info.ok_or_else(|| {
+            Status::invalid_argument("CancelFlightInfo: the request carries no FlightInfo")
+        })?;
+        let status = self.cancel(&tenant, &info)?;
+        Ok(CancelFlightInfoResult::new(status).encode_to_vec().into())
+    }
+
+    /// Runs the statement of a ticket this server issued: its SQL or
+    /// prepared statement, registered under its id so that it can be
+    /// cancelled.
+    async fn run_statement(
+        &self,
+        ticket: StatementTicket,
+        request: &Request<Ticket>,
+    ) -> Result<DoGetStream, Status> {
+        let timer = self.engine.metrics().query_timer("flight", "sql");
+        let (tenant, ctx) = self.session(request).await?;
+        let plan = if ticket.prepared_handle.is_empty() {
+            statements::plan(&ctx, &ticket.sql).await?
+        } else {
+            let prepared = self.prepared.get(&ticket.prepared_handle, &tenant)?;
+            let plan = statements::plan(&ctx, &prepared.sql).await?;
+            statements::bind(plan, &prepared.params)?
+        };
+        let registration = self.running.start(&tenant, &ticket.id)?;
+        // A cancel while the statement waits for its slot ends the wait.
+        let slot = tokio::select! {
+            slot = self.slot(&tenant) => slot?,
+            _ = registration.cancelled() => return Err(cancelled_status()),
+        };
+        statements::execute(&ctx, plan, (timer, slot), Some(registration)).await
     }
 
     /// The tenant of `request` and its session.
@@ -175,7 +257,7 @@ impl FlightSqlService for FlightSql {
         let plan = statements::plan(&ctx, &query.query).await?;
         let schema = statements::flight_schema(Arc::new(plan.schema().as_arrow().clone()));
         let ticket = TicketStatementQuery {
-            statement_handle: query.query.into(),
+            statement_handle: StatementTicket::sql(&query.query).encode_to_vec().into(),
         };
         Self::info(
             &schema,
@@ -189,15 +271,8 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let timer = self.engine.metrics().query_timer("flight", "sql");
-        let (tenant, ctx) = self.session(&request).await?;
-        let sql = std::str::from_utf8(&ticket.statement_handle)
-            .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 SQL"))?;
-        let plan = statements::plan(&ctx, sql).await?;
-        let slot = self.slot(&tenant).await?;
-        Ok(Response::new(
-            statements::execute(&ctx, plan, (timer, slot)).await?,
-        ))
+        let ticket = StatementTicket::decode_handle(&ticket.statement_handle)?;
+        Ok(Response::new(self.run_statement(ticket, &request).await?))
     }
 
     async fn do_put_statement_update(
@@ -329,9 +404,14 @@ impl FlightSqlService for FlightSql {
         let plan = statements::plan(&ctx, &prepared.sql).await?;
         let plan = statements::bind(plan, &prepared.params)?;
         let schema = statements::flight_schema(Arc::new(plan.schema().as_arrow().clone()));
+        let ticket = TicketStatementQuery {
+            statement_handle: StatementTicket::prepared(&query.prepared_statement_handle)
+                .encode_to_vec()
+                .into(),
+        };
         Self::info(
             &schema,
-            query.as_any().encode_to_vec(),
+            ticket.as_any().encode_to_vec(),
             request.into_inner(),
         )
     }
@@ -349,7 +429,7 @@ impl FlightSqlService for FlightSql {
         let plan = statements::plan(&ctx, &prepared.sql).await?;
         let plan = statements::bind(plan, &prepared.params)?;
         let slot = self.slot(&tenant).await?;
-        let stream: FlightStream = statements::execute(&ctx, plan, (timer, slot)).await?;
+        let stream: FlightStream = statements::execute(&ctx, plan, (timer, slot), None).await?;
         Ok(Response::new(stream))
     }
 
@@ -481,6 +561,46 @@ impl FlightSqlService for FlightSql {
         Ok(Self::batch_stream(RecordBatch::new_empty(
             metadata::primary_keys_schema(),
         )))
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let tenant = self.auth.tenant(request.metadata())?;
+        let info = FlightInfo::decode(query.info).map_err(|e| {
+            Status::invalid_argument(format!("CancelQuery: the info is not a FlightInfo: {e}"))
+        })?;
+        // CancelQuery's result values are those of CancelStatus.
+        Ok(ActionCancelQueryResult {
+            result: self.cancel(&tenant, &info)? as i32,
+        })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        if request.get_ref().r#type == CANCEL_FLIGHT_INFO {
+            let body = self.cancel_flight_info(&request)?;
+            let answer = arrow_flight::Result { body };
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(answer)]))));
+        }
+        Err(Status::invalid_argument(format!(
+            "action {:?} is not supported; o11ydb answers the Flight SQL actions and {CANCEL_FLIGHT_INFO}",
+            request.get_ref().r#type
+        )))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(vec![Ok(ActionType {
+            r#type: CANCEL_FLIGHT_INFO.into(),
+            description: "Cancels the query of a FlightInfo: its DoGet streams end with CANCELLED\n
+                Request Message: CancelFlightInfoRequest\n
+                Response Message: CancelFlightInfoResult"
+                .into(),
+        })])
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -21,7 +21,7 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use parking_lot::Mutex;
 use tonic::Status;
 
@@ -64,10 +64,10 @@ pub fn flight_schema(schema: SchemaRef) -> SchemaRef {
         .unwrap_or(schema)
 }
 
-/// Runs `plan` and streams its batches as Flight data as they are produced.
-/// `timer` records the query's duration when the stream ends or is dropped.
-/// Runs `plan`; `running` (the query's timer and queue slot) is held until
-/// the stream ends or is dropped.
+/// Runs `plan` and streams its batches as Flight data as they are produced,
+/// from a task of its own ([`super::running::pump`]) holding `running` (the
+/// query's timer and queue slot) until the batches end, the client goes
+/// away or `registration`'s statement is cancelled.
 pub async fn execute(
     ctx: &SessionContext,
     plan: LogicalPlan,
@@ -75,6 +75,7 @@ pub async fn execute(
         crate::metrics::QueryTimer,
         crate::query::frontend::queue::Permit,
     ),
+    registration: Option<super::running::Registration>,
 ) -> Result<FlightStream, Status> {
     let df = ctx
         .execute_logical_plan(plan)
@@ -85,12 +86,11 @@ pub async fn execute(
         .execute_stream()
         .await
         .map_err(|e| from_datafusion(&e))?
-        .map_err(|e| FlightError::Tonic(Box::new(from_datafusion(&e))))
-        .map(move |batch| {
-            let _running = &running;
-            batch
-        });
-    Ok(encode(schema, batches))
+        .map_err(|e| FlightError::Tonic(Box::new(from_datafusion(&e))));
+    Ok(encode(
+        schema,
+        super::running::pump(batches, running, registration),
+    ))
 }
 
 /// Encodes a stream of batches of `schema`.

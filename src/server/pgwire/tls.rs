@@ -1,6 +1,7 @@
 //! TLS for the Postgres wire protocol: `[pgwire] tls_cert` and `tls_key`
 //! (PEM files) → a rustls acceptor (ring provider) that answers SSLRequest
-//! (and direct TLS, ALPN `postgresql`).
+//! (and direct TLS, ALPN `postgresql`). [`server_config`] also checks
+//! Flight SQL's `[flight]` certificate.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,12 +19,17 @@ pub fn acceptor(config: &PgwireConfig) -> Result<Option<TlsAcceptor>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    Ok(Some(load(cert, key)?))
+    let mut server = server_config("pgwire", cert, key)?;
+    server.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(server))))
 }
 
-fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+/// The rustls server config of a PEM certificate chain and key; errors
+/// name the config keys (`<section>.tls_cert`, `<section>.tls_key`) and
+/// the files.
+pub fn server_config(section: &str, cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
     let bad = |what: &str, path: &Path, e: String| {
-        Error::Config(format!("pgwire.{what} {}: {e}", path.display()))
+        Error::Config(format!("{section}.{what} {}: {e}", path.display()))
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad("tls_cert", cert, e.to_string()))?
@@ -39,18 +45,16 @@ fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let private_key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| bad("tls_key", key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("pgwire TLS: {e}")))?
+        .map_err(|e| Error::Config(format!("{section} TLS: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, private_key)
         .map_err(|e| {
             Error::Config(format!(
-                "pgwire.tls_cert {} and pgwire.tls_key {} do not make a certificate: {e}",
+                "{section}.tls_cert {} and {section}.tls_key {} do not make a certificate: {e}",
                 cert.display(),
                 key.display()
             ))
-        })?;
-    server.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(server)))
+        })
 }
