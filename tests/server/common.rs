@@ -193,11 +193,6 @@ impl Server {
     }
 
     /// `kill -9`.
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("the server is running").id()
-    }
-
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
