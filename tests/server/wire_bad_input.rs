@@ -74,6 +74,27 @@ fn query_message(sql: &str) -> Vec<u8> {
     message(b'Q', &body)
 }
 
+/// Parse, Bind (binary results), Execute (no row limit) and Sync of `sql`:
+/// the extended protocol, as drivers send a statement.
+fn extended_messages(sql: &str) -> Vec<u8> {
+    let mut parse = vec![0u8]; // unnamed statement
+    parse.extend(sql.as_bytes());
+    parse.push(0);
+    parse.extend(0i16.to_be_bytes()); // no parameter types
+    let mut bind = vec![0u8, 0u8]; // unnamed portal, unnamed statement
+    bind.extend(0i16.to_be_bytes()); // no parameter formats
+    bind.extend(0i16.to_be_bytes()); // no parameters
+    bind.extend(1i16.to_be_bytes()); // one result format for all columns:
+    bind.extend(1i16.to_be_bytes()); // binary
+    let mut execute = vec![0u8]; // unnamed portal
+    execute.extend(0i32.to_be_bytes()); // all rows
+    let mut out = message(b'P', &parse);
+    out.extend(message(b'B', &bind));
+    out.extend(message(b'E', &execute));
+    out.extend(message(b'S', &[]));
+    out
+}
+
 /// A message header claiming `length` (which counts its own 4 bytes).
 fn header(kind: u8, length: i32) -> Vec<u8> {
     let mut m = vec![kind];
@@ -459,6 +480,18 @@ async fn half_closed_and_vanished_clients_stop_their_queries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_reads_its_results_holds_bounded_memory() {
+    never_reading_client_holds_bounded_memory(query_message(HUGE_RESULT)).await;
+}
+
+/// The same over the extended protocol (Execute with no row limit, as
+/// psycopg, asyncpg, pgjdbc and node-postgres send it): the portal's rows
+/// stream, they are not fetched into memory before the first is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_an_extended_query_result_holds_bounded_memory() {
+    never_reading_client_holds_bounded_memory(extended_messages(HUGE_RESULT)).await;
+}
+
+async fn never_reading_client_holds_bounded_memory(messages: Vec<u8>) {
     let dir = tempdir();
     let server = Server::start(&dir.path().join("data"));
     let held = server.client().await;
@@ -466,10 +499,7 @@ async fn a_client_that_never_reads_its_results_holds_bounded_memory() {
     let baseline = rss_bytes(server.pid());
 
     let mut stalled = authenticated(&server).await;
-    stalled
-        .write_all(&query_message(HUGE_RESULT))
-        .await
-        .unwrap();
+    stalled.write_all(&messages).await.unwrap();
     let started = Instant::now();
     let mut peak = baseline;
     let mut rounds = 0;

@@ -35,6 +35,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Execute;
 use pgwire::types::format::FormatOptions;
 
 use super::auth::{QueryCancel, SessionTenant};
@@ -491,6 +492,18 @@ impl ExtendedQueryHandler for PgExtended {
 
     fn query_parser(&self) -> Arc<PgParser> {
         self.parser.clone()
+    }
+
+    /// Rows stream to the client instead of being fetched into memory first
+    /// ([`super::execute`]).
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        super::execute::execute(self, client, message).await
     }
 
     async fn do_query<C>(

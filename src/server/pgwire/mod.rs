@@ -13,7 +13,8 @@
 //!   buffered (malformed, unknown or oversized messages → `FATAL` errors)
 //! - [`auth`]: users, passwords and the tenant of a connection
 //! - [`tls`]: the TLS acceptor of `[pgwire] tls_cert`/`tls_key`
-//! - [`handler`]: simple and extended query protocol
+//! - [`handler`]: simple and extended query protocol; [`execute`]: a
+//!   portal's rows streamed to the client
 //! - [`encode`], [`errors`]: Arrow → Postgres values, errors → SQLSTATEs
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod compat;
 pub mod connection;
 pub mod encode;
 pub mod errors;
+pub mod execute;
 pub mod handler;
 pub mod settings;
 pub mod tls;
