@@ -104,7 +104,7 @@ pub(crate) fn pushdown_filter(
     }
     if sets.len() == 1 {
         for m in &sets[0] {
-            if m.name != METRIC_NAME && !with_labels {
+            if (m.name != METRIC_NAME && !with_labels) || m.name == QUERY_SHARD_LABEL {
                 continue;
             }
             let target = if m.name == METRIC_NAME {

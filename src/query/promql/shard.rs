@@ -156,8 +156,20 @@ impl ShardPlan {
     }
 }
 
-/// The shard plan of a query, `None` when nothing in it can be sharded.
+/// The shard plan of a query, `None` when nothing in it can be sharded
+/// (or it names shards itself).
 pub fn plan(expr: &Expr) -> Option<ShardPlan> {
+    let mut nodes = Vec::new();
+    super::eval::selectors(expr, &mut nodes);
+    if nodes.iter().any(|vs| {
+        vs.matchers
+            .matchers
+            .iter()
+            .chain(vs.matchers.or_matchers.iter().flatten())
+            .any(|m| m.name == QUERY_SHARD_LABEL)
+    }) {
+        return None;
+    }
     let mut legs = Vec::new();
     let outer = rewrite(expr, &mut legs);
     (!legs.is_empty()).then_some(ShardPlan { outer, legs })
@@ -554,6 +566,7 @@ mod tests {
             "limitk(2, m)",
             "sort(m)",
             "histogram_quantile(0.9, rate(h_bucket[5m]))",
+            "count(m{__query_shard__=\"1_of_2\"})",
         ] {
             assert!(plan(&parse(query)).is_none(), "{query} was sharded");
         }
