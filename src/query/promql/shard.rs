@@ -211,7 +211,8 @@ fn rewrite(expr: &Expr, legs: &mut Vec<Expr>) -> Expr {
         Expr::Call(c) if !c.func.name.starts_with("absent") => {
             let mut c = c.clone();
             for arg in &mut c.args.args {
-                *arg = Box::new(rewrite(arg, legs));
+                let rewritten = rewrite(arg, legs);
+                **arg = rewritten;
             }
             Expr::Call(c)
         }

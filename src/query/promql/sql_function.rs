@@ -223,7 +223,8 @@ impl LazyQuery for PromqlQuery {
     }
 }
 
-/// A range query split, cached and queued by the frontend, as over HTTP.
+/// A range query split, cached, sharded and queued by the frontend, as over HTTP.
+#[allow(clippy::too_many_arguments)]
 async fn through_frontend(
     frontend: &QueryFrontend,
     tenant: &str,
