@@ -305,18 +305,15 @@ impl Engine {
         tenant: &str,
         within_slot: bool,
     ) -> crate::query::promql::sql_function::PromqlFunction {
+        let limits = self.distributor.limits().get(tenant);
         crate::query::promql::sql_function::PromqlFunction {
             options: crate::query::promql::QueryOptions {
-                max_fetched_series: usize::try_from(
-                    self.distributor
-                        .limits()
-                        .get(tenant)
-                        .max_fetched_series_per_query,
-                )
-                .unwrap_or(usize::MAX),
+                max_fetched_series: usize::try_from(limits.max_fetched_series_per_query)
+                    .unwrap_or(usize::MAX),
                 ..self.config.query.promql_options()
             },
             frontend: Some((self.frontend.clone(), tenant.to_string())),
+            sharding: crate::query::frontend::sharding::ShardingLimits::of(&limits),
             within_slot,
         }
     }

@@ -687,22 +687,29 @@ fn main() -> anyhow::Result<()> {
                 r.series,
                 r.load.as_secs_f64()
             );
+            let shards = o11ydb::bench::frontend::SHARDS;
             println!(
-                "| query | parts | series | unsplit | split, cold cache | split, warm cache | cold ÷ unsplit | warm ÷ unsplit |"
+                "| query | parts | series | unsplit | split, cold cache | split, warm cache | unsplit, {shards} shards | split, {shards} shards, cold | cold ÷ unsplit | warm ÷ unsplit | sharded ÷ unsplit | split sharded ÷ cold |"
             );
-            println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            println!(
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
             for t in r.timings {
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
                 println!(
-                    "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} | {:.3} |",
+                    "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} | {:.3} | {:.2} | {:.2} |",
                     t.name,
                     t.parts,
                     t.series,
                     ms(t.unsplit),
                     ms(t.cold),
                     ms(t.warm),
+                    ms(t.sharded),
+                    ms(t.split_sharded),
                     ms(t.cold) / ms(t.unsplit),
-                    ms(t.warm) / ms(t.unsplit)
+                    ms(t.warm) / ms(t.unsplit),
+                    ms(t.sharded) / ms(t.unsplit),
+                    ms(t.split_sharded) / ms(t.cold)
                 );
             }
             Ok(())

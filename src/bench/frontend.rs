@@ -1,10 +1,12 @@
 //! `o11ydb bench frontend`: a 7-day PromQL range query through the query
-//! frontend three ways — unsplit and uncached, split by day with an empty
-//! results cache (cold), and the same again (warm: every part but the
-//! newest, which ends now, comes from the cache) — over the scrape-shaped
+//! frontend five ways — unsplit and uncached, split by day with an empty
+//! results cache (cold), the same again (warm: every part but the newest,
+//! which ends now, comes from the cache), and sharded by series into
+//! [`SHARDS`] shards, unsplit and split (cold) — over the scrape-shaped
 //! dataset flushed to one Parquet block per day in a scratch engine
 //! (blocks in memory).
-//! Every way must answer the same series and points, or the run fails.
+//! Every way must answer the same series and points (sharded ways: values
+//! within a relative 1e-9, as sums add in another order), or the run fails.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +16,23 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::Signal;
 use crate::model::builders::{SamplesBuilder, canonical};
-use crate::query::frontend::{FrontendConfig, QueryFrontend, RangeQuery};
+use crate::query::frontend::sharding::ShardingLimits;
+use crate::query::frontend::{FrontendConfig, QueryFrontend};
 use crate::query::promql::{self, QueryOutput, QueryValue};
 
 const TENANT: &str = "bench";
+
+/// Shards of the sharded ways.
+pub const SHARDS: usize = 4;
+
+const UNSHARDED: ShardingLimits = ShardingLimits {
+    total_shards: 0,
+    max_sharded_queries: 0,
+};
+const SHARDED: ShardingLimits = ShardingLimits {
+    total_shards: SHARDS,
+    max_sharded_queries: 0,
+};
 
 /// The timed queries: (name, PromQL).
 pub const QUERIES: &[(&str, &str)] = &[
@@ -52,6 +67,10 @@ pub struct FrontendTiming {
     pub unsplit: Duration,
     pub cold: Duration,
     pub warm: Duration,
+    /// Unsplit, [`SHARDS`] shards.
+    pub sharded: Duration,
+    /// Split by day, [`SHARDS`] shards per part, cold cache.
+    pub split_sharded: Duration,
     pub parts: usize,
     pub series: usize,
 }
@@ -86,20 +105,33 @@ async fn measure(engine: &Arc<Engine>, b: &FrontendBench) -> Result<FrontendRepo
         let mut unsplit_times = Vec::new();
         let mut cold_times = Vec::new();
         let mut warm_times = Vec::new();
+        let mut sharded_times = Vec::new();
+        let mut split_sharded_times = Vec::new();
         let mut reference = None;
         let mut parts = 0;
         for _ in 0..b.runs.max(1) {
-            let (t, answer) = timed(engine, &unsplit, query, (start, end, b.step_ms)).await?;
+            let range = (start, end, b.step_ms);
+            let (t, answer) = timed(engine, &unsplit, query, range, UNSHARDED).await?;
             unsplit_times.push(t);
             reference.get_or_insert(answer);
             let split = frontend(engine, Duration::from_secs(86_400), true)?;
-            let (t, cold) = timed(engine, &split, query, (start, end, b.step_ms)).await?;
+            let (t, cold) = timed(engine, &split, query, range, UNSHARDED).await?;
             cold_times.push(t);
-            let (t, warm) = timed(engine, &split, query, (start, end, b.step_ms)).await?;
+            let (t, warm) = timed(engine, &split, query, range, UNSHARDED).await?;
             warm_times.push(t);
+            let (t, sharded) = timed(engine, &unsplit, query, range, SHARDED).await?;
+            sharded_times.push(t);
+            let split = frontend(engine, Duration::from_secs(86_400), true)?;
+            let (t, split_sharded) = timed(engine, &split, query, range, SHARDED).await?;
+            split_sharded_times.push(t);
             let reference = reference.as_ref().expect("set above");
-            for (way, answer) in [("split", &cold), ("cached", &warm)] {
-                if !same(reference, answer) {
+            for (way, answer, tolerance) in [
+                ("split", &cold, 0.0),
+                ("cached", &warm, 0.0),
+                ("sharded", &sharded, 1e-9),
+                ("split and sharded", &split_sharded, 1e-9),
+            ] {
+                if !same(reference, answer, tolerance) {
                     return Err(Error::Storage(format!(
                         "{name}: the {way} answer differs from the unsplit one"
                     )));
@@ -118,6 +150,8 @@ async fn measure(engine: &Arc<Engine>, b: &FrontendBench) -> Result<FrontendRepo
             unsplit: median(unsplit_times),
             cold: median(cold_times),
             warm: median(warm_times),
+            sharded: median(sharded_times),
+            split_sharded: median(split_sharded_times),
             parts,
             series,
         });
@@ -193,23 +227,26 @@ async fn timed(
     engine: &Arc<Engine>,
     frontend: &QueryFrontend,
     query: &str,
-    (start, end, step): (i64, i64, i64),
+    range: (i64, i64, i64),
+    sharding: ShardingLimits,
 ) -> Result<(Duration, QueryOutput)> {
     let options = engine.config().query.promql_options();
     let expr = promql::parse(query).map_err(|e| Error::Config(e.to_string()))?;
-    let range = RangeQuery::promql(TENANT, query, &expr, (start, end, step), &options);
     let started = Instant::now();
     let ctx = engine.tables_session(TENANT)?;
-    let run_part = crate::query::frontend::promql_parts(ctx, query, step, &options);
     let output = frontend
-        .range_query(range, run_part)
+        .promql_range_query(TENANT, ctx, query, &expr, range, &options, sharding, false)
         .await
         .map_err(|e| Error::Storage(format!("{query}: {e}")))?;
     Ok((started.elapsed(), output))
 }
 
-/// Same series, timestamps and values (bit for bit; NaN equals NaN).
-fn same(a: &QueryOutput, b: &QueryOutput) -> bool {
+/// Same series, timestamps and values (within a relative `tolerance`;
+/// 0: bit for bit; NaN equals NaN).
+fn same(a: &QueryOutput, b: &QueryOutput, tolerance: f64) -> bool {
+    let close = |x: f64, y: f64| {
+        x.to_bits() == y.to_bits() || (x - y).abs() <= tolerance * x.abs().max(y.abs())
+    };
     let (QueryValue::Matrix(a), QueryValue::Matrix(b)) = (&a.value, &b.value) else {
         return false;
     };
@@ -220,7 +257,7 @@ fn same(a: &QueryOutput, b: &QueryOutput) -> bool {
                 && x.points
                     .iter()
                     .zip(&y.points)
-                    .all(|(p, q)| p.0 == q.0 && p.1.to_bits() == q.1.to_bits())
+                    .all(|(p, q)| p.0 == q.0 && close(p.1, q.1))
         })
 }
 

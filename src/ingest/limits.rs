@@ -77,6 +77,13 @@ pub struct Limits {
     /// Most series one PromQL query may fetch (Mimir
     /// `max_fetched_series_per_query`; 0 = unlimited).
     pub max_fetched_series_per_query: u64,
+    /// Shards a shardable PromQL query is split into by series, run in
+    /// parallel (Mimir `query_sharding_total_shards`; 0 = no sharding).
+    pub query_sharding_total_shards: u64,
+    /// Most shard queries one query may run over its time parts (Mimir
+    /// `query_sharding_max_sharded_queries`; 0 = unlimited): fewer shards
+    /// are used to stay within it.
+    pub query_sharding_max_sharded_queries: u64,
 }
 
 /// Loki's `deletion_mode`.
@@ -143,6 +150,8 @@ impl Default for Limits {
             retention_stream: Vec::new(),
             deletion_mode: DeletionMode::FilterAndDelete,
             max_fetched_series_per_query: 0,
+            query_sharding_total_shards: 0,
+            query_sharding_max_sharded_queries: 128,
         }
     }
 }
@@ -287,6 +296,14 @@ impl serde::Serialize for Limits {
         m.serialize_entry(
             "max_fetched_series_per_query",
             &self.max_fetched_series_per_query,
+        )?;
+        m.serialize_entry(
+            "query_sharding_total_shards",
+            &self.query_sharding_total_shards,
+        )?;
+        m.serialize_entry(
+            "query_sharding_max_sharded_queries",
+            &self.query_sharding_max_sharded_queries,
         )?;
         m.end()
     }

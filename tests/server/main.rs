@@ -22,6 +22,7 @@ mod promql_differential;
 mod pruning;
 mod psql_meta;
 mod query_frontend;
+mod query_sharding;
 mod remote_write;
 mod ruler;
 mod self_monitoring;

@@ -14,12 +14,14 @@
 pub mod cache;
 pub mod codec;
 pub mod queue;
+pub mod sharding;
 pub mod split;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::config::{de_duration, de_size};
@@ -187,6 +189,31 @@ pub const QUERIES: &str = "o11ydb_query_frontend_queries_total";
 pub const PARTS: &str = "o11ydb_query_frontend_split_parts_total";
 pub const CACHE_LOOKUPS: &str = "o11ydb_query_frontend_results_cache_lookups_total";
 pub const CACHE_HITS: &str = "o11ydb_query_frontend_results_cache_hits_total";
+pub const SHARDED_QUERIES: &str = "o11ydb_query_frontend_sharded_queries_total";
+pub const SHARDS: &str = "o11ydb_query_frontend_query_shards_total";
+
+/// How each time part of a query is evaluated: `count` pieces, each
+/// `run(piece, start, end)`, then (more than one piece) `combine(start,
+/// end, answers in piece order)`.
+pub(crate) struct Pieces<R, C> {
+    pub count: usize,
+    pub run: R,
+    pub combine: Option<C>,
+}
+
+pub(crate) type CombineFn<E> =
+    fn(i64, i64, Vec<QueryOutput>) -> BoxFuture<'static, Result<QueryOutput, E>>;
+
+type Fut2<E> = BoxFuture<'static, Result<QueryOutput, E>>;
+
+/// What a finished task of a range query answered.
+#[derive(Debug, Clone, Copy)]
+enum Done {
+    /// Piece `.1` of part `.0`.
+    Piece(usize, usize),
+    /// The combined answer of part `.0`.
+    Part(usize),
+}
 
 pub struct QueryFrontend {
     config: FrontendConfig,
@@ -231,6 +258,16 @@ impl QueryFrontend {
             CACHE_HITS,
             "counter",
             "Parts of range queries answered from the results cache.",
+        );
+        metrics.describe(
+            SHARDED_QUERIES,
+            "counter",
+            "Queries sharded by series (query_sharding_total_shards).",
+        );
+        metrics.describe(
+            SHARDS,
+            "counter",
+            "Shard queries run for sharded queries (time parts × legs × shards).",
         );
         Ok(QueryFrontend {
             config: config.clone(),
@@ -308,14 +345,33 @@ impl QueryFrontend {
         Fut: Future<Output = Result<QueryOutput, E>> + Send + 'static,
         E: Send + 'static,
     {
+        let whole = Pieces {
+            count: 1,
+            run: |_piece: usize, start: i64, end: i64| run_part(start, end),
+            combine: None::<CombineFn<E>>,
+        };
+        self.split_and_cache_pieces(query, whole, queue_parts).await
+    }
+
+    /// Splits by time and caches like [`Self::range_query`]; each part not
+    /// cached runs as `pieces.count` pieces in parallel (each in its own
+    /// queue slot when `queue_parts`), joined by `pieces.combine` (in its
+    /// own slot too) into the part's answer.
+    pub(crate) async fn split_and_cache_pieces<R, Fut, C, E>(
+        &self,
+        query: RangeQuery<'_>,
+        pieces: Pieces<R, C>,
+        queue_parts: bool,
+    ) -> Result<QueryOutput, FrontendError<E>>
+    where
+        R: Fn(usize, i64, i64) -> Fut,
+        Fut: Future<Output = Result<QueryOutput, E>> + Send + 'static,
+        C: Fn(i64, i64, Vec<QueryOutput>) -> BoxFuture<'static, Result<QueryOutput, E>>,
+        E: Send + 'static,
+    {
         let language = [("language", query.language)];
         self.metrics.add(QUERIES, &language, 1.0);
-        let interval = self.config.split_queries_by_interval.as_nanos() as i64 / query.unit_ns;
-        let parts = if query.splittable {
-            split_by_interval(query.start, query.end, query.step, interval)
-        } else {
-            split_by_interval(query.start, query.end, query.step, 0)
-        };
+        let parts = self.parts(&query);
         self.metrics.add(PARTS, &language, parts.len() as f64);
         let keys: Vec<Option<String>> = parts.iter().map(|p| self.part_key(&query, p)).collect();
 
@@ -333,12 +389,10 @@ impl QueryFrontend {
             }
         }
 
+        let count = pieces.count.max(1);
+        let mut piece_answers: Vec<Vec<Option<QueryOutput>>> = vec![Vec::new(); parts.len()];
         let mut running = tokio::task::JoinSet::new();
-        for (i, part) in parts.iter().enumerate() {
-            if answers[i].is_some() {
-                continue;
-            }
-            let evaluation = run_part(part.start, part.end);
+        let spawn = |running: &mut tokio::task::JoinSet<_>, done: Done, evaluation: Fut2<E>| {
             let queue = queue_parts.then(|| self.queue.clone());
             let tenant = query.tenant.to_string();
             running.spawn(async move {
@@ -352,18 +406,57 @@ impl QueryFrontend {
                     None => None,
                 };
                 let output = evaluation.await.map_err(FrontendError::Query)?;
-                Ok::<_, FrontendError<E>>((i, output))
+                Ok::<_, FrontendError<E>>((done, output))
             });
+        };
+        for (i, part) in parts.iter().enumerate() {
+            if answers[i].is_some() {
+                continue;
+            }
+            piece_answers[i] = vec![None; count];
+            for piece in 0..count {
+                let evaluation: Fut2<E> = Box::pin((pieces.run)(piece, part.start, part.end));
+                spawn(&mut running, Done::Piece(i, piece), evaluation);
+            }
+            if count > 1 {
+                self.metrics.add(SHARDS, &language, count as f64);
+            }
         }
         while let Some(joined) = running.join_next().await {
-            let (i, output) =
+            let (done, output) =
                 joined.map_err(|e| FrontendError::Internal(format!("a part failed: {e}")))??;
-            if let (Some(cache), Some(key)) = (&self.cache, &keys[i])
-                && let Some(bytes) = codec::encode(key, &output)
+            let i = match done {
+                Done::Piece(i, piece) => {
+                    piece_answers[i][piece] = Some(output);
+                    if piece_answers[i].iter().any(Option::is_none) {
+                        continue;
+                    }
+                    let outputs: Vec<QueryOutput> = piece_answers[i]
+                        .drain(..)
+                        .map(|a| a.expect("answered"))
+                        .collect();
+                    match &pieces.combine {
+                        Some(combine) if count > 1 => {
+                            let evaluation = combine(parts[i].start, parts[i].end, outputs);
+                            spawn(&mut running, Done::Part(i), evaluation);
+                            continue;
+                        }
+                        _ => {
+                            answers[i] = outputs.into_iter().next();
+                            i
+                        }
+                    }
+                }
+                Done::Part(i) => {
+                    answers[i] = Some(output);
+                    i
+                }
+            };
+            if let (Some(cache), Some(key), Some(output)) = (&self.cache, &keys[i], &answers[i])
+                && let Some(bytes) = codec::encode(key, output)
             {
                 cache.put(key, bytes).await;
             }
-            answers[i] = Some(output);
         }
         let answers: Vec<QueryOutput> = answers
             .into_iter()
@@ -373,6 +466,16 @@ impl QueryFrontend {
             return Ok(answers.into_iter().next().expect("one part"));
         }
         merge_parts(answers).map_err(FrontendError::Internal)
+    }
+
+    /// The time parts `query` runs as.
+    pub(crate) fn parts(&self, query: &RangeQuery<'_>) -> Vec<Part> {
+        let interval = self.config.split_queries_by_interval.as_nanos() as i64 / query.unit_ns;
+        if query.splittable {
+            split_by_interval(query.start, query.end, query.step, interval)
+        } else {
+            split_by_interval(query.start, query.end, query.step, 0)
+        }
     }
 
     /// The cache key of a part, if it may be cached: the query is step

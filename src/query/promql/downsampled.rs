@@ -275,6 +275,7 @@ impl SourcePlan {
         aggregate: Aggregate,
         max_samples: usize,
     ) -> Result<Option<Vec<RawSeries>>, PromError> {
+        super::fetch::check_query_shard(sets)?;
         if sets.is_empty() || min > max {
             return Ok(None);
         }

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromError;
+use super::shard::{QUERY_SHARD_LABEL, query_shard};
 use super::value::{Labels, METRIC_NAME, compare_labels, sort_labels};
 use crate::model::labels::{SeriesIdMap, map_row};
 
@@ -46,9 +47,11 @@ pub fn matcher_sets(name: Option<&str>, matchers: &Matchers) -> Vec<Vec<Matcher>
     sets
 }
 
-/// Whether a label set satisfies every matcher of one set (a missing label reads as "").
+/// Whether a label set satisfies every matcher of one set (a missing label
+/// reads as ""). The `__query_shard__` pseudo matcher is not a label: the
+/// scan applies it to the series id ([`pushdown_filter`]).
 pub(crate) fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
-    set.iter().all(|m| {
+    set.iter().filter(|m| m.name != QUERY_SHARD_LABEL).all(|m| {
         let value = labels
             .iter()
             .find(|(n, _)| *n == m.name)
@@ -69,10 +72,12 @@ pub(crate) fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
         .then_some(values)
 }
 
-/// The predicate pushed into the scan: the time range, and the equalities
-/// and literal alternations (`=~"a|b"`) every alternative shares on the
-/// metric name and (`with_labels`) on labels, so the provider can prune
-/// blocks by bloom and fewer rows reach the evaluator.
+/// The predicate pushed into the scan: the time range, the series id range
+/// of a `__query_shard__` (checked by [`check_query_shard`] first), and the
+/// equalities and literal alternations (`=~"a|b"`) every alternative shares
+/// on the metric name and (`with_labels`) on labels, so the provider can
+/// prune blocks by bloom and pages by series id, and fewer rows reach the
+/// evaluator.
 pub(crate) fn pushdown_filter(
     sets: &[Vec<Matcher>],
     min_ms: i64,
@@ -88,9 +93,18 @@ pub(crate) fn pushdown_filter(
     let mut filter = col("timestamp")
         .gt_eq(ts(min_ms))
         .and(col("timestamp").lt_eq(ts(max_ms)));
+    if let Ok(Some(shard)) = query_shard(sets) {
+        let (lo, hi) = shard.id_range();
+        if lo > i64::MIN {
+            filter = filter.and(col("series_id").gt_eq(lit(lo)));
+        }
+        if let Some(hi) = hi {
+            filter = filter.and(col("series_id").lt(lit(hi)));
+        }
+    }
     if sets.len() == 1 {
         for m in &sets[0] {
-            if m.name != METRIC_NAME && !with_labels {
+            if (m.name != METRIC_NAME && !with_labels) || m.name == QUERY_SHARD_LABEL {
                 continue;
             }
             let target = if m.name == METRIC_NAME {
@@ -167,6 +181,7 @@ async fn scan(
     max_samples: usize,
     keep_samples: bool,
 ) -> Result<Vec<RawSeries>, PromError> {
+    check_query_shard(sets)?;
     if sets.is_empty() || min_ms > max_ms {
         return Ok(Vec::new());
     }
@@ -326,6 +341,11 @@ async fn read_samples(
         }
     }
     Ok(pending)
+}
+
+/// Refuses a malformed or inconsistent `__query_shard__` matcher (`bad_data`).
+pub(crate) fn check_query_shard(sets: &[Vec<Matcher>]) -> Result<(), PromError> {
+    query_shard(sets).map(|_| ()).map_err(PromError::BadData)
 }
 
 async fn samples_stream(

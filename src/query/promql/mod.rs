@@ -17,6 +17,7 @@ mod functions;
 #[cfg(test)]
 mod fuzz;
 pub mod parse_error;
+pub mod shard;
 pub mod sql_function;
 pub mod value;
 
@@ -228,33 +229,211 @@ async fn run(
     options: &QueryOptions,
     instant: bool,
 ) -> Result<QueryOutput, PromError> {
-    let deadline = Instant::now() + options.timeout;
     // Boxed so selector nodes keep their address (their key) when moved.
-    let mut expr = Box::new(parse(query)?);
+    let expr = Box::new(parse(query)?);
+    let grid = Grid {
+        start,
+        end,
+        step,
+        instant,
+    };
+    evaluate(ctx, query, expr, Vec::new(), grid, options).await
+}
+
+/// The evaluation times of a query: one instant (`instant`, at `start`) or
+/// the range grid `start, start + step, … ≤ end` (milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Grid {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub instant: bool,
+}
+
+impl Grid {
+    pub fn times(&self) -> Vec<i64> {
+        if self.instant {
+            return vec![self.start];
+        }
+        let steps = self.end.saturating_sub(self.start) / self.step + 1;
+        (0..steps).map(|i| self.start + i * self.step).collect()
+    }
+}
+
+/// Evaluates one shard's part of a sharded query: the text of a leg
+/// restricted to a shard ([`shard::ShardPlan::leg_query`]); annotations
+/// point into `annotate_as`, the query as the user wrote it.
+pub async fn evaluate_shard_leg(
+    ctx: &SessionContext,
+    leg_query: &str,
+    annotate_as: &str,
+    grid: Grid,
+    options: &QueryOptions,
+) -> Result<QueryOutput, PromError> {
+    let expr = Box::new(parse(leg_query)?);
+    evaluate(ctx, annotate_as, expr, Vec::new(), grid, options).await
+}
+
+/// Evaluates the outer expression of a sharded query
+/// ([`shard::ShardPlan::outer`]): its placeholder of leg `k` answers
+/// `leg_outputs[k]` (the shards' answers of that leg, concatenated), its
+/// other selectors are fetched as usual.
+pub async fn evaluate_shard_merge(
+    ctx: &SessionContext,
+    outer: &Expr,
+    leg_outputs: Vec<Vec<QueryOutput>>,
+    annotate_as: &str,
+    grid: Grid,
+    options: &QueryOptions,
+) -> Result<QueryOutput, PromError> {
+    let times = grid.times();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut infos: Vec<String> = Vec::new();
+    let mut inputs = Vec::with_capacity(leg_outputs.len());
+    for shards in leg_outputs {
+        let mut series = Vec::new();
+        for output in shards {
+            for w in output.warnings {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            for i in output.infos {
+                if !infos.contains(&i) {
+                    infos.push(i);
+                }
+            }
+            series.extend(step_series_of(output.value, &times)?);
+        }
+        // Storage order, as the unsharded query sees its series (so ties
+        // in topk/bottomk resolve alike).
+        series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
+        inputs.push(series);
+    }
+    let mut merged = evaluate(
+        ctx,
+        annotate_as,
+        Box::new(outer.clone()),
+        inputs,
+        grid,
+        options,
+    )
+    .await?;
+    for w in merged.warnings {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    for i in merged.infos {
+        if !infos.contains(&i) {
+            infos.push(i);
+        }
+    }
+    merged.warnings = warnings;
+    merged.infos = infos;
+    Ok(merged)
+}
+
+/// A shard's answer (a matrix of a range query, a vector of an instant
+/// one) as step series on `times`.
+fn step_series_of(value: QueryValue, times: &[i64]) -> Result<Vec<StepSeries>, PromError> {
+    let unexpected = |v: &QueryValue| {
+        PromError::Internal(format!(
+            "a shard of a sharded query answered a {}",
+            v.result_type()
+        ))
+    };
+    match value {
+        QueryValue::Matrix(matrix) => Ok(matrix
+            .into_iter()
+            .map(|s| {
+                let mut values = vec![None; times.len()];
+                for (t, v) in s.points {
+                    if let Ok(i) = times.binary_search(&t) {
+                        values[i] = Some(v);
+                    }
+                }
+                StepSeries {
+                    labels: s.labels,
+                    values,
+                    drop_name: false,
+                }
+            })
+            .collect()),
+        QueryValue::Vector(vector) if times.len() == 1 => Ok(vector
+            .into_iter()
+            .map(|s| StepSeries {
+                labels: s.labels,
+                values: vec![Some(s.value)],
+                drop_name: false,
+            })
+            .collect()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Evaluates a parsed query; `leg_inputs[k]` is what the placeholder of
+/// leg `k` of a shard plan answers (empty for an ordinary query).
+async fn evaluate(
+    ctx: &SessionContext,
+    query: &str,
+    mut expr: Box<Expr>,
+    leg_inputs: Vec<Vec<StepSeries>>,
+    grid: Grid,
+    options: &QueryOptions,
+) -> Result<QueryOutput, PromError> {
+    let Grid {
+        start,
+        end,
+        step,
+        instant,
+    } = grid;
+    let deadline = Instant::now() + options.timeout;
     let bounds = QueryBounds {
         start,
         end,
         step: if instant { 0 } else { step },
     };
-    let (data, counted) =
-        tokio::time::timeout(options.timeout, fetch_all(ctx, &expr, bounds, options))
-            .await
-            .map_err(|_| PromError::Timeout("query execution".into()))??;
+    let mut precomputed: HashMap<usize, Vec<StepSeries>> = HashMap::new();
+    if !leg_inputs.is_empty() {
+        let mut leg_inputs: Vec<Option<Vec<StepSeries>>> =
+            leg_inputs.into_iter().map(Some).collect();
+        let mut nodes = Vec::new();
+        selectors(&expr, &mut nodes);
+        for vs in nodes {
+            if let Some(k) = shard::ShardPlan::leg_of(vs) {
+                let series = leg_inputs
+                    .get_mut(k)
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        PromError::Internal(format!(
+                            "sharded query: leg {k} answered twice or never"
+                        ))
+                    })?;
+                precomputed.insert(selector_key(vs), series);
+            }
+        }
+    }
+    let (data, counted) = tokio::time::timeout(
+        options.timeout,
+        fetch_all(ctx, &expr, bounds, options, &precomputed),
+    )
+    .await
+    .map_err(|_| PromError::Timeout("query execution".into()))??;
     if !counted.is_empty() {
         downsampled::count_calls_to_sums(&mut expr, &counted);
     }
     let options = options.clone();
     let query = query.to_string();
     tokio::task::spawn_blocking(move || {
-        let steps = end.saturating_sub(start) / step + 1;
-        let times: Vec<i64> = (0..steps).map(|i| start + i * step).collect();
+        let times = grid.times();
         let mut evaluator = Evaluator {
             query: &query,
             bounds,
             lookback: options.lookback_ms,
             default_subquery_step: options.default_subquery_step_ms,
             data: &data,
-            precomputed: &HashMap::new(),
+            precomputed: &precomputed,
             zero_division_nan: false,
             deadline,
             max_samples: options.max_samples,
@@ -289,6 +468,7 @@ async fn fetch_all(
     expr: &Expr,
     bounds: QueryBounds,
     options: &QueryOptions,
+    precomputed: &HashMap<usize, Vec<StepSeries>>,
 ) -> Result<(HashMap<usize, Vec<RawSeries>>, HashSet<usize>), PromError> {
     let plan = downsampled::SourcePlan::new(ctx, bounds.step, options.max_source_resolution).await;
     let aggregates = match &plan {
@@ -310,6 +490,9 @@ async fn fetch_all(
     // together they must still fit it.
     let fetches = nodes.into_iter().filter_map(|vs| {
         let key = selector_key(vs);
+        if precomputed.contains_key(&key) {
+            return None;
+        }
         let &(min, max) = ranges.get(&key)?;
         let sets = matcher_sets(vs.name.as_deref(), &vs.matchers);
         let (plan, aggregate) = (plan.as_ref(), aggregates.get(&key).copied());

@@ -24,7 +24,8 @@ use super::value::{Labels, METRIC_NAME};
 use super::{PromError, QueryOptions, QueryValue, SourceResolution, instant_query, range_query};
 use crate::model::labels::build_string_map;
 use crate::model::{string_map_type, timestamp_ms};
-use crate::query::frontend::{QueryFrontend, RangeQuery};
+use crate::query::frontend::QueryFrontend;
+use crate::query::frontend::sharding::ShardingLimits;
 use crate::query::table_function::{
     LazyQuery, QueryTable, constant, display_time_ns, step_ns, text, time_ns,
 };
@@ -45,6 +46,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub struct PromqlFunction {
     pub options: QueryOptions,
     pub frontend: Option<(Arc<QueryFrontend>, String)>,
+    /// The tenant's query sharding (range queries through the frontend).
+    pub sharding: ShardingLimits,
     /// The statement calling `promql()` holds a queue slot already; the
     /// parts of a range query run within it.
     pub within_slot: bool,
@@ -114,6 +117,7 @@ impl TableFunctionImpl for PromqlFunction {
             window,
             options,
             frontend: self.frontend.clone(),
+            sharding: self.sharding,
             within_slot: self.within_slot,
         }))))
     }
@@ -126,6 +130,7 @@ struct PromqlQuery {
     window: Window,
     options: QueryOptions,
     frontend: Option<(Arc<QueryFrontend>, String)>,
+    sharding: ShardingLimits,
     within_slot: bool,
 }
 
@@ -138,13 +143,28 @@ impl LazyQuery for PromqlQuery {
         let ms = |t: i64| display_time_ns(t.saturating_mul(1_000_000));
         match self.window {
             Window::Instant(t) => format!("query={:?} instant at {}", self.query, ms(t)),
-            Window::Range { start, end, step } => format!(
-                "query={:?} range {} to {} step {}ms",
-                self.query,
-                ms(start),
-                ms(end),
-                step
-            ),
+            Window::Range { start, end, step } => {
+                let mut text = format!(
+                    "query={:?} range {} to {} step {}ms",
+                    self.query,
+                    ms(start),
+                    ms(end),
+                    step
+                );
+                if let Some((frontend, tenant)) = &self.frontend
+                    && let Some(sharding) = frontend.describe_sharding(
+                        tenant,
+                        &self.query,
+                        (start, end, step),
+                        &self.options,
+                        self.sharding,
+                    )
+                {
+                    text.push(' ');
+                    text.push_str(&sharding);
+                }
+                text
+            }
         }
     }
 
@@ -159,11 +179,12 @@ impl LazyQuery for PromqlQuery {
     }
 
     fn run(&self, ctx: SessionContext) -> BoxFuture<'static, Result<RecordBatch>> {
-        let (query, window, options, frontend, within_slot) = (
+        let (query, window, options, frontend, sharding, within_slot) = (
             self.query.clone(),
             self.window.clone(),
             self.options.clone(),
             self.frontend.clone(),
+            self.sharding,
             self.within_slot,
         );
         async move {
@@ -180,6 +201,7 @@ impl LazyQuery for PromqlQuery {
                         &query,
                         (start, end, step),
                         &options,
+                        sharding,
                         within_slot,
                     )
                     .await
@@ -201,7 +223,8 @@ impl LazyQuery for PromqlQuery {
     }
 }
 
-/// A range query split, cached and queued by the frontend, as over HTTP.
+/// A range query split, cached, sharded and queued by the frontend, as over HTTP.
+#[allow(clippy::too_many_arguments)]
 async fn through_frontend(
     frontend: &QueryFrontend,
     tenant: &str,
@@ -209,6 +232,7 @@ async fn through_frontend(
     query: &str,
     (start, end, step): (i64, i64, i64),
     options: &QueryOptions,
+    sharding: ShardingLimits,
     within_slot: bool,
 ) -> std::result::Result<super::QueryOutput, PromError> {
     if step <= 0 || end < start {
@@ -216,12 +240,18 @@ async fn through_frontend(
         return range_query(&ctx, query, start, end, step, options).await;
     }
     let expr = super::parse(query)?;
-    let range = RangeQuery::promql(tenant, query, &expr, (start, end, step), options);
-    let run_part = crate::query::frontend::promql_parts(ctx, query, step, options);
-    if within_slot {
-        return Ok(frontend.range_query_within_slot(range, run_part).await?);
-    }
-    Ok(frontend.range_query(range, run_part).await?)
+    Ok(frontend
+        .promql_range_query(
+            tenant,
+            ctx,
+            query,
+            &expr,
+            (start, end, step),
+            options,
+            sharding,
+            within_slot,
+        )
+        .await?)
 }
 
 fn to_batch(value: QueryValue) -> Result<RecordBatch> {

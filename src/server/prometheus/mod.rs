@@ -28,7 +28,7 @@ use datafusion::prelude::SessionContext;
 use self::params::{Form, invalid_parameter};
 use super::push::{self, Rejection};
 use crate::engine::Engine;
-use crate::query::frontend::{self, RangeQuery};
+use crate::query::frontend::{self, sharding::ShardingLimits};
 use crate::query::promql::{self, PromError, QueryOptions, QueryOutput, QueryValue};
 
 /// Annotations of each kind returned with one answer; the rest are counted.
@@ -189,11 +189,10 @@ async fn run_instant_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let tenant = push::tenant(engine, &request.headers)?;
     options.max_fetched_series = max_fetched_series(engine, &tenant);
     let ctx = tenant_session(engine, &tenant)?;
-    let evaluation = engine.frontend().run(
-        &tenant,
-        "promql",
-        promql::instant_query(&ctx, text, time, &options),
-    );
+    let sharding = ShardingLimits::of(&engine.distributor().limits().get(&tenant));
+    let evaluation = engine
+        .frontend()
+        .promql_instant_query(&tenant, ctx, text, time, &options, sharding);
     let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
 }
@@ -245,10 +244,17 @@ async fn run_range_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     else {
         return Ok(query_answer(empty_matrix(), limit));
     };
-    let range = RangeQuery::promql(&tenant, text, &parsed, (start, end, step_ms), &options);
     let ctx = tenant_session(engine, &tenant)?;
-    let run_part = frontend::promql_parts(ctx, text, step_ms, &options);
-    let evaluation = engine.frontend().range_query(range, run_part);
+    let evaluation = engine.frontend().promql_range_query(
+        &tenant,
+        ctx,
+        text,
+        &parsed,
+        (start, end, step_ms),
+        &options,
+        ShardingLimits::of(&limits),
+        false,
+    );
     let output = with_timeout(&options, async { Ok(evaluation.await?) }).await?;
     Ok(query_answer(output, limit))
 }
