@@ -32,6 +32,9 @@ pub struct ImportOptions {
     pub tenant: Option<String>,
     /// The server's Flight SQL address, `host:port`.
     pub server: String,
+    /// A `[[users]]` name and password for the Flight SQL handshake (needed
+    /// when the server has users); the tenant is then one of the user's.
+    pub credentials: Option<(String, String)>,
     /// Most rows sent in one ingest call.
     pub batch_rows: usize,
     pub progress_interval: Duration,
@@ -124,6 +127,12 @@ pub async fn connect(
     let mut client = FlightSqlServiceClient::new(channel);
     if let Some(t) = &options.tenant {
         client.set_header(TENANT_METADATA, t);
+    }
+    if let Some((user, password)) = &options.credentials {
+        client
+            .handshake(user, password)
+            .await
+            .map_err(|e| error(format!("the handshake as user {user:?} failed: {}", e)))?;
     }
     Ok(client)
 }

@@ -62,6 +62,10 @@ struct ImportArgs {
     /// The server's Flight SQL address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     server: String,
+    /// A user of the server's `[[users]]`; the password is read from the
+    /// O11YDB_PASSWORD environment variable (as PGPASSWORD for psql).
+    #[arg(long)]
+    user: Option<String>,
     /// Most rows sent in one ingest call.
     #[arg(long, default_value_t = 65_536)]
     batch_rows: usize,
@@ -808,6 +812,15 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         table: args.table.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
         tenant: args.tenant,
         server: args.server,
+        credentials: match args.user {
+            Some(user) => {
+                let password = std::env::var("O11YDB_PASSWORD").map_err(|_| {
+                    anyhow::anyhow!("--user {user:?} needs its password in O11YDB_PASSWORD")
+                })?;
+                Some((user, password))
+            }
+            None => None,
+        },
         batch_rows: args.batch_rows,
         progress_interval: std::time::Duration::from_secs(1),
     };

@@ -204,3 +204,63 @@ fn import_streams_a_parquet_file_and_stops_at_a_refused_batch() {
         "{stderr}"
     );
 }
+
+/// Against a server with `[[users]]`: `--user` with the password from
+/// O11YDB_PASSWORD imports into the user's tenant; without credentials or
+/// with a wrong password nothing is imported and the error says why.
+#[test]
+fn import_with_a_user_and_password() {
+    let dir = tempdir();
+    let config = r#"
+[[users]]
+name = "loader"
+password = "loader-secret"
+tenants = ["team-load"]
+"#;
+    let server = Server::start_with(&dir.path().join("data"), config);
+    let file = dir.path().join("lines.parquet");
+    write_logs_parquet(&file, 1000, false);
+    let run = |user: Option<&str>, password: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["import", "--server", &server.flight.to_string()])
+            .args(["--table", "logs"])
+            .env_remove("O11YDB_PASSWORD");
+        if let Some(user) = user {
+            command.args(["--user", user]);
+        }
+        if let Some(password) = password {
+            command.env("O11YDB_PASSWORD", password);
+        }
+        let out = command.arg(&file).output().expect("run o11ydb import");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let count = || {
+        logql(
+            &server,
+            "sum(count_over_time({source=\"import\"}[1h]))",
+            "team-load",
+        )
+    };
+
+    let (ok, stderr) = run(Some("loader"), Some("wrong"));
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("the handshake as user \"loader\" failed"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(Some("loader"), None);
+    assert!(!ok && stderr.contains("O11YDB_PASSWORD"), "{stderr}");
+    let (ok, stderr) = run(None, None);
+    assert!(!ok, "{stderr}");
+    assert!(count().is_empty());
+
+    let (ok, stderr) = run(Some("loader"), Some("loader-secret"));
+    assert!(ok, "{stderr}");
+    let c = count();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["value"][1], "1000");
+}
