@@ -316,25 +316,10 @@ async fn flight_sql_tenants_are_isolated() {
     assert_eq!(strings(&rows, "n"), ["0"]);
 
     // A prepared statement's handle is only usable by its tenant.
-    let create = ActionCreatePreparedStatementRequest {
-        query: "SELECT line FROM logs".into(),
-        transaction_id: None,
-    };
-    let mut answers = a
-        .do_action(Action::new(
-            "CreatePreparedStatement",
-            create.as_any().encode_to_vec(),
-        ))
-        .await
-        .unwrap();
-    let answer = answers.message().await.unwrap().unwrap();
-    let created: ActionCreatePreparedStatementResult = Any::decode(&*answer.body)
-        .unwrap()
-        .unpack()
-        .unwrap()
-        .unwrap();
     let command = CommandPreparedStatementQuery {
-        prepared_statement_handle: created.prepared_statement_handle,
+        prepared_statement_handle: prepared_statement_handle(&mut a, "SELECT line FROM logs")
+            .await
+            .into(),
     };
     let as_tenant = |tenant: &'static str| {
         let mut request =
@@ -896,4 +881,30 @@ async fn flight_sql_over_tls() {
     .expect("the server refuses a missing certificate");
     assert!(stderr.contains("flight.tls_cert"), "{stderr}");
     assert!(stderr.contains("missing.crt"), "{stderr}");
+}
+
+/// Creates a prepared statement of `sql` through the raw
+/// `CreatePreparedStatement` action; its handle.
+pub(crate) async fn prepared_statement_handle(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Vec<u8> {
+    let create = ActionCreatePreparedStatementRequest {
+        query: sql.into(),
+        transaction_id: None,
+    };
+    let mut answers = client
+        .do_action(Action::new(
+            "CreatePreparedStatement",
+            create.as_any().encode_to_vec(),
+        ))
+        .await
+        .unwrap();
+    let answer = answers.message().await.unwrap().unwrap();
+    let created: ActionCreatePreparedStatementResult = Any::decode(&*answer.body)
+        .unwrap()
+        .unpack()
+        .unwrap()
+        .unwrap();
+    created.prepared_statement_handle.to_vec()
 }

@@ -16,8 +16,7 @@ use arrow::array::{RecordBatch, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
-    CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementSubstraitPlan,
+    Any, CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementSubstraitPlan,
     ProstMessageExt, TicketStatementQuery,
 };
 use arrow_flight::{Action, FlightDescriptor, Ticket};
@@ -671,24 +670,7 @@ async fn flight_invalid_tickets_and_commands_get_clear_statuses() {
     assert_eq!(s.code(), tonic::Code::NotFound, "{s:?}");
     let mut owner = flight(&server).await;
     owner.set_header("x-scope-orgid", "tenant-a");
-    let create = ActionCreatePreparedStatementRequest {
-        query: "SELECT 1 AS one".into(),
-        transaction_id: None,
-    };
-    let mut answers = owner
-        .do_action(Action::new(
-            "CreatePreparedStatement",
-            create.as_any().encode_to_vec(),
-        ))
-        .await
-        .unwrap();
-    let answer = answers.message().await.unwrap().unwrap();
-    let created: ActionCreatePreparedStatementResult = Any::decode(&*answer.body)
-        .unwrap()
-        .unpack()
-        .unwrap()
-        .unwrap();
-    let handle = created.prepared_statement_handle.to_vec();
+    let handle = crate::flight_sql::prepared_statement_handle(&mut owner, "SELECT 1 AS one").await;
     let s = do_get_status(&mut client, prepared_ticket(&handle), Some("tenant-b")).await;
     assert_eq!(s.code(), tonic::Code::NotFound, "{s:?}");
     assert!(s.message().contains("another tenant"), "{s:?}");
