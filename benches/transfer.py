@@ -79,7 +79,7 @@ FROM read_parquet('{blocks}/*.parquet') LIMIT {rows}
 
 
 def duckdb_local():
-    return DUCK.execute(DUCK_SQL).to_arrow_table().num_rows
+    return DUCK.sql(DUCK_SQL).to_arrow_table().num_rows
 
 
 WAYS = {"flight_sql_adbc": flight, "pgwire_psycopg_binary": pgwire, "duckdb_local_parquet": duckdb_local}
