@@ -410,7 +410,7 @@ async fn tail_streams_new_entries_over_a_websocket() {
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     let body = json!({"streams": [{"stream": {"app": "api", "env": "prod"},
         "values": [[now.to_string(), "level=error msg=\"live\""]]}]});
-    let _f = tokio::task::spawn_blocking(move || {
+    let f = tokio::task::spawn_blocking(move || {
         f.push(None, body);
         f
     })
@@ -421,6 +421,35 @@ async fn tail_streams_new_entries_over_a_websocket() {
         live["streams"][0]["values"][0][1], "level=error msg=\"live\"",
         "{live}"
     );
+
+    // A deletion request hides its lines from the live tail too (the tail
+    // reads through the `logs` scan, which filters them).
+    let (now_s, server) = (now / SECOND, f.server.http);
+    let path = format!(
+        "/loki/api/v1/delete?query={}&start={}&end={}",
+        enc(r#"{app="api"} |= "secret""#),
+        now_s - 3600,
+        now_s + 3600
+    );
+    let answer =
+        tokio::task::spawn_blocking(move || http_exchange(server, "POST", &path, &[], b""))
+            .await
+            .unwrap();
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let body = json!({"streams": [{"stream": {"app": "api", "env": "prod"},
+        "values": [[now.to_string(), "level=error msg=\"secret\""],
+                   [(now + 1).to_string(), "level=error msg=\"after\""]]}]});
+    let _f = tokio::task::spawn_blocking(move || {
+        f.push(None, body);
+        f
+    })
+    .await
+    .unwrap();
+    let live = next_json(&mut socket).await;
+    let values = live["streams"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{live}");
+    assert_eq!(values[0][1], "level=error msg=\"after\"", "{live}");
     socket.close(None).await.unwrap();
 }
 
