@@ -584,19 +584,11 @@ async fn wait_running(server: &Server, n: f64) {
 
 /// CPU seconds the server's process spent over the next `window`.
 fn cpu_seconds_over(server: &Server, window: std::time::Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
-        // Fields after the command name (which may hold spaces): utime and
-        // stime are fields 14 and 15 of the line.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    };
-    let before = ticks();
+    let before = server.cpu_ticks();
     std::thread::sleep(window);
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks() - before) as f64 / per_second
+    (server.cpu_ticks() - before) as f64 / per_second
 }
 
 /// Runs `n` short queries at once; each needs the one slot in turn.

@@ -211,38 +211,14 @@ async fn still_serving(server: &Server, held: &tokio_postgres::Client) {
     assert_eq!(row.get::<_, i64>(0), 42);
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
-/// CPU time of the process so far, in clock ticks (user + system).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // After the command name: state is field 3, utime 14, stime 15.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// Waits until the server is (nearly) idle: a stopped query no longer burns
 /// CPU. Fails if it keeps working for 15 s.
-async fn cpu_settles(pid: u32) {
+async fn cpu_settles(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let before = cpu_ticks(pid);
+        let before = server.cpu_ticks();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let used = cpu_ticks(pid) - before;
+        let used = server.cpu_ticks() - before;
         // Clock ticks are 1/100 s: a running query uses ~100 per core.
         if used < 25 {
             return;
@@ -285,7 +261,7 @@ async fn malformed_startup_packets_get_fatal_errors_and_the_server_keeps_serving
     still_serving(&server, &held).await;
 
     // 1 GiB claimed: refused from the header, nothing allocated for it.
-    let rss = rss_bytes(server.pid());
+    let rss = server.rss_bytes();
     let e = refusal(
         connect().await.unwrap(),
         &[0x40, 0, 0, 0, 0, 3, 0, 0],
@@ -294,7 +270,7 @@ async fn malformed_startup_packets_get_fatal_errors_and_the_server_keeps_serving
     .await;
     assert_eq!(e.code, "08P01", "{e:?}");
     assert!(e.message.contains("1073741824 bytes"), "{e:?}");
-    assert!(rss_bytes(server.pid()) < rss + (50 << 20));
+    assert!(server.rss_bytes() < rss + (50 << 20));
     still_serving(&server, &held).await;
 
     // An unknown protocol version.
@@ -371,7 +347,7 @@ async fn bad_messages_after_startup_are_refused_without_buffering_them() {
 
     // A Query claiming 1 GiB: refused from its header with 54000, the
     // server's memory untouched.
-    let rss = rss_bytes(server.pid());
+    let rss = server.rss_bytes();
     let e = refusal(
         authenticated(&server).await,
         &header(b'Q', 0x3fff_fffd),
@@ -385,7 +361,7 @@ async fn bad_messages_after_startup_are_refused_without_buffering_them() {
             && e.message.contains("pgwire.max_message_bytes"),
         "{e:?}"
     );
-    assert!(rss_bytes(server.pid()) < rss + (50 << 20));
+    assert!(server.rss_bytes() < rss + (50 << 20));
     still_serving(&server, &held).await;
 
     // A Query really 3 MiB long, sent while the server answers.
@@ -455,7 +431,7 @@ async fn half_closed_and_vanished_clients_stop_their_queries() {
     assert!(closed, "closed after the stopped query");
     let e = error_in(&parse_messages(&received)).expect("an ErrorResponse");
     assert_eq!(e.code, "08006", "{e:?}");
-    cpu_settles(server.pid()).await;
+    cpu_settles(&server).await;
     still_serving(&server, &held).await;
 
     // The client vanishes while rows stream to it.
@@ -473,7 +449,7 @@ async fn half_closed_and_vanished_clients_stop_their_queries() {
         assert!(Instant::now() < deadline, "the statement never ended");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    cpu_settles(server.pid()).await;
+    cpu_settles(&server).await;
     still_serving(&server, &held).await;
 }
 
@@ -495,7 +471,7 @@ async fn never_reading_client_holds_bounded_memory(messages: Vec<u8>) {
     let server = Server::start(&dir.path().join("data"));
     let held = server.client().await;
     still_serving(&server, &held).await;
-    let baseline = rss_bytes(server.pid());
+    let baseline = server.rss_bytes();
 
     let mut stalled = authenticated(&server).await;
     stalled.write_all(&messages).await.unwrap();
@@ -504,7 +480,7 @@ async fn never_reading_client_holds_bounded_memory(messages: Vec<u8>) {
     let mut rounds = 0;
     while started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        peak = peak.max(rss_bytes(server.pid()));
+        peak = peak.max(server.rss_bytes());
         rounds += 1;
         if rounds % 4 == 0 {
             still_serving(&server, &held).await;
@@ -515,7 +491,7 @@ async fn never_reading_client_holds_bounded_memory(messages: Vec<u8>) {
         "RSS grew from {baseline} to {peak} bytes for a client that reads nothing"
     );
     // Blocked on the full socket, the statement burns no CPU either.
-    cpu_settles(server.pid()).await;
+    cpu_settles(&server).await;
     still_serving(&server, &held).await;
 
     // Closing the connection ends the statement.
