@@ -1,6 +1,7 @@
 # Sourced by the benchmark scripts: start_o11ydb starts "$BIN" over
 # "$WORK/o11ydb" with "$WORK/o11ydb.toml" on free ports, records its pid in
 # O11YDB_PID and PIDS, and sets O11YDB to its HTTP address once it listens.
+# peak_mib PID prints a process's peak resident memory in MiB.
 start_o11ydb() {
   "$BIN" serve --config "$WORK/o11ydb.toml" --data-dir "$WORK/o11ydb" --pg-listen 127.0.0.1:0 \
     --http-listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 --otlp-grpc-listen 127.0.0.1:0 \
@@ -14,3 +15,6 @@ start_o11ydb() {
   done
   echo "o11ydb did not start:"; cat "$WORK/o11ydb.stderr"; exit 1
 }
+
+# Prints the peak resident memory (VmHWM) of process $1 in MiB.
+peak_mib() { awk '/^VmHWM:/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }

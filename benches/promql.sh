@@ -60,7 +60,6 @@ start_prometheus() {
 }
 
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
-peak_mib() { awk '/^VmHWM:/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "# $(prometheus --version 2>&1 | head -1)"

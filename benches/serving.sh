@@ -66,4 +66,4 @@ echo
 echo "== $CLIENTS concurrent pgwire clients, 50 statements each"
 echo 5 > "/proc/$O11YDB_PID/clear_refs"
 "$BIN" bench pg-clients --conn "host=${PG%:*} port=${PG##*:} user=o11ydb" --clients "$CLIENTS" --statements 50
-echo "server_peak_mib: $(awk '/^VmHWM:/ {printf "%.0f", $2/1024}' "/proc/$O11YDB_PID/status")"
+echo "server_peak_mib: $(peak_mib "$O11YDB_PID")"
