@@ -60,6 +60,7 @@ where
 
     let state = portal.state();
     let mut state = state.lock().await;
+    let mut transaction_ended = false;
     if matches!(*state, PortalExecutionState::Initial) {
         match handler.do_query(client, portal.as_ref(), max_rows).await? {
             Response::Query(results) => *state = PortalExecutionState::Suspended(results),
@@ -78,11 +79,8 @@ where
             Response::TransactionEnd(tag) => {
                 send_execution_response(client, tag).await?;
                 transaction_status = transaction_status.to_idle_state();
-                drop(state);
-                client.portal_store().rm_portal(DEFAULT_NAME);
-                client.set_state(PgWireConnectionState::ReadyForQuery);
-                client.set_transaction_status(transaction_status);
-                return Ok(());
+                // The unnamed portal ends with the transaction.
+                transaction_ended = true;
             }
             Response::Error(err) => {
                 client
@@ -137,6 +135,9 @@ where
         PortalExecutionState::Initial => {}
     }
     drop(state);
+    if transaction_ended {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+    }
     if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(transaction_status);
