@@ -32,7 +32,7 @@ use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFacto
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::utils::conjunction;
@@ -45,7 +45,7 @@ use crate::ingest::Ingester;
 use crate::ingest::distributor::Distributor;
 use crate::model::Signal;
 use crate::model::labels::build_string_map;
-use crate::storage::codec::block_layout;
+use crate::storage::codec::{self, block_layout};
 use crate::storage::{Storage, datafusion_store_url};
 use exec::{DecodeBlockExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
@@ -156,12 +156,66 @@ impl TableProvider for SignalTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.scan_with(state, projection, filters, limit, MapColumns::Decoded)
+            .await
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!(
+                "{insert_op} on {} (only INSERT INTO ... appends are supported)",
+                self.signal
+            );
+        }
+        let sink = insert::IngestSink::new(&self.tenant, self.signal, self.distributor.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+impl SignalTable {
+    /// A scan whose map columns stay packed label sets (see
+    /// [`MapColumns::Packed`]), for operators that look up a few keys per
+    /// row and would only throw the decoded maps away. No row limit; the
+    /// filters prune blocks and row groups but are not re-checked. Each
+    /// partition reads its own files in block order on every execution, so
+    /// two such scans with the same filters yield the same rows in the same
+    /// partitions (work stealing between partitions would not).
+    pub async fn scan_packed(
+        &self,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection = projection.to_vec();
+        self.scan_with(state, Some(&projection), filters, None, MapColumns::Packed)
+            .await
+    }
+
+    async fn scan_with(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        maps: MapColumns,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let signal = self.signal;
         let table_schema = signal.schema();
         let predicate = ScanPredicate::from_filters(signal, filters);
         // Lines deleted by the tenant's delete requests: the scan reads the
         // columns the filter needs too, and no row limit.
         let deletes = self.delete_filter(&predicate).await?;
+        if deletes.is_some() && maps == MapColumns::Packed {
+            return not_impl_err!(
+                "a packed-map scan of {} while lines are deleted",
+                self.signal
+            );
+        }
         let mut output_columns = None;
         let mut limit = limit;
         let widened;
@@ -187,6 +241,10 @@ impl TableProvider for SignalTable {
         let projected_schema = match projection {
             Some(p) => Arc::new(table_schema.project(p)?),
             None => table_schema.clone(),
+        };
+        let projected_schema = match maps {
+            MapColumns::Decoded => projected_schema,
+            MapColumns::Packed => codec::packed_schema(&projected_schema),
         };
         let (head_batches, manifest) = match self.ingester.head(&self.tenant, signal) {
             Some(head) => head.snapshot_with(|| self.storage().manifest(&self.tenant, signal)),
@@ -236,12 +294,31 @@ impl TableProvider for SignalTable {
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
-            let partitions = split_round_robin(head, state.config().target_partitions());
-            let source = MemorySourceConfig::try_new(
-                &partitions,
-                table_schema.clone(),
-                projection.cloned(),
-            )?
+            let source = match maps {
+                MapColumns::Decoded => MemorySourceConfig::try_new(
+                    &split_round_robin(head, state.config().target_partitions()),
+                    table_schema.clone(),
+                    projection.cloned(),
+                )?,
+                MapColumns::Packed => {
+                    let packed = head
+                        .iter()
+                        .map(|b| {
+                            let b = match projection {
+                                Some(p) => b.project(p)?,
+                                None => b.clone(),
+                            };
+                            codec::pack_map_columns(&b, &projected_schema)
+                                .map_err(|e| DataFusionError::External(Box::new(e)))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    MemorySourceConfig::try_new(
+                        &split_round_robin(packed, state.config().target_partitions()),
+                        projected_schema.clone(),
+                        None,
+                    )?
+                }
+            }
             .with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(source));
         }
@@ -251,7 +328,14 @@ impl TableProvider for SignalTable {
                 Some(p) => p.clone(),
                 None => (0..table_schema.fields().len()).collect(),
             };
-            let (storage_projection, decoders) = layout.project(&table_indices);
+            let (storage_projection, mut decoders) = layout.project(&table_indices);
+            if maps == MapColumns::Packed {
+                for d in decoders.iter_mut() {
+                    if let codec::Stored::PackedMap(i) = *d {
+                        *d = codec::Stored::Plain(i);
+                    }
+                }
+            }
             // Footers and page indexes of immutable blocks are cached across queries.
             let reader_factory = CachedParquetFileReaderFactory::new(
                 state.runtime_env().object_store(datafusion_store_url())?,
@@ -283,6 +367,9 @@ impl TableProvider for SignalTable {
                 .with_projection_indices(Some(storage_projection))?
                 .with_file_groups(groups)
                 .with_limit(limit)
+                // Packed scans keep each partition's files (no work
+                // stealing), so two scans see the same rows per partition.
+                .with_preserve_order(maps == MapColumns::Packed)
                 .build();
             let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
             inputs.push(Arc::new(DecodeBlockExec::new(
@@ -305,24 +392,6 @@ impl TableProvider for SignalTable {
         Ok(Arc::new(SignalScanExec::new(plan, summary)))
     }
 
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return not_impl_err!(
-                "{insert_op} on {} (only INSERT INTO ... appends are supported)",
-                self.signal
-            );
-        }
-        let sink = insert::IngestSink::new(&self.tenant, self.signal, self.distributor.clone());
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
-    }
-}
-
-impl SignalTable {
     /// The tenant's log deletion filter when it can delete rows this scan reads.
     async fn delete_filter(
         &self,
@@ -370,6 +439,16 @@ impl SignalTable {
         };
         Ok(state.create_physical_expr(expr, &df_schema).ok())
     }
+}
+
+/// How a scan returns the table's map columns (labels, attributes, metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapColumns {
+    /// As `Map<Utf8, Utf8>`, the table's type.
+    Decoded,
+    /// As packed label sets (`storage::codec::packed_map_type`), the form
+    /// blocks store them in: no per-row map is built.
+    Packed,
 }
 
 /// Spreads items over at most `n` non-empty groups.

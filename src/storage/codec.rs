@@ -323,25 +323,74 @@ pub fn pack_pairs(pairs: &[(&str, &str)], out: &mut Vec<u8>) {
 
 /// Unpacks one map row.
 pub fn unpack_pairs(bytes: &[u8]) -> Result<Vec<(&str, &str)>> {
-    let corrupt = || Error::Storage("corrupt packed label set in block".into());
-    let mut pos = 0;
-    let mut out = Vec::new();
-    let take = |pos: &mut usize| -> Result<&str> {
-        let len = read_varint(bytes, pos).ok_or_else(corrupt)? as usize;
-        let end = pos
-            .checked_add(len)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(corrupt)?;
-        let s = std::str::from_utf8(&bytes[*pos..end]).map_err(|_| corrupt())?;
-        *pos = end;
-        Ok(s)
-    };
-    while pos < bytes.len() {
-        let k = take(&mut pos)?;
-        let v = take(&mut pos)?;
-        out.push((k, v));
+    PackedPairs::new(bytes).collect()
+}
+
+/// The `(key, value)` pairs of one packed map row, in order, without
+/// allocating; a corrupt row ends with one error.
+pub struct PackedPairs<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> PackedPairs<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        PackedPairs { bytes, pos: 0 }
     }
-    Ok(out)
+
+    fn take(&mut self) -> Option<&'a str> {
+        let bytes = self.bytes;
+        let len = read_varint(bytes, &mut self.pos)? as usize;
+        let end = self.pos.checked_add(len).filter(|&e| e <= bytes.len())?;
+        let s = std::str::from_utf8(&bytes[self.pos..end]).ok()?;
+        self.pos = end;
+        Some(s)
+    }
+}
+
+impl<'a> Iterator for PackedPairs<'a> {
+    type Item = Result<(&'a str, &'a str)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        match (self.take(), self.take()) {
+            (Some(k), Some(v)) => Some(Ok((k, v))),
+            _ => {
+                self.pos = self.bytes.len();
+                Some(Err(Error::Storage(
+                    "corrupt packed label set in block".into(),
+                )))
+            }
+        }
+    }
+}
+
+/// `schema` with every map column typed as packed label sets.
+pub fn packed_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Map(..) => Field::new(f.name(), packed_map_type(), f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `batch` with its map columns packed, as `packed` (from [`packed_schema`]).
+pub fn pack_map_columns(batch: &RecordBatch, packed: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Map(..) => pack_map(c.as_map()),
+            _ => Ok(c.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(packed.clone(), columns)?)
 }
 
 /// Packs a map column into the block form (dictionary of packed label sets).
