@@ -1,7 +1,8 @@
 -- service_graph(start, end): the edges between services in the spans that
--- started in [start, end), with Tempo's service-graph rules. Planned by the
--- table function of the same name with $start and $end bound (timestamps);
--- not a view, because a view cannot take parameters.
+-- started in [start, end), with Tempo's service-graph rules. The table
+-- function of that name computes them with its own operator
+-- (src/query/service_graph/), per trace; this SQL, with $start and $end
+-- bound (timestamps), is the statement of the rules its tests hold it to.
 --
 -- An edge is one request:
 --   * a client (or producer) span and its child server (or consumer) span:

@@ -7,7 +7,9 @@
 //! whole candidate traces → spansets (or per-step series for metrics
 //! queries). `table_function` holds what their SQL table functions share;
 //! `span_functions` are the trace-derived ones (`service_graph()`,
-//! `span_metrics()`), planned from parameterised SQL in `sql/`; `check` is
+//! `span_metrics()`): `span_metrics` planned from parameterised SQL in
+//! `sql/`, `service_graph` computed per trace by the operator of
+//! `service_graph` (the SQL of `sql/service_graph.sql` is its reference); `check` is
 //! the `ok`/`err` query-file checker, `parse_error` the positioned error
 //! every parser returns. `frontend` sits in front of them all: query limits,
 //! splitting by time, the results cache and the per-tenant fair queue.
@@ -20,6 +22,7 @@ pub mod go_text;
 pub mod logql;
 pub mod parse_error;
 pub mod promql;
+pub mod service_graph;
 pub mod span_functions;
 pub mod table_function;
 pub mod traceql;

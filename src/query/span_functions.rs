@@ -1,10 +1,13 @@
 //! The trace-derived table functions of SQL: `service_graph(start, end)` and
 //! `span_metrics(start, end [, step])`. Their arguments (constant
 //! expressions: timestamps, Unix seconds, RFC 3339 text, an interval) are
-//! checked and bound as parameters (`$start`, `$end`, `$step`) of SQL text
-//! shipped in `sql/`; the bound query is planned in the calling session and
-//! becomes a view, so `EXPLAIN` shows the whole plan and the optimizer pushes
+//! checked here. `span_metrics` binds them as parameters (`$start`, `$end`,
+//! `$step`) of SQL text shipped in `sql/`, planned in the calling session as
+//! a view, so `EXPLAIN` shows the whole plan and the optimizer pushes
 //! projections and filters through it into the `spans` scan.
+//! `service_graph` runs its own operator (`query::service_graph`); its SQL
+//! in `sql/service_graph.sql` is the reference the tests hold it to
+//! ([`service_graph_reference`]).
 
 use std::sync::Arc;
 
@@ -16,10 +19,26 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
 use futures::FutureExt;
 
+use crate::query::service_graph::ServiceGraphTable;
 use crate::query::table_function::{constant, display_time_ns, step_ns, time_ns};
 
 /// `sql/service_graph.sql`: the edges of the service graph in `[$start, $end)`.
 pub const SERVICE_GRAPH_SQL: &str = include_str!("../../sql/service_graph.sql");
+
+/// `sql/service_graph.sql` over `[start_ns, end_ns)` planned as a view in
+/// `session`: what `service_graph()` must answer, row for row.
+pub fn service_graph_reference(
+    session: &SessionState,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Arc<dyn TableProvider>> {
+    plan_bound_view(
+        "service_graph",
+        session,
+        SERVICE_GRAPH_SQL,
+        vec![("start", timestamp(start_ns)), ("end", timestamp(end_ns))],
+    )
+}
 /// `sql/span_metrics_window.sql`: RED metrics per `$step` in `[$start, $end)`.
 pub const SPAN_METRICS_SQL: &str = include_str!("../../sql/span_metrics_window.sql");
 
@@ -46,12 +65,7 @@ impl TableFunctionImpl for ServiceGraphFunction {
             );
         };
         let (start, end) = window(NAME, start, end)?;
-        bound_view(
-            NAME,
-            &args,
-            SERVICE_GRAPH_SQL,
-            vec![("start", timestamp(start)), ("end", timestamp(end))],
-        )
+        Ok(Arc::new(ServiceGraphTable::new(start, end)))
     }
 }
 
@@ -117,6 +131,15 @@ fn bound_view(
     let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
         return plan_err!("{function}() needs a full DataFusion session");
     };
+    plan_bound_view(function, state, sql, params)
+}
+
+fn plan_bound_view(
+    function: &str,
+    state: &SessionState,
+    sql: &str,
+    params: Vec<(&str, ScalarValue)>,
+) -> Result<Arc<dyn TableProvider>> {
     let text = sql.trim().trim_end_matches(';');
     // Planning resolves only the session's in-memory table registrations,
     // so it completes without waiting; anything else is reported, not

@@ -1,0 +1,535 @@
+//! `service_graph(start, end)`: the edges between services in the spans
+//! that started in `[start, end)`, computed by [`ServiceGraphExec`] from a
+//! scan of the tenant's `spans` rather than planned as SQL joins.
+//!
+//! `sql/service_graph.sql` states the rules (Tempo's service-graph
+//! processor: client/server and producer/consumer pairs, databases, virtual
+//! nodes, the `user` node) and stays the reference: tests check this
+//! operator's rows against that SQL over the same spans. The operator reads
+//! the spans once per partition, in block order (sorted by trace id), and
+//! pairs each trace's spans in memory (`edges`), with no global hash join;
+//! attributes stay packed label sets and only client spans' peer keys are
+//! looked up. A first pass over the trace ids finds the few traces that are
+//! not one run of rows (split over blocks or partitions, or in the unsorted
+//! head); those are gathered whole before they are counted.
+
+mod edges;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
+};
+use futures::StreamExt;
+
+use crate::catalog::SignalTable;
+use crate::query::table_function::display_time_ns;
+use arrow::datatypes::SchemaRef;
+use edges::{PartitionEdges, RunHashes, Window};
+
+pub use edges::output_schema;
+
+/// The result of `service_graph(start, end)` as a table.
+#[derive(Debug)]
+pub struct ServiceGraphTable {
+    window: Window,
+}
+
+impl ServiceGraphTable {
+    pub fn new(start_ns: i64, end_ns: i64) -> Self {
+        ServiceGraphTable {
+            window: Window { start_ns, end_ns },
+        }
+    }
+}
+
+fn timestamp(ns: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(
+        Some(ns),
+        Some("UTC".into()),
+    ))
+}
+
+#[async_trait]
+impl TableProvider for ServiceGraphTable {
+    fn schema(&self) -> SchemaRef {
+        output_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(session) = state.as_any().downcast_ref::<SessionState>() else {
+            return plan_err!("service_graph() needs a full DataFusion session");
+        };
+        let provider = session.schema_for_ref("spans")?.table("spans").await?;
+        let Some(spans) = provider
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<SignalTable>())
+        else {
+            return plan_err!("service_graph() needs the tenant's spans table");
+        };
+        let schema = spans.schema();
+        let columns = edges::COLUMNS
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let filters = [
+            col("start_time").gt_eq(timestamp(self.window.start_ns)),
+            col("start_time").lt(timestamp(self.window.end_ns)),
+        ];
+        let trace_ids = spans.scan_packed(state, &columns[..1], &filters).await?;
+        let rows = spans.scan_packed(state, &columns, &filters).await?;
+        Ok(Arc::new(ServiceGraphExec::new(
+            self.window,
+            trace_ids,
+            rows,
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// Computes the service graph's edges from two scans of the same spans:
+/// the trace ids alone (which traces are split), then the spans.
+#[derive(Debug)]
+pub struct ServiceGraphExec {
+    window: Window,
+    trace_ids: Arc<dyn ExecutionPlan>,
+    rows: Arc<dyn ExecutionPlan>,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ServiceGraphExec {
+    fn new(
+        window: Window,
+        trace_ids: Arc<dyn ExecutionPlan>,
+        rows: Arc<dyn ExecutionPlan>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let full = output_schema();
+        let schema = match &projection {
+            Some(p) => Arc::new(full.project(p)?),
+            None => full,
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(ServiceGraphExec {
+            window,
+            trace_ids,
+            rows,
+            projection,
+            schema,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+impl DisplayAs for ServiceGraphExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "ServiceGraphExec: window=[{}, {})",
+            display_time_ns(self.window.start_ns),
+            display_time_ns(self.window.end_ns)
+        )
+    }
+}
+
+impl ExecutionPlan for ServiceGraphExec {
+    fn name(&self) -> &str {
+        "ServiceGraphExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.trace_ids, &self.rows]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    /// Both inputs must keep their partitions and order: a trace is found
+    /// as a run of rows within one partition.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rows = children.pop();
+        let trace_ids = children.pop();
+        let (Some(trace_ids), Some(rows)) = (trace_ids, rows) else {
+            return exec_err!("ServiceGraphExec takes two children");
+        };
+        Ok(Arc::new(ServiceGraphExec::new(
+            self.window,
+            trace_ids,
+            rows,
+            self.projection.clone(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return exec_err!("ServiceGraphExec has one partition, not {partition}");
+        }
+        let window = self.window;
+        let trace_ids = self.trace_ids.clone();
+        let rows = self.rows.clone();
+        let projection = self.projection.clone();
+        let metric = MetricBuilder::new(&self.metrics);
+        let counted = metric.clone().counter("whole_traces", partition);
+        let gathered = metric.clone().counter("split_traces", partition);
+        let first_time = metric.clone().subset_time("first_pass_time", partition);
+        let second_time = metric.clone().subset_time("second_pass_time", partition);
+        let finish_time = metric.subset_time("finish_time", partition);
+        let result = async move {
+            let memory = Memory::new(&context);
+            let timer = first_time.timer();
+            let split = Arc::new(edges::split_traces(
+                first_pass(&trace_ids, &context, &memory).await?,
+            ));
+            timer.done();
+            gathered.add(split.len());
+            let timer = second_time.timer();
+            let partitions = second_pass(&rows, &context, &memory, window, split).await?;
+            timer.done();
+            counted.add(partitions.iter().map(|p| p.counted.len()).sum());
+            let _timer = finish_time.timer();
+            let batch = edges::finish(partitions)?;
+            Ok(match projection {
+                Some(p) => batch.project(&p)?,
+                None => batch,
+            })
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::once(result),
+        )))
+    }
+}
+
+/// The memory the operator holds (run hashes, durations, split traces),
+/// reserved from the session's pool so a huge window fails cleanly.
+#[derive(Clone)]
+struct Memory(Arc<parking_lot::Mutex<MemoryReservation>>);
+
+impl Memory {
+    fn new(context: &TaskContext) -> Self {
+        let reservation = MemoryConsumer::new("ServiceGraphExec").register(context.memory_pool());
+        Memory(Arc::new(parking_lot::Mutex::new(reservation)))
+    }
+
+    /// Grows the reservation to `bytes` more than `held`; returns the new total held.
+    fn track(&self, held: usize, now: usize) -> Result<usize> {
+        if now > held {
+            self.0.lock().try_grow(now - held)?;
+        }
+        Ok(now.max(held))
+    }
+}
+
+/// Runs `work` over every partition of `plan` in parallel.
+async fn each_partition<T, F, Fut>(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+    work: F,
+) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(SendableRecordBatchStream) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let n = plan.output_partitioning().partition_count();
+    let mut tasks = Vec::with_capacity(n);
+    for p in 0..n {
+        let stream = plan.execute(p, context.clone())?;
+        tasks.push(SpawnedTask::spawn(work(stream)));
+    }
+    let mut out = Vec::with_capacity(n);
+    for task in tasks {
+        out.push(
+            task.join()
+                .await
+                .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))??,
+        );
+    }
+    Ok(out)
+}
+
+async fn first_pass(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+    memory: &Memory,
+) -> Result<Vec<RunHashes>> {
+    each_partition(plan, context, |mut stream| {
+        let memory = memory.clone();
+        async move {
+            let mut runs = RunHashes::default();
+            let mut held = 0;
+            while let Some(batch) = stream.next().await {
+                runs.push_batch(&batch?)?;
+                held = memory.track(held, runs.hashes.len() * 8)?;
+            }
+            Ok(runs)
+        }
+    })
+    .await
+}
+
+async fn second_pass(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+    memory: &Memory,
+    window: Window,
+    split: Arc<datafusion::common::HashSet<u64>>,
+) -> Result<Vec<PartitionEdges>> {
+    each_partition(plan, context, |mut stream| {
+        let memory = memory.clone();
+        let split = split.clone();
+        async move {
+            let mut edges = PartitionEdges::new(window, split);
+            let mut held = 0;
+            let mut split_bytes = 0;
+            let mut split_counted = 0;
+            while let Some(batch) = stream.next().await {
+                edges.push_batch(batch?)?;
+                for s in &edges.split_spans[split_counted..] {
+                    split_bytes += s.bytes();
+                }
+                split_counted = edges.split_spans.len();
+                held = memory.track(
+                    held,
+                    edges.counter.bytes() + split_bytes + edges.counted.len() * 8,
+                )?;
+            }
+            edges.finish()?;
+            Ok(edges)
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray, RecordBatch};
+    use arrow::datatypes::{Float64Type, Int64Type};
+
+    use crate::bench::traces::{GeneratedSpan, TracesDataset, export_request};
+    use crate::engine::Engine;
+    use crate::ingest::limits::Limits;
+    use crate::ingest::otlp::decode_traces;
+    use crate::model::Signal;
+    use crate::query::span_functions::service_graph_reference;
+
+    const MINUTE_NS: i64 = 60_000_000_000;
+
+    async fn append(engine: &Engine, spans: Vec<GeneratedSpan>) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let decoded = decode_traces(export_request(spans), &Limits::default(), now_ms);
+        assert!(decoded.discards.is_empty(), "{:?}", decoded.discards);
+        for batch in &decoded.batches {
+            engine
+                .ingester()
+                .append_canonical("t", Signal::Spans, batch)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn rows(engine: &Engine, table: &str, start_ns: i64, end_ns: i64) -> RecordBatch {
+        let ctx = engine.session("t").await.unwrap();
+        let reference = service_graph_reference(&ctx.state(), start_ns, end_ns).unwrap();
+        ctx.register_table("reference", reference).unwrap();
+        let from = match table {
+            "reference" => "reference".to_string(),
+            _ => format!(
+                "service_graph(to_timestamp_nanos({start_ns}), to_timestamp_nanos({end_ns}))"
+            ),
+        };
+        let batches = ctx
+            .sql(&format!(
+                "SELECT * FROM {from} ORDER BY client, server, connection_type"
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
+    /// Same rows as `sql/service_graph.sql`: names and counts exactly,
+    /// latencies within the interpolation rounding of DataFusion's
+    /// `percentile_cont` (its weights are quantised to 1e-6).
+    fn assert_same(got: &RecordBatch, want: &RecordBatch) {
+        assert_eq!(got.schema(), want.schema());
+        assert_eq!(got.num_rows(), want.num_rows(), "{got:?}\n{want:?}");
+        for c in 0..got.num_columns() {
+            let (g, w) = (got.column(c), want.column(c));
+            let name = got.schema().field(c).name().clone();
+            if let Some(g) = g.as_primitive_opt::<Float64Type>() {
+                let w = w.as_primitive::<Float64Type>();
+                for r in 0..g.len() {
+                    assert_eq!(g.is_null(r), w.is_null(r), "{name} row {r}");
+                    let (a, b) = (g.value(r), w.value(r));
+                    assert!(
+                        (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) + 1e-12,
+                        "{name} row {r}: {a} vs {b}"
+                    );
+                }
+            } else if let Some(g) = g.as_primitive_opt::<Int64Type>() {
+                assert_eq!(g, w.as_primitive::<Int64Type>(), "{name}");
+            } else {
+                assert_eq!(g.as_ref(), w.as_ref(), "{name}");
+            }
+        }
+    }
+
+    /// Traces in blocks (one run each), traces split over two blocks and
+    /// the head, and traces only in the unsorted head, over the whole set
+    /// and over a window that cuts traces in two.
+    #[tokio::test]
+    async fn edges_match_the_sql_reference() {
+        let (engine, dir) = Engine::open_scratch("o11ydb-service-graph").await.unwrap();
+        let first_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 30 * MINUTE_NS;
+        let step_ns = 2_000_000_000;
+        let trace = |n: u64| TracesDataset::trace(n, (first_ns + n as i64 * step_ns) as u64);
+        // Every tenth trace of the first two parts leaves its second half
+        // to the next part: split over two blocks, or a block and the head.
+        let mut carried = Vec::new();
+        for part in 0..3u64 {
+            let mut spans: Vec<GeneratedSpan> = std::mem::take(&mut carried);
+            for n in part * 150..(part + 1) * 150 {
+                let mut t = trace(n);
+                if n % 10 == 0 && part < 2 {
+                    carried.extend(t.split_off(t.len() / 2));
+                }
+                spans.extend(t);
+            }
+            append(&engine, spans).await;
+            if part < 2 {
+                engine.ingester().flush_all().await;
+            }
+        }
+        let blocks = engine
+            .ingester()
+            .storage()
+            .manifest("t", Signal::Spans)
+            .blocks
+            .len();
+        assert_eq!(blocks, 2);
+        let end_ns = first_ns + 450 * step_ns + MINUTE_NS;
+        for (start, end) in [
+            (first_ns - MINUTE_NS, end_ns),
+            (first_ns + 200 * step_ns + 7, first_ns + 320 * step_ns),
+        ] {
+            let got = rows(&engine, "service_graph", start, end).await;
+            let want = rows(&engine, "reference", start, end).await;
+            assert!(got.num_rows() > 10, "{got:?}");
+            assert_same(&got, &want);
+        }
+        // The split traces went the gathering way: 30 traces over two
+        // pieces each (and the head's traces, unsorted, often more).
+        let ctx = engine.session("t").await.unwrap();
+        let explain = ctx
+            .sql(&format!(
+                "EXPLAIN ANALYZE SELECT * FROM service_graph(to_timestamp_nanos({}), \
+                 to_timestamp_nanos({end_ns}))",
+                first_ns - MINUTE_NS
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&explain)
+            .unwrap()
+            .to_string();
+        let metric = |name: &str| -> usize {
+            let at = text.find(&format!("{name}=")).expect(name) + name.len() + 1;
+            text[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(metric("split_traces") >= 30, "{text}");
+        assert!(metric("whole_traces") >= 250, "{text}");
+        assert!(text.contains("ServiceGraphExec: window=["), "{text}");
+        // What it holds comes from the session's memory pool: too little
+        // of it is a clear error, not unbounded growth.
+        let ctx = engine.session("t").await.unwrap();
+        ctx.sql("SET datafusion.runtime.memory_limit = '32K'")
+            .await
+            .unwrap();
+        let err = ctx
+            .sql(&format!(
+                "SELECT * FROM service_graph(to_timestamp_nanos({}), to_timestamp_nanos({end_ns}))",
+                first_ns - MINUTE_NS
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Resources exhausted"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
