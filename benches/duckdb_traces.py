@@ -43,6 +43,15 @@ QUERIES = [
      "WHERE c.kind IN ('client', 'producer') AND s.kind IN ('server', 'consumer') "
      "AND c.service <> s.service "
      "GROUP BY c.service, s.service ORDER BY client, server"),
+    # o11ydb answers this one with service_graph() (every edge kind and
+    # exact percentiles, then the pairs summed); DuckDB with the self-join.
+    ("service_graph() function",
+     "SELECT c.service AS client, s.service AS server, count(*) AS calls, "
+     "sum(CASE WHEN s.status_code = 'error' THEN 1 ELSE 0 END) AS failed "
+     "FROM spans c JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id "
+     "WHERE c.kind IN ('client', 'producer') AND s.kind IN ('server', 'consumer') "
+     "AND c.service <> s.service "
+     "GROUP BY c.service, s.service ORDER BY client, server"),
     ("RED by service and operation",
      "SELECT service, name, count(*) AS requests, "
      "sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS errors, "

@@ -33,10 +33,16 @@ trap cleanup EXIT
 END_NS=$(( ($(date +%s) - 300) * 1000000000 ))
 DATA_ARGS=(--spans "$SPANS" --hours "$HOURS" --end-ns "$END_NS")
 
+# No compactor: DuckDB reads the very block files o11ydb serves, so they must
+# stay as written (a merge would leave its sources beside the merged block
+# until their deferred deletion, and DuckDB's glob would read both).
 cat > "$WORK/o11ydb.toml" <<'TOML'
 [limits]
 spans_ingestion_rate = 1e9
 spans_ingestion_burst_size = 1000000000
+
+[compactor]
+enabled = false
 TOML
 
 # shellcheck source=benches/o11ydb-server.sh

@@ -782,7 +782,7 @@ fn resource(service: usize, pod: usize) -> Resource {
 }
 
 /// One OTLP export request of `spans`, grouped by resource and scope.
-fn export_request(spans: Vec<GeneratedSpan>) -> ExportTraceServiceRequest {
+pub fn export_request(spans: Vec<GeneratedSpan>) -> ExportTraceServiceRequest {
     let mut by_resource: Vec<Vec<Span>> = (0..SERVICES.len() * PODS).map(|_| Vec::new()).collect();
     for s in spans {
         by_resource[s.service * PODS + s.pod].push(s.span);
@@ -959,6 +959,7 @@ pub fn queries(needle: &str) -> Vec<(&'static str, String)> {
              GROUP BY c.service, s.service ORDER BY client, server"
                 .into(),
         ),
+        ("service_graph() function", SERVICE_GRAPH_PAIRS.into()),
         (
             "RED by service and operation",
             "SELECT service, name, count(*) AS requests, \
@@ -998,6 +999,16 @@ pub fn queries(needle: &str) -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+/// The client → server pairs of `service_graph()`, summed as the "service
+/// graph" self-join counts them. The function computes every edge kind
+/// (databases, virtual nodes, the `user` node) and six exact latency
+/// percentiles per edge before this filter; DuckDB runs the self-join.
+pub const SERVICE_GRAPH_PAIRS: &str = "SELECT client, server, sum(request_count) AS calls, \
+     sum(failed_count) AS failed \
+     FROM service_graph('2000-01-01T00:00:00Z', '2100-01-01T00:00:00Z') \
+     WHERE connection_type IN ('', 'messaging_system') AND client <> server \
+     GROUP BY client, server ORDER BY client, server";
 
 /// The TraceQL form of the structural query: the failing payment spans
 /// whose parent is a checkout span (DuckDB answers it with the self-join).

@@ -42,7 +42,13 @@ async fn traces_bench_loads_and_answers_every_query() {
             .map(|(_, _, d)| d.clone())
             .unwrap()
     };
-    assert_eq!(answers.len(), 6);
+    assert_eq!(answers.len(), 7);
+    // service_graph()'s client → server pairs are the self-join's.
+    assert_eq!(
+        digest("service_graph() function"),
+        digest("service graph"),
+        "{answers:?}"
+    );
     // TraceQL's structural operator finds exactly what the SQL self-join finds.
     assert_eq!(
         digest("TraceQL structural"),
