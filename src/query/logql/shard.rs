@@ -321,4 +321,146 @@ mod tests {
             assert!(plan(&metric(query)).is_none(), "{query} was sharded");
         }
     }
+
+    /// Streams in blocks and in the head, scanned shard by shard: every
+    /// stream's series come from the shard its `stream_id` falls in, the
+    /// shards together give the unsharded answer, and the two ways lines
+    /// of two streams can form one series make a shard refuse.
+    #[tokio::test]
+    async fn shard_scans_partition_streams_and_refuse_merged_ones() {
+        use crate::engine::Engine;
+        use crate::model::Signal;
+        use crate::model::builders::{LogLine, LogsBuilder};
+        use crate::model::labels::canonical_pairs;
+        use crate::query::logql::{LogqlError, LogqlOptions, metric};
+        use crate::query::promql::shard::QueryShard;
+        use crate::query::promql::{Labels, QueryValue};
+
+        let (engine, dir) = Engine::open_scratch("o11ydb-logql-shard").await.unwrap();
+        let second = 1_000_000_000i64;
+        let push = |labels: Labels, metadata: Labels, from: i64| {
+            let labels = canonical_pairs(labels);
+            let metadata = canonical_pairs(metadata);
+            let id = LogsBuilder::stream_id(&labels);
+            let mut builder = LogsBuilder::new();
+            for i in 0..10 {
+                builder.push(
+                    &labels,
+                    id,
+                    &LogLine {
+                        timestamp_ns: (from + i) * second,
+                        line: &format!("latency={i}"),
+                        metadata: &metadata,
+                        severity: None,
+                        trace_id: None,
+                        span_id: None,
+                    },
+                );
+            }
+            builder.finish()
+        };
+        let pairs = |p: &[(&str, &str)]| -> Labels {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (part, from) in [(0, 100), (1, 110)] {
+            for pod in 0..16 {
+                let labels = pairs(&[("job", "a"), ("pod", &pod.to_string())]);
+                let batch = push(labels, Vec::new(), from);
+                engine
+                    .ingester()
+                    .append_canonical("t", Signal::Logs, &batch)
+                    .await
+                    .unwrap();
+            }
+            // Structured metadata overriding a stream label.
+            let batch = push(
+                pairs(&[("job", "b"), ("pod", "1")]),
+                pairs(&[("pod", "2")]),
+                from,
+            );
+            engine
+                .ingester()
+                .append_canonical("t", Signal::Logs, &batch)
+                .await
+                .unwrap();
+            if part == 0 {
+                engine.ingester().flush_all().await;
+            }
+        }
+        let ctx = engine.tables_session("t").unwrap();
+        let options = LogqlOptions::default();
+        let times = [125 * second];
+        let series = |query: &'static str, shard: Option<QueryShard>| {
+            let expr = metric(query);
+            let (ctx, options) = (ctx.clone(), options.clone());
+            async move {
+                let (value, times_ms) =
+                    metric::metric_query(&ctx, query, &expr, shard, &times, &options).await?;
+                let Ok(QueryValue::Vector(v)) =
+                    crate::query::promql::instant_value(value, times_ms[0])
+                else {
+                    panic!("{query}: not a vector")
+                };
+                Ok::<_, LogqlError>(
+                    v.into_iter()
+                        .map(|s| (s.labels, s.value))
+                        .collect::<Vec<(Labels, f64)>>(),
+                )
+            }
+        };
+        let query = r#"count_over_time({job="a"} | logfmt [1m])"#;
+        let mut whole = series(query, None).await.unwrap();
+        assert_eq!(whole.len(), 16 * 10, "a series per stream and latency");
+        let mut joined = Vec::new();
+        for index in 0..3 {
+            let shard = QueryShard { index, total: 3 };
+            let part = series(query, Some(shard)).await.unwrap();
+            assert!(!part.is_empty(), "shard {index} is empty");
+            for (labels, _) in &part {
+                let stream: Labels = labels
+                    .iter()
+                    .filter(|(k, _)| k != "latency")
+                    .cloned()
+                    .collect();
+                let id = LogsBuilder::stream_id(&canonical_pairs(stream));
+                assert_eq!(QueryShard::of(id, 3), shard, "{labels:?}");
+            }
+            joined.extend(part);
+        }
+        whole.sort_by(|a, b| a.0.cmp(&b.0));
+        joined.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(joined, whole);
+
+        // Unwrapping a stream label drops it: pods of one job would share a series.
+        let unwrap_pod = r#"max_over_time({job="a"} | unwrap pod [1m])"#;
+        assert_eq!(series(unwrap_pod, None).await.unwrap().len(), 1);
+        for index in 0..3 {
+            let shard = Some(QueryShard { index, total: 3 });
+            let err = series(unwrap_pod, shard).await.unwrap_err();
+            assert!(
+                matches!(&err, LogqlError::ShardingUnsafe(m) if m.contains("\"pod\"")),
+                "{err}"
+            );
+        }
+        // Metadata overriding a stream label: its stream's shard refuses.
+        let overridden = r#"count_over_time({job="b"} | logfmt [1m])"#;
+        let mut refused = 0;
+        for index in 0..3 {
+            let shard = Some(QueryShard { index, total: 3 });
+            match series(overridden, shard).await {
+                Err(LogqlError::ShardingUnsafe(m)) => {
+                    assert!(m.contains("structured metadata"), "{m}");
+                    refused += 1;
+                }
+                Ok(part) => assert!(part.is_empty(), "{part:?}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(refused, 1);
+        assert!(!series(overridden, None).await.unwrap().is_empty());
+        drop(engine);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
