@@ -163,9 +163,7 @@ impl<'a> RangeQuery<'a> {
             unit_ns: 1_000_000,
         }
     }
-}
 
-impl<'a> RangeQuery<'a> {
     /// An instant query (at `time`) run as one part, never cached: how a
     /// sharded instant query passes the frontend.
     pub fn instant(tenant: &'a str, language: &'static str, time: i64, unit_ns: i64) -> Self {
