@@ -6,8 +6,8 @@
 //! compared with a relative tolerance of 1e-9, cold and from the results
 //! cache. The sharded queries are exactly the shardable ones
 //! (`o11ydb_query_frontend_sharded_queries_total{language="logql"}`), and a
-//! query whose legs unwrap a stream label falls back to the unsharded path
-//! (`…_sharding_fallbacks_total`) with the unsharded answer.
+//! query whose legs unwrap or rewrite a stream label falls back to the
+//! unsharded path (`…_sharding_fallbacks_total`) with the unsharded answer.
 
 use serde_json::{Value, json};
 
@@ -115,6 +115,10 @@ const QUERIES: &[(&str, Sharded)] = &[
         Sharded::Yes,
     ),
     (
+        r#"max by (app) (max_over_time({format="logfmt"} | logfmt latency | drop __error__, __error_details__ | unwrap latency [5m]))"#,
+        Sharded::Yes,
+    ),
+    (
         r#"quantile_over_time(0.9, {format="logfmt"} | logfmt latency | unwrap latency [5m]) by (app)"#,
         Sharded::No,
     ),
@@ -144,6 +148,10 @@ const QUERIES: &[(&str, Sharded)] = &[
     ),
     (
         r#"avg by (app) (sum_over_time({format="json"} | unwrap pod [5m]))"#,
+        Sharded::Fallback,
+    ),
+    (
+        r#"count(count_over_time({job="shardtest"} | label_format pod="all" [5m]))"#,
         Sharded::Fallback,
     ),
 ];

@@ -44,32 +44,34 @@ pub struct Scan<'a> {
     /// limit) instead of storage order; within each branch.
     pub ordered: Option<super::Direction>,
     /// Only the streams of one shard (a leg of a sharded metric query).
-    pub shard: Option<StreamShard<'a>>,
+    pub shard: Option<StreamShard>,
 }
 
 /// The streams of one shard, and what would make a shard's answer differ
-/// from its part of the unsharded answer: a label the query removes from
-/// every series (the unwrapped one) being a stream label, or structured
-/// metadata overriding a stream label — either can give lines of two
-/// streams one output series. The scan refuses with
-/// [`LogqlError::ShardingUnsafe`] when it meets one, and the query runs
+/// from its part of the whole one: lines of two streams forming one series.
+/// A pipeline only adds labels — unless it removes or rewrites some
+/// (`changed_labels`: the unwrapped label, `drop`, `label_format`) — so
+/// that needs one of those to be a stream label, or structured metadata
+/// overriding a stream label. The scan refuses with
+/// [`LogqlError::ShardingUnsafe`] when it meets either, and the query runs
 /// unsharded.
-#[derive(Debug, Clone, Copy)]
-pub struct StreamShard<'a> {
+#[derive(Debug, Clone)]
+pub struct StreamShard {
     pub shard: QueryShard,
-    pub removed_label: Option<&'a str>,
+    pub changed_labels: Vec<String>,
 }
 
-impl StreamShard<'_> {
-    /// Refuses a stream whose labels `removed_label` is one of.
+impl StreamShard {
+    /// Refuses a stream one of whose labels the query removes or rewrites.
     fn check_stream(&self, labels: &Labels) -> Result<(), LogqlError> {
-        match self.removed_label {
-            Some(name) if labels.iter().any(|(n, _)| n == name) => {
-                Err(LogqlError::ShardingUnsafe(format!(
-                    "the unwrapped label {name:?} is a stream label: lines of several streams may form one series"
-                )))
-            }
-            _ => Ok(()),
+        match labels
+            .iter()
+            .find(|(n, _)| self.changed_labels.iter().any(|c| c == n))
+        {
+            Some((name, _)) => Err(LogqlError::ShardingUnsafe(format!(
+                "the query removes or rewrites the stream label {name:?}: lines of several streams may form one series"
+            ))),
+            None => Ok(()),
         }
     }
 }

@@ -371,7 +371,7 @@ async fn range_samples(
         ordered: None,
         shard: shard.map(|shard| StreamShard {
             shard,
-            removed_label: range.unwrap.as_ref().map(|u| u.label.as_str()),
+            changed_labels: super::shard::changed_labels(range),
         }),
     };
     // Unwrapped samples lose the unwrapped label; grouping keeps (or drops) the listed ones.

@@ -23,16 +23,17 @@
 //! aggregations without their own grouping (a grouping gathers lines of
 //! several streams) other than `absent_over_time` (a shard without lines
 //! would answer 1) and `quantile_over_time` (left whole, as Loki leaves
-//! exact quantiles), whose pipeline keeps every stream label — no
-//! `label_format`, `drop` or `keep` —, and arithmetic or comparisons of
-//! those with numbers. A parser (`| json`, `| logfmt`, …) may turn one
-//! stream into several series, but it only *adds* labels (a parsed name
-//! that collides with a stream label gets `_extracted`), so every series
-//! still comes from one stream and a stream shard holds all of it. Two ways
-//! remain for lines of two streams to share a series, both known only when
-//! reading: unwrapping a label that is a stream label (the unwrapped label
-//! is dropped from the series) and structured metadata overriding a stream
-//! label. A leg's scan refuses on meeting either
+//! exact quantiles), without `keep` in their pipeline (it removes every
+//! stream label it does not name), and arithmetic or comparisons of those
+//! with numbers. A parser (`| json`, `| logfmt`, …) may turn one stream
+//! into several series, but it only *adds* labels (a parsed name that
+//! collides with a stream label gets `_extracted`), so every series still
+//! comes from one stream and a stream shard holds all of it. What remains
+//! for lines of two streams to share a series is known only when reading:
+//! the query removing or rewriting a label that is a stream label (the
+//! unwrapped label is dropped from the series; `drop` and `label_format`,
+//! [`changed_labels`]) or structured metadata overriding a stream label. A
+//! leg's scan refuses on meeting either
 //! ([`super::LogqlError::ShardingUnsafe`]) and the query runs unsharded.
 //!
 //! Not sharded (though aggregations under them may be): `stddev`,
@@ -41,7 +42,9 @@
 //! aggregation is left outside the legs (the merge evaluates placeholders
 //! only, it reads no logs).
 
-use super::ast::{Grouping, MetricExpr, RangeOp, Stage, VectorOp};
+use super::ast::{
+    Grouping, LabelFormatSource, LabelSelection, LogRange, MetricExpr, RangeOp, Stage, VectorOp,
+};
 use super::metric::{LEG_PREFIX, number, to_promql};
 
 /// A metric query cut into shardable legs and the expression merging them.
@@ -160,12 +163,11 @@ pub fn stream_local(e: &MetricExpr) -> bool {
         } => {
             grouping.is_none()
                 && !matches!(op, RangeOp::AbsentOverTime | RangeOp::QuantileOverTime)
-                && !range.log.pipeline.iter().any(|stage| {
-                    matches!(
-                        stage,
-                        Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_)
-                    )
-                })
+                && !range
+                    .log
+                    .pipeline
+                    .iter()
+                    .any(|stage| matches!(stage, Stage::Keep(_)))
         }
         MetricExpr::Binary { lhs, rhs, .. } => {
             stream_local(lhs) && stream_local(rhs) && !(has_range(lhs) && has_range(rhs))
@@ -176,6 +178,34 @@ pub fn stream_local(e: &MetricExpr) -> bool {
         | MetricExpr::LabelReplace { .. }
         | MetricExpr::Vector(_) => false,
     }
+}
+
+/// The labels a range's pipeline may remove or overwrite: the unwrapped
+/// one, those `drop` names, and the targets and renamed sources of
+/// `label_format`. A shard's scan refuses a stream having one of them
+/// ([`super::fetch::StreamShard`]).
+pub fn changed_labels(range: &LogRange) -> Vec<String> {
+    let mut names: Vec<String> = range.unwrap.iter().map(|u| u.label.clone()).collect();
+    for stage in &range.log.pipeline {
+        match stage {
+            Stage::Drop(selections) => names.extend(selections.iter().map(|s| match s {
+                LabelSelection::Name(n) => n.clone(),
+                LabelSelection::Matcher(m) => m.name.clone(),
+            })),
+            Stage::LabelFormat(items) => {
+                for item in items {
+                    names.push(item.target.clone());
+                    if let LabelFormatSource::Rename(source) = &item.source {
+                        names.push(source.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Whether `e` reads logs (holds a range aggregation).
@@ -279,6 +309,15 @@ mod tests {
                 "sum(LEG0)",
                 &[r#"sum(count_over_time({job="a"}[1m]) > 5)"#],
             ),
+            // Labels changed by the pipeline are checked against each
+            // stream's labels when reading.
+            (
+                r#"count(rate({job="a"} | logfmt | drop __error__, __error_details__ | label_format app="x" [1m]))"#,
+                "sum(LEG0)",
+                &[
+                    r#"count(rate({job="a"} | logfmt | drop __error__, __error_details__ | label_format app="x" [1m]))"#,
+                ],
+            ),
         ];
         for (query, outer, legs) in cases {
             let plan = plan(&metric(query)).unwrap_or_else(|| panic!("{query} not sharded"));
@@ -308,8 +347,6 @@ mod tests {
             r#"stddev(rate({job="a"}[1m]))"#,
             r#"sort(rate({job="a"}[1m]))"#,
             r#"sum(label_replace(rate({job="a"}[1m]), "x", "$1", "app", "(.*)"))"#,
-            r#"count(rate({job="a"} | label_format app="x" [1m]))"#,
-            r#"sum(rate({job="a"} | logfmt | drop pod [1m]))"#,
             r#"sum(rate({job="a"} | keep app [1m]))"#,
             r#"sum(rate({job="a"}[1m]) / rate({job="b"}[1m]))"#,
             r#"sum(rate({job="a"}[1m]) or vector(0))"#,
@@ -444,6 +481,21 @@ mod tests {
                 "{err}"
             );
         }
+        // So does renaming one; dropping labels no stream has is fine.
+        let renamed = r#"count_over_time({job="a"} | label_format p=pod [1m])"#;
+        let err = series(renamed, Some(QueryShard { index: 0, total: 3 }))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogqlError::ShardingUnsafe(_)), "{err}");
+        let dropped =
+            r#"count_over_time({job="a"} | logfmt | drop __error__, __error_details__ [1m])"#;
+        let mut parts = Vec::new();
+        for index in 0..3 {
+            let shard = Some(QueryShard { index, total: 3 });
+            parts.extend(series(dropped, shard).await.unwrap());
+        }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(parts, whole);
         // Metadata overriding a stream label: its stream's shard refuses.
         let overridden = r#"count_over_time({job="b"} | logfmt [1m])"#;
         let mut refused = 0;
