@@ -77,8 +77,9 @@ pub struct Limits {
     /// Most series one PromQL query may fetch (Mimir
     /// `max_fetched_series_per_query`; 0 = unlimited).
     pub max_fetched_series_per_query: u64,
-    /// Shards a shardable PromQL query is split into by series, run in
-    /// parallel (Mimir `query_sharding_total_shards`; 0 = no sharding).
+    /// Shards a shardable PromQL query is split into by series, and a
+    /// shardable LogQL metric query by stream, run in parallel (Mimir
+    /// `query_sharding_total_shards`; 0 = no sharding).
     pub query_sharding_total_shards: u64,
     /// Most shard queries one query may run over its time parts (Mimir
     /// `query_sharding_max_sharded_queries`; 0 = unlimited): fewer shards

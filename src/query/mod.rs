@@ -12,7 +12,8 @@
 //! `service_graph` (the SQL of `sql/service_graph.sql` is its reference); `check` is
 //! the `ok`/`err` query-file checker, `parse_error` the positioned error
 //! every parser returns. `frontend` sits in front of them all: query limits,
-//! splitting by time, the results cache and the per-tenant fair queue.
+//! splitting by time, sharding (PromQL by series, LogQL metric queries by
+//! stream), the results cache and the per-tenant fair queue.
 
 pub mod check;
 pub mod frontend;

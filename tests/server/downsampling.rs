@@ -438,3 +438,413 @@ fn parquet_files(data: &std::path::Path) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// One 5m and one 1h window over several raw blocks: hour 5 of a day of
+/// samples is flushed in three small blocks (cut inside 5-minute windows),
+/// with a stale marker and a gap before the first cut, a counter reset
+/// inside the second block and another at the first sample of the third.
+/// `block_ranges = ["1m"]` keeps the raw blocks apart (no block fits a
+/// minute), so the three are downsampled together (they share windows)
+/// and every window still gets one row per series.
+const MULTI_BLOCK_CONFIG: &str = r#"
+[ingester]
+flush_max_age = "1h"
+flush_check_interval = "1h"
+[query]
+memory_limit = "512MiB"
+[limits]
+reject_old_samples = false
+[compactor]
+compaction_interval = "1h"
+deletion_delay = "2s"
+block_ranges = ["1m"]
+downsample = true
+downsample_5m_after = "40h"
+downsample_1h_after = "10d"
+"#;
+
+/// The raw samples of the multi-block test: per metric, (time, value) in
+/// order, the stale marker included.
+struct MultiBlockData {
+    start: i64,
+    /// Flush boundaries: block `i` holds `cuts[i] <= t < cuts[i + 1]`.
+    cuts: Vec<i64>,
+    /// What is downsampled together: blocks sharing a window (the three
+    /// of hour 5), as `[from, to)`.
+    clusters: Vec<i64>,
+    series: Vec<(&'static str, Vec<(i64, f64)>)>,
+}
+
+fn multi_block_data() -> MultiBlockData {
+    let start = data_start();
+    let at = |h: i64, m: i64, s: i64| start + h * HOUR_MS + m * MINUTE_MS + s * 1000;
+    let stale_at = at(5, 10, 25);
+    let gap_end = at(5, 12, 10);
+    let resets = [at(5, 25, 10), at(5, 38, 40)];
+    let stale = f64::from_bits(o11ydb::model::STALE_NAN_BITS);
+    let (mut counter, mut gauge) = (Vec::new(), Vec::new());
+    let mut value = 0.0;
+    for k in 0..(DAY_MS / SCRAPE_MS) {
+        let t = start + k * SCRAPE_MS + OFFSET_MS;
+        if t > stale_at && t < gap_end {
+            continue;
+        }
+        if resets.contains(&t) {
+            value = 0.0;
+        }
+        value += 2.0 + (k % 5) as f64 * 0.5;
+        counter.push((t, value));
+        gauge.push((t, gauge_value(0.5, t)));
+        if t < stale_at && t + SCRAPE_MS > stale_at {
+            counter.push((stale_at, stale));
+            gauge.push((stale_at, stale));
+        }
+    }
+    MultiBlockData {
+        start,
+        cuts: vec![
+            start,
+            at(5, 0, 0),
+            at(5, 18, 0),
+            at(5, 38, 20),
+            at(6, 0, 0),
+            start + DAY_MS,
+        ],
+        clusters: vec![start, at(5, 0, 0), at(6, 0, 0), start + DAY_MS],
+        series: vec![("mb_requests_total", counter), ("mb_temperature", gauge)],
+    }
+}
+
+/// A downsampled row as the test computes it from raw samples.
+#[derive(Debug, Clone, Copy)]
+struct ExpectedRow {
+    t: i64,
+    count: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    counter: f64,
+    counter_last: f64,
+}
+
+/// Per metric, the rows blocks of `resolution` should hold, computed from
+/// the raw samples: per cluster of raw blocks downsampled together and
+/// window, skipping stale markers; the counter counted from the cluster's
+/// first raw value, a lower value counting whole (a reset).
+fn expected_rows(
+    data: &MultiBlockData,
+    resolution: i64,
+) -> BTreeMap<&'static str, Vec<ExpectedRow>> {
+    let mut out = BTreeMap::new();
+    for (metric, points) in &data.series {
+        let mut rows: Vec<ExpectedRow> = Vec::new();
+        for block in data.clusters.windows(2) {
+            let (mut counter, mut last_raw, mut window) = (0.0, 0.0, None);
+            let mut first = true;
+            for &(t, v) in points
+                .iter()
+                .filter(|(t, _)| *t >= block[0] && *t < block[1])
+            {
+                if v.to_bits() == o11ydb::model::STALE_NAN_BITS {
+                    continue;
+                }
+                if first {
+                    counter = v;
+                    first = false;
+                } else if v < last_raw {
+                    counter += v;
+                } else {
+                    counter += v - last_raw;
+                }
+                last_raw = v;
+                if window != Some(t.div_euclid(resolution)) {
+                    window = Some(t.div_euclid(resolution));
+                    rows.push(ExpectedRow {
+                        t,
+                        count: 0.0,
+                        sum: 0.0,
+                        min: f64::INFINITY,
+                        max: f64::NEG_INFINITY,
+                        counter,
+                        counter_last: v,
+                    });
+                }
+                let row = rows.last_mut().expect("pushed above");
+                row.t = t;
+                row.count += 1.0;
+                row.sum += v;
+                row.min = row.min.min(v);
+                row.max = row.max.max(v);
+                row.counter = counter;
+                row.counter_last = v;
+            }
+        }
+        rows.sort_by_key(|r| r.t);
+        out.insert(*metric, rows);
+    }
+    out
+}
+
+/// The rows of every listed block of `resolution` (ms), per metric, in
+/// time order: read from the Parquet files the newest manifest lists.
+fn downsampled_rows(
+    data_dir: &std::path::Path,
+    resolution: i64,
+) -> BTreeMap<String, Vec<ExpectedRow>> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+    let samples = data_dir.join("blocks/tenants/anonymous/samples");
+    let newest = std::fs::read_dir(samples.join("manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .expect("a manifest");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(newest).unwrap()).unwrap();
+    let mut out: BTreeMap<String, Vec<ExpectedRow>> = BTreeMap::new();
+    for block in manifest["blocks"].as_array().unwrap() {
+        if block["resolution_ms"].as_i64().unwrap_or(0) != resolution {
+            continue;
+        }
+        let path = samples.join(format!("blocks/{}.parquet", block["id"].as_str().unwrap()));
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let metric = arrow::compute::cast(
+                batch.column_by_name("metric").unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let metric = metric.as_string::<i32>();
+            let times = batch
+                .column_by_name("timestamp")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let f = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            };
+            let (count, sum, min, max, counter, counter_last) = (
+                f("count"),
+                f("sum"),
+                f("min"),
+                f("max"),
+                f("counter"),
+                f("counter_last"),
+            );
+            for row in 0..batch.num_rows() {
+                assert!(!metric.is_null(row));
+                out.entry(metric.value(row).to_string())
+                    .or_default()
+                    .push(ExpectedRow {
+                        t: times.value(row),
+                        count: count.value(row),
+                        sum: sum.value(row),
+                        min: min.value(row),
+                        max: max.value(row),
+                        counter: counter.value(row),
+                        counter_last: counter_last.value(row),
+                    });
+            }
+        }
+    }
+    for rows in out.values_mut() {
+        rows.sort_by_key(|r| r.t);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_spread_over_several_raw_blocks_downsample_like_raw() {
+    let dir = tempdir();
+    let data_dir = dir.path().join("data");
+    let server = Server::start_with(&data_dir, MULTI_BLOCK_CONFIG);
+    let data = multi_block_data();
+    let labels = |metric: &str| {
+        vec![
+            ("__name__".to_string(), metric.to_string()),
+            ("job".to_string(), "multi".to_string()),
+        ]
+    };
+    for block in data.cuts.windows(2) {
+        let series: Vec<_> = data
+            .series
+            .iter()
+            .map(|(metric, points)| {
+                (
+                    labels(metric),
+                    points
+                        .iter()
+                        .copied()
+                        .filter(|(t, _)| *t >= block[0] && *t < block[1])
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let body = o11ydb::ingest::remote_write::encode_write_request(&series);
+        let answer =
+            o11ydb::bench::prom_http::remote_write(server.http, &body).expect("remote write");
+        assert_eq!(answer.status, 204, "remote write: {}", answer.body);
+        server.flush();
+    }
+    let storage: serde_json::Value =
+        serde_json::from_str(&server.http_get("/debug/storage").1).unwrap();
+    assert_eq!(
+        storage["tenants"]["anonymous"]["samples"]["blocks"], 5,
+        "one raw block per flush: {storage}"
+    );
+
+    let report = run_compactor(&server);
+    assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
+    let jobs = report["downsampled"].as_array().unwrap();
+    let per_resolution = |r: &str| jobs.iter().filter(|j| j["resolution"] == r).count();
+    assert_eq!(
+        (per_resolution("5m"), per_resolution("1h")),
+        (3, 3),
+        "the three blocks of hour 5 downsampled together: {report}"
+    );
+    let hour_5 = jobs
+        .iter()
+        .find(|j| j["resolution"] == "5m" && j["inputs"].as_array().unwrap().len() == 3);
+    assert!(hour_5.is_some(), "{report}");
+
+    // The aggregates: per block and window, what the raw samples give.
+    for (resolution, name) in [(5 * MINUTE_MS, "5m"), (HOUR_MS, "1h")] {
+        let want = expected_rows(&data, resolution);
+        let got = downsampled_rows(&data_dir, resolution);
+        assert_eq!(
+            got.keys().map(String::as_str).collect::<Vec<_>>(),
+            want.keys().copied().collect::<Vec<_>>(),
+            "{name}: metrics"
+        );
+        for (metric, rows) in &want {
+            let have = &got[*metric];
+            assert_eq!(have.len(), rows.len(), "{name} {metric}: rows");
+            for (g, w) in have.iter().zip(rows) {
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+                assert!(
+                    g.t == w.t
+                        && g.count == w.count
+                        && close(g.sum, w.sum)
+                        && g.min == w.min
+                        && g.max == w.max
+                        && close(g.counter, w.counter)
+                        && g.counter_last == w.counter_last,
+                    "{name} {metric}: downsampled {g:?}, from raw {w:?}"
+                );
+            }
+        }
+        // One row per series and window, the cut ones included.
+        let rows = &got["mb_temperature"];
+        let mut windows: Vec<i64> = rows.iter().map(|r| r.t.div_euclid(resolution)).collect();
+        windows.dedup();
+        assert_eq!(windows.len(), rows.len(), "{name}: a window has two rows");
+    }
+
+    // PromQL through the downsampled path answers like raw.
+    let start = data.start;
+    let rate_tolerance = |v: f64| 0.03 * v.abs() + 1e-9;
+    let exact = |v: f64| 1e-9 * v.abs().max(1.0);
+    for (grid, resolution, range) in [
+        (
+            (start + 2 * HOUR_MS, start + 22 * HOUR_MS, HOUR_MS),
+            "5m",
+            "1h",
+        ),
+        (
+            (start + HOUR_MS, start + 23 * HOUR_MS, 6 * HOUR_MS),
+            "1h",
+            "2h",
+        ),
+    ] {
+        let before = blocks_read(&server, resolution);
+        let queries: Vec<(String, Tolerance)> = vec![
+            (
+                format!("rate(mb_requests_total[{range}])"),
+                Box::new(rate_tolerance),
+            ),
+            (
+                format!("increase(mb_requests_total[{range}])"),
+                Box::new(rate_tolerance),
+            ),
+            (
+                format!("count_over_time(mb_temperature[{range}])"),
+                Box::new(exact),
+            ),
+            (
+                format!("sum_over_time(mb_requests_total[{range}])"),
+                Box::new(exact),
+            ),
+            (
+                format!("max_over_time(mb_requests_total[{range}])"),
+                Box::new(exact),
+            ),
+            (
+                format!("min_over_time(mb_temperature[{range}])"),
+                Box::new(exact),
+            ),
+        ];
+        for (query, tolerance) in &queries {
+            let raw = query_range(&server, query, grid, "raw");
+            let auto = query_range(&server, query, grid, "auto");
+            assert_close(
+                &format!("{query} step {}ms", grid.2),
+                &raw,
+                &auto,
+                tolerance,
+            );
+        }
+        // avg_over_time over aggregates averages the windows' averages
+        // (Thanos' sum / count per window): exact where every window has
+        // as many samples, off by at most the gauge's swing over the range
+        // where the gap after the stale marker leaves one window short.
+        let range_ms = if range == "1h" { HOUR_MS } else { 2 * HOUR_MS };
+        let query = format!("avg_over_time(mb_temperature[{range}])");
+        let raw = query_range(&server, &query, grid, "raw");
+        let auto = query_range(&server, &query, grid, "auto");
+        assert_eq!(
+            raw.keys().collect::<Vec<_>>(),
+            auto.keys().collect::<Vec<_>>()
+        );
+        let (gap_from, gap_to) = (
+            start + 5 * HOUR_MS + 10 * MINUTE_MS,
+            start + 5 * HOUR_MS + 15 * MINUTE_MS,
+        );
+        let swing = 10.0 * 2.0 * std::f64::consts::PI * range_ms as f64 / DAY_MS as f64;
+        let mut inexact = 0;
+        for (labels, points) in &raw {
+            assert_eq!(points.len(), auto[labels].len(), "{query}");
+            for ((t, a), (t2, b)) in points.iter().zip(&auto[labels]) {
+                assert_eq!(t, t2, "{query}");
+                let t_ms = (*t * 1000.0) as i64;
+                let short_window_in_range = t_ms - range_ms < gap_to && t_ms >= gap_from;
+                let tolerance = if short_window_in_range {
+                    inexact += 1;
+                    swing
+                } else {
+                    exact(*a)
+                };
+                assert!(
+                    (a - b).abs() <= tolerance,
+                    "{query} at {t}: raw {a}, downsampled {b}"
+                );
+            }
+        }
+        assert!(
+            inexact == 1,
+            "{query}: {inexact} points see the short window"
+        );
+        let read = blocks_read(&server, resolution) - before;
+        assert!(
+            read > queries.len() as f64,
+            "{resolution} blocks read {read} times"
+        );
+    }
+}

@@ -23,6 +23,7 @@ mod pruning;
 mod psql_meta;
 mod query_frontend;
 mod query_sharding;
+mod query_sharding_logql;
 mod remote_write;
 mod ruler;
 mod self_monitoring;

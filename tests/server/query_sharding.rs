@@ -203,7 +203,7 @@ fn same_points(a: &Value, b: &Value) -> bool {
 }
 
 /// Two Prometheus answers equal up to series order and float tolerance.
-fn assert_equivalent(query: &str, sharded: &Value, reference: &Value) {
+pub(crate) fn assert_equivalent(query: &str, sharded: &Value, reference: &Value) {
     assert_eq!(sharded["status"], "success", "{query}: {sharded}");
     for key in ["warnings", "infos"] {
         assert_eq!(sharded[key], reference[key], "{query}: {key}");

@@ -9,7 +9,8 @@
 //! each through the per-tenant fair queue (`queue`), stores the new parts
 //! that are old enough to be final (`max_cache_freshness`), and merges the
 //! parts into the answer the unsplit query gives. Instant queries only pass
-//! the queue ([`QueryFrontend::run`]).
+//! the queue ([`QueryFrontend::run`]). PromQL and LogQL metric queries may
+//! also be sharded by series or stream (`sharding`).
 
 pub mod cache;
 pub mod codec;
@@ -162,6 +163,63 @@ impl<'a> RangeQuery<'a> {
             unit_ns: 1_000_000,
         }
     }
+
+    /// An instant query (at `time`) run as one part, never cached: how a
+    /// sharded instant query passes the frontend.
+    pub fn instant(tenant: &'a str, language: &'static str, time: i64, unit_ns: i64) -> Self {
+        RangeQuery {
+            tenant,
+            language,
+            cache_key: None,
+            splittable: false,
+            start: time,
+            end: time,
+            step: 1,
+            unit_ns,
+        }
+    }
+}
+
+/// Evaluates the parts of a LogQL metric range query (times in ns) over
+/// `ctx`, for [`QueryFrontend::range_query`].
+pub fn logql_parts(
+    ctx: datafusion::prelude::SessionContext,
+    text: &str,
+    expr: &crate::query::logql::ast::MetricExpr,
+    step: i64,
+    options: &crate::query::logql::LogqlOptions,
+) -> impl Fn(
+    i64,
+    i64,
+)
+    -> futures::future::BoxFuture<'static, Result<QueryOutput, crate::query::logql::LogqlError>> {
+    use crate::query::logql;
+    let whole = logql::ast::Expr::Metric(expr.clone());
+    let (text, options) = (text.to_string(), options.clone());
+    move |start, end| {
+        let (ctx, text, whole, options) =
+            (ctx.clone(), text.clone(), whole.clone(), options.clone());
+        Box::pin(async move {
+            let part = logql::RangeRequest {
+                start_ns: start,
+                end_ns: end,
+                step_ns: step,
+                limit: 0,
+                direction: logql::Direction::default(),
+                interval_ns: 0,
+            };
+            match logql::query_range(&ctx, &text, &whole, &part, &options).await? {
+                logql::LogqlValue::Metric(value) => Ok(QueryOutput {
+                    value,
+                    warnings: Vec::new(),
+                    infos: Vec::new(),
+                }),
+                logql::LogqlValue::Streams(_) => Err(logql::LogqlError::Internal(
+                    "a metric query answered log streams".into(),
+                )),
+            }
+        })
+    }
 }
 
 /// Evaluates the parts of a PromQL range query over `ctx` (a tenant's
@@ -191,6 +249,7 @@ pub const CACHE_LOOKUPS: &str = "o11ydb_query_frontend_results_cache_lookups_tot
 pub const CACHE_HITS: &str = "o11ydb_query_frontend_results_cache_hits_total";
 pub const SHARDED_QUERIES: &str = "o11ydb_query_frontend_sharded_queries_total";
 pub const SHARDS: &str = "o11ydb_query_frontend_query_shards_total";
+pub const SHARDING_FALLBACKS: &str = "o11ydb_query_frontend_sharding_fallbacks_total";
 
 /// How each time part of a query is evaluated: `count` pieces, each
 /// `run(piece, start, end)`, then (more than one piece) `combine(start,
@@ -262,12 +321,17 @@ impl QueryFrontend {
         metrics.describe(
             SHARDED_QUERIES,
             "counter",
-            "Queries sharded by series (query_sharding_total_shards).",
+            "Queries sharded by series or stream (query_sharding_total_shards).",
         );
         metrics.describe(
             SHARDS,
             "counter",
             "Shard queries run for sharded queries (time parts × legs × shards).",
+        );
+        metrics.describe(
+            SHARDING_FALLBACKS,
+            "counter",
+            "Sharded LogQL queries run again unsharded: a shard met lines that would make the merge differ.",
         );
         Ok(QueryFrontend {
             config: config.clone(),

@@ -4,7 +4,10 @@
 //! bloom, and the vectorised string kernels drop most rows before any
 //! per-line work), then every selector matcher applied exactly to each
 //! stream's label set and the surviving rows handed to a callback as
-//! pipeline [`Entry`]s.
+//! pipeline [`Entry`]s. A scan for one shard of a sharded metric query
+//! ([`super::shard`]) reads only the streams whose `stream_id` falls in the
+//! shard's range (blocks are sorted by stream id, so page statistics skip
+//! the others).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -24,6 +27,7 @@ use super::ast::{LineFilter, LineFilterOp, LineFilterValue, MatchOp, Stage};
 use super::pipeline::{Entry, LabelMatcher};
 use crate::model::labels::{SeriesIdMap, map_row};
 use crate::query::promql::Labels;
+use crate::query::promql::shard::QueryShard;
 
 /// What to read: matching streams' entries with timestamps in
 /// `[start_ns, end_ns]` (both inclusive).
@@ -39,6 +43,37 @@ pub struct Scan<'a> {
     /// Entries in time order (DataFusion sorts, spilling under the memory
     /// limit) instead of storage order; within each branch.
     pub ordered: Option<super::Direction>,
+    /// Only the streams of one shard (a leg of a sharded metric query).
+    pub shard: Option<StreamShard>,
+}
+
+/// The streams of one shard, and what would make a shard's answer differ
+/// from its part of the whole one: lines of two streams forming one series.
+/// A pipeline only adds labels — unless it removes or rewrites some
+/// (`changed_labels`: the unwrapped label, `drop`, `label_format`) — so
+/// that needs one of those to be a stream label, or structured metadata
+/// overriding a stream label. The scan refuses with
+/// [`LogqlError::ShardingUnsafe`] when it meets either, and the query runs
+/// unsharded.
+#[derive(Debug, Clone)]
+pub struct StreamShard {
+    pub shard: QueryShard,
+    pub changed_labels: Vec<String>,
+}
+
+impl StreamShard {
+    /// Refuses a stream one of whose labels the query removes or rewrites.
+    fn check_stream(&self, labels: &Labels) -> Result<(), LogqlError> {
+        match labels
+            .iter()
+            .find(|(n, _)| self.changed_labels.iter().any(|c| c == n))
+        {
+            Some((name, _)) => Err(LogqlError::ShardingUnsafe(format!(
+                "the query removes or rewrites the stream label {name:?}: lines of several streams may form one series"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What of a pipeline can run inside the scan: the line filters before the
@@ -193,6 +228,15 @@ fn pushdown_filter(scan: &Scan<'_>) -> Expr {
     let mut filter = col("timestamp")
         .gt_eq(ts(scan.start_ns))
         .and(col("timestamp").lt_eq(ts(scan.end_ns)));
+    if let Some(shard) = &scan.shard {
+        let (lo, hi) = shard.shard.id_range();
+        if lo > i64::MIN {
+            filter = filter.and(col("stream_id").gt_eq(lit(lo)));
+        }
+        if let Some(hi) = hi {
+            filter = filter.and(col("stream_id").lt(lit(hi)));
+        }
+    }
     for m in scan.selector {
         let target = || get_field(col("labels"), m.name.as_str());
         match m.op {
@@ -397,26 +441,36 @@ async fn scan_filtered(
         let lines = batch.column(3).as_string::<i32>();
         let metadata = as_map(batch.column(4))?;
         for row in 0..batch.num_rows() {
-            let info = streams
-                .entry(ids.value(row))
-                .or_insert_with(|| {
+            let info = match streams.get(&ids.value(row)) {
+                Some(info) => info.clone(),
+                None => {
                     let mut labels: Labels = map_row(label_maps, row)
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect();
                     labels.sort();
-                    scan.selector
-                        .iter()
-                        .all(|m| m.matches_labels(&labels))
-                        .then(|| Arc::new(StreamInfo { labels }))
-                })
-                .clone();
+                    let matched = scan.selector.iter().all(|m| m.matches_labels(&labels));
+                    if matched && let Some(shard) = &scan.shard {
+                        shard.check_stream(&labels)?;
+                    }
+                    let info = matched.then(|| Arc::new(StreamInfo { labels }));
+                    streams.insert(ids.value(row), info.clone());
+                    info
+                }
+            };
             let Some(info) = info else { continue };
             let mut labels = info.labels.clone();
             if !metadata.is_null(row) {
                 for (k, v) in map_row(metadata, row) {
                     match labels.iter_mut().find(|(n, _)| n == k) {
-                        Some(slot) => slot.1 = v.to_string(),
+                        Some(slot) => {
+                            if scan.shard.is_some() && slot.1 != v {
+                                return Err(LogqlError::ShardingUnsafe(format!(
+                                    "structured metadata {k:?} overrides a stream label: lines of several streams may form one series"
+                                )));
+                            }
+                            slot.1 = v.to_string()
+                        }
                         None => labels.push((k.to_string(), v.to_string())),
                     }
                 }
@@ -467,6 +521,7 @@ pub async fn stream_summaries(
         line_filters: Vec::new(),
         branches: Vec::new(),
         ordered: None,
+        shard: None,
     };
     let mut columns = vec![col("stream_id"), col("labels")];
     if with_sizes {

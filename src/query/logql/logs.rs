@@ -92,6 +92,7 @@ pub async fn log_query(
         line_filters,
         branches,
         ordered: None,
+        shard: None,
     };
     let mut seen = 0usize;
     if limit > 0 {
@@ -168,6 +169,7 @@ async fn log_query_at_interval(
             ]
         },
         ordered: Some(request.direction),
+        shard: None,
     };
     let mut kept: Vec<Kept> = Vec::new();
     let mut last: Option<i64> = None;

@@ -13,13 +13,14 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 
 use super::ast::{Grouping, LogRange, MatchOp, MetricExpr, RangeOp, UnwrapConversion, VectorOp};
-use super::fetch::{self, Scan, scan_entries, split_line_filters};
+use super::fetch::{self, Scan, StreamShard, scan_entries, split_line_filters};
 use super::logs::compile_selector;
 use super::pipeline::{
     ERR_SAMPLE_EXTRACTION, ERROR_LABEL, Entry, Pipeline, go_quote, parse_go_float,
 };
 use super::{LogqlError, LogqlOptions};
 use crate::query::promql::eval::{Evaluator, QueryBounds, StepSeries};
+use crate::query::promql::shard::QueryShard;
 use crate::query::promql::value::{compare_labels, format_float};
 use crate::query::promql::{Labels, PromError};
 use o11ydb_udfs::logql::units;
@@ -28,12 +29,14 @@ use o11ydb_udfs::logql::units;
 /// in time order.
 type Samples = HashMap<Labels, Vec<(i64, f64)>>;
 
-/// Evaluates a metric query at the step times `times_ns`; returns the
+/// Evaluates a metric query at the step times `times_ns` — over the
+/// streams of one `shard` only, for a leg of a sharded query; returns the
 /// PromQL evaluator's value for the caller to shape as vector or matrix.
 pub async fn metric_query(
     ctx: &SessionContext,
     query: &str,
     metric: &MetricExpr,
+    shard: Option<QueryShard>,
     times_ns: &[i64],
     options: &LogqlOptions,
 ) -> Result<(crate::query::promql::eval::Val, Vec<i64>), LogqlError> {
@@ -59,6 +62,7 @@ pub async fn metric_query(
             range,
             *op,
             grouping.as_ref().or(injected.as_ref()),
+            shard,
             times_ns,
             options,
             deadline,
@@ -67,9 +71,49 @@ pub async fn metric_query(
         .await?;
         leaf_series.push(step_series(*op, *param, range, &samples, times_ns));
     }
-    let promql_text = to_promql(metric, &mut 0);
+    let mut next_leaf = 0;
+    let promql_text = to_promql(metric, &mut |e| match e {
+        MetricExpr::RangeAggregation { .. } => {
+            next_leaf += 1;
+            Some(format!("{LEAF_PREFIX}{}", next_leaf - 1))
+        }
+        _ => None,
+    });
+    evaluate_rewritten(
+        &promql_text,
+        LEAF_PREFIX,
+        leaf_series,
+        times_ns,
+        options,
+        deadline,
+    )
+}
+
+/// Evaluates the merge of a sharded metric query: `outer` is PromQL text
+/// whose selectors are the placeholders `<`[`LEG_PREFIX`]`k>`, leg `k`
+/// answering `legs[k]` (its shards' series, concatenated).
+pub fn merge_shards(
+    outer: &str,
+    legs: Vec<Vec<StepSeries>>,
+    times_ns: &[i64],
+    options: &LogqlOptions,
+) -> Result<(crate::query::promql::eval::Val, Vec<i64>), LogqlError> {
+    let deadline = Instant::now() + options.timeout;
+    evaluate_rewritten(outer, LEG_PREFIX, legs, times_ns, options, deadline)
+}
+
+/// Evaluates the PromQL text a metric query was rewritten into, whose
+/// selectors are the placeholders `<prefix><k>` answering `series[k]`.
+fn evaluate_rewritten(
+    promql_text: &str,
+    prefix: &str,
+    mut series: Vec<Vec<StepSeries>>,
+    times_ns: &[i64],
+    options: &LogqlOptions,
+    deadline: Instant,
+) -> Result<(crate::query::promql::eval::Val, Vec<i64>), LogqlError> {
     let expr = Box::new(
-        promql_parser::parser::parse(&promql_text)
+        promql_parser::parser::parse(promql_text)
             .map_err(|e| LogqlError::Internal(format!("metric query rewrite failed: {e}")))?,
     );
     let mut nodes = Vec::new();
@@ -79,18 +123,19 @@ pub async fn metric_query(
         let index: usize = vs
             .name
             .as_deref()
-            .and_then(|n| n.strip_prefix(LEAF_PREFIX))
+            .and_then(|n| n.strip_prefix(prefix))
             .and_then(|i| i.parse().ok())
+            .filter(|&i| i < series.len())
             .ok_or_else(|| LogqlError::Internal("unexpected selector in rewrite".into()))?;
         precomputed.insert(
             crate::query::promql::eval::selector_key(vs),
-            std::mem::take(&mut leaf_series[index]),
+            std::mem::take(&mut series[index]),
         );
     }
     let times_ms: Vec<i64> = times_ns.iter().map(|t| t.div_euclid(1_000_000)).collect();
     let data = HashMap::new();
     let mut evaluator = Evaluator {
-        query: &promql_text,
+        query: promql_text,
         bounds: QueryBounds {
             start: times_ms[0],
             end: *times_ms.last().unwrap_or(&times_ms[0]),
@@ -118,6 +163,10 @@ pub async fn metric_query(
 }
 
 const LEAF_PREFIX: &str = "__logql_range_aggregation_";
+
+/// Name prefix of the placeholder selector standing for leg `k` of a
+/// sharded metric query in its merge ([`super::shard::ShardPlan::outer`]).
+pub const LEG_PREFIX: &str = "__logql_sharded_leg_";
 
 /// The range aggregations of a metric query in evaluation order, each with
 /// the grouping of an enclosing `sum` when that grouping can be applied as
@@ -178,14 +227,21 @@ fn injectable(e: &MetricExpr) -> bool {
     }
 }
 
-/// PromQL text for the metric expression, range aggregations numbered in
-/// the order [`collect_leaves`] finds them.
-fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
+/// PromQL text for the metric expression: `replace` gives the text of the
+/// nodes it answers for (the range aggregations, which have no PromQL form,
+/// and the shardable aggregations of a shard plan), visited in the order
+/// [`collect_leaves`] finds range aggregations; the rest is written as the
+/// same algebra in PromQL.
+pub(crate) fn to_promql(
+    e: &MetricExpr,
+    replace: &mut dyn FnMut(&MetricExpr) -> Option<String>,
+) -> String {
+    if let Some(text) = replace(e) {
+        return text;
+    }
     match e {
-        MetricExpr::RangeAggregation { .. } => {
-            let name = format!("{LEAF_PREFIX}{next_leaf}");
-            *next_leaf += 1;
-            name
+        MetricExpr::RangeAggregation { op, .. } => {
+            format!("__logql_unreplaced_{}", op.name())
         }
         MetricExpr::VectorAggregation {
             op,
@@ -194,7 +250,7 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             grouping,
             ..
         } => {
-            let inner = to_promql(expr, next_leaf);
+            let inner = to_promql(expr, replace);
             match op {
                 VectorOp::Sort | VectorOp::SortDesc => format!("{}({inner})", op.name()),
                 _ => {
@@ -217,8 +273,8 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             matching,
             ..
         } => {
-            let l = to_promql(lhs, next_leaf);
-            let r = to_promql(rhs, next_leaf);
+            let l = to_promql(lhs, replace);
+            let r = to_promql(rhs, replace);
             let mut modifier = String::new();
             // Loki folds comparisons of two scalars to 0/1 without `bool`.
             if *return_bool || (op.is_comparison() && is_scalar(lhs) && is_scalar(rhs)) {
@@ -240,18 +296,18 @@ fn to_promql(e: &MetricExpr, next_leaf: &mut usize) -> String {
             ..
         } => format!(
             "label_replace({}, {}, {}, {}, {})",
-            to_promql(expr, next_leaf),
+            to_promql(expr, replace),
             go_quote(destination),
             go_quote(replacement),
             go_quote(source),
             go_quote(regex)
         ),
-        MetricExpr::Paren(inner) => format!("({})", to_promql(inner, next_leaf)),
+        MetricExpr::Paren(inner) => format!("({})", to_promql(inner, replace)),
     }
 }
 
 /// Whether an expression evaluates to a scalar (literals and arithmetic on them).
-fn is_scalar(e: &MetricExpr) -> bool {
+pub(crate) fn is_scalar(e: &MetricExpr) -> bool {
     match e {
         MetricExpr::Number(_) => true,
         MetricExpr::Paren(inner) => is_scalar(inner),
@@ -260,7 +316,7 @@ fn is_scalar(e: &MetricExpr) -> bool {
     }
 }
 
-fn number(v: f64) -> String {
+pub(crate) fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
@@ -281,6 +337,7 @@ async fn range_samples(
     range: &LogRange,
     op: RangeOp,
     grouping: Option<&Grouping>,
+    shard: Option<QueryShard>,
     times_ns: &[i64],
     options: &LogqlOptions,
     deadline: Instant,
@@ -312,6 +369,10 @@ async fn range_samples(
         line_filters,
         branches,
         ordered: None,
+        shard: shard.map(|shard| StreamShard {
+            shard,
+            changed_labels: super::shard::changed_labels(range),
+        }),
     };
     // Unwrapped samples lose the unwrapped label; grouping keeps (or drops) the listed ones.
     let (group_labels, without): (Vec<String>, bool) = match (grouping, &range.unwrap) {

@@ -10,7 +10,8 @@
 //! Tree to answer: [`fetch`] (scans with pushdown) → [`pipeline`] (stages
 //! per entry) → [`logs`] (log queries) or [`metric`] (range aggregations,
 //! then the PromQL evaluator); [`sql_function`] is `logql()` in SQL and
-//! [`conformance`] the case-file runner.
+//! [`conformance`] the case-file runner. [`shard`] cuts metric queries into
+//! per-stream-shard legs and a merge for the query frontend.
 
 pub mod ast;
 pub mod conformance;
@@ -23,6 +24,7 @@ pub mod logs;
 pub mod metric;
 pub mod parser;
 pub mod pipeline;
+pub mod shard;
 pub mod sql_function;
 
 pub use lexer::ParseError;
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 
+use crate::query::promql::shard::QueryShard;
 use crate::query::promql::{Labels, QueryValue};
 
 /// Limits of one LogQL query.
@@ -119,6 +122,11 @@ pub enum LogqlError {
     /// The tenant's query queue is full (HTTP 429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// A leg of a sharded metric query met lines that make its shard's
+    /// answer differ from its part of the whole one ([`fetch::StreamShard`]);
+    /// the query frontend then runs the query unsharded.
+    #[error("query cannot be sharded: {0}")]
+    ShardingUnsafe(String),
 }
 
 impl LogqlError {
@@ -127,7 +135,7 @@ impl LogqlError {
             LogqlError::BadQuery(_) | LogqlError::Limit(_) | LogqlError::Pipeline(_) => 400,
             LogqlError::Execution(_) => 422,
             LogqlError::Timeout => 504,
-            LogqlError::Internal(_) => 500,
+            LogqlError::Internal(_) | LogqlError::ShardingUnsafe(_) => 500,
             LogqlError::TooManyRequests(_) => 429,
         }
     }
@@ -191,7 +199,7 @@ pub async fn query_range(
             let steps = (end_ns - start_ns) / step_ns + 1;
             let times: Vec<i64> = (0..steps).map(|i| start_ns + i * step_ns).collect();
             let (value, times_ms) =
-                metric::metric_query(ctx, query, metric, &times, options).await?;
+                metric::metric_query(ctx, query, metric, None, &times, options).await?;
             let value = crate::query::promql::range_value(value, &times_ms)
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
             check_series(&value, options)?;
@@ -215,13 +223,73 @@ pub async fn instant_query(
         )),
         ast::Expr::Metric(metric) => {
             let (value, times_ms) =
-                metric::metric_query(ctx, query, metric, &[time_ns], options).await?;
+                metric::metric_query(ctx, query, metric, None, &[time_ns], options).await?;
             let value = crate::query::promql::instant_value(value, times_ms[0])
                 .map_err(|e| LogqlError::Execution(e.to_string()))?;
             check_series(&value, options)?;
             Ok(LogqlValue::Metric(value))
         }
     }
+}
+
+/// Evaluates leg `leg` of a sharded metric query ([`shard::plan`]) over the
+/// streams of `shard` at the step times `times_ns`: a matrix, or (`instant`)
+/// a vector. Positions in errors point into `query`, the whole query.
+pub async fn evaluate_shard_leg(
+    ctx: &SessionContext,
+    query: &str,
+    leg: &ast::MetricExpr,
+    shard: QueryShard,
+    times_ns: &[i64],
+    instant: bool,
+    options: &LogqlOptions,
+) -> Result<QueryValue, LogqlError> {
+    let (value, times_ms) =
+        metric::metric_query(ctx, query, leg, Some(shard), times_ns, options).await?;
+    shape(value, &times_ms, instant)
+}
+
+/// Evaluates the merge of a sharded metric query: `outer` (a plan's
+/// [`shard::ShardPlan::outer`]) over `legs[k]`, the answers of leg `k` on
+/// every shard, at the step times `times_ns`.
+pub fn evaluate_shard_merge(
+    outer: &str,
+    legs: Vec<Vec<QueryValue>>,
+    times_ns: &[i64],
+    instant: bool,
+    options: &LogqlOptions,
+) -> Result<QueryValue, LogqlError> {
+    let times_ms: Vec<i64> = times_ns.iter().map(|t| t.div_euclid(1_000_000)).collect();
+    let mut inputs = Vec::with_capacity(legs.len());
+    for shards in legs {
+        let mut series = Vec::new();
+        for value in shards {
+            series.extend(
+                crate::query::promql::step_series_of(value, &times_ms)
+                    .map_err(|e| LogqlError::Internal(e.to_string()))?,
+            );
+        }
+        // In label order, as the unsharded query sees its series (so ties
+        // in topk/bottomk resolve alike).
+        series.sort_by(|a, b| crate::query::promql::value::compare_labels(&a.labels, &b.labels));
+        inputs.push(series);
+    }
+    let (value, times_ms) = metric::merge_shards(outer, inputs, times_ns, options)?;
+    shape(value, &times_ms, instant)
+}
+
+/// The evaluator's value as a range query's matrix or an instant vector.
+fn shape(
+    value: crate::query::promql::eval::Val,
+    times_ms: &[i64],
+    instant: bool,
+) -> Result<QueryValue, LogqlError> {
+    let shaped = if instant {
+        crate::query::promql::instant_value(value, times_ms[0])
+    } else {
+        crate::query::promql::range_value(value, times_ms)
+    };
+    shaped.map_err(|e| LogqlError::Execution(e.to_string()))
 }
 
 /// Parses and validates one LogQL query.

@@ -336,7 +336,10 @@ pub async fn evaluate_shard_merge(
 
 /// A shard's answer (a matrix of a range query, a vector of an instant
 /// one) as step series on `times`.
-fn step_series_of(value: QueryValue, times: &[i64]) -> Result<Vec<StepSeries>, PromError> {
+pub(crate) fn step_series_of(
+    value: QueryValue,
+    times: &[i64],
+) -> Result<Vec<StepSeries>, PromError> {
     let unexpected = |v: &QueryValue| {
         PromError::Internal(format!(
             "a shard of a sharded query answered a {}",

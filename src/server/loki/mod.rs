@@ -29,11 +29,11 @@ use datafusion::prelude::SessionContext;
 use super::prometheus::ApiRequest;
 use super::push;
 use crate::engine::Engine;
-use crate::query::frontend::{self, RangeQuery};
+use crate::query::frontend::{self, sharding::ShardingLimits};
 use crate::query::logql::{
     self, Direction, LogqlError, LogqlOptions, ast, fetch, logs::compile_selector,
 };
-use crate::query::promql::{QueryOutput, QueryValue};
+use crate::query::promql::QueryValue;
 
 /// Loki's default `limit` of log queries.
 const DEFAULT_LIMIT: usize = 100;
@@ -243,15 +243,29 @@ async fn run_query(engine: &Engine, request: &ApiRequest) -> Outcome {
     let started = std::time::Instant::now();
     let tenant = push::tenant(engine, &request.headers)?;
     let ctx = tenant_session(engine, &tenant)?;
-    let value = engine
-        .frontend()
-        .run(
-            &tenant,
-            "logql",
-            logql::instant_query(&ctx, &text, &expr, time, &options(engine)),
-        )
-        .await
-        .map_err(LogqlError::from)?;
+    let value = match &expr {
+        ast::Expr::Metric(metric) => {
+            let sharding = ShardingLimits::of(&engine.distributor().limits().get(&tenant));
+            let value = engine
+                .frontend()
+                .logql_instant_query(
+                    &tenant,
+                    ctx,
+                    &text,
+                    metric,
+                    time,
+                    &options(engine),
+                    sharding,
+                )
+                .await
+                .map_err(LogqlError::from)?;
+            logql::LogqlValue::Metric(value)
+        }
+        // Refused by the evaluator with Loki's words.
+        ast::Expr::Log(_) => {
+            logql::instant_query(&ctx, &text, &expr, time, &options(engine)).await?
+        }
+    };
     Ok(json::query_response(&value, started.elapsed()))
 }
 
@@ -313,47 +327,19 @@ async fn run_query_range(engine: &Arc<Engine>, request: &ApiRequest) -> Outcome 
             let ctx = tenant_session(engine, &tenant)?;
             logql::query_range(&ctx, &text, &expr, &request, &options).await?
         }
-        ast::Expr::Metric(_) => {
-            let range_query = RangeQuery {
-                tenant: &tenant,
-                language: "logql",
-                cache_key: Some(text.clone()),
-                splittable: true,
-                start,
-                end: range.end,
-                step,
-                unit_ns: 1,
-            };
-            let run_part = |part_start: i64, part_end: i64| {
-                let (engine, tenant, text, expr, options) = (
-                    engine.clone(),
-                    tenant.clone(),
-                    text.clone(),
-                    expr.clone(),
-                    options.clone(),
-                );
-                let part = logql::RangeRequest {
-                    start_ns: part_start,
-                    end_ns: part_end,
-                    ..request
-                };
-                async move {
-                    let ctx = tenant_session(&engine, &tenant)?;
-                    match logql::query_range(&ctx, &text, &expr, &part, &options).await? {
-                        logql::LogqlValue::Metric(value) => Ok(QueryOutput {
-                            value,
-                            warnings: Vec::new(),
-                            infos: Vec::new(),
-                        }),
-                        logql::LogqlValue::Streams(_) => Err(LogqlError::Internal(
-                            "a metric query answered log streams".into(),
-                        )),
-                    }
-                }
-            };
+        ast::Expr::Metric(metric) => {
+            let ctx = tenant_session(engine, &tenant)?;
             let output = engine
                 .frontend()
-                .range_query(range_query, run_part)
+                .logql_range_query(
+                    &tenant,
+                    ctx,
+                    &text,
+                    metric,
+                    (start, range.end, step),
+                    &options,
+                    ShardingLimits::of(&limits),
+                )
                 .await
                 .map_err(LogqlError::from)?;
             logql::check_series(&output.value, &options)?;

@@ -958,13 +958,21 @@ impl Compactor {
 
 /// The blocks of resolution `source` to aggregate into `target` blocks: those
 /// whose newest row is before `cut` and whose range no `target` block
-/// overlaps, grouped into clusters of overlapping ranges (oldest first).
+/// overlaps, grouped into clusters of blocks that overlap or share a
+/// `target` window (oldest first). A window's rows then come from one
+/// downsampling of all the blocks holding its samples — one row per series
+/// and window, as Thanos keeps it — even when flushes cut it (small blocks
+/// that no block range merges, or blocks spanning more than the largest).
 fn downsample_plan(
     blocks: &[BlockMeta],
     source: i64,
     target: i64,
     cut: i64,
 ) -> Vec<Vec<BlockMeta>> {
+    let window = |t: i64| t.div_euclid(target);
+    let shares_window = |b: &BlockMeta, start: i64, end: i64| {
+        window(b.min_time) <= window(end) && window(start) <= window(b.max_time)
+    };
     let covered: Vec<&BlockMeta> = blocks
         .iter()
         .filter(|b| b.resolution_ms == target)
@@ -983,15 +991,15 @@ fn downsample_plan(
     let mut clusters: Vec<(i64, Vec<BlockMeta>)> = Vec::new();
     for b in due {
         match clusters.last_mut() {
-            Some((end, members)) if b.min_time <= *end => {
+            Some((end, members)) if window(b.min_time) <= window(*end) => {
                 *end = (*end).max(b.max_time);
                 members.push(b);
             }
             _ => clusters.push((b.max_time, vec![b])),
         }
     }
-    // A cluster that a younger source block overlaps waits until that one
-    // is old enough too (and joins the cluster).
+    // A cluster that a younger source block overlaps or shares a window
+    // with waits until that one is old enough too (and joins the cluster).
     let young: Vec<&BlockMeta> = blocks
         .iter()
         .filter(|b| b.resolution_ms == source && b.max_time >= cut)
@@ -1000,7 +1008,7 @@ fn downsample_plan(
         .into_iter()
         .filter(|(end, members)| {
             let start = members[0].min_time;
-            !young.iter().any(|y| y.overlaps(Some(start), Some(*end)))
+            !young.iter().any(|y| shares_window(y, start, *end))
         })
         .map(|(_, members)| members)
         .collect()
@@ -1426,6 +1434,60 @@ mod tests {
             engine.metrics().value("o11ydb_compactor_runs_total", &[]),
             2.0
         );
+    }
+
+    #[test]
+    fn downsampling_clusters_blocks_that_share_a_window() {
+        let minute = 60_000;
+        let block = |id: &str, min_time: i64, max_time: i64, resolution_ms: i64| BlockMeta {
+            id: id.into(),
+            min_time,
+            max_time,
+            rows: 1,
+            bytes: 1,
+            index_bytes: 0,
+            created_at_ms: 0,
+            resolution_ms,
+        };
+        let raw = |id: &str, from_min: i64, to_min: i64| {
+            block(id, from_min * minute, to_min * minute - 1, 0)
+        };
+        let ids = |plan: Vec<Vec<BlockMeta>>| -> Vec<Vec<String>> {
+            plan.into_iter()
+                .map(|c| c.into_iter().map(|b| b.id).collect())
+                .collect()
+        };
+        // Cut at minutes 18 and 38 (inside 5m windows), 60 (on a window edge).
+        let blocks = vec![
+            raw("a", 0, 18),
+            raw("b", 18, 38),
+            raw("c", 38, 60),
+            raw("d", 60, 90),
+        ];
+        let cut = 200 * minute;
+        let five = downsample::RES_5M;
+        assert_eq!(
+            ids(downsample_plan(&blocks, 0, five, cut)),
+            vec![vec!["a", "b", "c"], vec!["d"]]
+        );
+        assert_eq!(
+            ids(downsample_plan(&blocks, 0, downsample::RES_1H, cut)),
+            vec![vec!["a", "b", "c"], vec!["d"]]
+        );
+        // A young block sharing the last window holds its cluster back.
+        let young_cut = 70 * minute;
+        assert_eq!(
+            ids(downsample_plan(&blocks, 0, five, 37 * minute)),
+            Vec::<Vec<String>>::new()
+        );
+        assert_eq!(
+            ids(downsample_plan(&blocks, 0, five, young_cut)),
+            vec![vec!["a", "b", "c"]]
+        );
+        // Blocks a target block overlaps are done.
+        let mut done = blocks.clone();
+        done.push(block("a5", 0, 60 * minute - 1, five));
+        assert_eq!(ids(downsample_plan(&done, 0, five, cut)), vec![vec!["d"]]);
     }
 
     #[test]
