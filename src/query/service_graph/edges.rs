@@ -241,8 +241,8 @@ impl EdgeCounter {
                     }
                 }
                 None => {
-                    for c in 0..spans.len() {
-                        if pairable(&spans[c]) && spans[c].span_id == parent {
+                    for (c, client) in spans.iter().enumerate() {
+                        if pairable(client) && client.span_id == parent {
                             pair(c, self);
                         }
                     }
@@ -395,7 +395,7 @@ struct SpanColumns<'a> {
     resources: Packed<'a>,
 }
 
-fn utf8<'a>(batch: &'a RecordBatch, i: usize) -> Result<&'a StringArray> {
+fn utf8(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
     match batch.column(i).as_string_opt::<i32>() {
         Some(a) => Ok(a),
         None => exec_err!(
