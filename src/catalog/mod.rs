@@ -84,6 +84,16 @@ impl SignalTable {
         self.storage().manifest(&self.tenant, self.signal)
     }
 
+    /// The oldest and newest time in this table's head, if it holds rows.
+    pub fn head_time_range(&self) -> Option<(i64, i64)> {
+        let head = self.ingester.head(&self.tenant, self.signal)?;
+        let (batches, ()) = head.snapshot_with(|| ());
+        batches
+            .iter()
+            .map(|(_, range)| *range)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    }
+
     /// This tenant's samples blocks of one downsampled resolution, as a table.
     pub fn downsampled(&self, resolution_ms: i64) -> downsampled::DownsampledTable {
         downsampled::DownsampledTable::new(

@@ -848,3 +848,63 @@ async fn windows_spread_over_several_raw_blocks_downsample_like_raw() {
         );
     }
 }
+
+/// Samples backfilled into an already downsampled range are not in its
+/// aggregates (the compactor does not aggregate that range again): range
+/// queries read raw samples there — from the head, then from the raw block
+/// they are flushed to — and still read the rest from the downsampled block.
+#[tokio::test(flavor = "multi_thread")]
+async fn samples_backfilled_after_downsampling_are_read_raw() {
+    let dir = tempdir();
+    // No results cache: the same queries run again once the data moved.
+    let config = format!("{CONFIG}\n[query_frontend]\ncache_results = false\n");
+    let server = Server::start_with(&dir.path().join("data"), &config);
+    let start = data_start();
+    load(&server, start).await;
+    let report = run_compactor(&server);
+    assert_eq!(
+        report["downsampled"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+    // A new series over the first day's hours 2 to 8, written afterwards.
+    let client = server.client().await;
+    let rows: Vec<String> = (0..6 * HOUR_MS / SCRAPE_MS)
+        .map(|k| {
+            let t = start + 2 * HOUR_MS + k * SCRAPE_MS + OFFSET_MS;
+            format!("(to_timestamp_millis({t}), 'ds_backfilled', map(['job'], ['late']), 1)")
+        })
+        .collect();
+    for chunk in rows.chunks(5000) {
+        let sql = format!(
+            "INSERT INTO samples (timestamp, metric, labels, value) VALUES {}",
+            chunk.join(", ")
+        );
+        client.execute(sql.as_str(), &[]).await.unwrap();
+    }
+    let grid = (start + 3 * HOUR_MS, start + 2 * DAY_MS, HOUR_MS);
+    for place in ["head", "raw block"] {
+        if place == "raw block" {
+            server.flush();
+        }
+        let got = query_range(&server, "count_over_time(ds_backfilled[1h])", grid, "auto");
+        let raw = query_range(&server, "count_over_time(ds_backfilled[1h])", grid, "raw");
+        assert_close(place, &raw, &got, |_| 1e-9);
+        let points = &got["{\"job\":\"late\"}"];
+        // The hours ending at 3h to 8h each hold 120 of them; none later.
+        assert_eq!(points.len(), 6, "{place}: {points:?}");
+        assert!(
+            points.iter().all(|(_, v)| *v == 120.0),
+            "{place}: {points:?}"
+        );
+        // The old series outside the backfilled hours still come from the 5m block.
+        let before = blocks_read(&server, "5m");
+        let got = query_range(&server, "sum(rate(ds_requests_total[1h]))", grid, "auto");
+        let raw = query_range(&server, "sum(rate(ds_requests_total[1h]))", grid, "raw");
+        assert_close(place, &raw, &got, |v| 0.03 * v.abs() + 1e-9);
+        assert!(
+            blocks_read(&server, "5m") > before,
+            "{place}: 5m block not read"
+        );
+    }
+}

@@ -176,6 +176,71 @@ pub fn count_calls_to_sums(expr: &mut Expr, counted: &HashSet<SelectorKey>) {
     }
 }
 
+/// Sorted, disjoint, inclusive ranges covering `ranges`.
+fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+}
+
+/// `ranges` without the times in `holes` (both sorted, disjoint, inclusive).
+fn subtract(ranges: Vec<(i64, i64)>, holes: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for (mut lo, hi) in ranges {
+        for &(a, b) in &holes {
+            if b < lo || a > hi {
+                continue;
+            }
+            if a > lo {
+                out.push((lo, a - 1));
+            }
+            lo = b.saturating_add(1);
+            if lo > hi {
+                break;
+            }
+        }
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+    }
+    out
+}
+
+/// Where raw samples may exist that the aggregates at `resolution` lack:
+/// raw blocks written after the 5m (or `resolution`) block over the same
+/// time (samples backfilled into an already downsampled range: the
+/// compactor does not aggregate them again), and the head. Queries read
+/// raw samples there.
+fn unaggregated_ranges(
+    blocks: &[crate::storage::manifest::BlockMeta],
+    resolution: i64,
+    head: Option<(i64, i64)>,
+) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = head.into_iter().collect();
+    for raw in blocks.iter().filter(|b| b.is_raw()) {
+        for aggregated in blocks
+            .iter()
+            .filter(|b| b.resolution_ms == RES_5M || b.resolution_ms == resolution)
+        {
+            if raw.created_at_ms > aggregated.created_at_ms
+                && raw.overlaps(Some(aggregated.min_time), Some(aggregated.max_time))
+            {
+                out.push((
+                    raw.min_time.max(aggregated.min_time),
+                    raw.max_time.min(aggregated.max_time),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// One allowed resolution: its window (ms), the time ranges its blocks
 /// cover (sorted, disjoint, inclusive) and its table.
 type Level = (i64, Vec<(i64, i64)>, Arc<dyn TableProvider>);
@@ -201,12 +266,13 @@ impl SourcePlan {
         let provider = ctx.table_provider("samples").await.ok()?;
         let table = provider.downcast_ref::<SignalTable>()?;
         let manifest = table.manifest();
+        let head = table.head_time_range();
         let mut levels = Vec::new();
         for res in [RES_5M, RES_1H] {
             if res > max {
                 continue;
             }
-            let mut ranges: Vec<(i64, i64)> = manifest
+            let ranges: Vec<(i64, i64)> = manifest
                 .blocks
                 .iter()
                 .filter(|b| b.resolution_ms == res)
@@ -215,17 +281,13 @@ impl SourcePlan {
             if ranges.is_empty() {
                 continue;
             }
-            ranges.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
-            for (lo, hi) in ranges {
-                match merged.last_mut() {
-                    Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                    _ => merged.push((lo, hi)),
-                }
-            }
+            let covered = subtract(
+                merge_ranges(ranges),
+                merge_ranges(unaggregated_ranges(&manifest.blocks, res, head)),
+            );
             levels.push((
                 res,
-                merged,
+                covered,
                 Arc::new(table.downsampled(res)) as Arc<dyn TableProvider>,
             ));
         }
@@ -530,6 +592,40 @@ mod tests {
         let text = expr.to_string();
         assert!(text.starts_with("sum_over_time(x[1h])"), "{text}");
         assert!(text.ends_with("count_over_time(y[1h])"), "{text}");
+    }
+
+    #[test]
+    fn raw_data_newer_than_the_aggregates_is_read_raw() {
+        use crate::storage::manifest::BlockMeta;
+        let block = |id: &str, min, max, created, resolution_ms| BlockMeta {
+            id: id.into(),
+            min_time: min,
+            max_time: max,
+            rows: 1,
+            bytes: 1,
+            index_bytes: 0,
+            created_at_ms: created,
+            resolution_ms,
+        };
+        let blocks = vec![
+            block("raw", 0, 999, 10, RAW),
+            block("5m", 0, 999, 20, RES_5M),
+            block("1h", 0, 999, 30, RES_1H),
+            // Backfilled after the 5m block, before the 1h one: in neither.
+            block("late", 200, 299, 25, RAW),
+            // Backfilled after both.
+            block("later", 600, 1_400, 40, RAW),
+        ];
+        let five = merge_ranges(unaggregated_ranges(&blocks, RES_5M, None));
+        assert_eq!(five, vec![(200, 299), (600, 999)]);
+        let hour = merge_ranges(unaggregated_ranges(&blocks, RES_1H, Some((950, 2_000))));
+        assert_eq!(hour, vec![(200, 299), (600, 2_000)]);
+        assert_eq!(subtract(vec![(0, 999)], hour), vec![(0, 199), (300, 599)]);
+        assert_eq!(
+            subtract(vec![(0, 9), (20, 29)], vec![(5, 22)]),
+            vec![(0, 4), (23, 29)]
+        );
+        assert_eq!(subtract(vec![(0, 9)], vec![]), vec![(0, 9)]);
     }
 
     #[test]
