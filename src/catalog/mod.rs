@@ -6,7 +6,8 @@
 //! forget. `scan` prunes head batches and blocks by time (from the manifest)
 //! and by equality on indexed columns (from each block's bloom) before any
 //! Parquet is opened, pushes the remaining filters and the projection into
-//! the Parquet reader (row groups, page index, Parquet blooms) and wraps it
+//! the Parquet reader (row groups, page index, Parquet blooms; map entries
+//! read from the packed label sets, [`packed_filter`]) and wraps it
 //! all in a [`exec::SignalScanExec`] that shows the pruning in `EXPLAIN`.
 //! `INSERT` goes through [`insert::IngestSink`] into the normal write path.
 
@@ -15,8 +16,9 @@ pub mod downsampled;
 pub mod exec;
 pub mod filters;
 pub mod insert;
+pub mod packed_filter;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -435,14 +437,25 @@ impl SignalTable {
         let layout = block_layout(self.signal);
         let table = self.signal.schema();
         let df_schema = DFSchema::try_from(layout.schema.as_ref().clone())?;
+        // Map entries are read from the packed label sets (packed_filter).
+        let packed: HashSet<&str> = table
+            .fields()
+            .iter()
+            .zip(&layout.columns)
+            .filter(|(_, stored)| matches!(stored, codec::Stored::PackedMap(_)))
+            .map(|(f, _)| f.name().as_str())
+            .collect();
         let pushable: Vec<Expr> = filters
             .iter()
-            .map(|f| unnormalize_col(f.clone()))
+            .filter_map(|f| packed_filter::rewrite(unnormalize_col(f.clone()), &packed))
             .filter(|f| {
-                f.column_refs()
-                    .iter()
-                    .all(|c| table.index_of(&c.name).is_ok_and(|t| layout.is_plain(t)))
+                f.column_refs().iter().all(|c| {
+                    table
+                        .index_of(&c.name)
+                        .is_ok_and(|t| layout.is_plain(t) || packed.contains(c.name.as_str()))
+                })
             })
+            .filter(|f| state.create_physical_expr(f.clone(), &df_schema).is_ok())
             .collect();
         let Some(expr) = conjunction(pushable) else {
             return Ok(None);
