@@ -2,7 +2,8 @@
 //!
 //! * [`DecodeBlockExec`] turns block storage columns back into table columns
 //!   (packed label sets into maps, decimal mantissas into floats; see
-//!   `storage::codec`).
+//!   `storage::codec`); [`PackMapsExec`] does the reverse for the head rows
+//!   of a packed-map scan (map columns into packed label sets).
 //! * [`SignalScanExec`] wraps the whole scan (head ∪ blocks) and reports, in
 //!   `EXPLAIN` and `EXPLAIN ANALYZE`, how many blocks were scanned and how
 //!   many were pruned by time or by bloom before any Parquet was opened.
@@ -23,7 +24,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::storage::codec::{Stored, decode_columns};
+use crate::storage::codec::{Stored, decode_columns, pack_map_columns};
 
 /// Decodes a block scan's storage columns into the projected table columns.
 #[derive(Debug)]
@@ -126,6 +127,88 @@ impl ExecutionPlan for DecodeBlockExec {
                 &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
             )?)
         });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Packs the map columns of head rows into label sets as each batch is
+/// read, for packed-map scans (blocks store them packed already).
+#[derive(Debug)]
+pub struct PackMapsExec {
+    input: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl PackMapsExec {
+    /// `schema`: the input's schema with map columns packed
+    /// (`codec::packed_schema`).
+    pub fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            input.output_partitioning().clone(),
+            input.pipeline_behavior(),
+            input.boundedness(),
+        );
+        PackMapsExec {
+            input,
+            schema,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for PackMapsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PackMapsExec")
+    }
+}
+
+impl ExecutionPlan for PackMapsExec {
+    fn name(&self) -> &str {
+        "PackMapsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(PackMapsExec::new(
+            children.swap_remove(0),
+            self.schema.clone(),
+        )))
+    }
+
+    /// Rows keep their order; as for [`DecodeBlockExec`], column types
+    /// change, so the ordering is not advertised.
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let schema = self.schema.clone();
+        let packed = schema.clone();
+        let stream = input.map(move |batch| Ok(pack_map_columns(&batch?, &packed)?));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

@@ -34,11 +34,11 @@ use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFacto
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{PhysicalExpr, conjunction_opt};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -49,7 +49,7 @@ use crate::model::Signal;
 use crate::model::labels::build_string_map;
 use crate::storage::codec::{self, block_layout};
 use crate::storage::{Storage, datafusion_store_url};
-use exec::{DecodeBlockExec, ScanSummary, SignalScanExec};
+use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
 
 /// One tenant's table of one signal.
@@ -306,33 +306,18 @@ impl SignalTable {
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
-            let source = match maps {
-                MapColumns::Decoded => MemorySourceConfig::try_new(
-                    &split_round_robin(head, state.config().target_partitions()),
-                    table_schema.clone(),
-                    projection.cloned(),
-                )?,
-                MapColumns::Packed => {
-                    let packed = head
-                        .iter()
-                        .map(|b| {
-                            let b = match projection {
-                                Some(p) => b.project(p)?,
-                                None => b.clone(),
-                            };
-                            codec::pack_map_columns(&b, &projected_schema)
-                                .map_err(|e| DataFusionError::External(Box::new(e)))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    MemorySourceConfig::try_new(
-                        &split_round_robin(packed, state.config().target_partitions()),
-                        projected_schema.clone(),
-                        None,
-                    )?
-                }
-            }
+            let source = MemorySourceConfig::try_new(
+                &split_round_robin(head, state.config().target_partitions()),
+                table_schema.clone(),
+                projection.cloned(),
+            )?
             .with_limit(limit);
-            inputs.push(DataSourceExec::from_data_source(source));
+            let rows: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(source);
+            inputs.push(match maps {
+                MapColumns::Decoded => rows,
+                // Packed as each batch is read, not while planning.
+                MapColumns::Packed => Arc::new(PackMapsExec::new(rows, projected_schema.clone())),
+            });
         }
         if !blocks.is_empty() {
             let layout = block_layout(signal);
@@ -433,7 +418,7 @@ impl SignalTable {
         &self,
         state: &dyn Session,
         filters: &[Expr],
-    ) -> Result<Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>> {
+    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
         let layout = block_layout(self.signal);
         let table = self.signal.schema();
         let df_schema = DFSchema::try_from(layout.schema.as_ref().clone())?;
@@ -445,7 +430,7 @@ impl SignalTable {
             .filter(|(_, stored)| matches!(stored, codec::Stored::PackedMap(_)))
             .map(|(f, _)| f.name().as_str())
             .collect();
-        let pushable: Vec<Expr> = filters
+        let pushable: Vec<Arc<dyn PhysicalExpr>> = filters
             .iter()
             .filter_map(|f| packed_filter::rewrite(unnormalize_col(f.clone()), &packed))
             .filter(|f| {
@@ -455,12 +440,9 @@ impl SignalTable {
                         .is_ok_and(|t| layout.is_plain(t) || packed.contains(c.name.as_str()))
                 })
             })
-            .filter(|f| state.create_physical_expr(f.clone(), &df_schema).is_ok())
+            .filter_map(|f| state.create_physical_expr(f, &df_schema).ok())
             .collect();
-        let Some(expr) = conjunction(pushable) else {
-            return Ok(None);
-        };
-        Ok(state.create_physical_expr(expr, &df_schema).ok())
+        Ok(conjunction_opt(pushable))
     }
 }
 
