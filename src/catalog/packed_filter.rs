@@ -11,8 +11,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray};
-use arrow::datatypes::{DataType, Int32Type};
+use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::storage::codec::PackedPairs;
+use crate::storage::codec::{PackedColumn, PackedPairs};
 
 /// `packed_get(packed_label_sets, 'key')`: the key's value per row, NULL
 /// where the label set has no such key (as `get_field` on the map).
@@ -70,38 +70,28 @@ fn find<'a>(set: &'a [u8], key: &str) -> Result<Option<&'a str>> {
 
 /// The value of `key` in each packed label set of `column`.
 fn lookup(column: &ArrayRef, key: &str) -> Result<ArrayRef> {
-    let each = |values: &BinaryArray| -> Result<StringArray> {
-        let mut out = Vec::with_capacity(values.len());
-        for i in 0..values.len() {
-            out.push(match values.is_valid(i) {
-                true => find(values.value(i), key)?,
-                false => None,
-            });
-        }
-        Ok(StringArray::from(out))
-    };
-    match column.data_type() {
-        DataType::Dictionary(_, _) => {
-            let dict = column.as_dictionary::<Int32Type>();
-            let (keys, values) = (dict.keys(), dict.values().as_binary::<i32>());
-            // Label sets that repeat (series, streams, resources): each
-            // distinct one once. A dictionary larger than the batch (one
-            // of a whole row group, mostly distinct sets): only the rows'.
-            if values.len() <= keys.len() {
-                return Ok(arrow::compute::take(&each(values)?, keys, None)?);
-            }
-            let mut out = Vec::with_capacity(keys.len());
-            for i in 0..keys.len() {
-                out.push(match keys.is_valid(i) {
-                    true => find(values.value(keys.value(i) as usize), key)?,
-                    false => None,
-                });
-            }
-            Ok(Arc::new(StringArray::from(out)))
-        }
-        DataType::Binary => Ok(Arc::new(each(column.as_binary::<i32>())?)),
-        other => exec_err!("packed_get() of a {other} column"),
+    let packed = PackedColumn::of(column)?;
+    // Label sets that repeat (series, streams, resources): each distinct
+    // one once. A dictionary larger than the batch (one of a whole row
+    // group, mostly distinct sets), or none: only the rows'.
+    if let PackedColumn::Dictionary { keys, sets, .. } = &packed
+        && sets.len() <= keys.len()
+    {
+        let per_set = (0..sets.len())
+            .map(|i| match sets.is_valid(i) {
+                true => find(sets.value(i), key),
+                false => Ok(None),
+            })
+            .collect::<Result<StringArray>>()?;
+        return Ok(arrow::compute::take(&per_set, *keys, None)?);
     }
+    let per_row = (0..column.len())
+        .map(|row| match packed.set(row) {
+            Some((_, set)) => find(set, key),
+            None => Ok(None),
+        })
+        .collect::<Result<StringArray>>()?;
+    Ok(Arc::new(per_row))
 }
 
 /// `filter` with every `get_field(c, 'key')` of a packed map column `c`
@@ -149,7 +139,7 @@ pub fn rewrite(filter: Expr, packed: &HashSet<&str>) -> Option<Expr> {
 mod tests {
     use super::*;
     use crate::storage::codec::{pack_pairs, packed_map_type};
-    use arrow::array::BinaryBuilder;
+    use arrow::array::{AsArray, BinaryBuilder};
     use datafusion::functions::core::expr_fn::get_field;
     use datafusion::logical_expr::{col, lit};
 

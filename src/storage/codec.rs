@@ -484,17 +484,64 @@ fn decode_end_time(start: &ArrayRef, duration: &ArrayRef) -> Result<ArrayRef> {
 
 /// Decodes a packed column (dictionary or plain binary) back into a map column.
 pub fn unpack_column(column: &ArrayRef) -> Result<ArrayRef> {
-    match column.data_type() {
-        DataType::Dictionary(_, _) => {
-            let dict: &DictionaryArray<Int32Type> = column.as_dictionary::<Int32Type>();
-            let values = unpack_binary(dict.values().as_binary::<i32>())?;
-            let keys = dict.keys();
-            Ok(arrow::compute::take(&values, keys, None)?)
+    match PackedColumn::of(column)? {
+        PackedColumn::Dictionary { keys, sets, .. } => {
+            Ok(arrow::compute::take(&unpack_binary(sets)?, keys, None)?)
         }
-        DataType::Binary => Ok(Arc::new(unpack_binary(column.as_binary::<i32>())?)),
-        other => Err(Error::Storage(format!(
-            "packed label column has unexpected type {other}"
-        ))),
+        PackedColumn::Plain(sets) => Ok(Arc::new(unpack_binary(sets)?)),
+    }
+}
+
+/// A packed map column as read: dictionary-encoded (as blocks store it) or
+/// plain packed label sets.
+pub enum PackedColumn<'a> {
+    Dictionary {
+        keys: &'a arrow::array::Int32Array,
+        sets: &'a BinaryArray,
+        /// The `sets` array itself, to tell one dictionary from another.
+        dictionary: &'a ArrayRef,
+    },
+    Plain(&'a BinaryArray),
+}
+
+impl<'a> PackedColumn<'a> {
+    pub fn of(column: &'a ArrayRef) -> Result<Self> {
+        match column.data_type() {
+            DataType::Dictionary(key, value)
+                if **key == DataType::Int32 && **value == DataType::Binary =>
+            {
+                let dict: &DictionaryArray<Int32Type> = column.as_dictionary();
+                Ok(PackedColumn::Dictionary {
+                    keys: dict.keys(),
+                    sets: dict.values().as_binary::<i32>(),
+                    dictionary: dict.values(),
+                })
+            }
+            DataType::Binary => Ok(PackedColumn::Plain(column.as_binary::<i32>())),
+            other => Err(Error::Storage(format!(
+                "packed label column has unexpected type {other}"
+            ))),
+        }
+    }
+
+    /// Row `row`'s label set — an id within this array (its dictionary
+    /// key, or the row) and its bytes — or `None` for a null row.
+    pub fn set(&self, row: usize) -> Option<(u32, &'a [u8])> {
+        match self {
+            PackedColumn::Dictionary { keys, sets, .. } => {
+                let key = keys.is_valid(row).then(|| keys.value(row) as usize)?;
+                sets.is_valid(key).then(|| (key as u32, sets.value(key)))
+            }
+            PackedColumn::Plain(sets) => sets.is_valid(row).then(|| (row as u32, sets.value(row))),
+        }
+    }
+
+    /// The dictionary, for a dictionary-encoded column.
+    pub fn dictionary(&self) -> Option<&'a ArrayRef> {
+        match self {
+            PackedColumn::Dictionary { dictionary, .. } => Some(dictionary),
+            PackedColumn::Plain(_) => None,
+        }
     }
 }
 

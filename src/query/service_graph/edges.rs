@@ -16,17 +16,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Float64Builder, Int32Array, Int64Array, RecordBatch,
-    StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, Float64Builder, Int64Array, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::datatypes::{
-    DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimestampNanosecondType,
-};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampNanosecondType};
 use datafusion::common::{HashMap, HashSet, exec_err};
 use datafusion::error::{DataFusionError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::storage::codec::PackedPairs;
+use crate::storage::codec::{PackedColumn, PackedPairs};
 
 /// The `spans` columns the edges are computed from, in this order.
 pub const COLUMNS: [&str; 10] = [
@@ -63,7 +60,8 @@ pub fn output_schema() -> SchemaRef {
     ]))
 }
 
-/// Tempo's `connection_type` label.
+/// Tempo's `connection_type` label. The variants are in the order of their
+/// texts, so rows keyed by it sort as the texts do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Connection {
     Direct,
@@ -279,51 +277,6 @@ impl EdgeCounter {
     }
 }
 
-/// A packed attribute column: dictionary or plain packed label sets.
-enum Packed<'a> {
-    Dictionary {
-        keys: &'a Int32Array,
-        values: &'a BinaryArray,
-        dictionary: &'a ArrayRef,
-    },
-    Plain(&'a BinaryArray),
-}
-
-impl<'a> Packed<'a> {
-    fn of(column: &'a ArrayRef) -> Result<Self> {
-        match column.data_type() {
-            DataType::Dictionary(_, _) => {
-                let dict = column.as_dictionary::<Int32Type>();
-                Ok(Packed::Dictionary {
-                    keys: dict.keys(),
-                    values: dict.values().as_binary::<i32>(),
-                    dictionary: dict.values(),
-                })
-            }
-            DataType::Binary => Ok(Packed::Plain(column.as_binary::<i32>())),
-            other => exec_err!("service_graph(): packed attributes have type {other}"),
-        }
-    }
-
-    /// The row's label set: its dictionary key, and its bytes.
-    fn row(&self, row: usize) -> (u32, &'a [u8]) {
-        match self {
-            Packed::Dictionary { keys, values, .. } => {
-                let key = keys.value(row) as usize;
-                (key as u32, values.value(key))
-            }
-            Packed::Plain(values) => (row as u32, values.value(row)),
-        }
-    }
-
-    fn dictionary(&self) -> Option<&'a ArrayRef> {
-        match self {
-            Packed::Dictionary { dictionary, .. } => Some(dictionary),
-            Packed::Plain(_) => None,
-        }
-    }
-}
-
 /// The attributes a client's peer is named from, in lookup order.
 const PEER_KEYS: [&str; 6] = [
     "db.name",
@@ -391,8 +344,8 @@ struct SpanColumns<'a> {
     start_ns: &'a [i64],
     duration_ns: &'a Int64Array,
     status: &'a StringArray,
-    attributes: Packed<'a>,
-    resources: Packed<'a>,
+    attributes: PackedColumn<'a>,
+    resources: PackedColumn<'a>,
 }
 
 fn utf8(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
@@ -426,8 +379,8 @@ impl<'a> SpanColumns<'a> {
             start_ns: start_ns.values(),
             duration_ns,
             status: utf8(batch, 7)?,
-            attributes: Packed::of(batch.column(8))?,
-            resources: Packed::of(batch.column(9))?,
+            attributes: PackedColumn::of(batch.column(8))?,
+            resources: PackedColumn::of(batch.column(9))?,
         })
     }
 }
@@ -477,9 +430,14 @@ impl RunHashes {
 
 /// The trace hashes seen in more than one run across all partitions.
 pub fn split_traces(passes: Vec<RunHashes>) -> HashSet<u64> {
-    let mut all: Vec<u64> = passes.into_iter().flat_map(|p| p.hashes).collect();
-    all.sort_unstable();
-    all.windows(2)
+    repeated(passes.into_iter().flat_map(|p| p.hashes).collect())
+}
+
+/// The values that occur more than once.
+fn repeated(mut hashes: Vec<u64>) -> HashSet<u64> {
+    hashes.sort_unstable();
+    hashes
+        .windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
         .collect()
@@ -508,6 +466,8 @@ impl OwnedSpan {
             + self.span_id.len()
             + self.parent.as_ref().map_or(0, |p| p.len())
             + self.service.len()
+            + self.db_server.as_ref().map_or(0, |n| n.len())
+            + self.peer_node.as_ref().map_or(0, |n| n.len())
     }
 }
 
@@ -626,8 +586,9 @@ impl PartitionEdges {
             }
             let mut peer_of = Peer::default();
             if role.is_client() {
-                let (a_id, a) = c.attributes.row(row);
-                let (r_id, r) = c.resources.row(row);
+                // The map columns are never null; a null would read as empty.
+                let (a_id, a) = c.attributes.set(row).unwrap_or((u32::MAX, &[]));
+                let (r_id, r) = c.resources.set(row).unwrap_or((u32::MAX, &[]));
                 peer_of = match self.peers.get(&(a_id, r_id)).filter(|_| cacheable) {
                     Some(p) => *p,
                     None => {
@@ -678,12 +639,11 @@ impl PartitionEdges {
 /// Counts the split traces, merges every partition's edges and builds the
 /// rows of `service_graph()`, ordered by client, server and connection type.
 pub fn finish(partitions: Vec<PartitionEdges>) -> Result<RecordBatch> {
-    let mut counted: Vec<u64> = partitions
+    let counted = partitions
         .iter()
         .flat_map(|p| p.counted.iter().copied())
         .collect();
-    counted.sort_unstable();
-    if counted.windows(2).any(|w| w[0] == w[1]) {
+    if !repeated(counted).is_empty() {
         return exec_err!(
             "service_graph(): a trace was read in two pieces that the first pass saw as one"
         );
@@ -711,8 +671,9 @@ pub fn finish(partitions: Vec<PartitionEdges>) -> Result<RecordBatch> {
             into.client_ns.extend(stats.client_ns);
         }
     }
-    let mut rows: Vec<_> = merged.into_iter().collect();
-    rows.sort_by(|(a, _), (b, _)| (&a.0, &a.1, a.2.as_str()).cmp(&(&b.0, &b.1, b.2.as_str())));
+    // In key order: client, server, then connection type (whose variants
+    // are ordered as their texts).
+    let rows = merged;
 
     let mut client = StringBuilder::new();
     let mut server = StringBuilder::new();
@@ -805,6 +766,17 @@ fn percentiles<const N: usize>(ns: &mut [i64], qs: [f64; N]) -> [Option<f64>; N]
 #[cfg(test)]
 mod tests {
     use super::percentiles;
+
+    #[test]
+    fn connection_types_sort_as_their_texts() {
+        use super::Connection::*;
+        let all = [VirtualNode, Direct, MessagingSystem, Database];
+        let mut by_variant = all.to_vec();
+        by_variant.sort();
+        let mut by_text = all.to_vec();
+        by_text.sort_by_key(|c| c.as_str());
+        assert_eq!(by_variant, by_text);
+    }
 
     #[test]
     fn percentiles_interpolate_like_postgres() {

@@ -274,7 +274,9 @@ impl Memory {
         Memory(Arc::new(parking_lot::Mutex::new(reservation)))
     }
 
-    /// Grows the reservation to `bytes` more than `held`; returns the new total held.
+    /// One task held `held` bytes and now holds `now`: grows the shared
+    /// reservation by the difference (it never shrinks while the operator
+    /// runs) and returns what the task has reserved.
     fn track(&self, held: usize, now: usize) -> Result<usize> {
         if now > held {
             self.0.lock().try_grow(now - held)?;
