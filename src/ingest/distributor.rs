@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use super::Ingester;
 use super::limits::{LimitsRegistry, RateLimited};
 use super::metrics_generator::SpanSink;
+use super::series_cache::SeriesCache;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::model::Signal;
@@ -149,6 +150,8 @@ pub struct Distributor {
     max_head_bytes: u64,
     /// Where accepted spans go for the metrics generator, when it runs.
     span_sink: std::sync::OnceLock<SpanSink>,
+    /// Validated remote-write series per tenant.
+    series_caches: Mutex<HashMap<String, Arc<SeriesCache>>>,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -232,6 +235,7 @@ impl Distributor {
             series: Mutex::new(series),
             max_head_bytes,
             span_sink: std::sync::OnceLock::new(),
+            series_caches: Mutex::default(),
         }
     }
 
@@ -242,6 +246,15 @@ impl Distributor {
             .iter()
             .map(|(tenant, s)| (tenant.clone(), s.newest.len()))
             .collect()
+    }
+
+    /// The tenant's cache of validated remote-write series.
+    pub fn series_cache(&self, tenant: &str) -> Arc<SeriesCache> {
+        let mut caches = self.series_caches.lock();
+        if let Some(cache) = caches.get(tenant) {
+            return cache.clone();
+        }
+        caches.entry(tenant.to_string()).or_default().clone()
     }
 
     /// Sends accepted spans to the metrics generator from now on.

@@ -35,6 +35,11 @@ pub struct HeadPart {
 /// Small batches merged into one once this many have been appended.
 const COALESCE_BATCHES: usize = 512;
 
+/// Batches of at least this many rows on average are left as they are:
+/// scans handle them well, and copying them again would cost ingest about a
+/// tenth of its CPU (remote write sends 2,000 samples per request).
+const COALESCE_BELOW_AVERAGE_ROWS: usize = 1024;
+
 impl HeadPart {
     fn push(&mut self, signal: Signal, batch: RecordBatch, lsn: u64, segment: u64) {
         if batch.num_rows() == 0 {
@@ -47,8 +52,17 @@ impl HeadPart {
         self.min_segment = Some(self.min_segment.map_or(segment, |m| m.min(segment)));
         self.created.get_or_insert_with(Instant::now);
         self.batches.push((batch, range));
-        if self.batches.len() - self.coalesced >= COALESCE_BATCHES {
-            self.coalesce(signal);
+        let pending = self.batches.len() - self.coalesced;
+        if pending >= COALESCE_BATCHES {
+            let pending_rows: usize = self.batches[self.coalesced..]
+                .iter()
+                .map(|(b, _)| b.num_rows())
+                .sum();
+            if pending_rows / pending < COALESCE_BELOW_AVERAGE_ROWS {
+                self.coalesce(signal);
+            } else {
+                self.coalesced = self.batches.len();
+            }
         }
     }
 

@@ -14,6 +14,7 @@ pub mod metrics_generator;
 pub mod otlp;
 pub mod protobuf;
 pub mod remote_write;
+pub mod series_cache;
 pub mod validate;
 pub mod wal;
 pub mod zipkin;

@@ -7,12 +7,16 @@
 //! Exemplars and metadata are ignored; native histograms are refused
 //! (counted).
 
+use std::sync::Arc;
+
 use super::distributor::{Decoded, Discards};
 use super::limits::Limits;
 use super::protobuf::{Reader, Value, as_i64, as_str};
+use super::series_cache::{KnownSeries, SeriesCache};
 use super::validate::{DecodeError, check_labels, check_time, render_labels};
 use crate::model::Signal;
 use crate::model::builders::SamplesBuilder;
+use crate::model::labels::series_id;
 
 /// Series per output batch (bounds batch size for huge requests).
 const ROWS_PER_BATCH: usize = 64 * 1024;
@@ -42,26 +46,27 @@ impl<'l> SeriesSink<'l> {
 
     /// Validates one series (labels including `__name__`) and keeps its
     /// samples that are inside the tenant's time window. `bad_utf8` is the
-    /// first label that was not UTF-8, if any.
+    /// first label that was not UTF-8, if any. Returns the series in
+    /// canonical form when it was valid.
     fn series(
         &mut self,
         labels: &mut Vec<(&str, &str)>,
         samples: &mut Vec<(i64, f64)>,
         bad_utf8: Option<String>,
-    ) {
+    ) -> Option<KnownSeries> {
         if samples.is_empty() {
-            return;
+            return None;
         }
         let n = samples.len() as u64;
         if let Some(e) = bad_utf8 {
             self.discards.add("label_invalid", n, || {
                 format!("{e} in series {}", render_labels(labels))
             });
-            return;
+            return None;
         }
         if let Err(invalid) = check_labels(labels, self.limits) {
             self.discards.add(invalid.reason, n, || invalid.message);
-            return;
+            return None;
         }
         let Some(metric) = labels
             .iter()
@@ -71,10 +76,25 @@ impl<'l> SeriesSink<'l> {
             self.discards.add("missing_metric_name", n, || {
                 format!("series {} has no __name__ label", render_labels(labels))
             });
-            return;
+            return None;
         };
         labels.retain(|(k, _)| *k != "__name__");
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let known = KnownSeries {
+            metric: metric.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            series_id: series_id(metric, labels),
+        };
+        self.known_series(&known, samples);
+        Some(known)
+    }
+
+    /// Keeps the samples of a valid series that are inside the tenant's
+    /// time window.
+    fn known_series(&mut self, series: &KnownSeries, samples: &mut Vec<(i64, f64)>) {
         let (limits, now_ms, discards) = (self.limits, self.now_ms, &mut self.discards);
         samples.retain(
             |&(t, _)| match check_time(Signal::Samples, t, limits, now_ms) {
@@ -84,15 +104,16 @@ impl<'l> SeriesSink<'l> {
                         format!(
                             "{} for series {}{}",
                             invalid.message,
-                            metric,
-                            render_labels(labels)
+                            series.metric,
+                            render_labels(&series.labels)
                         )
                     });
                     false
                 }
             },
         );
-        self.builder.push_series(metric, labels, samples);
+        self.builder
+            .push_series_with_id(&series.metric, &series.labels, series.series_id, samples);
         if self.builder.len() >= ROWS_PER_BATCH {
             self.batches.push(self.builder.finish());
         }
@@ -129,40 +150,39 @@ fn read_sample(mut sample: Reader<'_>) -> Result<(i64, f64), DecodeError> {
 /// Decodes one uncompressed remote write 1.0 `prometheus.WriteRequest`.
 pub fn decode_write_request(
     body: &[u8],
-    limits: &Limits,
+    limits: &Arc<Limits>,
     now_ms: i64,
+) -> Result<Decoded, DecodeError> {
+    decode_write_request_cached(body, limits, now_ms, &SeriesCache::default())
+}
+
+/// [`decode_write_request`] with the tenant's cache of validated series:
+/// a series whose label bytes were seen before is not decoded again.
+pub fn decode_write_request_cached(
+    body: &[u8],
+    limits: &Arc<Limits>,
+    now_ms: i64,
+    cache: &SeriesCache,
 ) -> Result<Decoded, DecodeError> {
     let mut request = Reader::new(body);
     let mut sink = SeriesSink::new(limits, now_ms);
+    let mut known = cache.view(limits);
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<(i64, f64)> = Vec::with_capacity(8);
     while let Some((field, value)) = request.next_field()? {
         let (1, Value::Bytes(series_bytes)) = (field, value) else {
             continue; // metadata (3) and unknown fields
         };
-        labels.clear();
         samples.clear();
-        let mut bad_utf8: Option<String> = None;
+        // The series' bytes up to the end of its last label: they decide
+        // the label set, whatever else they hold.
+        let mut labels_end = 0;
         let mut series = request.nested(series_bytes);
         while let Some((field, value)) = series.next_field()? {
             match (field, value) {
                 (1, Value::Bytes(label_bytes)) => {
-                    let mut label = series.nested(label_bytes);
-                    let (mut name, mut val) = ("", "");
-                    while let Some((f, v)) = label.next_field()? {
-                        match (f, v) {
-                            (1, Value::Bytes(b)) => match as_str(b, "label name") {
-                                Ok(s) => name = s,
-                                Err(e) => bad_utf8 = bad_utf8.or(Some(e)),
-                            },
-                            (2, Value::Bytes(b)) => match as_str(b, "label value") {
-                                Ok(s) => val = s,
-                                Err(e) => bad_utf8 = bad_utf8.or(Some(e)),
-                            },
-                            _ => {}
-                        }
-                    }
-                    labels.push((name, val));
+                    labels_end = label_bytes.as_ptr() as usize + label_bytes.len()
+                        - series_bytes.as_ptr() as usize;
                 }
                 (2, Value::Bytes(sample_bytes)) => {
                     samples.push(read_sample(series.nested(sample_bytes))?);
@@ -171,8 +191,44 @@ pub fn decode_write_request(
                 _ => {} // exemplars (3)
             }
         }
-        sink.series(&mut labels, &mut samples, bad_utf8);
+        if samples.is_empty() {
+            continue;
+        }
+        let label_bytes = &series_bytes[..labels_end];
+        if let Some(series) = known.get(label_bytes) {
+            let series = series.clone();
+            sink.known_series(&series, &mut samples);
+            continue;
+        }
+        labels.clear();
+        let mut bad_utf8: Option<String> = None;
+        let mut prefix = request.nested(label_bytes);
+        while let Some((field, value)) = prefix.next_field()? {
+            let (1, Value::Bytes(label_bytes)) = (field, value) else {
+                continue;
+            };
+            let mut label = prefix.nested(label_bytes);
+            let (mut name, mut val) = ("", "");
+            while let Some((f, v)) = label.next_field()? {
+                match (f, v) {
+                    (1, Value::Bytes(b)) => match as_str(b, "label name") {
+                        Ok(s) => name = s,
+                        Err(e) => bad_utf8 = bad_utf8.or(Some(e)),
+                    },
+                    (2, Value::Bytes(b)) => match as_str(b, "label value") {
+                        Ok(s) => val = s,
+                        Err(e) => bad_utf8 = bad_utf8.or(Some(e)),
+                    },
+                    _ => {}
+                }
+            }
+            labels.push((name, val));
+        }
+        if let Some(series) = sink.series(&mut labels, &mut samples, bad_utf8) {
+            known.learn(label_bytes, Arc::new(series));
+        }
     }
+    known.finish(limits);
     Ok(sink.finish())
 }
 
@@ -245,7 +301,7 @@ pub fn decode_write_request_v2(
                 (Err(e), _) | (_, Err(e)) => bad_utf8 = bad_utf8.or_else(|| Some(e.clone())),
             }
         }
-        sink.series(&mut labels, &mut samples, bad_utf8);
+        let _ = sink.series(&mut labels, &mut samples, bad_utf8);
     }
     Ok(sink.finish())
 }
@@ -337,6 +393,10 @@ mod tests {
 
     const NOW: i64 = 1_767_225_600_000;
 
+    fn limits() -> Arc<Limits> {
+        Arc::new(Limits::default())
+    }
+
     #[test]
     fn valid_series_become_rows_and_stale_markers_keep_their_bits() {
         let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
@@ -347,7 +407,7 @@ mod tests {
             ),
             series(&[("job", "db"), ("__name__", "up")], &[(NOW, 0.0)]),
         ]);
-        let d = decode_write_request(&body, &Limits::default(), NOW).unwrap();
+        let d = decode_write_request(&body, &limits(), NOW).unwrap();
         assert!(d.discards.is_empty(), "{:?}", d.discards);
         assert_eq!(d.cost, 3.0);
         let b = &d.batches[0];
@@ -372,7 +432,7 @@ mod tests {
                 ],
             ),
         ]);
-        let d = decode_write_request(&body, &Limits::default(), NOW).unwrap();
+        let d = decode_write_request(&body, &limits(), NOW).unwrap();
         let reasons = d.discards.counts();
         assert_eq!(
             reasons,
@@ -394,8 +454,8 @@ mod tests {
 
     #[test]
     fn garbage_is_a_decode_error() {
-        assert!(decode_write_request(&[0x0a, 0xff, 0xff, 0x01], &Limits::default(), NOW).is_err());
-        assert!(decode_write_request(b"not protobuf at all", &Limits::default(), NOW).is_err());
+        assert!(decode_write_request(&[0x0a, 0xff, 0xff, 0x01], &limits(), NOW).is_err());
+        assert!(decode_write_request(b"not protobuf at all", &limits(), NOW).is_err());
     }
 
     fn rows(d: &Decoded) -> Vec<String> {
@@ -428,8 +488,7 @@ mod tests {
             ),
             series(&[("job", "api")], &[(NOW, 1.0)]),
         ];
-        let v1 =
-            decode_write_request(&encode_write_request(&request), &Limits::default(), NOW).unwrap();
+        let v1 = decode_write_request(&encode_write_request(&request), &limits(), NOW).unwrap();
         let v2 =
             decode_write_request_v2(&encode_write_request_v2(&request), &Limits::default(), NOW)
                 .unwrap();
@@ -481,13 +540,75 @@ mod tests {
         assert_eq!(d.discards.counts(), vec![("label_invalid", 1)]);
     }
 
+    #[test]
+    fn a_warm_series_cache_decodes_like_a_cold_one() {
+        let limits = limits();
+        let cache = SeriesCache::default();
+        let request = |t: i64| {
+            encode_write_request(&[
+                series(&[("__name__", "up"), ("job", "api")], &[(t, 1.0)]),
+                series(&[("job", "db"), ("__name__", "up")], &[(t, 0.0)]),
+                series(&[("__name__", "1bad")], &[(t, 1.0)]),
+            ])
+        };
+        let cold = decode_write_request(&request(NOW), &limits, NOW).unwrap();
+        let first = decode_write_request_cached(&request(NOW), &limits, NOW, &cache).unwrap();
+        assert_eq!(cache.len(), 2, "only the valid series are kept");
+        let warm = decode_write_request_cached(&request(NOW), &limits, NOW, &cache).unwrap();
+        for d in [&first, &warm] {
+            assert_eq!(d.batches, cold.batches);
+            assert_eq!(d.discards, cold.discards);
+        }
+        // New samples of known series; one too old for the time window.
+        let later =
+            decode_write_request_cached(&request(NOW + 15_000), &limits, NOW, &cache).unwrap();
+        assert_eq!(
+            rows(&later),
+            vec![r#"up[("job", "api")] 1"#, r#"up[("job", "db")] 0"#]
+        );
+        let old = NOW - 30 * 86_400_000;
+        let stale = decode_write_request_cached(&request(old), &limits, NOW, &cache).unwrap();
+        assert_eq!(stale.rows(), 0);
+        assert_eq!(
+            stale.discards.counts(),
+            vec![("metric_name_invalid", 1), ("sample_too_old", 2)]
+        );
+        assert!(
+            stale.discards.first().unwrap().contains("job=\"api\""),
+            "{:?}",
+            stale.discards.first()
+        );
+    }
+
+    #[test]
+    fn new_limits_are_checked_again() {
+        let cache = SeriesCache::default();
+        let body = encode_write_request(&[series(
+            &[("__name__", "up"), ("job", "a-long-job-name")],
+            &[(NOW, 1.0)],
+        )]);
+        let d = decode_write_request_cached(&body, &limits(), NOW, &cache).unwrap();
+        assert_eq!(d.rows(), 1);
+        let strict = Arc::new(Limits {
+            max_label_value_length: 4,
+            ..Limits::default()
+        });
+        let d = decode_write_request_cached(&body, &strict, NOW, &cache).unwrap();
+        assert_eq!(d.rows(), 0);
+        assert_eq!(d.discards.counts(), vec![("label_value_too_long", 1)]);
+        assert!(
+            cache.is_empty(),
+            "series valid under other limits are forgotten"
+        );
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
         /// Any bytes decode to a request or a clean error — never a panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = decode_write_request(&bytes, &Limits::default(), NOW);
+            let _ = decode_write_request(&bytes, &limits(), NOW);
             let _ = decode_write_request_v2(&bytes, &Limits::default(), NOW);
         }
 
@@ -508,8 +629,16 @@ mod tests {
                 .map(|(l, s)| (l.clone(), s.iter().map(|(t, v)| (NOW + t, *v)).collect()))
                 .collect();
             let sent: u64 = encoded.iter().map(|(_, s)| s.len() as u64).sum();
-            let d = decode_write_request(&encode_write_request(&encoded), &Limits::default(), NOW).unwrap();
+            let d = decode_write_request(&encode_write_request(&encoded), &limits(), NOW).unwrap();
             proptest::prop_assert_eq!(d.rows() + d.discards.total(), sent);
+            // Twice through one cache: the second time known series are not
+            // decoded again, with the same result.
+            let (limits, cache) = (limits(), SeriesCache::default());
+            for _ in 0..2 {
+                let warm = decode_write_request_cached(&encode_write_request(&encoded), &limits, NOW, &cache).unwrap();
+                proptest::prop_assert_eq!(&warm.batches, &d.batches);
+                proptest::prop_assert_eq!(&warm.discards, &d.discards);
+            }
             let d2 = decode_write_request_v2(&encode_write_request_v2(&encoded), &Limits::default(), NOW).unwrap();
             proptest::prop_assert_eq!(d2.rows(), d.rows());
             proptest::prop_assert_eq!(d2.discards.counts(), d.discards.counts());

@@ -92,7 +92,19 @@ impl SamplesBuilder {
         labels: &[(impl AsRef<str>, impl AsRef<str>)],
         samples: &[(i64, f64)],
     ) {
-        let id = series_id(metric, labels);
+        self.push_series_with_id(metric, labels, series_id(metric, labels), samples);
+    }
+
+    /// [`Self::push_series`] for a series whose id (`series_id(metric,
+    /// labels)`) is already known.
+    pub fn push_series_with_id(
+        &mut self,
+        metric: &str,
+        labels: &[(impl AsRef<str>, impl AsRef<str>)],
+        id: i64,
+        samples: &[(i64, f64)],
+    ) {
+        debug_assert_eq!(id, series_id(metric, labels));
         for &(ts, v) in samples {
             self.timestamp.append_value(ts);
             self.metric.append_value(metric);

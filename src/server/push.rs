@@ -271,11 +271,17 @@ pub async fn remote_write(
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let decode = match version {
-        RemoteWriteVersion::V1 => remote_write::decode_write_request,
-        RemoteWriteVersion::V2 => remote_write::decode_write_request_v2,
+    let decoded = match version {
+        RemoteWriteVersion::V1 => remote_write::decode_write_request_cached(
+            &request.body,
+            &request.limits,
+            now_ms(),
+            &engine.distributor().series_cache(&request.tenant),
+        ),
+        RemoteWriteVersion::V2 => {
+            remote_write::decode_write_request_v2(&request.body, &request.limits, now_ms())
+        }
     };
-    let decoded = decode(&request.body, &request.limits, now_ms());
     let (mut response, written) = push_counting(&engine, &request.tenant, decoded).await;
     if version == RemoteWriteVersion::V2 {
         let h = response.headers_mut();

@@ -5,10 +5,12 @@
 //! filters on trace ids.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{
+    DataType, Int64Type, TimeUnit, TimestampMillisecondType, TimestampNanosecondType,
+};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -18,6 +20,7 @@ use parquet::schema::types::ColumnPath;
 use super::codec::encode_for_block;
 use crate::error::Result;
 use crate::model::Signal;
+use xxhash_rust::xxh3::Xxh3Builder;
 
 /// Rows per Parquet row group: small enough that statistics prune well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -40,45 +43,105 @@ pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
 /// of their value among the batch's distinct values, so the sort compares
 /// integers (a block has a few hundred metric names, not millions).
 pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
-    let columns: Vec<SortColumn> = sort_columns(signal)
-        .iter()
-        .map(|name| {
-            let column = batch
-                .column_by_name(name)
-                .expect("sort column of canonical schema");
-            let values = match column.as_string_opt::<i32>() {
-                Some(text) if *name == "metric" => text_ranks(text),
-                _ => column.clone(),
-            };
-            SortColumn {
-                values,
-                options: Some(SortOptions::default()),
-            }
-        })
-        .collect();
-    let indices = lexsort_to_indices(&columns, None)?;
+    let indices = match integer_sort_keys(signal, batch) {
+        Some(keys) => sorted_row_order(keys),
+        None => {
+            let columns: Vec<SortColumn> = sort_columns(signal)
+                .iter()
+                .map(|name| SortColumn {
+                    values: batch
+                        .column_by_name(name)
+                        .expect("sort column of canonical schema")
+                        .clone(),
+                    options: Some(SortOptions::default()),
+                })
+                .collect();
+            lexsort_to_indices(&columns, None)?
+        }
+    };
     Ok(take_record_batch(batch, &indices)?)
 }
 
-/// Each row's rank among the distinct values of `text` (nulls first).
-fn text_ranks(text: &StringArray) -> ArrayRef {
-    let mut distinct: Vec<&str> = Vec::new();
-    let mut seen: HashMap<&str, u32> = HashMap::new();
-    for v in text.iter().flatten() {
-        seen.entry(v).or_insert_with(|| {
-            distinct.push(v);
-            0
-        });
-    }
-    distinct.sort_unstable();
-    for (rank, v) in distinct.iter().enumerate() {
-        seen.insert(v, rank as u32 + 1);
-    }
-    let ranks: UInt32Array = text
-        .iter()
-        .map(|v| Some(v.map_or(0, |v| seen[v])))
+/// The sort keys of samples (metric rank, series id, time) and logs
+/// (stream id, time) as integers, one tuple per row; `None` for spans,
+/// whose trace ids are sorted as text.
+fn integer_sort_keys(signal: Signal, batch: &RecordBatch) -> Option<Vec<(u32, i64, i64)>> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("sort column of canonical schema")
+    };
+    let (ranks, id, time) = match signal {
+        Signal::Samples => (
+            Some(text_ranks(column("metric").as_string::<i32>())),
+            column("series_id"),
+            column("timestamp"),
+        ),
+        Signal::Logs => (None, column("stream_id"), column("timestamp")),
+        Signal::Spans => return None,
+    };
+    let ids = id.as_primitive_opt::<Int64Type>()?.values();
+    let times: &[i64] = match time.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            time.as_primitive::<TimestampMillisecondType>().values()
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            time.as_primitive::<TimestampNanosecondType>().values()
+        }
+        _ => return None,
+    };
+    Some(
+        (0..batch.num_rows())
+            .map(|row| (ranks.as_ref().map_or(0, |r| r[row]), ids[row], times[row]))
+            .collect(),
+    )
+}
+
+/// Row numbers in key order; equal keys keep their arrival order.
+fn sorted_row_order(keys: Vec<(u32, i64, i64)>) -> UInt32Array {
+    let mut order: Vec<((u32, i64, i64), u32)> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(row, key)| (key, row as u32))
         .collect();
-    Arc::new(ranks)
+    order.sort_unstable();
+    order
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect::<Vec<u32>>()
+        .into()
+}
+
+/// Each row's rank among the distinct values of `text` (which has no nulls).
+/// Rows of one metric usually arrive together, so the previous row's rank
+/// is tried before the map.
+fn text_ranks(text: &StringArray) -> Vec<u32> {
+    let mut seen: HashMap<&str, u32, Xxh3Builder> = HashMap::with_hasher(Xxh3Builder::new());
+    let mut first_seen = Vec::with_capacity(text.len());
+    let mut last: Option<(&str, u32)> = None;
+    for v in text.iter() {
+        let v = v.unwrap_or_default();
+        let index = match last {
+            Some((l, i)) if l == v => i,
+            _ => {
+                let next = seen.len() as u32;
+                let i = *seen.entry(v).or_insert(next);
+                last = Some((v, i));
+                i
+            }
+        };
+        first_seen.push(index);
+    }
+    let mut distinct: Vec<(&str, u32)> = seen.into_iter().collect();
+    distinct.sort_unstable();
+    let mut rank_of = vec![0u32; distinct.len()];
+    for (rank, (_, index)) in distinct.iter().enumerate() {
+        rank_of[*index as usize] = rank as u32;
+    }
+    first_seen
+        .into_iter()
+        .map(|i| rank_of[i as usize])
+        .collect()
 }
 
 /// How blocks of a signal are encoded (also used by the compactor's writer).
@@ -138,8 +201,12 @@ pub fn writer_properties(signal: Signal) -> WriterProperties {
 
 /// Sorts and encodes a block; returns the Parquet bytes.
 pub fn write_block(signal: Signal, batch: &RecordBatch) -> Result<Bytes> {
-    let sorted = sort_for_block(signal, batch)?;
-    let stored = encode_for_block(signal, &sorted)?;
+    write_sorted_block(signal, &sort_for_block(signal, batch)?)
+}
+
+/// Encodes rows already in block order (see [`sort_for_block`]).
+pub fn write_sorted_block(signal: Signal, sorted: &RecordBatch) -> Result<Bytes> {
+    let stored = encode_for_block(signal, sorted)?;
     let mut buf = Vec::with_capacity(stored.get_array_memory_size() / 4 + 1024);
     let mut writer =
         ArrowWriter::try_new(&mut buf, stored.schema(), Some(writer_properties(signal)))?;

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 
 use crate::error::{Error, Result};
 use crate::model::Signal;
@@ -31,6 +32,16 @@ pub fn indexed_columns(signal: Signal) -> (&'static [&'static str], &'static [&'
         Signal::Samples => (&["metric"], &["labels"]),
         Signal::Logs => (&["trace_id"], &["labels"]),
         Signal::Spans => (&["trace_id", "service", "name"], &[]),
+    }
+}
+
+/// The column whose value is a hash of the `labels` map (computed on ingest,
+/// never taken from the writer): `series_id` of samples, `stream_id` of logs.
+fn labels_identity(signal: Signal) -> Option<&'static str> {
+    match signal {
+        Signal::Samples => Some("series_id"),
+        Signal::Logs => Some("stream_id"),
+        Signal::Spans => None,
     }
 }
 
@@ -207,11 +218,19 @@ impl BloomBuilder {
                 map.values().as_string::<i32>(),
             );
             let entries = |row: usize| offsets[row] as usize..offsets[row + 1] as usize;
-            let same_row = |a: usize, b: usize| {
-                entries(a).len() == entries(b).len()
-                    && entries(a).zip(entries(b)).all(|(x, y)| {
-                        keys.value(x) == keys.value(y) && values.value(x) == values.value(y)
-                    })
+            // The id column is a hash of the label set, so equal ids mean
+            // equal labels and one integer compare replaces the pairs'.
+            let ids = labels_identity(self.signal)
+                .and_then(|name| batch.column_by_name(name))
+                .and_then(|ids| ids.as_primitive_opt::<Int64Type>());
+            let same_row = |a: usize, b: usize| match ids {
+                Some(ids) => ids.value(a) == ids.value(b),
+                None => {
+                    entries(a).len() == entries(b).len()
+                        && entries(a).zip(entries(b)).all(|(x, y)| {
+                            keys.value(x) == keys.value(y) && values.value(x) == values.value(y)
+                        })
+                }
             };
             let mut last_row: Option<usize> = None;
             for row in 0..map.len() {

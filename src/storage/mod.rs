@@ -237,8 +237,11 @@ impl Storage {
         let (parquet, bloom) = {
             let batch = batch.clone();
             tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom)> {
-                let bloom = bloom::build_block_bloom(signal, &batch);
-                Ok((block::write_block(signal, &batch)?, bloom))
+                // The bloom is built from the sorted rows, where a series'
+                // (or stream's) rows are adjacent and its labels added once.
+                let sorted = block::sort_for_block(signal, &batch)?;
+                let bloom = bloom::build_block_bloom(signal, &sorted);
+                Ok((block::write_sorted_block(signal, &sorted)?, bloom))
             })
             .await
             .map_err(|e| Error::Storage(format!("block writer task failed: {e}")))??
