@@ -9,6 +9,9 @@
 # fsync on every acknowledged request (its only mode).
 # Needs: a release build (cargo build --release) and the Debian prometheus package.
 # Usage: benches/ingest.sh [SCALE]   (1 = 1 M samples, 2 M log lines, 2 M spans)
+#   RW_PAIRS=N runs the remote-write pair (o11ydb, then Prometheus) N times,
+#   alternating, and reports each pair's ratio and the median: the
+#   receivers' rates move ±15 % from run to run on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-1}
@@ -49,7 +52,7 @@ start_o11ydb() {
 
 start_prometheus() {
   local dir="$WORK/prometheus"
-  mkdir -p "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"
   printf 'global:\n  scrape_interval: 1h\nscrape_configs: []\n' > "$dir/prometheus.yml"
   ADDR=127.0.0.1:19099
   prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
@@ -85,13 +88,20 @@ field() { awk -v k="$2:" '$1 == k {print $2}' "$WORK/$1.txt"; }
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 RW_ARGS=(--protocol remote-write --items 10000 --rounds $((100 * SCALE)))
 
-start_o11ydb rw
-run o11ydb_rw "${RW_ARGS[@]}"
-o11ydb_rw_mem=$(stop_server)
-
-start_prometheus
-run prometheus_rw "${RW_ARGS[@]}"
-prometheus_rw_mem=$(stop_server)
+RW_PAIRS=${RW_PAIRS:-1}
+ratios=()
+for pair in $(seq 1 "$RW_PAIRS"); do
+  start_o11ydb "rw$pair"
+  run o11ydb_rw "${RW_ARGS[@]}"
+  o11ydb_rw_mem=$(stop_server)
+  start_prometheus
+  run prometheus_rw "${RW_ARGS[@]}"
+  prometheus_rw_mem=$(stop_server)
+  ratios+=("$(awk -v a="$(field o11ydb_rw samples_per_second)" -v b="$(field prometheus_rw samples_per_second)" 'BEGIN {printf "%.2f", a/b}')")
+done
+if ((RW_PAIRS > 1)); then
+  echo "remote write ratio per pair: ${ratios[*]} (median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'))"
+fi
 
 start_o11ydb loki
 run o11ydb_loki --protocol loki-push --items 1000 --rounds $((2000 * SCALE))

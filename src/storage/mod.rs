@@ -237,10 +237,18 @@ impl Storage {
         let (parquet, bloom) = {
             let batch = batch.clone();
             tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom)> {
-                // The bloom is built from the sorted rows, where a series'
-                // (or stream's) rows are adjacent and its labels added once.
+                // Each value is added to the bloom once per run of equal
+                // values, so it reads the order with the longest runs: sorted
+                // samples (a request holds one sample of each of thousands
+                // of series), logs and spans as they arrived (a push groups
+                // lines by stream and spans by trace and service; sorted by
+                // stream, a trace's lines would scatter).
                 let sorted = block::sort_for_block(signal, &batch)?;
-                let bloom = bloom::build_block_bloom(signal, &sorted);
+                let bloom_rows = match signal {
+                    Signal::Samples => &sorted,
+                    Signal::Logs | Signal::Spans => &batch,
+                };
+                let bloom = bloom::build_block_bloom(signal, bloom_rows);
                 Ok((block::write_sorted_block(signal, &sorted)?, bloom))
             })
             .await
