@@ -46,14 +46,15 @@ impl<'l> SeriesSink<'l> {
 
     /// Validates one series (labels including `__name__`) and keeps its
     /// samples that are inside the tenant's time window. `bad_utf8` is the
-    /// first label that was not UTF-8, if any. Returns the series in
-    /// canonical form when it was valid.
-    fn series(
+    /// first label that was not UTF-8, if any. A valid series' labels are
+    /// left canonical (sorted, without `__name__`) and its metric and id
+    /// returned.
+    fn series<'b>(
         &mut self,
-        labels: &mut Vec<(&str, &str)>,
+        labels: &mut Vec<(&'b str, &'b str)>,
         samples: &mut Vec<(i64, f64)>,
         bad_utf8: Option<String>,
-    ) -> Option<KnownSeries> {
+    ) -> Option<(&'b str, i64)> {
         if samples.is_empty() {
             return None;
         }
@@ -80,21 +81,20 @@ impl<'l> SeriesSink<'l> {
         };
         labels.retain(|(k, _)| *k != "__name__");
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let known = KnownSeries {
-            metric: metric.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-            series_id: series_id(metric, labels),
-        };
-        self.known_series(&known, samples);
-        Some(known)
+        let id = series_id(metric, labels);
+        self.valid_series(metric, labels, id, samples);
+        Some((metric, id))
     }
 
-    /// Keeps the samples of a valid series that are inside the tenant's
-    /// time window.
-    fn known_series(&mut self, series: &KnownSeries, samples: &mut Vec<(i64, f64)>) {
+    /// Keeps the samples of a valid series (canonical labels, its id) that
+    /// are inside the tenant's time window.
+    fn valid_series<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        metric: &str,
+        labels: &[(K, V)],
+        id: i64,
+        samples: &mut Vec<(i64, f64)>,
+    ) {
         let (limits, now_ms, discards) = (self.limits, self.now_ms, &mut self.discards);
         samples.retain(
             |&(t, _)| match check_time(Signal::Samples, t, limits, now_ms) {
@@ -104,8 +104,8 @@ impl<'l> SeriesSink<'l> {
                         format!(
                             "{} for series {}{}",
                             invalid.message,
-                            series.metric,
-                            render_labels(&series.labels)
+                            metric,
+                            render_labels(labels)
                         )
                     });
                     false
@@ -113,7 +113,7 @@ impl<'l> SeriesSink<'l> {
             },
         );
         self.builder
-            .push_series_with_id(&series.metric, &series.labels, series.series_id, samples);
+            .push_series_with_id(metric, labels, id, samples);
         if self.builder.len() >= ROWS_PER_BATCH {
             self.batches.push(self.builder.finish());
         }
@@ -197,7 +197,12 @@ pub fn decode_write_request_cached(
         let label_bytes = &series_bytes[..labels_end];
         if let Some(series) = known.get(label_bytes) {
             let series = series.clone();
-            sink.known_series(&series, &mut samples);
+            sink.valid_series(
+                &series.metric,
+                &series.labels,
+                series.series_id,
+                &mut samples,
+            );
             continue;
         }
         labels.clear();
@@ -224,7 +229,15 @@ pub fn decode_write_request_cached(
             }
             labels.push((name, val));
         }
-        if let Some(series) = sink.series(&mut labels, &mut samples, bad_utf8) {
+        if let Some((metric, series_id)) = sink.series(&mut labels, &mut samples, bad_utf8) {
+            let series = KnownSeries {
+                metric: metric.into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+                series_id,
+            };
             known.learn(label_bytes, Arc::new(series));
         }
     }
