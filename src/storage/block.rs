@@ -39,9 +39,10 @@ pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
     }
 }
 
-/// Sorts a batch into block order. Text sort keys are replaced by the rank
-/// of their value among the batch's distinct values, so the sort compares
-/// integers (a block has a few hundred metric names, not millions).
+/// Sorts a batch into block order. Samples and logs sort on one integer
+/// tuple per row (a metric becomes the rank of its name among the batch's
+/// distinct names: a block has a few hundred, not millions); spans sort
+/// with Arrow's multi-column sort on trace id and start time.
 pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
     let indices = match integer_sort_keys(signal, batch) {
         Some(keys) => sorted_row_order(keys),
