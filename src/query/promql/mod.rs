@@ -216,8 +216,17 @@ pub fn time_dependence(expr: &Expr) -> TimeDependence {
 
 /// Parses a query as Prometheus does, errors as `bad_data`.
 pub fn parse(query: &str) -> Result<Expr, PromError> {
-    promql_parser::parser::parse(query)
-        .map_err(|reason| PromError::BadData(parse_error::parse_error_text(query, &reason)))
+    // promql-parser 0.11 panics on some durations it cannot represent
+    // (`x offset NaN` converts NaN seconds to a `Duration`): such a query is
+    // bad input, not a crash of the request.
+    let parsed =
+        std::panic::catch_unwind(|| promql_parser::parser::parse(query)).map_err(|_| {
+            PromError::BadData(parse_error::parse_error_text(
+                query,
+                "invalid duration (not a finite number of seconds)",
+            ))
+        })?;
+    parsed.map_err(|reason| PromError::BadData(parse_error::parse_error_text(query, &reason)))
 }
 
 async fn run(
