@@ -17,6 +17,7 @@ pub mod remote_write;
 pub mod series_cache;
 pub mod validate;
 pub mod wal;
+pub mod wal_samples;
 pub mod zipkin;
 
 use std::path::Path;

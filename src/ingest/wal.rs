@@ -2,9 +2,13 @@
 //! before it is acknowledged.
 //!
 //! Layout: a directory of segments `<20-digit id>.wal`, each starting with
-//! the magic `O11WAL01`, followed by records
+//! the magic `O11WAL02`, followed by records
 //! `[payload length u32 LE][crc32 of payload u32 LE][payload]`, where the
-//! payload is `[lsn u64][signal u8][tenant length u16][tenant][Arrow IPC stream]`.
+//! payload is `[lsn u64][signal u8][tenant length u16][tenant][body kind u8][body]`.
+//! The body is an LZ4-compressed Arrow IPC stream (logs, spans) or, for
+//! samples, rows referring to series defined once per segment
+//! ([`super::wal_samples`]). Segments of the first format (`O11WAL01`, the
+//! payload ends in the IPC stream, no body kind) are still replayed.
 //!
 //! Writes go through one writer thread doing *group commit*: it takes every
 //! request waiting in its queue, writes them all, calls `fdatasync` once, hands
@@ -17,7 +21,7 @@
 //! [`Wal::remove_segments_before`] once their data is in a manifest.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +33,15 @@ use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
+use super::wal_samples::{self, DefinedSeries, SeriesDefinitions};
 use crate::error::{Error, Result};
 use crate::model::Signal;
 
-const MAGIC: &[u8; 8] = b"O11WAL01";
+const MAGIC: &[u8; 8] = b"O11WAL02";
+/// Segments written before samples were stored by series reference.
+const MAGIC_V1: &[u8; 8] = b"O11WAL01";
+const BODY_IPC: u8 = 0;
+const BODY_SAMPLES: u8 = 1;
 const RECORD_HEADER: usize = 8;
 /// Upper bound of one record, to reject garbage lengths in a corrupt tail.
 const MAX_RECORD_BYTES: u32 = 1 << 30;
@@ -78,8 +87,25 @@ struct AppendRequest {
     tenant: String,
     signal: Signal,
     batch: RecordBatch,
-    encoded: Vec<u8>,
+    body: Body,
     reply: oneshot::Sender<Result<Durable>>,
+}
+
+/// A record's body: encoded by the caller, or (samples) by the writer thread,
+/// which knows which series the current segment already defines.
+enum Body {
+    Ipc(Vec<u8>),
+    Samples,
+}
+
+impl AppendRequest {
+    /// About how many bytes the record will take, for sizing a group.
+    fn estimated_bytes(&self) -> usize {
+        match &self.body {
+            Body::Ipc(encoded) => encoded.len(),
+            Body::Samples => self.batch.num_rows() * 24,
+        }
+    }
 }
 
 struct Shared {
@@ -189,14 +215,18 @@ impl Wal {
         signal: Signal,
         batch: RecordBatch,
     ) -> Result<Durable> {
-        let encoded = encode_ipc(&batch)?;
+        let body = if signal == Signal::Samples && wal_samples::can_encode(&batch) {
+            Body::Samples
+        } else {
+            Body::Ipc(encode_ipc(&batch)?)
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(AppendRequest {
                 tenant: tenant.to_string(),
                 signal,
                 batch,
-                encoded,
+                body,
                 reply,
             })
             .await
@@ -269,12 +299,12 @@ fn writer_loop(
 ) {
     let mut segment = SegmentWriter::new(file);
     while let Some(first) = rx.blocking_recv() {
+        let mut group_bytes = first.estimated_bytes();
         let mut group = vec![first];
-        let mut group_bytes = group[0].encoded.len();
         while group_bytes < (16 << 20) {
             match rx.try_recv() {
                 Ok(req) => {
-                    group_bytes += req.encoded.len();
+                    group_bytes += req.estimated_bytes();
                     group.push(req);
                 }
                 Err(_) => break,
@@ -323,6 +353,10 @@ struct SegmentWriter {
     file: BufWriter<File>,
     /// Bytes known to be written and synced; the file is cut back to this on failure.
     good_len: u64,
+    /// Series whose definitions are in this segment's good part.
+    defined: DefinedSeries,
+    /// Reused buffer for one record's payload.
+    payload: Vec<u8>,
 }
 
 impl SegmentWriter {
@@ -330,7 +364,30 @@ impl SegmentWriter {
         SegmentWriter {
             file: BufWriter::with_capacity(1 << 20, file),
             good_len: MAGIC.len() as u64,
+            defined: DefinedSeries::default(),
+            payload: Vec::new(),
         }
+    }
+
+    /// Builds the payload of one record in `self.payload`.
+    fn encode_payload(&mut self, lsn: u64, req: &AppendRequest) -> Result<()> {
+        let payload = &mut self.payload;
+        payload.clear();
+        payload.extend_from_slice(&lsn.to_le_bytes());
+        payload.push(req.signal.code());
+        payload.extend_from_slice(&(req.tenant.len() as u16).to_le_bytes());
+        payload.extend_from_slice(req.tenant.as_bytes());
+        match &req.body {
+            Body::Ipc(encoded) => {
+                payload.push(BODY_IPC);
+                payload.extend_from_slice(encoded);
+            }
+            Body::Samples => {
+                payload.push(BODY_SAMPLES);
+                wal_samples::encode(&req.batch, &mut self.defined, payload)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -352,22 +409,25 @@ fn write_group(
     let first_lsn = shared.next_lsn.load(Ordering::SeqCst);
     let mut durables = Vec::with_capacity(group.len());
     let mut written = 0u64;
-    let attempt = (|| -> io::Result<()> {
+    let attempt = (|| -> Result<()> {
         for (i, req) in group.iter().enumerate() {
             let lsn = first_lsn + i as u64;
-            let mut header = Vec::with_capacity(11 + req.tenant.len());
-            header.extend_from_slice(&lsn.to_le_bytes());
-            header.push(req.signal.code());
-            header.extend_from_slice(&(req.tenant.len() as u16).to_le_bytes());
-            header.extend_from_slice(req.tenant.as_bytes());
-            let payload_len = (header.len() + req.encoded.len()) as u32;
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&header);
-            crc.update(&req.encoded);
+            segment.encode_payload(lsn, req)?;
+            let payload = &segment.payload;
+            let payload_len = u32::try_from(payload.len())
+                .ok()
+                .filter(|&len| len <= MAX_RECORD_BYTES)
+                .ok_or_else(|| {
+                    Error::Wal(format!(
+                        "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit",
+                        payload.len()
+                    ))
+                })?;
             segment.file.write_all(&payload_len.to_le_bytes())?;
-            segment.file.write_all(&crc.finalize().to_le_bytes())?;
-            segment.file.write_all(&header)?;
-            segment.file.write_all(&req.encoded)?;
+            segment
+                .file
+                .write_all(&crc32fast::hash(payload).to_le_bytes())?;
+            segment.file.write_all(payload)?;
             written += RECORD_HEADER as u64 + payload_len as u64;
             durables.push(Durable {
                 lsn,
@@ -395,7 +455,9 @@ fn write_group(
         }
         Err(e) => {
             // Drop whatever is buffered and cut the file back to its last
-            // good length, so a later write does not follow garbage.
+            // good length, so a later write does not follow garbage. Series
+            // defined in the cut part are defined again by later records
+            // (the fresh writer knows none).
             let good = segment.good_len;
             let file = segment.file.get_ref().try_clone();
             if let Ok(file) = file {
@@ -407,7 +469,7 @@ fn write_group(
                 let old = std::mem::replace(segment, fresh);
                 let (_, _) = old.file.into_parts();
             }
-            Err(Error::Io(e))
+            Err(e)
         }
     }
 }
@@ -482,7 +544,9 @@ fn read_segment(
     let len = file.metadata()?.len();
     let mut data = Vec::with_capacity(len as usize);
     file.read_to_end(&mut data)?;
-    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+    let magic = data.get(..MAGIC.len());
+    let has_body_kind = magic == Some(MAGIC);
+    if !has_body_kind && magic != Some(MAGIC_V1) {
         // A segment without a complete header holds no acknowledged record
         // (the header is synced at creation); start it afresh.
         file.set_len(0)?;
@@ -491,6 +555,7 @@ fn read_segment(
         return Ok(Some("missing or damaged segment header".into()));
     }
     let mut pos = MAGIC.len();
+    let mut definitions = SeriesDefinitions::default();
     let problem = loop {
         if pos == data.len() {
             break None;
@@ -514,7 +579,7 @@ fn read_segment(
         if crc32fast::hash(payload) != crc {
             break Some(format!("checksum mismatch at offset {pos}"));
         }
-        match parse_payload(payload) {
+        match parse_payload(payload, has_body_kind, &mut definitions) {
             Ok(record) => on_record(record)?,
             Err(e) => break Some(format!("undecodable record at offset {pos}: {e}")),
         }
@@ -527,7 +592,11 @@ fn read_segment(
     Ok(problem)
 }
 
-fn parse_payload(payload: &[u8]) -> Result<WalRecord> {
+fn parse_payload(
+    payload: &[u8],
+    has_body_kind: bool,
+    definitions: &mut SeriesDefinitions,
+) -> Result<WalRecord> {
     let lsn = u64::from_le_bytes(payload[0..8].try_into().unwrap());
     let signal = Signal::from_code(payload[8])
         .ok_or_else(|| Error::Wal(format!("unknown signal code {}", payload[8])))?;
@@ -538,7 +607,14 @@ fn parse_payload(payload: &[u8]) -> Result<WalRecord> {
     let tenant = std::str::from_utf8(&payload[11..11 + tenant_len])
         .map_err(|e| Error::Wal(format!("tenant is not UTF-8: {e}")))?
         .to_string();
-    let batch = decode_ipc(&payload[11 + tenant_len..])?;
+    let rest = &payload[11 + tenant_len..];
+    let batch = match (has_body_kind, rest.split_first()) {
+        (false, _) => decode_ipc(rest)?,
+        (true, Some((&BODY_IPC, body))) => decode_ipc(body)?,
+        (true, Some((&BODY_SAMPLES, body))) => wal_samples::decode(body, definitions)?,
+        (true, Some((kind, _))) => return Err(Error::Wal(format!("unknown body kind {kind}"))),
+        (true, None) => return Err(Error::Wal("record has no body".into())),
+    };
     Ok(WalRecord {
         lsn,
         tenant,
@@ -696,5 +772,94 @@ mod tests {
         let left = list_segments(dir.path()).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].0, current);
+    }
+
+    fn samples(round: i64, series: std::ops::Range<i64>) -> RecordBatch {
+        let mut builder = crate::model::builders::SamplesBuilder::new();
+        for s in series {
+            let instance = format!("host-{s}");
+            builder.push_series(
+                "up",
+                &[("instance", instance.as_str()), ("job", "node")],
+                &[(round * 1000, s as f64 + 0.5)],
+            );
+        }
+        builder.finish()
+    }
+
+    #[tokio::test]
+    async fn samples_by_series_reference_survive_rotation_and_segment_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WalOptions {
+            segment_bytes: 600,
+            fsync: false,
+        };
+        let written: Vec<RecordBatch> = (0..8)
+            .map(|round| samples(round, 0..(4 + round % 3)))
+            .collect();
+        {
+            let (wal, _) = Wal::open(
+                dir.path(),
+                options.clone(),
+                0,
+                |_, _| Ok(()),
+                Box::new(|_| {}),
+            )
+            .unwrap();
+            for batch in &written {
+                wal.append("t", Signal::Samples, batch.clone())
+                    .await
+                    .unwrap();
+            }
+            assert!(list_segments(dir.path()).unwrap().len() > 2);
+        }
+        let (wal, replayed, report) = open(dir.path());
+        assert!(report.truncated.is_empty(), "{report:?}");
+        let batches: Vec<RecordBatch> = replayed.into_iter().map(|r| r.batch).collect();
+        assert_eq!(batches, written);
+        // Without the older segments, the newer ones still resolve every series.
+        let keep_from = list_segments(dir.path()).unwrap()[2].0;
+        let current = wal.current_segment();
+        drop(wal);
+        for (id, path) in list_segments(dir.path()).unwrap() {
+            if id < keep_from {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        let (_, replayed, report) = open(dir.path());
+        assert!(report.truncated.is_empty(), "{report:?}");
+        assert!(!replayed.is_empty() && current > keep_from);
+        let first_kept = written.len() - replayed.len();
+        assert_eq!(
+            replayed.into_iter().map(|r| r.batch).collect::<Vec<_>>(),
+            written[first_kept..]
+        );
+    }
+
+    #[tokio::test]
+    async fn first_format_segments_still_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = samples(1, 0..3);
+        let mut payload = 7u64.to_le_bytes().to_vec();
+        payload.push(Signal::Samples.code());
+        payload.extend_from_slice(&2u16.to_le_bytes());
+        payload.extend_from_slice(b"t1");
+        payload.extend_from_slice(&encode_ipc(&batch).unwrap());
+        let mut segment = MAGIC_V1.to_vec();
+        segment.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        segment.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        segment.extend_from_slice(&payload);
+        fs::write(segment_path(dir.path(), 1), segment).unwrap();
+        let (wal, replayed, report) = open(dir.path());
+        assert!(report.truncated.is_empty(), "{report:?}");
+        assert_eq!(replayed.len(), 1);
+        assert_eq!((replayed[0].lsn, replayed[0].tenant.as_str()), (7, "t1"));
+        assert_eq!(replayed[0].batch, batch);
+        // New records go to a new segment in the current format.
+        wal.append("t1", Signal::Samples, samples(2, 0..3))
+            .await
+            .unwrap();
+        let (_, newest) = list_segments(dir.path()).unwrap().pop().unwrap();
+        assert_eq!(&fs::read(newest).unwrap()[..8], MAGIC);
     }
 }

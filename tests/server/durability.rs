@@ -161,10 +161,13 @@ async fn flushed_wal_segments_are_deleted_and_data_survives_restart() {
     let mut server = Server::start_with(&data, config);
     let client = server.client().await;
     for i in 0..20 {
+        // A new series each time: its labels are written into the WAL once
+        // per segment, so the records are large enough to rotate segments.
         client
             .execute(
-                "INSERT INTO samples (timestamp, metric, value) VALUES (now(), 'm', $1)",
-                &[&(i as f64)],
+                "INSERT INTO samples (timestamp, metric, labels, value) \
+                 VALUES (now(), 'm', map(['pad'], [repeat('x', 600) || $2]), $1)",
+                &[&(i as f64), &i.to_string()],
             )
             .await
             .unwrap();

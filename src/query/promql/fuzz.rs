@@ -177,3 +177,19 @@ proptest! {
         run(&wrap.replace("{}", &inner), time_s, 30);
     }
 }
+
+/// Found by `token_soup_never_panics`: promql-parser panics turning NaN
+/// seconds into a duration; the query must be a `bad_data` error instead.
+#[test]
+fn offset_nan_is_bad_data_not_a_panic() {
+    for query in [
+        "x offset NaN",
+        "up offset -Inf",
+        "sum by (job) (up) offset NaN",
+    ] {
+        match super::parse(query) {
+            Err(super::PromError::BadData(message)) => assert!(!message.is_empty(), "{query}"),
+            other => panic!("{query}: expected bad_data, got {other:?}"),
+        }
+    }
+}
