@@ -212,8 +212,7 @@ impl Ingester {
         };
         let result = async {
             let batches: Vec<RecordBatch> = part.batches.iter().map(|(b, _)| b.clone()).collect();
-            let batch = arrow::compute::concat_batches(&signal.schema(), &batches)?;
-            let meta = self.storage.write_block(tenant, signal, &batch).await?;
+            let meta = self.storage.write_block(tenant, signal, &batches).await?;
             // Held until the manifest is installed: the compactor changes
             // this manifest too.
             let guard = self.storage.lock_manifest(tenant, signal).await;

@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::compute::{
+    SortColumn, SortOptions, concat, interleave_record_batch, lexsort_to_indices,
+};
 use arrow::datatypes::{
     DataType, Int64Type, TimeUnit, TimestampMillisecondType, TimestampNanosecondType,
 };
@@ -39,88 +41,129 @@ pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
     }
 }
 
-/// Sorts a batch into block order. Samples and logs sort on one integer
-/// tuple per row (a metric becomes the rank of its name among the batch's
-/// distinct names: a block has a few hundred, not millions); spans sort
-/// with Arrow's multi-column sort on trace id and start time.
+/// Sorts a batch into block order (see [`sort_batches_for_block`]).
 pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
-    let indices = match integer_sort_keys(signal, batch) {
+    sort_batches_for_block(signal, std::slice::from_ref(batch))
+}
+
+/// Sorts the rows of several batches (a frozen head) into one batch in
+/// block order, gathering each row once from where it is (no concatenated
+/// copy first). Samples and logs sort on one integer tuple per row (a
+/// metric becomes the rank of its name among the distinct names: a block
+/// has a few hundred, not millions); spans sort with Arrow's multi-column
+/// sort on trace id and start time. Equal keys keep their arrival order.
+pub fn sort_batches_for_block(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let starts: Vec<usize> = batches
+        .iter()
+        .scan(0, |rows, b| {
+            let start = *rows;
+            *rows += b.num_rows();
+            Some(start)
+        })
+        .collect();
+    let order: Vec<(usize, usize)> = match integer_sort_keys(signal, batches) {
         Some(keys) => sorted_row_order(keys),
         None => {
-            let columns: Vec<SortColumn> = sort_columns(signal)
+            let columns = sort_columns(signal)
                 .iter()
-                .map(|name| SortColumn {
-                    values: batch
-                        .column_by_name(name)
-                        .expect("sort column of canonical schema")
-                        .clone(),
-                    options: Some(SortOptions::default()),
+                .map(|name| {
+                    let parts: Vec<&dyn Array> = batches
+                        .iter()
+                        .map(|b| {
+                            b.column_by_name(name)
+                                .expect("sort column of canonical schema")
+                                .as_ref()
+                        })
+                        .collect();
+                    Ok(SortColumn {
+                        values: concat(&parts)?,
+                        options: Some(SortOptions::default()),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             lexsort_to_indices(&columns, None)?
+                .values()
+                .iter()
+                .map(|&row| {
+                    let row = row as usize;
+                    let batch = starts.partition_point(|&start| start <= row) - 1;
+                    (batch, row - starts[batch])
+                })
+                .collect()
         }
     };
-    Ok(take_record_batch(batch, &indices)?)
+    let parts: Vec<&RecordBatch> = batches.iter().collect();
+    match parts.as_slice() {
+        [] => Ok(RecordBatch::new_empty(signal.schema())),
+        _ => Ok(interleave_record_batch(&parts, &order)?),
+    }
 }
 
 /// The sort keys of samples (metric rank, series id, time) and logs
-/// (stream id, time) as integers, one tuple per row; `None` for spans,
-/// whose trace ids are sorted as text.
-fn integer_sort_keys(signal: Signal, batch: &RecordBatch) -> Option<Vec<(u32, i64, i64)>> {
-    let column = |name: &str| {
+/// (stream id, time) as integers, one tuple per row with the row's batch
+/// and its row in it; `None` for spans, whose trace ids are sorted as text.
+fn integer_sort_keys(signal: Signal, batches: &[RecordBatch]) -> Option<Vec<SortKey>> {
+    let column = |batch: &RecordBatch, name: &str| {
         batch
             .column_by_name(name)
             .expect("sort column of canonical schema")
+            .clone()
     };
-    let (ranks, id, time) = match signal {
-        Signal::Samples => (
-            Some(text_ranks(column("metric").as_string::<i32>())),
-            column("series_id"),
-            column("timestamp"),
-        ),
-        Signal::Logs => (None, column("stream_id"), column("timestamp")),
+    let ranks = match signal {
+        Signal::Samples => {
+            let metrics: Vec<_> = batches.iter().map(|b| column(b, "metric")).collect();
+            let metrics: Vec<&StringArray> = metrics.iter().map(|m| m.as_string()).collect();
+            Some(text_ranks(&metrics))
+        }
+        Signal::Logs => None,
         Signal::Spans => return None,
     };
-    let ids = id.as_primitive_opt::<Int64Type>()?.values();
-    let times: &[i64] = match time.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            time.as_primitive::<TimestampMillisecondType>().values()
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            time.as_primitive::<TimestampNanosecondType>().values()
-        }
-        _ => return None,
+    let id_column = match signal {
+        Signal::Samples => "series_id",
+        _ => "stream_id",
     };
-    Some(
-        (0..batch.num_rows())
-            .map(|row| (ranks.as_ref().map_or(0, |r| r[row]), ids[row], times[row]))
-            .collect(),
-    )
+    let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (index, batch) in batches.iter().enumerate() {
+        let id = column(batch, id_column);
+        let time = column(batch, "timestamp");
+        let ids = id.as_primitive_opt::<Int64Type>()?.values();
+        let times: &[i64] = match time.data_type() {
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                time.as_primitive::<TimestampMillisecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                time.as_primitive::<TimestampNanosecondType>().values()
+            }
+            _ => return None,
+        };
+        for row in 0..batch.num_rows() {
+            let rank = ranks.as_ref().map_or(0, |r| r[keys.len()]);
+            keys.push(((rank, ids[row], times[row]), index as u32, row as u32));
+        }
+    }
+    Some(keys)
 }
 
-/// Row numbers in key order; equal keys keep their arrival order.
-fn sorted_row_order(keys: Vec<(u32, i64, i64)>) -> UInt32Array {
-    let mut order: Vec<((u32, i64, i64), u32)> = keys
-        .into_iter()
-        .enumerate()
-        .map(|(row, key)| (key, row as u32))
-        .collect();
-    order.sort_unstable();
-    order
-        .into_iter()
-        .map(|(_, row)| row)
-        .collect::<Vec<u32>>()
-        .into()
+/// A row's integer sort key, then its batch and row (which also keep equal
+/// keys in arrival order).
+type SortKey = ((u32, i64, i64), u32, u32);
+
+/// (batch, row) pairs in key order.
+fn sorted_row_order(mut keys: Vec<SortKey>) -> Vec<(usize, usize)> {
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|(_, batch, row)| (batch as usize, row as usize))
+        .collect()
 }
 
-/// Each row's rank among the distinct values of `text` (which has no nulls).
-/// Rows of one metric usually arrive together, so the previous row's rank
-/// is tried before the map.
-fn text_ranks(text: &StringArray) -> Vec<u32> {
+/// Each row's rank among the distinct values of `texts` (which have no
+/// nulls), the rows of all arrays in order. Rows of one metric usually
+/// arrive together, so the previous row's rank is tried before the map.
+fn text_ranks(texts: &[&StringArray]) -> Vec<u32> {
     let mut seen: HashMap<&str, u32, Xxh3Builder> = HashMap::with_hasher(Xxh3Builder::new());
-    let mut first_seen = Vec::with_capacity(text.len());
+    let mut first_seen = Vec::with_capacity(texts.iter().map(|t| t.len()).sum());
     let mut last: Option<(&str, u32)> = None;
-    for v in text.iter() {
+    for v in texts.iter().flat_map(|t| t.iter()) {
         let v = v.unwrap_or_default();
         let index = match last {
             Some((l, i)) if l == v => i,
@@ -205,12 +248,34 @@ pub fn write_block(signal: Signal, batch: &RecordBatch) -> Result<Bytes> {
     write_sorted_block(signal, &sort_for_block(signal, batch)?)
 }
 
-/// Encodes rows already in block order (see [`sort_for_block`]).
+/// How a flush encodes a block: as [`writer_properties`], except that logs
+/// and spans are compressed with zstd level 1 rather than 3. A flush
+/// competes with ingest for the CPU (at level 3, zstd took about a sixth of
+/// it under a sustained Loki push), and the compactor writes level 3 when
+/// it merges a window's blocks.
+pub fn flush_writer_properties(signal: Signal) -> WriterProperties {
+    let properties = writer_properties(signal);
+    match signal {
+        Signal::Samples => properties,
+        Signal::Logs | Signal::Spans => properties
+            .into_builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(1).expect("valid zstd level"),
+            ))
+            .build(),
+    }
+}
+
+/// Encodes rows already in block order (see [`sort_batches_for_block`]) as
+/// a flushed block.
 pub fn write_sorted_block(signal: Signal, sorted: &RecordBatch) -> Result<Bytes> {
     let stored = encode_for_block(signal, sorted)?;
     let mut buf = Vec::with_capacity(stored.get_array_memory_size() / 4 + 1024);
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, stored.schema(), Some(writer_properties(signal)))?;
+    let mut writer = ArrowWriter::try_new(
+        &mut buf,
+        stored.schema(),
+        Some(flush_writer_properties(signal)),
+    )?;
     writer.write(&stored)?;
     writer.close()?;
     Ok(Bytes::from(buf))
@@ -321,6 +386,80 @@ mod tests {
         assert_eq!(
             &decode_columns(&columns, &decoders).unwrap()[0],
             sorted.column(end)
+        );
+    }
+
+    /// A frozen head's batches sort into the same rows as their concatenation.
+    #[test]
+    fn several_batches_sort_like_their_concatenation() {
+        use crate::model::builders::{LogLine, LogsBuilder, SamplesBuilder, SpanRow, SpansBuilder};
+        let samples: Vec<RecordBatch> = (0..3)
+            .map(|part| {
+                let mut b = SamplesBuilder::new();
+                for (metric, job) in [("up", "b"), ("a_total", "a"), ("up", "a")] {
+                    b.push_series(metric, &[("job", job)], &[(10 - part, part as f64)]);
+                }
+                b.finish()
+            })
+            .collect();
+        let logs: Vec<RecordBatch> = (0..3)
+            .map(|part| {
+                let mut b = LogsBuilder::new();
+                for app in ["web", "api", "web"] {
+                    let labels = [("app", app)];
+                    b.push(
+                        &labels,
+                        LogsBuilder::stream_id(&labels),
+                        &LogLine {
+                            timestamp_ns: 100 - part,
+                            line: app,
+                            ..Default::default()
+                        },
+                    );
+                }
+                b.finish()
+            })
+            .collect();
+        let spans: Vec<RecordBatch> = (0..3)
+            .map(|part| {
+                let mut b = SpansBuilder::new();
+                for trace in [2, 1, 2] {
+                    b.push(SpanRow {
+                        trace_id: format!("{trace:032x}"),
+                        span_id: format!("{part:016x}"),
+                        name: "GET /".into(),
+                        kind: "server",
+                        service: "api".into(),
+                        start_ns: 50 - part,
+                        end_ns: 60,
+                        status_code: "unset",
+                        ..Default::default()
+                    });
+                }
+                crate::model::normalize::normalize(Signal::Spans, &b.finish()).unwrap()
+            })
+            .collect();
+        for (signal, batches) in [
+            (Signal::Samples, samples),
+            (Signal::Logs, logs),
+            (Signal::Spans, spans),
+        ] {
+            let whole = arrow::compute::concat_batches(&signal.schema(), &batches).unwrap();
+            let expected = sort_for_block(signal, &whole).unwrap();
+            let sorted = sort_batches_for_block(signal, &batches).unwrap();
+            assert_eq!(sorted, expected, "{signal}");
+            let column = sort_columns(signal)[0];
+            assert_ne!(
+                sorted.column_by_name(column),
+                whole.column_by_name(column),
+                "{signal}: the input was not already sorted"
+            );
+        }
+        assert_eq!(
+            sort_batches_for_block(Signal::Logs, &[])
+                .unwrap()
+                .num_rows(),
+            0
         );
     }
 }

@@ -222,20 +222,24 @@ impl Storage {
         t
     }
 
-    /// Writes `batch` (a frozen head) as a new block and its index. The block
-    /// is not visible until [`Storage::publish`] puts it in a manifest.
+    /// Writes `batches` (a frozen head) as one new block and its index. The
+    /// block is not visible until [`Storage::publish`] puts it in a manifest.
     pub async fn write_block(
         &self,
         tenant: &str,
         signal: Signal,
-        batch: &RecordBatch,
+        batches: &[RecordBatch],
     ) -> Result<BlockMeta> {
         let layout = Layout::new(tenant, signal);
-        let (min_time, max_time) = crate::model::normalize::time_range(signal, batch)
+        let (min_time, max_time) = batches
+            .iter()
+            .filter_map(|b| crate::model::normalize::time_range(signal, b))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
             .ok_or_else(|| Error::Storage("cannot write an empty block".into()))?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = new_block_id();
         let (parquet, bloom) = {
-            let batch = batch.clone();
+            let batches = batches.to_vec();
             tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom)> {
                 // Each value is added to the bloom once per run of equal
                 // values, so it reads the order with the longest runs: sorted
@@ -243,13 +247,13 @@ impl Storage {
                 // of series), logs and spans as they arrived (a push groups
                 // lines by stream and spans by trace and service; sorted by
                 // stream, a trace's lines would scatter).
-                let sorted = block::sort_for_block(signal, &batch)?;
-                let bloom_rows = match signal {
-                    Signal::Samples => &sorted,
-                    Signal::Logs | Signal::Spans => &batch,
-                };
-                let bloom = bloom::build_block_bloom(signal, bloom_rows);
-                Ok((block::write_sorted_block(signal, &sorted)?, bloom))
+                let sorted = block::sort_batches_for_block(signal, &batches)?;
+                let mut bloom = bloom::BloomBuilder::new(signal);
+                match signal {
+                    Signal::Samples => bloom.add_batch(&sorted),
+                    Signal::Logs | Signal::Spans => batches.iter().for_each(|b| bloom.add_batch(b)),
+                }
+                Ok((block::write_sorted_block(signal, &sorted)?, bloom.finish()))
             })
             .await
             .map_err(|e| Error::Storage(format!("block writer task failed: {e}")))??
@@ -259,7 +263,7 @@ impl Storage {
             id: id.clone(),
             min_time,
             max_time,
-            rows: batch.num_rows() as u64,
+            rows: rows as u64,
             bytes: parquet.len() as u64,
             index_bytes: index.len() as u64,
             created_at_ms: chrono::Utc::now().timestamp_millis(),

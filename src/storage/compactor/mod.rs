@@ -1119,7 +1119,10 @@ mod tests {
 
     async fn put_block(engine: &Engine, signal: Signal, batch: &RecordBatch) -> BlockMeta {
         let storage = engine.ingester().storage();
-        let meta = storage.write_block("t", signal, batch).await.unwrap();
+        let meta = storage
+            .write_block("t", signal, std::slice::from_ref(batch))
+            .await
+            .unwrap();
         let m = storage
             .publish("t", signal, vec![meta.clone()], None)
             .await
@@ -1232,7 +1235,7 @@ mod tests {
         let storage = engine.ingester().storage();
         // Written but never published, as after a crash.
         let orphan = storage
-            .write_block("t", Signal::Samples, &samples(&[("o", &[(3, 3.0)])]))
+            .write_block("t", Signal::Samples, &[samples(&[("o", &[(3, 3.0)])])])
             .await
             .unwrap();
         let report = engine.compactor().run().await;
@@ -1518,7 +1521,7 @@ mod tests {
             .await
             .unwrap();
         let meta = other
-            .write_block("t", Signal::Samples, &samples(&[("b", &[(2, 2.0)])]))
+            .write_block("t", Signal::Samples, &[samples(&[("b", &[(2, 2.0)])])])
             .await
             .unwrap();
         other
