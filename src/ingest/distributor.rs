@@ -142,12 +142,24 @@ struct TenantSeries {
     newest: SeriesIdMap<i64>,
 }
 
+/// How long a push waits for flushes to bring the heads back under
+/// `max_head_bytes` before it is refused with 503.
+const OVERLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Pushes allowed to wait at once (each holds its decoded rows); more are
+/// refused at once.
+const MAX_WAITING_PUSHES: usize = 64;
+/// How often a waiting push looks at the heads again.
+const OVERLOAD_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub struct Distributor {
     ingester: Arc<Ingester>,
     limits: Arc<LimitsRegistry>,
     metrics: Arc<Metrics>,
     series: Mutex<HashMap<String, TenantSeries>>,
     max_head_bytes: u64,
+    /// See [`OVERLOAD_WAIT`] and [`MAX_WAITING_PUSHES`].
+    overload_wait: std::time::Duration,
+    overload_waiters: tokio::sync::Semaphore,
     /// Where accepted spans go for the metrics generator, when it runs.
     span_sink: std::sync::OnceLock<SpanSink>,
     /// Validated remote-write series per tenant.
@@ -234,6 +246,8 @@ impl Distributor {
             metrics,
             series: Mutex::new(series),
             max_head_bytes,
+            overload_wait: OVERLOAD_WAIT,
+            overload_waiters: tokio::sync::Semaphore::new(MAX_WAITING_PUSHES),
             span_sink: std::sync::OnceLock::new(),
             series_caches: Mutex::default(),
         }
@@ -288,6 +302,57 @@ impl Distributor {
         }
     }
 
+    /// How long a push may wait for room in the heads (see [`OVERLOAD_WAIT`]).
+    pub fn with_overload_wait(mut self, wait: std::time::Duration) -> Self {
+        self.overload_wait = wait;
+        self
+    }
+
+    /// Bytes in all heads, flushing or not.
+    fn head_bytes(&self) -> u64 {
+        self.ingester
+            .heads()
+            .all()
+            .iter()
+            .map(|(_, h)| {
+                let stats = h.stats();
+                (stats.active_bytes + stats.frozen_bytes) as u64
+            })
+            .sum()
+    }
+
+    /// Returns at once while the heads are under `max_head_bytes`. Over it,
+    /// a push waits (a bounded time, a bounded number of pushes) for a flush
+    /// to make room: the sender sees a slower answer rather than a 503 and
+    /// a resend of a request already decoded. Err: why it was refused.
+    async fn wait_for_head_room(&self) -> Result<(), String> {
+        let refusal = |head_bytes: u64, waited: std::time::Duration| {
+            format!(
+                "ingester overloaded: {head_bytes} bytes in memory are waiting to be flushed, over ingester.max_head_bytes = {} (waited {} ms for flushes); retry later",
+                self.max_head_bytes,
+                waited.as_millis()
+            )
+        };
+        let head_bytes = self.head_bytes();
+        if head_bytes <= self.max_head_bytes {
+            return Ok(());
+        }
+        let Ok(_waiting) = self.overload_waiters.try_acquire() else {
+            return Err(refusal(head_bytes, std::time::Duration::ZERO));
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let left = self.overload_wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(refusal(self.head_bytes(), started.elapsed()));
+            }
+            tokio::time::sleep(left.min(OVERLOAD_POLL)).await;
+            if self.head_bytes() <= self.max_head_bytes {
+                return Ok(());
+            }
+        }
+    }
+
     /// Applies limits to `decoded` and writes what passes. Returns the
     /// number of items written.
     pub async fn push(&self, tenant: &str, decoded: Decoded) -> Result<u64, PushError> {
@@ -300,22 +365,9 @@ impl Distributor {
             .sum::<u64>();
         let received = rows + discards.total();
 
-        let head_bytes: u64 = self
-            .ingester
-            .heads()
-            .all()
-            .iter()
-            .map(|(_, h)| {
-                let stats = h.stats();
-                (stats.active_bytes + stats.frozen_bytes) as u64
-            })
-            .sum();
-        if head_bytes > self.max_head_bytes {
+        if let Err(message) = self.wait_for_head_room().await {
             self.count(tenant, signal, received, &discards);
-            return Err(PushError::Overloaded(format!(
-                "ingester overloaded: {head_bytes} bytes in memory are waiting to be flushed, over ingester.max_head_bytes = {}; retry later",
-                self.max_head_bytes
-            )));
+            return Err(PushError::Overloaded(message));
         }
 
         if rows > 0
@@ -462,6 +514,14 @@ mod tests {
     use crate::storage::Storage;
 
     async fn distributor(dir: &std::path::Path, limits: LimitsConfig) -> Distributor {
+        distributor_with_head_limit(dir, limits, u64::MAX).await
+    }
+
+    async fn distributor_with_head_limit(
+        dir: &std::path::Path,
+        limits: LimitsConfig,
+        max_head_bytes: u64,
+    ) -> Distributor {
         let store = Arc::new(object_store::memory::InMemory::new());
         let storage = Arc::new(Storage::open(store, "memory://".into()).await.unwrap());
         let (ingester, _) =
@@ -470,8 +530,58 @@ mod tests {
             ingester,
             Arc::new(LimitsRegistry::new(limits)),
             Arc::new(Metrics::default()),
-            u64::MAX,
+            max_head_bytes,
         )
+    }
+
+    #[tokio::test]
+    async fn over_max_head_bytes_a_push_waits_for_a_flush_then_gets_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = distributor_with_head_limit(dir.path(), LimitsConfig::default(), 1)
+            .await
+            .with_overload_wait(std::time::Duration::from_millis(150));
+        d.push("t", samples(&[("a", &[(10, 1.0)])])).await.unwrap();
+        // The head is over its 1-byte limit and nothing flushes it.
+        let started = std::time::Instant::now();
+        let err = d
+            .push("t", samples(&[("a", &[(20, 2.0)])]))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+        assert_eq!(err.http_status(), 503);
+        let message = err.to_string();
+        assert!(
+            message.contains("max_head_bytes = 1") && message.contains("retry later"),
+            "{message}"
+        );
+        assert_eq!(head_rows(&d), 1, "nothing of the refused push is written");
+        // The flush empties the head; the resent push goes through.
+        d.ingester().flush_all().await;
+        d.push("t", samples(&[("a", &[(20, 2.0)])])).await.unwrap();
+        assert_eq!(head_rows(&d), 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_push_goes_through_once_a_flush_makes_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Arc::new(
+            distributor_with_head_limit(dir.path(), LimitsConfig::default(), 1)
+                .await
+                .with_overload_wait(std::time::Duration::from_secs(30)),
+        );
+        d.push("t", samples(&[("a", &[(10, 1.0)])])).await.unwrap();
+        let waiting = tokio::spawn({
+            let d = d.clone();
+            async move { d.push("t", samples(&[("a", &[(20, 2.0)])])).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the push waits while the head is full"
+        );
+        d.ingester().flush_all().await;
+        assert_eq!(waiting.await.unwrap().unwrap(), 1);
+        assert_eq!(head_rows(&d), 1);
     }
 
     fn samples(series: &[(&str, &[(i64, f64)])]) -> Decoded {
