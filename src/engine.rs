@@ -349,11 +349,7 @@ impl Engine {
             let stats = head.stats();
             let labels = [("tenant", tenant.as_str()), ("signal", signal.table_name())];
             m.set(HEAD_ROWS, &labels, stats.rows as f64);
-            m.set(
-                HEAD_BYTES,
-                &labels,
-                (stats.active_bytes + stats.frozen_bytes) as f64,
-            );
+            m.set(HEAD_BYTES, &labels, stats.memory_bytes() as f64);
         }
         for (tenant, series) in self.distributor.series_per_tenant() {
             m.set(MEMORY_SERIES, &[("tenant", tenant.as_str())], series as f64);

@@ -550,7 +550,9 @@ mod tests {
         let storage = engine.ingester().storage();
         let layout = Layout::new("t", Signal::Spans);
         let store = storage.object_store();
-        let index = bloom::build_block_bloom(Signal::Spans, &batch).encode();
+        let mut bloom = bloom::BloomBuilder::new(Signal::Spans);
+        bloom.add_batch(&batch);
+        let index = bloom.finish().encode();
         let meta = BlockMeta {
             id: "legacy".into(),
             min_time: 1_000,

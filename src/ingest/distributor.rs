@@ -308,19 +308,6 @@ impl Distributor {
         self
     }
 
-    /// Bytes in all heads, flushing or not.
-    fn head_bytes(&self) -> u64 {
-        self.ingester
-            .heads()
-            .all()
-            .iter()
-            .map(|(_, h)| {
-                let stats = h.stats();
-                (stats.active_bytes + stats.frozen_bytes) as u64
-            })
-            .sum()
-    }
-
     /// Returns at once while the heads are under `max_head_bytes`. Over it,
     /// a push waits (a bounded time, a bounded number of pushes) for a flush
     /// to make room: the sender sees a slower answer rather than a 503 and
@@ -333,7 +320,7 @@ impl Distributor {
                 waited.as_millis()
             )
         };
-        let head_bytes = self.head_bytes();
+        let head_bytes = self.ingester.heads().memory_bytes();
         if head_bytes <= self.max_head_bytes {
             return Ok(());
         }
@@ -344,10 +331,13 @@ impl Distributor {
         loop {
             let left = self.overload_wait.saturating_sub(started.elapsed());
             if left.is_zero() {
-                return Err(refusal(self.head_bytes(), started.elapsed()));
+                return Err(refusal(
+                    self.ingester.heads().memory_bytes(),
+                    started.elapsed(),
+                ));
             }
             tokio::time::sleep(left.min(OVERLOAD_POLL)).await;
-            if self.head_bytes() <= self.max_head_bytes {
+            if self.ingester.heads().memory_bytes() <= self.max_head_bytes {
                 return Ok(());
             }
         }

@@ -196,6 +196,13 @@ pub struct HeadStats {
     pub min_segment: Option<u64>,
 }
 
+impl HeadStats {
+    /// Bytes the head holds in memory, flushing or not.
+    pub fn memory_bytes(&self) -> usize {
+        self.active_bytes + self.frozen_bytes
+    }
+}
+
 /// All heads, keyed by tenant and signal.
 #[derive(Debug, Default)]
 pub struct Heads {
@@ -224,6 +231,15 @@ impl Heads {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Bytes all heads hold in memory (what `max_head_bytes` bounds).
+    pub fn memory_bytes(&self) -> u64 {
+        self.map
+            .read()
+            .values()
+            .map(|h| h.stats().memory_bytes() as u64)
+            .sum()
     }
 
     pub fn tenants(&self) -> Vec<String> {

@@ -369,8 +369,10 @@ impl SegmentWriter {
         }
     }
 
-    /// Builds the payload of one record in `self.payload`.
-    fn encode_payload(&mut self, lsn: u64, req: &AppendRequest) -> Result<()> {
+    /// Builds the payload of one record: its start in `self.payload` (the
+    /// whole payload for samples, encoded here) and, for a body the caller
+    /// encoded, that body, written after it as it is rather than copied.
+    fn encode_payload<'r>(&mut self, lsn: u64, req: &'r AppendRequest) -> Result<&'r [u8]> {
         let payload = &mut self.payload;
         payload.clear();
         payload.extend_from_slice(&lsn.to_le_bytes());
@@ -380,14 +382,14 @@ impl SegmentWriter {
         match &req.body {
             Body::Ipc(encoded) => {
                 payload.push(BODY_IPC);
-                payload.extend_from_slice(encoded);
+                Ok(encoded)
             }
             Body::Samples => {
                 payload.push(BODY_SAMPLES);
                 wal_samples::encode(&req.batch, &mut self.defined, payload)?;
+                Ok(&[])
             }
         }
-        Ok(())
     }
 }
 
@@ -412,22 +414,24 @@ fn write_group(
     let attempt = (|| -> Result<()> {
         for (i, req) in group.iter().enumerate() {
             let lsn = first_lsn + i as u64;
-            segment.encode_payload(lsn, req)?;
-            let payload = &segment.payload;
-            let payload_len = u32::try_from(payload.len())
+            let body = segment.encode_payload(lsn, req)?;
+            let start = &segment.payload;
+            let len = start.len() + body.len();
+            let payload_len = u32::try_from(len)
                 .ok()
                 .filter(|&len| len <= MAX_RECORD_BYTES)
                 .ok_or_else(|| {
                     Error::Wal(format!(
-                        "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit",
-                        payload.len()
+                        "a record of {len} bytes is over the {MAX_RECORD_BYTES}-byte limit"
                     ))
                 })?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(start);
+            crc.update(body);
             segment.file.write_all(&payload_len.to_le_bytes())?;
-            segment
-                .file
-                .write_all(&crc32fast::hash(payload).to_le_bytes())?;
-            segment.file.write_all(payload)?;
+            segment.file.write_all(&crc.finalize().to_le_bytes())?;
+            segment.file.write_all(start)?;
+            segment.file.write_all(body)?;
             written += RECORD_HEADER as u64 + payload_len as u64;
             durables.push(Durable {
                 lsn,
@@ -456,8 +460,10 @@ fn write_group(
         Err(e) => {
             // Drop whatever is buffered and cut the file back to its last
             // good length, so a later write does not follow garbage. Series
-            // defined in the cut part are defined again by later records
-            // (the fresh writer knows none).
+            // defined in the cut part are defined again by later records:
+            // the writer forgets every definition (even if the file cannot
+            // be reopened below).
+            segment.defined.clear();
             let good = segment.good_len;
             let file = segment.file.get_ref().try_clone();
             if let Ok(file) = file {

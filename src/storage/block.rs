@@ -53,17 +53,22 @@ pub fn sort_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch
 /// has a few hundred, not millions); spans sort with Arrow's multi-column
 /// sort on trace id and start time. Equal keys keep their arrival order.
 pub fn sort_batches_for_block(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let starts: Vec<usize> = batches
-        .iter()
-        .scan(0, |rows, b| {
-            let start = *rows;
-            *rows += b.num_rows();
-            Some(start)
-        })
-        .collect();
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(signal.schema()));
+    }
     let order: Vec<(usize, usize)> = match integer_sort_keys(signal, batches) {
         Some(keys) => sorted_row_order(keys),
         None => {
+            // The sort columns alone are concatenated; each sorted row is
+            // then found again in its batch by the batches' first rows.
+            let starts: Vec<usize> = batches
+                .iter()
+                .scan(0, |rows, b| {
+                    let start = *rows;
+                    *rows += b.num_rows();
+                    Some(start)
+                })
+                .collect();
             let columns = sort_columns(signal)
                 .iter()
                 .map(|name| {
@@ -93,10 +98,7 @@ pub fn sort_batches_for_block(signal: Signal, batches: &[RecordBatch]) -> Result
         }
     };
     let parts: Vec<&RecordBatch> = batches.iter().collect();
-    match parts.as_slice() {
-        [] => Ok(RecordBatch::new_empty(signal.schema())),
-        _ => Ok(interleave_record_batch(&parts, &order)?),
-    }
+    Ok(interleave_record_batch(&parts, &order)?)
 }
 
 /// The sort keys of samples (metric rank, series id, time) and logs

@@ -146,15 +146,9 @@ impl Bloom {
     }
 }
 
-/// Collects the distinct index keys of a batch and builds the block's bloom.
-pub fn build_block_bloom(signal: Signal, batch: &RecordBatch) -> Bloom {
-    let mut builder = BloomBuilder::new(signal);
-    builder.add_batch(batch);
-    builder.finish()
-}
-
-/// Builds a block's bloom from its batches one at a time (the compactor
-/// writes blocks as streams): holds the distinct keys' hashes, not the rows.
+/// Builds a block's bloom from its batches one at a time (a flush adds the
+/// head's batches, the compactor its output stream): holds the distinct
+/// keys' hashes, not the rows.
 #[derive(Debug)]
 pub struct BloomBuilder {
     signal: Signal,
