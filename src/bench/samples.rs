@@ -275,6 +275,7 @@ impl SampleGenerator {
                 .iter()
                 .map(|l| l.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
+        let rows = ids.len();
         Some(
             RecordBatch::try_new(
                 Signal::Samples.schema(),
@@ -284,6 +285,7 @@ impl SampleGenerator {
                     Arc::new(map),
                     Arc::new(Float64Array::from(value)),
                     Arc::new(Int64Array::from(ids)),
+                    arrow::array::new_null_array(&arrow::datatypes::DataType::Binary, rows),
                 ],
             )
             .expect("generator batches match the samples schema"),

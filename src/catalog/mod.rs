@@ -547,41 +547,15 @@ mod tests {
         writer.write(&legacy).unwrap();
         writer.close().unwrap();
 
-        let storage = engine.ingester().storage();
-        let layout = Layout::new("t", Signal::Spans);
-        let store = storage.object_store();
-        let mut bloom = bloom::BloomBuilder::new(Signal::Spans);
-        bloom.add_batch(&batch);
-        let index = bloom.finish().encode();
-        let meta = BlockMeta {
-            id: "legacy".into(),
-            min_time: 1_000,
-            max_time: 5_000,
-            rows: 3,
-            bytes: parquet.len() as u64,
-            index_bytes: index.len() as u64,
-            created_at_ms: 0,
-            resolution_ms: 0,
-        };
-        store
-            .put(
-                &StorePath::from(layout.index("legacy")),
-                PutPayload::from(index),
-            )
-            .await
-            .unwrap();
-        store
-            .put(
-                &StorePath::from(layout.block("legacy")),
-                PutPayload::from(parquet),
-            )
-            .await
-            .unwrap();
-        let manifest = storage
-            .publish("t", Signal::Spans, vec![meta], None)
-            .await
-            .unwrap();
-        storage.install(manifest);
+        publish_block(
+            &engine,
+            Signal::Spans,
+            "legacy",
+            &batch,
+            parquet,
+            (1_000, 5_000),
+        )
+        .await;
 
         let ctx = engine.session("t").await.unwrap();
         let rows = ctx
@@ -607,6 +581,134 @@ mod tests {
             .to_vec();
         assert_eq!(ends, vec![9_000, 70_000]);
         assert_eq!(durations, vec![4_000, 67_000]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Publishes a hand-made block of tenant `t` (its Parquet bytes, and
+    /// the table rows it holds for the bloom index).
+    async fn publish_block(
+        engine: &Engine,
+        signal: Signal,
+        id: &str,
+        rows: &RecordBatch,
+        parquet: Vec<u8>,
+        (min_time, max_time): (i64, i64),
+    ) -> BlockMeta {
+        let storage = engine.ingester().storage();
+        let layout = Layout::new("t", signal);
+        let store = storage.object_store();
+        let mut bloom = bloom::BloomBuilder::new(signal);
+        bloom.add_batch(rows);
+        let index = bloom.finish().encode();
+        let meta = BlockMeta {
+            id: id.into(),
+            min_time,
+            max_time,
+            rows: rows.num_rows() as u64,
+            bytes: parquet.len() as u64,
+            index_bytes: index.len() as u64,
+            created_at_ms: 0,
+            resolution_ms: 0,
+        };
+        store
+            .put(&StorePath::from(layout.index(id)), PutPayload::from(index))
+            .await
+            .unwrap();
+        store
+            .put(
+                &StorePath::from(layout.block(id)),
+                PutPayload::from(parquet),
+            )
+            .await
+            .unwrap();
+        let manifest = storage
+            .publish("t", signal, vec![meta.clone()], None)
+            .await
+            .unwrap();
+        storage.install(manifest);
+        meta
+    }
+
+    /// Samples blocks written before native histograms had a column read
+    /// with null histograms, beside blocks that have one, and merge with them.
+    #[tokio::test]
+    async fn samples_blocks_without_a_histogram_column_read_and_merge() {
+        use crate::model::builders::SamplesBuilder;
+        use crate::model::histogram::FloatHistogram;
+        use crate::model::normalize::normalize;
+        use crate::storage::compactor::merge::{MergeSettings, merge_blocks};
+
+        let (engine, dir) = Engine::open_scratch("o11ydb-legacy-samples").await.unwrap();
+        let mut floats = SamplesBuilder::new();
+        floats.push_series("up", &[("job", "a")], &[(1_000, 1.0), (2_000, 2.0)]);
+        let floats = normalize(Signal::Samples, &floats.finish()).unwrap();
+        let sorted = block::sort_for_block(Signal::Samples, &floats).unwrap();
+        let stored = codec::encode_for_block(Signal::Samples, &sorted).unwrap();
+        let keep: Vec<usize> = (0..stored.num_columns())
+            .filter(|&i| stored.schema().field(i).name() != "histogram")
+            .collect();
+        let legacy = stored.project(&keep).unwrap();
+        let mut parquet = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut parquet, legacy.schema(), None).unwrap();
+        writer.write(&legacy).unwrap();
+        writer.close().unwrap();
+        let old = publish_block(
+            &engine,
+            Signal::Samples,
+            "legacy",
+            &floats,
+            parquet,
+            (1_000, 2_000),
+        )
+        .await;
+
+        let mut histograms = SamplesBuilder::new();
+        let h = FloatHistogram {
+            count: 2.0,
+            sum: 3.0,
+            ..Default::default()
+        };
+        let id = crate::model::labels::series_id("latency", &[("job", "a")]);
+        histograms.push_histograms_with_id("latency", &[("job", "a")], id, &[(3_000, h.clone())]);
+        let histograms = normalize(Signal::Samples, &histograms.finish()).unwrap();
+        let parquet = block::write_block(Signal::Samples, &histograms)
+            .unwrap()
+            .to_vec();
+        let new = publish_block(
+            &engine,
+            Signal::Samples,
+            "current",
+            &histograms,
+            parquet,
+            (3_000, 3_000),
+        )
+        .await;
+
+        let ctx = engine.session("t").await.unwrap();
+        let rows = ctx
+            .sql("SELECT metric, histogram IS NULL AS float FROM samples ORDER BY timestamp")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let batch = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+        let floats: Vec<bool> = batch.column(1).as_boolean().iter().flatten().collect();
+        assert_eq!(floats, vec![true, true, false]);
+
+        let storage = engine.ingester().storage();
+        let settings = MergeSettings {
+            storage,
+            pool: Arc::new(datafusion::execution::memory_pool::UnboundedMemoryPool::default()),
+            scratch_dir: dir.join("merge-scratch"),
+            retention: None,
+            deletions: None,
+            now_ms: 10_000,
+        };
+        let merged = merge_blocks(&settings, "t", Signal::Samples, &[old, new])
+            .await
+            .unwrap();
+        assert_eq!(merged.block.expect("rows survive").rows, 3);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

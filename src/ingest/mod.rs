@@ -11,6 +11,7 @@ pub mod head;
 pub mod limits;
 pub mod loki_push;
 pub mod metrics_generator;
+pub mod native_histogram;
 pub mod otlp;
 pub mod protobuf;
 pub mod remote_write;
@@ -330,6 +331,7 @@ mod tests {
                 Arc::new(build_string_map((0..n).map(|_| [("job", "api")]))),
                 Arc::new(Float64Array::from(vec![1.0; n])),
                 Arc::new(Int64Array::from(vec![0; n])),
+                arrow::array::new_null_array(&arrow::datatypes::DataType::Binary, n),
             ],
         )
         .unwrap()

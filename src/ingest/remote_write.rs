@@ -4,18 +4,20 @@
 //! limits, timestamps) and its samples appended to a canonical `samples`
 //! batch. Invalid series and samples are counted as discards; the rest is
 //! kept. Stale markers (Prometheus' special NaN) pass through bit for bit.
-//! Exemplars and metadata are ignored; native histograms are refused
-//! (counted).
+//! Native histograms (integer or float) are kept as histogram samples.
+//! Exemplars and metadata are ignored.
 
 use std::sync::Arc;
 
 use super::distributor::{Decoded, Discards};
 use super::limits::Limits;
+use super::native_histogram::read_histogram;
 use super::protobuf::{Reader, Value, as_i64, as_str};
 use super::series_cache::{KnownSeries, SeriesCache};
 use super::validate::{DecodeError, check_labels, check_time, render_labels};
 use crate::model::Signal;
 use crate::model::builders::SamplesBuilder;
+use crate::model::histogram::FloatHistogram;
 use crate::model::labels::series_id;
 
 /// Series per output batch (bounds batch size for huge requests).
@@ -29,7 +31,8 @@ struct SeriesSink<'l> {
     builder: SamplesBuilder,
     batches: Vec<arrow::array::RecordBatch>,
     discards: Discards,
-    native_histograms: u64,
+    /// The native histogram samples of the series being decoded.
+    histograms: Vec<(i64, FloatHistogram)>,
 }
 
 impl<'l> SeriesSink<'l> {
@@ -40,7 +43,7 @@ impl<'l> SeriesSink<'l> {
             builder: SamplesBuilder::new(),
             batches: Vec::new(),
             discards: Discards::default(),
-            native_histograms: 0,
+            histograms: Vec::new(),
         }
     }
 
@@ -55,10 +58,13 @@ impl<'l> SeriesSink<'l> {
         samples: &mut Vec<(i64, f64)>,
         bad_utf8: Option<String>,
     ) -> Option<(&'b str, i64)> {
-        if samples.is_empty() {
+        if samples.is_empty() && self.histograms.is_empty() {
             return None;
         }
-        let n = samples.len() as u64;
+        let n = (samples.len() + self.histograms.len()) as u64;
+        if bad_utf8.is_some() || check_labels(labels, self.limits).is_err() {
+            self.histograms.clear();
+        }
         if let Some(e) = bad_utf8 {
             self.discards.add("label_invalid", n, || {
                 format!("{e} in series {}", render_labels(labels))
@@ -74,6 +80,7 @@ impl<'l> SeriesSink<'l> {
             .find(|(k, _)| *k == "__name__")
             .map(|(_, v)| *v)
         else {
+            self.histograms.clear();
             self.discards.add("missing_metric_name", n, || {
                 format!("series {} has no __name__ label", render_labels(labels))
             });
@@ -114,19 +121,33 @@ impl<'l> SeriesSink<'l> {
         );
         self.builder
             .push_series_with_id(metric, labels, id, samples);
+        if !self.histograms.is_empty() {
+            let mut histograms = std::mem::take(&mut self.histograms);
+            histograms.retain(
+                |(t, _)| match check_time(Signal::Samples, *t, limits, now_ms) {
+                    Ok(()) => true,
+                    Err(invalid) => {
+                        self.discards.add(invalid.reason, 1, || {
+                            format!(
+                                "{} for series {}{}",
+                                invalid.message,
+                                metric,
+                                render_labels(labels)
+                            )
+                        });
+                        false
+                    }
+                },
+            );
+            self.builder
+                .push_histograms_with_id(metric, labels, id, &histograms);
+        }
         if self.builder.len() >= ROWS_PER_BATCH {
             self.batches.push(self.builder.finish());
         }
     }
 
     fn finish(mut self) -> Decoded {
-        if self.native_histograms > 0 {
-            self.discards.add(
-                "native_histogram_unsupported",
-                self.native_histograms,
-                || "native histograms are not supported yet; send classic histograms".to_string(),
-            );
-        }
         if !self.builder.is_empty() {
             self.batches.push(self.builder.finish());
         }
@@ -174,6 +195,7 @@ pub fn decode_write_request_cached(
             continue; // metadata (3) and unknown fields
         };
         samples.clear();
+        sink.histograms.clear();
         // The series' bytes up to the end of its last label: they decide
         // the label set, whatever else they hold.
         let mut labels_end = 0;
@@ -187,11 +209,11 @@ pub fn decode_write_request_cached(
                 (2, Value::Bytes(sample_bytes)) => {
                     samples.push(read_sample(series.nested(sample_bytes))?);
                 }
-                (4, Value::Bytes(_)) => sink.native_histograms += 1,
+                (4, Value::Bytes(h)) => sink.histograms.push(read_histogram(series.nested(h))?),
                 _ => {} // exemplars (3)
             }
         }
-        if samples.is_empty() {
+        if samples.is_empty() && sink.histograms.is_empty() {
             continue;
         }
         let label_bytes = &series_bytes[..labels_end];
@@ -247,8 +269,7 @@ pub fn decode_write_request_cached(
 
 /// Decodes one uncompressed remote write 2.0 `io.prometheus.write.v2.Request`:
 /// label names and values are references into the request's `symbols`
-/// table. Metadata, exemplars and created timestamps are ignored; native
-/// histograms are refused (counted).
+/// table. Metadata, exemplars and created timestamps are ignored.
 pub fn decode_write_request_v2(
     body: &[u8],
     limits: &Limits,
@@ -284,6 +305,7 @@ pub fn decode_write_request_v2(
         refs.clear();
         labels.clear();
         samples.clear();
+        sink.histograms.clear();
         let mut series = request.nested(series_bytes);
         while let Some((field, value)) = series.next_field()? {
             match (field, value) {
@@ -297,7 +319,7 @@ pub fn decode_write_request_v2(
                 (2, Value::Bytes(sample_bytes)) => {
                     samples.push(read_sample(series.nested(sample_bytes))?);
                 }
-                (3, Value::Bytes(_)) => sink.native_histograms += 1,
+                (3, Value::Bytes(h)) => sink.histograms.push(read_histogram(series.nested(h))?),
                 _ => {} // exemplars (4), metadata (5), created timestamp (6)
             }
         }

@@ -621,6 +621,7 @@ fn parse_payload(
         (true, Some((kind, _))) => return Err(Error::Wal(format!("unknown body kind {kind}"))),
         (true, None) => return Err(Error::Wal("record has no body".into())),
     };
+    let batch = crate::model::normalize::upgrade(signal, batch)?;
     Ok(WalRecord {
         lsn,
         tenant,

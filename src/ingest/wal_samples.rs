@@ -46,9 +46,19 @@ struct SeriesDefinition {
 
 /// Whether `batch` can be written in this form: the samples schema, no nulls.
 pub fn can_encode(batch: &RecordBatch) -> bool {
-    batch.schema().fields() == crate::model::Signal::Samples.schema().fields()
-        && batch.columns().iter().all(|c| c.null_count() == 0)
+    let schema = crate::model::Signal::Samples.schema();
+    batch.schema().fields() == schema.fields()
+        && batch.columns().iter().zip(schema.fields()).all(|(c, f)| {
+            if f.name() == HISTOGRAM_COLUMN {
+                // Native histograms go as Arrow IPC.
+                c.null_count() == c.len()
+            } else {
+                c.null_count() == 0
+            }
+        })
 }
+
+const HISTOGRAM_COLUMN: &str = "histogram";
 
 /// Appends the body of a canonical `samples` batch to `out`, defining the
 /// series `defined` does not know yet (and adding them to it).

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, ListBuilder, MapArray, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMillisecondBuilder, TimestampNanosecondBuilder,
+    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, ListBuilder, MapArray, RecordBatch,
+    StringBuilder, StructBuilder, TimestampMillisecondBuilder, TimestampNanosecondBuilder,
 };
 use arrow::datatypes::DataType;
 
+use super::histogram::FloatHistogram;
 use super::labels::{build_string_map, canonical_pairs, series_id};
 use super::{Signal, span_event_fields, span_link_fields};
 
@@ -63,6 +64,7 @@ pub struct SamplesBuilder {
     labels: MapColumn,
     value: Float64Builder,
     series_id: Int64Builder,
+    histogram: BinaryBuilder,
     rows: usize,
 }
 
@@ -80,6 +82,7 @@ impl SamplesBuilder {
             labels: MapColumn::new(),
             value: Float64Builder::new(),
             series_id: Int64Builder::new(),
+            histogram: BinaryBuilder::new(),
             rows: 0,
         }
     }
@@ -112,6 +115,31 @@ impl SamplesBuilder {
             self.value.append_value(v);
             self.series_id.append_value(id);
         }
+        self.histogram.append_nulls(samples.len());
+        self.rows += samples.len();
+    }
+
+    /// Adds native histogram samples of one series (`value` NaN, the
+    /// histogram encoded in the `histogram` column).
+    pub fn push_histograms_with_id(
+        &mut self,
+        metric: &str,
+        labels: &[(impl AsRef<str>, impl AsRef<str>)],
+        id: i64,
+        samples: &[(i64, FloatHistogram)],
+    ) {
+        debug_assert_eq!(id, series_id(metric, labels));
+        let mut encoded = Vec::new();
+        for (ts, h) in samples {
+            self.timestamp.append_value(*ts);
+            self.metric.append_value(metric);
+            self.labels.push(labels);
+            self.value.append_value(f64::NAN);
+            self.series_id.append_value(id);
+            encoded.clear();
+            h.encode(&mut encoded);
+            self.histogram.append_value(&encoded);
+        }
         self.rows += samples.len();
     }
 
@@ -131,6 +159,7 @@ impl SamplesBuilder {
             Arc::new(self.labels.finish()),
             Arc::new(self.value.finish()),
             Arc::new(self.series_id.finish()),
+            Arc::new(self.histogram.finish()),
         ];
         RecordBatch::try_new(Signal::Samples.schema(), columns)
             .expect("samples builder matches its schema")

@@ -7,6 +7,7 @@
 //! The exact column list is documented for users in `docs/schema.md`.
 
 pub mod builders;
+pub mod histogram;
 pub mod labels;
 pub mod normalize;
 
@@ -153,6 +154,9 @@ pub static SAMPLES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("labels", string_map_type(), false),
         Field::new("value", DataType::Float64, false),
         Field::new("series_id", DataType::Int64, false),
+        // A native histogram sample (`histogram::FloatHistogram::encode`);
+        // null for float samples. Its row's `value` is NaN.
+        Field::new("histogram", DataType::Binary, true),
     ]))
 });
 

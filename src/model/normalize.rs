@@ -13,6 +13,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
 
 use super::Signal;
+use super::histogram::FloatHistogram;
 use super::labels::{build_string_map_with_nulls, canonical_pairs, map_row, series_id};
 use crate::error::{Error, Result};
 
@@ -23,6 +24,13 @@ pub fn normalize(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
     let table = signal.table_name();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
+        if field.is_nullable() && batch.column_by_name(field.name()).is_none() {
+            columns.push(arrow::array::new_null_array(
+                field.data_type(),
+                batch.num_rows(),
+            ));
+            continue;
+        }
         let column = batch
             .column_by_name(field.name())
             .ok_or_else(|| Error::InvalidValue {
@@ -81,6 +89,19 @@ pub fn normalize(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
                 ids.push(series_id(metric.value(row), &map_row(&labels, row)));
             }
             columns[idx("series_id")] = Arc::new(Int64Array::from(ids));
+            let histograms = columns[idx("histogram")].as_binary::<i32>();
+            for row in (0..rows).filter(|&r| histograms.is_valid(r)) {
+                let checked = FloatHistogram::decode(histograms.value(row))
+                    .and_then(|h| h.validate().map(|()| h));
+                if let Err(e) = checked {
+                    return Err(Error::InvalidValue {
+                        table,
+                        column: "histogram".into(),
+                        row,
+                        reason: format!("not an encoded native histogram: {e}"),
+                    });
+                }
+            }
         }
         Signal::Logs => {
             let labels = columns[idx("labels")].as_map().clone();
@@ -134,6 +155,31 @@ pub fn normalize(signal: Signal, batch: &RecordBatch) -> Result<RecordBatch> {
             check_not_null(signal, field.name(), &columns[i])?;
         }
     }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// A batch written under an older version of `signal`'s schema (the WAL of
+/// an earlier release) with the nullable columns added since then filled
+/// with nulls. Batches of any other shape are returned as they are.
+pub fn upgrade(signal: Signal, batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = signal.schema();
+    if batch.schema().fields().len() >= schema.fields().len()
+        || !schema
+            .fields()
+            .iter()
+            .all(|f| f.is_nullable() || batch.column_by_name(f.name()).is_some())
+    {
+        return Ok(batch);
+    }
+    let rows = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => arrow::array::new_null_array(f.data_type(), rows),
+        })
+        .collect();
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
@@ -245,9 +291,28 @@ mod tests {
                 Arc::new(build_string_map(labels.iter().map(|r| r.iter().copied()))),
                 Arc::new(Float64Array::from(vec![1.0; n])),
                 Arc::new(Int64Array::from(vec![0; n])),
+                arrow::array::new_null_array(&DataType::Binary, n),
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_missing_histogram_column_is_null_and_bad_histogram_bytes_are_refused() {
+        let full = samples(vec![Some("up")], vec![vec![("job", "a")]]);
+        let without = full.project(&[0, 1, 2, 3, 4]).unwrap();
+        let out = normalize(Signal::Samples, &without).unwrap();
+        assert_eq!(out.schema(), Signal::Samples.schema());
+        assert_eq!(out.column_by_name("histogram").unwrap().null_count(), 1);
+
+        let mut columns = full.columns().to_vec();
+        columns[5] = Arc::new(arrow::array::BinaryArray::from(vec![&b"garbage"[..]]));
+        let bad = RecordBatch::try_new(full.schema(), columns).unwrap();
+        let e = normalize(Signal::Samples, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("histogram") && e.contains("not an encoded native histogram"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -309,6 +309,7 @@ async fn query(
             labels: Vec::new(),
             timestamp,
             value,
+            histogram: None,
         }]),
         other => Err(format!(
             "rule result is not a vector or scalar (it is a {})",
@@ -656,6 +657,7 @@ mod tests {
                 .collect(),
             timestamp: 0,
             value,
+            histogram: None,
         }
     }
 

@@ -282,11 +282,26 @@ pub async fn remote_write(
             remote_write::decode_write_request_v2(&request.body, &request.limits, now_ms())
         }
     };
+    // Rows with a native histogram, for the 2.0 counts.
+    let histograms: u64 = decoded.as_ref().map_or(0, |d| {
+        d.batches
+            .iter()
+            .filter_map(|b| b.column_by_name("histogram"))
+            .map(|c| (c.len() - c.null_count()) as u64)
+            .sum()
+    });
     let (mut response, written) = push_counting(&engine, &request.tenant, decoded).await;
     if version == RemoteWriteVersion::V2 {
+        let histograms = histograms.min(written);
         let h = response.headers_mut();
-        h.insert("X-Prometheus-Remote-Write-Samples-Written", written.into());
-        h.insert("X-Prometheus-Remote-Write-Histograms-Written", 0.into());
+        h.insert(
+            "X-Prometheus-Remote-Write-Samples-Written",
+            (written - histograms).into(),
+        );
+        h.insert(
+            "X-Prometheus-Remote-Write-Histograms-Written",
+            histograms.into(),
+        );
         h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0.into());
     }
     response

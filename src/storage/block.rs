@@ -306,6 +306,7 @@ mod tests {
                 ])),
                 Arc::new(Float64Array::from(vec![3.0, 1.0, 2.0])),
                 Arc::new(Int64Array::from(vec![20, 10, 10])),
+                arrow::array::new_null_array(&arrow::datatypes::DataType::Binary, 3),
             ],
         )
         .unwrap();

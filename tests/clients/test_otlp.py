@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 
@@ -29,6 +30,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -209,6 +211,49 @@ def test_metrics(server, conn, transport):
     assert len(info) == 1 and info[0][1] == 1.0
     assert info[0][0]["telemetry_sdk_language"] == "python"
     assert "service_name" not in info[0][0]
+
+
+def prom_query(server, query):
+    url = server.http + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_exponential_histograms_become_native_histograms(server, transport):
+    """An exponential-bucket histogram from the SDK is one native histogram
+    series, which PromQL reads like Prometheus' OTLP receiver stores it."""
+    service = f"exphist-{transport}"
+    reader = InMemoryMetricReader()
+    view = View(instrument_name="app.payload", aggregation=ExponentialBucketHistogramAggregation(max_scale=3))
+    provider = MeterProvider(metric_readers=[reader], views=[view],
+                             resource=Resource.create({"service.name": service}))
+    histogram = provider.get_meter("shop.meter").create_histogram("app.payload", unit="By")
+    for v in (1, 3, 3, 40):
+        histogram.record(v)
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    if transport == "grpc":
+        exporter = GrpcMetricExporter(**grpc_kwargs(server))
+    else:
+        exporter = HttpMetricExporter(**http_kwargs(server, "/v1/metrics"))
+    assert exporter.export(data) == MetricExportResult.SUCCESS
+    exporter.shutdown()
+
+    selector = f'app_payload_bytes{{job="{service}"}}'
+    raw = prom_query(server, selector)
+    assert len(raw) == 1 and "histogram" in raw[0] and "value" not in raw[0], raw
+    _, h = raw[0]["histogram"]
+    assert (h["count"], h["sum"]) == ("4", "47"), h
+    # Every observation sits in one bucket whose bounds contain it.
+    counted = sum(float(b[3]) for b in h["buckets"])
+    assert counted == 4.0
+    assert prom_query(server, f"histogram_count({selector})")[0]["value"][1] == "4"
+    assert prom_query(server, f"histogram_sum({selector})")[0]["value"][1] == "47"
+    median = float(prom_query(server, f"histogram_quantile(0.5, {selector})")[0]["value"][1])
+    assert 2.5 <= median <= 3.5, median
 
 
 def post(server, path, body, content_type, headers=None):

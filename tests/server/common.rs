@@ -545,3 +545,8 @@ pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (ca.into(), cert.into(), key.into())
 }
+
+/// A query-string value, percent-encoded (`application/x-www-form-urlencoded`).
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::{Launch, Server, metric_value, tempdir};
+use crate::common::{Launch, Server, metric_value, tempdir, urlencode};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -140,15 +140,6 @@ fn query_range(
         out.insert(s["metric"].to_string(), points);
     }
     out
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every series and point of `got` within `tolerance(raw value)` of `raw`.

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     ChildGuard, Server, TEST_CONFIG, free_port, http_exchange, installed, metric_value, tempdir,
+    urlencode,
 };
 
 const MINUTE_MS: i64 = 60_000;
@@ -127,10 +128,6 @@ fn answers(server: &Server, data: &Data) -> Vec<(String, String)> {
         out.push((q.to_string(), result.to_string()));
     }
     out
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn assert_same(label: &str, a: &[(String, String)], b: &[(String, String)]) {

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, TEST_CONFIG, http_exchange, metric_value, tempdir};
+use crate::common::{Server, TEST_CONFIG, http_exchange, metric_value, tempdir, urlencode};
 use crate::query_sharding::assert_equivalent;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -233,10 +233,6 @@ fn load(server: &Server) -> Data {
     server.flush();
     push(cut, i64::MAX);
     Data { start_ns, end_ns }
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn counter(server: &Server, name: &str) -> f64 {

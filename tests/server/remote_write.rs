@@ -5,9 +5,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use o11ydb::ingest::native_histogram::encode_histogram;
+use o11ydb::ingest::protobuf::put_bytes_field;
 use o11ydb::ingest::remote_write::{encode_write_request, encode_write_request_v2};
+use o11ydb::model::histogram::{FloatHistogram, Span};
 
-use crate::common::{ChildGuard, Server, free_port, http_exchange, http_send, tempdir};
+use crate::common::{ChildGuard, Server, free_port, http_exchange, http_send, tempdir, urlencode};
 
 const NOW_SLACK_MS: i64 = 1000;
 
@@ -432,4 +435,100 @@ async fn remote_write_2_is_negotiated_by_content_type() {
     );
     assert_eq!(v1.status, 204, "{}", v1.body);
     assert_eq!(v1.header("X-Prometheus-Remote-Write-Samples-Written"), None);
+}
+
+/// A remote-write 1.0 request with one series of native histograms.
+fn histogram_request(labels: &[(&str, &str)], samples: &[(i64, FloatHistogram)]) -> Vec<u8> {
+    let mut series = Vec::new();
+    for (name, value) in labels {
+        let mut label = Vec::new();
+        put_bytes_field(&mut label, 1, name.as_bytes());
+        put_bytes_field(&mut label, 2, value.as_bytes());
+        put_bytes_field(&mut series, 1, &label);
+    }
+    for (t, h) in samples {
+        put_bytes_field(&mut series, 4, &encode_histogram(*t, h));
+    }
+    let mut request = Vec::new();
+    put_bytes_field(&mut request, 1, &series);
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_histograms_are_stored_and_queried_as_histograms() {
+    let dir = tempdir();
+    let server = Server::start(&dir.path().join("data"));
+    let now = (now_ms() - NOW_SLACK_MS) / 1000 * 1000;
+    let histogram = |count: f64, buckets: Vec<f64>| FloatHistogram {
+        schema: 0,
+        count,
+        sum: count * 1.5,
+        positive_spans: vec![Span {
+            offset: 1,
+            length: buckets.len() as u32,
+        }],
+        positive_buckets: buckets,
+        ..Default::default()
+    };
+    let body = histogram_request(
+        &[("__name__", "rpc_duration_seconds"), ("job", "api")],
+        &[
+            (now - 30_000, histogram(4.0, vec![1.0, 3.0])),
+            (now, histogram(10.0, vec![4.0, 6.0])),
+        ],
+    );
+    let (status, answer) = write(&server, &body, None);
+    assert_eq!(status, 204, "{answer}");
+
+    let query = |q: &str| {
+        let path = format!(
+            "/api/v1/query?query={}&time={}",
+            urlencode(q),
+            now as f64 / 1000.0
+        );
+        http_send(server.http, "GET", &path, &[], b"")
+    };
+    let (status, raw) = query("rpc_duration_seconds");
+    assert_eq!(status, 200, "{raw}");
+    assert!(
+        raw.contains(r#""histogram":["#)
+            && raw.contains(r#""count":"10","sum":"15""#)
+            && raw.contains(r#""buckets":[[0,"1","2","4"],[0,"2","4","6"]]"#),
+        "{raw}"
+    );
+    let (_, count) = query("histogram_count(rpc_duration_seconds)");
+    assert!(
+        count.contains(r#""value":["#) && count.contains(r#","10"]"#),
+        "{count}"
+    );
+    // increase over 30 s of data in a 1 m window, extrapolated like Prometheus.
+    let (_, rate) = query("histogram_count(rate(rpc_duration_seconds[1m]))");
+    assert!(
+        rate.contains(r#""resultType":"vector""#) && rate.contains(r#""value""#),
+        "{rate}"
+    );
+
+    // In SQL the row carries the encoded histogram and a NaN value.
+    let client = server.client().await;
+    let rows = client
+        .query(
+            "SELECT value, histogram IS NOT NULL FROM samples \
+             WHERE metric = 'rpc_duration_seconds' ORDER BY timestamp",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.get::<_, f64>(0).is_nan() && r.get::<_, bool>(1))
+    );
+
+    // Spans that do not cover the counts: refused with a clear 400.
+    let mut bad = histogram(1.0, vec![1.0]);
+    bad.positive_spans[0].length = 3;
+    let body = histogram_request(&[("__name__", "bad_hist")], &[(now, bad)]);
+    let (status, answer) = write(&server, &body, None);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("spans cover 3 buckets but 1"), "{answer}");
 }

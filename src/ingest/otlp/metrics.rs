@@ -11,9 +11,10 @@
 //! * gauge and non-monotonic sum → one gauge series; monotonic cumulative
 //!   sum → a `_total` counter; histogram → `_bucket{le}` (cumulative counts,
 //!   ending in `le="+Inf"` = count), `_sum` (when set) and `_count`; summary →
-//!   `{quantile}`, `_sum`, `_count`; exponential histograms and delta (or
-//!   unspecified) temporality are discarded with a reason, as Prometheus
-//!   refuses them by default;
+//!   `{quantile}`, `_sum`, `_count`; exponential histogram → one native
+//!   histogram series (scale = schema, at most 8); delta (or unspecified)
+//!   temporality is discarded with a reason, as Prometheus refuses it by
+//!   default;
 //! * labels: data point attributes with sanitised names (values of
 //!   attributes that collide after sanitising are joined with `;`), `job` =
 //!   `service.namespace/service.name` (or `service.name`), `instance` =
@@ -32,7 +33,8 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::metrics::v1::{
-    HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
+    exponential_histogram_data_point,
 };
 
 use super::{
@@ -42,6 +44,7 @@ use crate::ingest::distributor::{Decoded, Discards};
 use crate::ingest::limits::Limits;
 use crate::ingest::validate::{check_labels, check_time, render_labels};
 use crate::model::builders::SamplesBuilder;
+use crate::model::histogram::{FloatHistogram, Span};
 use crate::model::{STALE_NAN_BITS, Signal};
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
@@ -255,6 +258,18 @@ impl Converter<'_> {
         t_ms: i64,
         value: f64,
     ) {
+        self.checked_sample(name, base, extra, t_ms, Point::Float(value));
+    }
+
+    /// Checks one sample's labels and time and appends it.
+    fn checked_sample(
+        &mut self,
+        name: &str,
+        base: &BTreeMap<String, String>,
+        extra: Option<(&str, String)>,
+        t_ms: i64,
+        point: Point,
+    ) {
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(base.len() + 2);
         labels.push(("__name__", name));
         let extra_name = extra.as_ref().map(|(k, _)| *k);
@@ -282,7 +297,14 @@ impl Converter<'_> {
         }
         let mut labels = labels.split_off(1);
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        self.builder.push_series(name, &labels, &[(t_ms, value)]);
+        match point {
+            Point::Float(value) => self.builder.push_series(name, &labels, &[(t_ms, value)]),
+            Point::Histogram(h) => {
+                let id = crate::model::labels::series_id(name, &labels);
+                self.builder
+                    .push_histograms_with_id(name, &labels, id, &[(t_ms, *h)]);
+            }
+        }
         self.span = Some(match self.span {
             Some((lo, hi)) => (lo.min(t_ms), hi.max(t_ms)),
             None => (t_ms, t_ms),
@@ -440,6 +462,79 @@ impl Converter<'_> {
     }
 }
 
+/// What one sample holds.
+enum Point {
+    Float(f64),
+    Histogram(Box<FloatHistogram>),
+}
+
+impl Converter<'_> {
+    /// An exponential histogram point → one native histogram sample (a
+    /// stale marker when it has no recorded value), as Prometheus' OTLP
+    /// receiver stores it: scale is the schema (scales above 8 are reduced
+    /// to 8), bucket `i` of OTLP is bucket `i + 1` of Prometheus.
+    fn exponential_point(
+        &mut self,
+        name: &str,
+        p: &ExponentialHistogramDataPoint,
+        target: &[(String, String)],
+    ) {
+        let base = match base_labels(&p.attributes, target, &[]) {
+            Ok(b) => b,
+            Err((reason, message)) => {
+                return self
+                    .discards
+                    .add(reason, 1, || format!("metric {name}: {message}"));
+            }
+        };
+        let t = ms(p.time_unix_nano);
+        if p.flags & NO_RECORDED_VALUE != 0 {
+            return self.sample(name, &base, None, t, f64::from_bits(STALE_NAN_BITS));
+        }
+        if p.scale < -4 {
+            return self.discards.add("native_histogram_invalid", 1, || {
+                format!(
+                    "metric {name}: exponential histogram scale {} is below -4, the coarsest native histogram schema",
+                    p.scale
+                )
+            });
+        }
+        let side =
+            |b: &Option<exponential_histogram_data_point::Buckets>| -> (Vec<Span>, Vec<f64>) {
+                match b {
+                    Some(b) if !b.bucket_counts.is_empty() => (
+                        vec![Span {
+                            offset: b.offset.saturating_add(1),
+                            length: b.bucket_counts.len() as u32,
+                        }],
+                        b.bucket_counts.iter().map(|&c| c as f64).collect(),
+                    ),
+                    _ => (Vec::new(), Vec::new()),
+                }
+            };
+        let (positive_spans, positive_buckets) = side(&p.positive);
+        let (negative_spans, negative_buckets) = side(&p.negative);
+        let mut h = FloatHistogram {
+            schema: p.scale.min(8),
+            zero_threshold: p.zero_threshold,
+            zero_count: p.zero_count as f64,
+            count: p.count as f64,
+            sum: p.sum.unwrap_or(0.0),
+            positive_spans,
+            negative_spans,
+            positive_buckets,
+            negative_buckets,
+            ..Default::default()
+        };
+        if p.scale > 8 {
+            h.schema = p.scale;
+            h.reduce_resolution(8);
+        }
+        h.compact(0);
+        self.checked_sample(name, &base, None, t, Point::Histogram(Box::new(h)));
+    }
+}
+
 /// Samples a histogram data point becomes (for discard counts).
 fn histogram_samples(p: &HistogramDataPoint) -> u64 {
     (p.explicit_bounds.len().min(p.bucket_counts.len()) + 2 + usize::from(p.sum.is_some())) as u64
@@ -498,15 +593,7 @@ pub fn decode_metrics(
                     Data::Sum(_) => MetricType::NonMonotonicCounter,
                     Data::Histogram(_) => MetricType::Histogram,
                     Data::Summary(_) => MetricType::Summary,
-                    Data::ExponentialHistogram(e) => {
-                        c.discards.add("exponential_histogram_unsupported", e.data_points.len() as u64, || {
-                            format!(
-                                "metric {:?} is an exponential histogram, which is not supported yet; use explicit-bucket histograms",
-                                metric.name
-                            )
-                        });
-                        continue;
-                    }
+                    Data::ExponentialHistogram(_) => MetricType::Histogram,
                 };
                 let Some(name) = metric_name(&metric.name, &metric.unit, kind) else {
                     let n = match data {
@@ -552,7 +639,14 @@ pub fn decode_metrics(
                         .data_points
                         .iter()
                         .for_each(|p| c.summary_point(&name, p, &target)),
-                    Data::ExponentialHistogram(_) => {}
+                    Data::ExponentialHistogram(e) => {
+                        let n = e.data_points.len() as u64;
+                        if c.temporality_ok(&metric.name, e.aggregation_temporality, n) {
+                            e.data_points
+                                .iter()
+                                .for_each(|p| c.exponential_point(&name, p, &target));
+                        }
+                    }
                 }
             }
         }
@@ -901,7 +995,11 @@ mod tests {
             "e",
             "",
             Data::ExponentialHistogram(ExponentialHistogram {
-                data_points: vec![ExponentialHistogramDataPoint::default()],
+                data_points: vec![ExponentialHistogramDataPoint {
+                    time_unix_nano: NOW_NS,
+                    scale: -5,
+                    ..Default::default()
+                }],
                 aggregation_temporality: CUMULATIVE,
             }),
         );
@@ -970,12 +1068,12 @@ mod tests {
             reasons,
             vec![
                 ("delta_temporality_unsupported", 2),
-                ("exponential_histogram_unsupported", 1),
                 ("invalid_temporality", 2),
                 ("label_invalid", 1),
                 ("label_value_too_long", 1),
                 ("metric_name_invalid", 1),
                 ("metric_type_unsupported", 1),
+                ("native_histogram_invalid", 1),
                 ("sample_too_old", 1),
             ]
         );

@@ -2,9 +2,10 @@
 //! (so a hash collision in an external cache is detected, not served), the
 //! annotations and the matrix, little-endian with `u32` lengths.
 
+use crate::model::histogram::FloatHistogram;
 use crate::query::promql::{QueryOutput, QueryValue, RangeSeries};
 
-const MAGIC: &[u8; 8] = b"o11yqfe1";
+const MAGIC: &[u8; 8] = b"o11yqfe2";
 
 /// Encodes a matrix answer under `key`; other result types are not cached.
 pub fn encode(key: &str, output: &QueryOutput) -> Option<Vec<u8>> {
@@ -28,6 +29,15 @@ pub fn encode(key: &str, output: &QueryOutput) -> Option<Vec<u8>> {
         for (t, v) in &s.points {
             out.extend_from_slice(&t.to_le_bytes());
             out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        put_len(&mut out, s.histograms.len());
+        let mut encoded = Vec::new();
+        for (t, h) in &s.histograms {
+            out.extend_from_slice(&t.to_le_bytes());
+            encoded.clear();
+            h.encode(&mut encoded);
+            put_len(&mut out, encoded.len());
+            out.extend_from_slice(&encoded);
         }
     }
     Some(out)
@@ -57,7 +67,19 @@ pub fn decode(key: &str, bytes: &[u8]) -> Option<QueryOutput> {
             let v = f64::from_bits(u64::from_le_bytes(r.take(8)?.try_into().ok()?));
             points.push((t, v));
         }
-        series.push(RangeSeries { labels, points });
+        let histograms_len = r.len()?;
+        let mut histograms = Vec::with_capacity(histograms_len.min(1 << 16));
+        for _ in 0..histograms_len {
+            let t = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+            let len = r.len()?;
+            let h = FloatHistogram::decode(r.take(len)?).ok()?;
+            histograms.push((t, std::sync::Arc::new(h)));
+        }
+        series.push(RangeSeries {
+            labels,
+            points,
+            histograms,
+        });
     }
     (r.at == bytes.len()).then_some(QueryOutput {
         value: QueryValue::Matrix(series),
@@ -124,6 +146,19 @@ mod tests {
             value: QueryValue::Matrix(vec![RangeSeries {
                 labels: vec![("__name__".into(), "up".into()), ("job".into(), "é".into())],
                 points: vec![(1, 1.5), (2, f64::NAN), (3, f64::NEG_INFINITY)],
+                histograms: vec![(
+                    4,
+                    std::sync::Arc::new(FloatHistogram {
+                        count: 3.0,
+                        sum: 1.5,
+                        positive_spans: vec![crate::model::histogram::Span {
+                            offset: 1,
+                            length: 2,
+                        }],
+                        positive_buckets: vec![1.0, 2.0],
+                        ..Default::default()
+                    }),
+                )],
             }]),
             warnings: vec!["w".into()],
             infos: vec![],

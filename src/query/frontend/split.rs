@@ -62,7 +62,10 @@ pub fn merge_parts(parts: Vec<QueryOutput>) -> Result<QueryOutput, String> {
         };
         for s in matrix {
             match index.get(&s.labels) {
-                Some(&i) => series[i].points.extend(s.points),
+                Some(&i) => {
+                    series[i].points.extend(s.points);
+                    series[i].histograms.extend(s.histograms);
+                }
                 None => {
                     index.insert(s.labels.clone(), series.len());
                     series.push(s);
@@ -139,6 +142,7 @@ mod tests {
                     .map(|(l, p)| RangeSeries {
                         labels: labels(l),
                         points: p,
+                        histograms: vec![],
                     })
                     .collect(),
             ),

@@ -542,6 +542,7 @@ fn step_series(
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
         return vec![StepSeries {
+            histograms: Vec::new(),
             labels,
             values,
             drop_name: false,
@@ -570,6 +571,7 @@ fn step_series(
                 })
                 .collect();
             StepSeries {
+                histograms: Vec::new(),
                 labels: labels.clone(),
                 values,
                 drop_name: false,

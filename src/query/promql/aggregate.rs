@@ -13,10 +13,10 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
-use super::PromError;
 use super::eval::{Evaluator, StepSeries, Val};
 use super::functions::{scalar_arg, string_arg, valid_label_name, vector_arg};
-use super::value::{Labels, METRIC_NAME, format_float as format_value, sort_labels};
+use super::value::{Hist, Labels, METRIC_NAME, format_float as format_value, sort_labels};
+use super::{PromError, native};
 
 pub fn aggregate(
     ev: &mut Evaluator<'_>,
@@ -46,9 +46,29 @@ pub fn aggregate(
         groups[g].1.push(idx);
     }
     let steps = times.len();
+    let has_histograms = input
+        .iter()
+        .any(|s| s.histograms.iter().any(Option::is_some));
+    if has_histograms && matches!(op, T_SUM | T_AVG | T_COUNT | T_GROUP) {
+        return Ok(per_group_with_histograms(
+            ev, op, &name, &input, groups, steps,
+        ));
+    }
+    if has_histograms && !matches!(op, T_COUNT_VALUES | T_LIMITK | T_LIMIT_RATIO) {
+        let at = ev.position_of(&name);
+        let text = format!("PromQL info: ignored histogram in {name} aggregation {at}");
+        if !ev.infos.contains(&text) {
+            ev.infos.push(text);
+        }
+    }
     match (op, param) {
         (T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO, Param::Numbers(k)) => {
-            select_series(op, &k, input, &groups, steps, ev)
+            let param_text = agg
+                .param
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            select_series(op, &k, &param_text, input, &groups, steps, ev)
         }
         (T_COUNT_VALUES, Param::Label(label)) => {
             if !valid_label_name(&label) {
@@ -131,10 +151,80 @@ fn per_group(
             let drop_name = labels.iter().any(|(n, _)| n == METRIC_NAME)
                 && members.iter().any(|&m| input[m].drop_name);
             out.push(StepSeries {
+                histograms: Vec::new(),
                 labels,
                 values,
                 drop_name,
             });
+        }
+    }
+    Val::Vector(out)
+}
+
+/// `sum`, `avg`, `count`, `group` over input holding native histograms:
+/// per group and step, the floats fold as usual, the histograms sum (or
+/// average) into a histogram, and a mix of both gives Prometheus' warning
+/// and no value; `count` and `group` take both kinds.
+fn per_group_with_histograms(
+    ev: &mut Evaluator<'_>,
+    op: u16,
+    name: &str,
+    input: &[StepSeries],
+    groups: Vec<(Labels, Vec<usize>)>,
+    steps: usize,
+) -> Val {
+    let mut out = Vec::with_capacity(groups.len());
+    let mut floats = Vec::new();
+    let mut histograms: Vec<&Hist> = Vec::new();
+    for (labels, members) in groups {
+        let mut series = StepSeries::floats(labels, vec![None; steps], false);
+        for i in 0..steps {
+            floats.clear();
+            histograms.clear();
+            for &m in &members {
+                if let Some(h) = input[m].histogram(i) {
+                    histograms.push(h);
+                } else if let Some(v) = input[m].values[i] {
+                    floats.push(v);
+                }
+            }
+            let samples = floats.len() + histograms.len();
+            if samples == 0 {
+                continue;
+            }
+            if matches!(op, T_COUNT | T_GROUP) {
+                series.values[i] = Some(if op == T_COUNT { samples as f64 } else { 1.0 });
+                continue;
+            }
+            if histograms.is_empty() {
+                series.values[i] = Some(fold(op, &floats));
+                continue;
+            }
+            let at = ev.position_of(name);
+            let problem = if !floats.is_empty() {
+                Some(format!(
+                    "PromQL warning: encountered a mix of histograms and floats for aggregation {at}"
+                ))
+            } else {
+                match native::sum_histograms(&histograms, op == T_AVG) {
+                    Ok(h) => {
+                        series.histograms.resize(steps, None);
+                        series.histograms[i] = Some(h);
+                        None
+                    }
+                    Err(e) => Some(format!("PromQL warning: {e} {at}")),
+                }
+            };
+            if let Some(text) = problem
+                && !ev.warnings.contains(&text)
+            {
+                ev.warnings.push(text);
+            }
+        }
+        if series.any_sample() {
+            series.drop_name = series.labels.iter().any(|(n, _)| n == METRIC_NAME)
+                && members.iter().any(|&m| input[m].drop_name);
+            out.push(series);
         }
     }
     Val::Vector(out)
@@ -181,6 +271,7 @@ fn fold(op: u16, values: &[f64]) -> f64 {
 fn select_series(
     op: u16,
     param: &[f64],
+    param_text: &str,
     input: Vec<StepSeries>,
     groups: &[(Labels, Vec<usize>)],
     steps: usize,
@@ -201,7 +292,7 @@ fn select_series(
             ));
         }
         if op == T_LIMIT_RATIO && !(-1.0..=1.0).contains(&p) {
-            let at = ev.position_of("limit_ratio");
+            let at = ev.position_of(param_text);
             let capped = p.clamp(-1.0, 1.0);
             ev.warnings.push(format!(
                 "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} {at}",
@@ -210,10 +301,16 @@ fn select_series(
             ));
         }
         for (_, members) in groups {
+            // limitk and limit_ratio pick histograms too; topk and
+            // bottomk rank floats only.
+            let takes_histograms = matches!(op, T_LIMITK | T_LIMIT_RATIO);
             let mut present: Vec<usize> = members
                 .iter()
                 .copied()
-                .filter(|&m| input[m].values[i].is_some())
+                .filter(|&m| {
+                    input[m].values[i].is_some()
+                        || (takes_histograms && input[m].histogram(i).is_some())
+                })
                 .collect();
             let chosen: Vec<usize> = match op {
                 T_LIMIT_RATIO => {
@@ -278,12 +375,15 @@ fn select_series(
         let Some(mut s) = slots[m].take() else {
             continue;
         };
-        for (v, &k) in s.values.iter_mut().zip(&keep[m]) {
+        for (step, &k) in keep[m].iter().enumerate() {
             if !k {
-                *v = None;
+                s.clear_step(step);
             }
         }
-        if s.values.iter().any(Option::is_some) {
+        if !matches!(op, T_LIMITK | T_LIMIT_RATIO) {
+            s.histograms.clear();
+        }
+        if s.any_sample() {
             out.push(s);
         }
     }
@@ -314,18 +414,22 @@ fn count_values(
     for (group_labels, members) in groups {
         for i in 0..steps {
             for &m in members {
-                let Some(v) = input[m].values[i] else {
-                    continue;
+                // A histogram counts by its text, as Prometheus prints it.
+                let value = match (input[m].values[i], input[m].histogram(i)) {
+                    (_, Some(h)) => h.to_prom_string(),
+                    (Some(v), None) => format_value(v),
+                    (None, None) => continue,
                 };
                 let mut labels: Labels = group_labels
                     .iter()
                     .filter(|(n, _)| n != label)
                     .cloned()
                     .collect();
-                labels.push((label.to_string(), format_value(v)));
+                labels.push((label.to_string(), value));
                 sort_labels(&mut labels);
                 let slot = *index.entry(labels.clone()).or_insert_with(|| {
                     out.push(StepSeries {
+                        histograms: Vec::new(),
                         labels,
                         values: vec![None; steps],
                         drop_name: false,

@@ -14,7 +14,7 @@ use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::PromError;
 use super::eval::{Evaluator, StepSeries, Val};
-use super::value::{Labels, METRIC_NAME, sort_labels};
+use super::value::{Hist, Labels, METRIC_NAME, sort_labels};
 
 pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<Val, PromError> {
     let op = b.op.id();
@@ -34,7 +34,8 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
         return_bool,
         zero_division_nan: ev.zero_division_nan,
     };
-    match (lhs, rhs) {
+    let mut incompatible: Vec<String> = Vec::new();
+    let result = match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
             l.iter()
                 .zip(&r)
@@ -48,8 +49,12 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(vector_scalar(operation, v, &s, false)),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(vector_scalar(operation, v, &s, true)),
+        (Val::Vector(v), Val::Scalar(s)) => {
+            Ok(vector_scalar(operation, v, &s, false, &mut incompatible))
+        }
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(vector_scalar(operation, v, &s, true, &mut incompatible))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
             let card = b
@@ -59,7 +64,15 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
                 .unwrap_or(VectorMatchCardinality::OneToOne);
             match op {
                 T_LAND | T_LOR | T_LUNLESS => Ok(set_operation(op, l, r, matching, times.len())),
-                _ => vector_vector(operation, l, r, matching, &card, times.len()),
+                _ => vector_vector(
+                    operation,
+                    l,
+                    r,
+                    matching,
+                    &card,
+                    times.len(),
+                    &mut incompatible,
+                ),
             }
         }
         (l, r) => Err(PromError::BadData(format!(
@@ -68,7 +81,31 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
             b.op,
             r.type_name()
         ))),
+    };
+    // Prometheus annotates at the expression's start.
+    let at = ev.position_of(&b.lhs.to_string());
+    for kinds in incompatible {
+        let text = format!(
+            "PromQL info: incompatible sample types encountered for binary operator {:?}: {kinds} {at}",
+            b.op.to_string()
+        );
+        if !ev.infos.contains(&text) {
+            ev.infos.push(text);
+        }
     }
+    result
+}
+
+/// Notes `l op r` on sample kinds no operator result exists for.
+fn note_incompatible(notes: &mut Vec<String>, op: u16, left: &str, right: &str) {
+    let text = format!("{left} {} {right}", op_text(op));
+    if !notes.contains(&text) {
+        notes.push(text);
+    }
+}
+
+fn op_text(op: u16) -> String {
+    promql_parser::parser::token::TokenType::new(op).to_string()
 }
 
 /// One operation on two floats: (result, keep) — comparisons keep the
@@ -114,6 +151,7 @@ fn vector_scalar(
     series: Vec<StepSeries>,
     scalar: &[f64],
     scalar_left: bool,
+    incompatible: &mut Vec<String>,
 ) -> Val {
     let Operation {
         op,
@@ -125,6 +163,18 @@ fn vector_scalar(
         series
             .into_iter()
             .filter_map(|mut s| {
+                for (i, slot) in s.histograms.iter_mut().enumerate() {
+                    let Some(h) = slot.as_ref() else { continue };
+                    *slot = histogram_scalar(op, h, scalar[i], scalar_left, return_bool);
+                    if slot.is_none() {
+                        let (l, r) = if scalar_left {
+                            ("float", "histogram")
+                        } else {
+                            ("histogram", "float")
+                        };
+                        note_incompatible(incompatible, op, l, r);
+                    }
+                }
                 for (i, slot) in s.values.iter_mut().enumerate() {
                     let Some(v) = *slot else { continue };
                     let (l, r) = if scalar_left {
@@ -147,10 +197,32 @@ fn vector_scalar(
                 if !comparison || return_bool {
                     s.drop_name = true;
                 }
-                s.values.iter().any(Option::is_some).then_some(s)
+                s.any_sample().then_some(s)
             })
             .collect(),
     )
+}
+
+/// `h op x` (or `x op h` with `scalar_left`) for a histogram and a float:
+/// `h * x`, `x * h` and `h / x` scale the histogram; other operators have
+/// no histogram result (the sample is dropped, as Prometheus does).
+fn histogram_scalar(
+    op: u16,
+    h: &Hist,
+    x: f64,
+    scalar_left: bool,
+    return_bool: bool,
+) -> Option<Hist> {
+    if return_bool {
+        return None;
+    }
+    let mut out = h.as_ref().clone();
+    match op {
+        T_MUL => out.mul(x),
+        T_DIV if !scalar_left => out.div(x),
+        _ => return None,
+    }
+    Some(Hist::new(out))
 }
 
 /// The matching key of a series: the `on` labels, or all but the
@@ -209,7 +281,7 @@ fn set_operation(
             series
                 .iter()
                 .zip(sigs)
-                .filter(|(s, _)| s.values[i].is_some())
+                .filter(|(s, _)| s.has_sample(i))
                 .map(|(_, k)| k.clone())
                 .collect()
         };
@@ -220,11 +292,11 @@ fn set_operation(
                 let right = present_at(&rhs, &rsig, i);
                 for (s, k) in out.iter_mut().zip(&lsig) {
                     if right.contains(k) != (op == T_LAND) {
-                        s.values[i] = None;
+                        s.clear_step(i);
                     }
                 }
             }
-            out.retain(|s| s.values.iter().any(Option::is_some));
+            out.retain(StepSeries::any_sample);
             Val::Vector(out)
         }
         _ => {
@@ -233,16 +305,12 @@ fn set_operation(
                 let left = present_at(&lhs, &lsig, i);
                 for (s, k) in right.iter_mut().zip(&rsig) {
                     if left.contains(k) {
-                        s.values[i] = None;
+                        s.clear_step(i);
                     }
                 }
             }
             let mut out = lhs;
-            out.extend(
-                right
-                    .into_iter()
-                    .filter(|s| s.values.iter().any(Option::is_some)),
-            );
+            out.extend(right.into_iter().filter(StepSeries::any_sample));
             Val::Vector(out)
         }
     }
@@ -255,6 +323,7 @@ fn vector_vector(
     matching: Option<&LabelModifier>,
     card: &VectorMatchCardinality,
     steps: usize,
+    incompatible: &mut Vec<String>,
 ) -> Result<Val, PromError> {
     let Operation {
         op,
@@ -283,7 +352,7 @@ fn vector_vector(
     for i in 0..steps {
         let mut one_at: HashMap<&str, usize> = HashMap::new();
         for (j, s) in one.iter().enumerate() {
-            if s.values[i].is_none() {
+            if !s.has_sample(i) {
                 continue;
             }
             if let Some(&prev) = one_at.get(one_sig[j].as_str()) {
@@ -299,24 +368,51 @@ fn vector_vector(
         }
         let mut matched_sigs: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (m, s) in many.iter().enumerate() {
-            let Some(mv) = s.values[i] else { continue };
+            if !s.has_sample(i) {
+                continue;
+            }
             let Some(&o) = one_at.get(many_sig[m].as_str()) else {
                 continue;
             };
-            let ov = one[o].values[i].expect("present at this step");
             if one_to_one && !matched_sigs.insert(&many_sig[m]) {
                 return Err(PromError::Execution(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                 ));
             }
-            let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
-            let (value, keep) = apply(op, l, r, zero_division_nan);
-            let value = if return_bool {
-                Some(if keep { 1.0 } else { 0.0 })
-            } else if keep {
-                Some(value)
-            } else {
-                None
+            let (ls, rs) = if swapped { (&one[o], s) } else { (s, &one[o]) };
+            let value = match (ls.values[i], rs.values[i], ls.histogram(i), rs.histogram(i)) {
+                (Some(l), Some(r), _, _) => {
+                    let (value, keep) = apply(op, l, r, zero_division_nan);
+                    if return_bool {
+                        Some(Sampled::Float(if keep { 1.0 } else { 0.0 }))
+                    } else if keep {
+                        Some(Sampled::Float(value))
+                    } else {
+                        None
+                    }
+                }
+                (_, _, Some(l), Some(r)) => {
+                    let result = histogram_histogram(op, l, r, return_bool);
+                    if result.is_none() && !matches!(op, T_EQLC | T_NEQ) {
+                        note_incompatible(incompatible, op, "histogram", "histogram");
+                    }
+                    result
+                }
+                (_, Some(x), Some(h), None) => {
+                    let result = histogram_scalar(op, h, x, false, return_bool);
+                    if result.is_none() {
+                        note_incompatible(incompatible, op, "histogram", "float");
+                    }
+                    result.map(Sampled::Histogram)
+                }
+                (Some(x), _, None, Some(h)) => {
+                    let result = histogram_scalar(op, h, x, true, return_bool);
+                    if result.is_none() {
+                        note_incompatible(incompatible, op, "float", "histogram");
+                    }
+                    result.map(Sampled::Histogram)
+                }
+                _ => None,
             };
             let Some(value) = value else { continue };
             let slot = match out_index.get(&(m, o)) {
@@ -327,6 +423,7 @@ fn vector_vector(
                     let drop_name = !comparison || return_bool || s.drop_name;
                     let slot = *by_labels.entry(labels.clone()).or_insert_with(|| {
                         out.push(StepSeries {
+                            histograms: Vec::new(),
                             labels,
                             values: vec![None; steps],
                             drop_name,
@@ -337,16 +434,55 @@ fn vector_vector(
                     slot
                 }
             };
-            if out[slot].values[i].is_some() {
+            if out[slot].has_sample(i) {
                 return Err(PromError::Execution(
                     "multiple matches for labels: grouping labels must ensure unique matches"
                         .into(),
                 ));
             }
-            out[slot].values[i] = Some(value);
+            match value {
+                Sampled::Float(v) => out[slot].values[i] = Some(v),
+                Sampled::Histogram(h) => {
+                    out[slot].histograms.resize(steps, None);
+                    out[slot].histograms[i] = Some(h);
+                }
+            }
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// A result sample of a vector–vector operation.
+enum Sampled {
+    Float(f64),
+    Histogram(Hist),
+}
+
+/// `l + r`, `l - r` of two histograms; `==`/`!=` keep the left one when
+/// true (or answer 1/0 with `bool`); other operators and incompatible
+/// layouts give no result.
+fn histogram_histogram(op: u16, l: &Hist, r: &Hist, return_bool: bool) -> Option<Sampled> {
+    if matches!(op, T_EQLC | T_NEQ) {
+        let equal = l.equals_for_test_eps(r, false, 0.0);
+        let keep = equal == (op == T_EQLC);
+        return if return_bool {
+            Some(Sampled::Float(if keep { 1.0 } else { 0.0 }))
+        } else {
+            keep.then(|| Sampled::Histogram(l.clone()))
+        };
+    }
+    if return_bool {
+        return None;
+    }
+    let mut out = l.as_ref().clone();
+    let combined = match op {
+        T_ADD => out.add(r),
+        T_SUB => out.sub(r),
+        _ => return None,
+    };
+    combined.ok()?;
+    out.compact(0);
+    Some(Sampled::Histogram(Hist::new(out)))
 }
 
 /// Labels of a result: the "many" side's, narrowed to the `on` labels (or

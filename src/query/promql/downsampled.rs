@@ -377,7 +377,7 @@ impl SourcePlan {
         }
         let mut series: Vec<RawSeries> = joined
             .into_iter()
-            .filter(|j| !j.series.timestamps.is_empty())
+            .filter(|j| !j.series.is_empty())
             .map(|j| j.series)
             .collect();
         series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
@@ -396,11 +396,7 @@ struct Joined {
 impl Joined {
     fn new(labels: Labels) -> Self {
         Joined {
-            series: RawSeries {
-                labels,
-                timestamps: Vec::new(),
-                values: Vec::new(),
-            },
+            series: RawSeries::new(labels),
             stitcher: CounterStitcher::default(),
             pending_last: None,
         }
@@ -412,6 +408,10 @@ impl Joined {
     }
 
     fn add_raw(&mut self, aggregate: Aggregate, raw: &RawSeries) {
+        // Histograms are not downsampled: raw stretches keep theirs.
+        self.series
+            .histograms
+            .extend(raw.histograms.iter().cloned());
         for (&t, &v) in raw.timestamps.iter().zip(&raw.values) {
             match aggregate {
                 Aggregate::Counter => {
@@ -677,6 +677,7 @@ mod tests {
                 labels: vec![],
                 timestamps: vec![60, 70, 80, 90, 100, 110],
                 values: vec![60.0, 70.0, 80.0, 90.0, 5.0, 15.0],
+                histograms: vec![],
             },
         );
         assert_eq!(j.series.timestamps, vec![0, 50, 60, 70, 80, 90, 100, 110]);

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 use super::fetch::RawSeries;
-use super::value::{Labels, METRIC_NAME};
+use super::value::{Hist, Labels, METRIC_NAME};
 use super::{PromError, aggregate, binary, functions};
 use crate::model::STALE_NAN_BITS;
 
@@ -19,19 +19,75 @@ use crate::model::STALE_NAN_BITS;
 #[derive(Debug, Clone)]
 pub struct StepSeries {
     pub labels: Labels,
+    /// The float value per step; `None` where there is none or where the
+    /// step holds a histogram.
     pub values: Vec<Option<f64>>,
+    /// The native histogram per step: empty when the series has none at
+    /// all, else as long as `values`.
+    pub histograms: Vec<Option<Hist>>,
     /// `__name__` is removed when the result is returned (Prometheus 3's
     /// delayed name removal).
     pub drop_name: bool,
 }
 
-/// A range-vector series: raw samples in time order, stale markers removed.
+impl StepSeries {
+    /// A series of float values only.
+    pub fn floats(labels: Labels, values: Vec<Option<f64>>, drop_name: bool) -> Self {
+        StepSeries {
+            labels,
+            values,
+            histograms: Vec::new(),
+            drop_name,
+        }
+    }
+
+    /// The histogram at step `i`, if the step holds one.
+    pub fn histogram(&self, i: usize) -> Option<&Hist> {
+        self.histograms.get(i).and_then(Option::as_ref)
+    }
+
+    /// Whether step `i` holds a sample, float or histogram.
+    pub fn has_sample(&self, i: usize) -> bool {
+        self.values[i].is_some() || self.histogram(i).is_some()
+    }
+
+    /// Whether any step holds a sample.
+    pub fn any_sample(&self) -> bool {
+        self.values.iter().any(Option::is_some) || self.histograms.iter().any(Option::is_some)
+    }
+
+    /// Empties step `i`.
+    pub fn clear_step(&mut self, i: usize) {
+        self.values[i] = None;
+        if let Some(h) = self.histograms.get_mut(i) {
+            *h = None;
+        }
+    }
+
+    /// Drops the histograms (the steps that held one are left empty).
+    pub fn without_histograms(mut self) -> Self {
+        self.histograms.clear();
+        self
+    }
+}
+
+/// A range-vector series: raw samples in time order, stale markers removed;
+/// floats and native histograms apart.
 #[derive(Debug, Clone)]
 pub struct WindowSeries {
     pub labels: Labels,
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
+    /// (milliseconds, histogram) in time order, usually empty.
+    pub histograms: Vec<(i64, Hist)>,
     pub drop_name: bool,
+}
+
+/// Index range of the histograms of `points` in `(end − range, end]`.
+pub fn histogram_window(points: &[(i64, Hist)], end: i64, range: i64) -> std::ops::Range<usize> {
+    let lo = points.partition_point(|(t, _)| *t <= end.saturating_sub(range));
+    let hi = points.partition_point(|(t, _)| *t <= end);
+    lo..hi.max(lo)
 }
 
 /// A range vector: series plus how each step cuts its window
@@ -146,7 +202,12 @@ impl Evaluator<'_> {
     /// `(line:column)` of the first occurrence of `needle` in the query
     /// (1-based, as Prometheus prints positions in annotations).
     pub fn position_of(&self, needle: &str) -> String {
-        let offset = self.query.find(needle).unwrap_or(0);
+        self.position_at(self.query.find(needle).unwrap_or(0))
+    }
+
+    /// `(line:column)` of byte `offset` of the query.
+    pub fn position_at(&self, offset: usize) -> String {
+        let offset = offset.min(self.query.len());
         let before = &self.query[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -168,6 +229,11 @@ impl Evaluator<'_> {
                         .into_iter()
                         .map(|mut s| {
                             s.values.iter_mut().flatten().for_each(|v| *v = -*v);
+                            for h in s.histograms.iter_mut().flatten() {
+                                let mut negated = h.as_ref().clone();
+                                negated.mul(-1.0);
+                                *h = Hist::new(negated);
+                            }
                             s.drop_name = true;
                             s
                         })
@@ -189,7 +255,7 @@ impl Evaluator<'_> {
                     .selected(&ms.vs)
                     .iter()
                     .map(without_stale)
-                    .filter(|s| !s.timestamps.is_empty())
+                    .filter(|s| !s.timestamps.is_empty() || !s.histograms.is_empty())
                     .collect();
                 Val::Matrix(RangeVector {
                     series,
@@ -226,9 +292,16 @@ impl Evaluator<'_> {
         let points: usize = match value {
             Val::Vector(series) => series
                 .iter()
-                .map(|s| s.values.iter().filter(|v| v.is_some()).count())
+                .map(|s| {
+                    s.values.iter().filter(|v| v.is_some()).count()
+                        + s.histograms.iter().filter(|h| h.is_some()).count()
+                })
                 .sum(),
-            Val::Matrix(m) => m.series.iter().map(|s| s.timestamps.len()).sum(),
+            Val::Matrix(m) => m
+                .series
+                .iter()
+                .map(|s| s.timestamps.len() + s.histograms.len())
+                .sum(),
             _ => 0,
         };
         if points > self.max_samples {
@@ -245,47 +318,67 @@ impl Evaluator<'_> {
     }
 
     /// The newest sample in `(t − offset − lookback, t − offset]` of each
-    /// series at each step; a stale marker there means no value.
+    /// series at each step, float or histogram; a stale marker there means
+    /// no value.
     fn instant_selector(&self, vs: &VectorSelector, times: &[i64]) -> Vec<StepSeries> {
-        self.newest_samples(vs, times, false, |_, v| v)
+        self.newest_samples(vs, times, false)
     }
 
     /// The timestamps of the samples `instant_selector` picks (`timestamp(x)`).
     pub fn selector_timestamps(&self, vs: &VectorSelector, times: &[i64]) -> Vec<StepSeries> {
-        self.newest_samples(vs, times, true, |t, _| t as f64 / 1000.0)
+        self.newest_samples(vs, times, true)
     }
 
-    /// Per series and step, `pick(timestamp, value)` of the newest non-stale
-    /// sample within the lookback window.
+    /// Per series and step, the newest non-stale sample within the lookback
+    /// window — or, with `timestamps`, its time in seconds as a float.
     fn newest_samples(
         &self,
         vs: &VectorSelector,
         times: &[i64],
-        drop_name: bool,
-        pick: impl Fn(i64, f64) -> f64,
+        timestamps: bool,
     ) -> Vec<StepSeries> {
         let offset = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.bounds);
         self.selected(vs)
             .iter()
             .filter_map(|raw| {
-                let values: Vec<Option<f64>> = times
-                    .iter()
-                    .map(|&t| {
-                        let t = at.unwrap_or(t).saturating_sub(offset);
-                        let idx = raw.timestamps.partition_point(|&x| x <= t);
-                        if idx == 0 || raw.timestamps[idx - 1] <= t.saturating_sub(self.lookback) {
-                            return None;
+                let mut values: Vec<Option<f64>> = Vec::with_capacity(times.len());
+                let mut histograms: Vec<Option<Hist>> = Vec::new();
+                for (step, &t) in times.iter().enumerate() {
+                    let t = at.unwrap_or(t).saturating_sub(offset);
+                    let floor = t.saturating_sub(self.lookback);
+                    let idx = raw.timestamps.partition_point(|&x| x <= t);
+                    let float = (idx > 0 && raw.timestamps[idx - 1] > floor)
+                        .then(|| (raw.timestamps[idx - 1], raw.values[idx - 1]));
+                    let h_idx = raw.histograms.partition_point(|(x, _)| *x <= t);
+                    let histogram = (h_idx > 0 && raw.histograms[h_idx - 1].0 > floor)
+                        .then(|| &raw.histograms[h_idx - 1]);
+                    match (float, histogram) {
+                        (f, Some((th, h))) if f.is_none_or(|(tf, _)| *th > tf) => {
+                            if timestamps {
+                                values.push(Some(*th as f64 / 1000.0));
+                            } else {
+                                values.push(None);
+                                histograms.resize(step, None);
+                                histograms.push(Some(h.clone()));
+                            }
                         }
-                        let v = raw.values[idx - 1];
-                        (!is_stale(v)).then(|| pick(raw.timestamps[idx - 1], v))
-                    })
-                    .collect();
-                values.iter().any(Option::is_some).then(|| StepSeries {
+                        (Some((tf, v)), _) if !is_stale(v) => {
+                            values.push(Some(if timestamps { tf as f64 / 1000.0 } else { v }));
+                        }
+                        _ => values.push(None),
+                    }
+                }
+                if !histograms.is_empty() {
+                    histograms.resize(times.len(), None);
+                }
+                let series = StepSeries {
                     labels: raw.labels.clone(),
                     values,
-                    drop_name,
-                })
+                    histograms,
+                    drop_name: timestamps,
+                };
+                series.any_sample().then_some(series)
             })
             .collect()
     }
@@ -338,10 +431,16 @@ impl Evaluator<'_> {
                         .zip(&s.values)
                         .filter_map(|(&t, v)| v.map(|v| (t, v)))
                         .unzip();
+                    let histograms = inner_times
+                        .iter()
+                        .zip(&s.histograms)
+                        .filter_map(|(&t, h)| h.clone().map(|h| (t, h)))
+                        .collect();
                     WindowSeries {
                         labels: s.labels,
                         timestamps,
                         values,
+                        histograms,
                         drop_name: s.drop_name,
                     }
                 })
@@ -375,6 +474,7 @@ fn without_stale(raw: &RawSeries) -> WindowSeries {
         labels: raw.labels.clone(),
         timestamps,
         values,
+        histograms: raw.histograms.clone(),
         drop_name: false,
     }
 }

@@ -4,7 +4,9 @@
 //! bloom), then every matcher applied exactly as Prometheus does to each
 //! series' label set, and the rows grouped into time-ordered series.
 
-use arrow::array::{Array, AsArray, MapArray};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BinaryArray, MapArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, col, lit};
@@ -15,15 +17,58 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromError;
 use super::shard::{QUERY_SHARD_LABEL, query_shard};
-use super::value::{Labels, METRIC_NAME, compare_labels, sort_labels};
+use super::value::{Hist, Labels, METRIC_NAME, compare_labels, sort_labels};
+use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::model::labels::{SeriesIdMap, map_row};
 
-/// The samples of one series, in time order, one per timestamp.
-#[derive(Debug, Clone)]
+/// The samples of one series: float samples (stale markers included) and
+/// native histogram samples, each in time order, one per timestamp.
+#[derive(Debug, Clone, Default)]
 pub struct RawSeries {
     pub labels: Labels,
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
+    /// (milliseconds, histogram), usually empty.
+    pub histograms: Vec<(i64, Hist)>,
+}
+
+impl RawSeries {
+    pub fn new(labels: Labels) -> Self {
+        RawSeries {
+            labels,
+            ..Default::default()
+        }
+    }
+
+    /// Adds one sample: a histogram when `histogram` holds one, else a float.
+    fn push(&mut self, t: i64, v: f64, histogram: Option<Hist>) {
+        match histogram {
+            Some(h) => self.histograms.push((t, h)),
+            None => {
+                self.timestamps.push(t);
+                self.values.push(v);
+            }
+        }
+    }
+
+    /// Number of samples, floats and histograms.
+    pub fn len(&self) -> usize {
+        self.timestamps.len() + self.histograms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The histogram of row `row` of a `histogram` column, if it holds one.
+fn histogram_at(column: Option<&BinaryArray>, row: usize) -> Result<Option<Hist>, PromError> {
+    match column {
+        Some(c) if c.is_valid(row) => FloatHistogram::decode(c.value(row))
+            .map(|h| Some(Arc::new(h)))
+            .map_err(|e| PromError::Internal(format!("stored native histogram: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 /// All matchers of a selector as one list of alternatives (`{a="1" or b="2"}`
@@ -213,19 +258,22 @@ async fn scan(
             let filter = pushdown_filter(sets, min_ms, max_ms, false)
                 .and(col("series_id").in_list(ids, false));
             read_rows(ctx, sets, filter, &mut index, &mut series, None, false).await?;
-            for (id, (timestamps, values)) in pending {
+            for (id, samples) in pending {
                 if let Some(Some(i)) = index.get(&id) {
-                    series[*i].timestamps.extend(timestamps);
-                    series[*i].values.extend(values);
+                    let s = &mut series[*i];
+                    s.timestamps.extend(samples.timestamps);
+                    s.values.extend(samples.values);
+                    s.histograms.extend(samples.histograms);
                 }
             }
         }
     }
     for s in &mut series {
         order_by_time(s);
+        mark_counter_resets(&mut s.histograms);
     }
     if keep_samples {
-        series.retain(|s| !s.timestamps.is_empty());
+        series.retain(|s| !s.is_empty());
     }
     // Storage order: by label set, as Prometheus' index returns series.
     series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
@@ -244,7 +292,14 @@ async fn read_rows(
     keep_samples: bool,
 ) -> Result<(), PromError> {
     let columns: &[&str] = if keep_samples {
-        &["series_id", "metric", "labels", "timestamp", "value"]
+        &[
+            "series_id",
+            "metric",
+            "labels",
+            "timestamp",
+            "value",
+            "histogram",
+        ]
     } else {
         &["series_id", "metric", "labels"]
     };
@@ -263,6 +318,7 @@ async fn read_rows(
             (
                 batch.column(3).as_primitive::<TimestampMillisecondType>(),
                 batch.column(4).as_primitive::<Float64Type>(),
+                batch.column(5).as_binary_opt::<i32>(),
             )
         });
         for row in 0..batch.num_rows() {
@@ -270,33 +326,29 @@ async fn read_rows(
             let slot = *index.entry(id).or_insert_with(|| {
                 let labels = series_labels(metrics.value(row), maps, row);
                 if sets.iter().any(|set| set_matches(set, &labels)) {
-                    series.push(RawSeries {
-                        labels,
-                        timestamps: Vec::new(),
-                        values: Vec::new(),
-                    });
+                    series.push(RawSeries::new(labels));
                     Some(series.len() - 1)
                 } else {
                     None
                 }
             });
             if let Some(i) = slot
-                && let Some((times, values)) = samples
+                && let Some((times, values, histograms)) = samples
             {
                 total += 1;
                 if max_samples.is_some_and(|max| total > max) {
                     return Err(PromError::TooManySamples("query execution".into()));
                 }
-                series[i].timestamps.push(times.value(row));
-                series[i].values.push(values.value(row));
+                let histogram = histogram_at(histograms, row)?;
+                series[i].push(times.value(row), values.value(row), histogram);
             }
         }
     }
     Ok(())
 }
 
-/// Samples of series not indexed yet, by series id.
-type PendingSamples = SeriesIdMap<(Vec<i64>, Vec<f64>)>;
+/// Samples of series not indexed yet, by series id (labels left empty).
+type PendingSamples = SeriesIdMap<RawSeries>;
 
 /// Reads `series_id, timestamp, value` only: samples of matching indexed
 /// series are added, those of unknown series kept aside until their labels
@@ -311,7 +363,12 @@ async fn read_samples(
     max_samples: usize,
 ) -> Result<PendingSamples, PromError> {
     let filter = pushdown_filter(sets, min_ms, max_ms, false);
-    let mut stream = samples_stream(ctx, filter, &["series_id", "timestamp", "value"]).await?;
+    let mut stream = samples_stream(
+        ctx,
+        filter,
+        &["series_id", "timestamp", "value", "histogram"],
+    )
+    .await?;
     let mut pending = PendingSamples::default();
     let (mut kept, mut held) = (0usize, 0usize);
     while let Some(batch) = stream.next().await {
@@ -319,25 +376,20 @@ async fn read_samples(
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
         let values = batch.column(2).as_primitive::<Float64Type>();
+        let histograms = batch.column(3).as_binary_opt::<i32>();
         for row in 0..batch.num_rows() {
             let id = ids.value(row);
-            let (timestamps, vals, count) = match index.get(&id) {
+            let (target, count) = match index.get(&id) {
                 Some(None) => continue,
-                Some(Some(i)) => {
-                    let s = &mut series[*i];
-                    (&mut s.timestamps, &mut s.values, &mut kept)
-                }
-                None => {
-                    let (t, v) = pending.entry(id).or_default();
-                    (t, v, &mut held)
-                }
+                Some(Some(i)) => (&mut series[*i], &mut kept),
+                None => (pending.entry(id).or_default(), &mut held),
             };
             *count += 1;
             if *count > max_samples {
                 return Err(PromError::TooManySamples("query execution".into()));
             }
-            timestamps.push(times.value(row));
-            vals.push(values.value(row));
+            let histogram = histogram_at(histograms, row)?;
+            target.push(times.value(row), values.value(row), histogram);
         }
     }
     Ok(pending)
@@ -381,9 +433,35 @@ pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels
     labels
 }
 
+/// Sets the counter reset hint of each histogram after the first whose
+/// hint is unknown, as Prometheus' TSDB does when it appends them:
+/// `reset` when it is a counter reset against the one before, else
+/// `not_reset`. Gauge histograms keep theirs.
+fn mark_counter_resets(histograms: &mut [(i64, Hist)]) {
+    for i in 1..histograms.len() {
+        let (done, rest) = histograms.split_at_mut(i);
+        if let Some(hint) = appended_counter_reset_hint(&done[i - 1].1, &rest[0].1) {
+            Arc::make_mut(&mut rest[0].1).counter_reset_hint = hint;
+        }
+    }
+}
+
 /// Sorts a series' samples by time; of samples sharing a timestamp the last
 /// written is kept.
 fn order_by_time(s: &mut RawSeries) {
+    if !s.histograms.is_sorted_by(|a, b| a.0 < b.0) {
+        s.histograms.sort_by_key(|(t, _)| *t);
+        // Of histograms sharing a timestamp, the last written (the stable
+        // sort kept write order) is kept.
+        let mut kept: Vec<(i64, Hist)> = Vec::with_capacity(s.histograms.len());
+        for (t, h) in std::mem::take(&mut s.histograms) {
+            match kept.last_mut() {
+                Some(last) if last.0 == t => *last = (t, h),
+                _ => kept.push((t, h)),
+            }
+        }
+        s.histograms = kept;
+    }
     if s.timestamps.is_sorted_by(|a, b| a < b) {
         return;
     }

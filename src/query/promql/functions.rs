@@ -8,9 +8,11 @@ use o11ydb_udfs::promql::{histogram, range as kernels};
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
-use super::PromError;
-use super::eval::{Evaluator, RangeVector, StepSeries, Val, window, without_name};
+use super::eval::{
+    Evaluator, RangeVector, StepSeries, Val, histogram_window, window, without_name,
+};
 use super::value::{Labels, METRIC_NAME, sort_labels};
+use super::{PromError, native};
 
 pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, PromError> {
     let name = call.func.name;
@@ -75,6 +77,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "vector" => {
             let values = scalar_arg(ev, &args[0], times, name)?;
             return Ok(Val::Vector(vec![StepSeries {
+                histograms: Vec::new(),
                 labels: vec![],
                 values: values.into_iter().map(Some).collect(),
                 drop_name: false,
@@ -96,22 +99,28 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "absent" => {
             let series = vector_arg(ev, &args[0], times, name)?;
             return Ok(absent(&args[0], times, |i| {
-                series.iter().any(|s| s.values[i].is_some())
+                series.iter().any(|s| s.has_sample(i))
             }));
         }
         "absent_over_time" => {
             let m = matrix_arg(ev, &args[0], times, name)?;
             return Ok(absent(&args[0], times, |i| {
                 let end = m.window_end(times[i]);
-                m.series
-                    .iter()
-                    .any(|s| !window(&s.timestamps, end, m.range).is_empty())
+                m.series.iter().any(|s| {
+                    !window(&s.timestamps, end, m.range).is_empty()
+                        || !histogram_window(&s.histograms, end, m.range).is_empty()
+                })
             }));
         }
         "label_replace" => return label_replace(ev, args, times),
         "label_join" => return label_join(ev, args, times),
         "sort" | "sort_desc" => {
-            let mut series = vector_arg(ev, &args[0], times, name)?;
+            // Histogram samples have no order: sort drops them.
+            let mut series: Vec<StepSeries> = vector_arg(ev, &args[0], times, name)?
+                .into_iter()
+                .map(StepSeries::without_histograms)
+                .filter(StepSeries::any_sample)
+                .collect();
             ev.warn_sort_in_range_query(name, times);
             let desc = name == "sort_desc";
             series.sort_by(|a, b| {
@@ -195,6 +204,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             let series = match args.first() {
                 Some(a) => vector_arg(ev, a, times, name)?,
                 None => vec![StepSeries {
+                    histograms: Vec::new(),
                     labels: vec![],
                     values: times.iter().map(|&t| Some(t as f64 / 1000.0)).collect(),
                     drop_name: false,
@@ -205,6 +215,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
         "predict_linear" => {
             let m = matrix_arg(ev, &args[0], times, name)?;
             let duration = scalar_arg(ev, &args[1], times, name)?;
+            native::note_mixed_windows(ev, name, &m, times);
             return Ok(over_windows(&m, times, true, |i, ts, vs, _| {
                 kernels::predict_linear(ts, vs, times[i], duration[i])
             }));
@@ -221,6 +232,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
                         .unwrap_or(f64::NAN)
                 ));
             }
+            native::note_mixed_windows(ev, name, &m, times);
             return Ok(over_windows(&m, times, true, |i, _, vs, _| {
                 Some(kernels::quantile_over_time(q[i], vs))
             }));
@@ -243,14 +255,22 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
                     )));
                 }
             }
+            native::note_mixed_windows(ev, name, &m, times);
             return Ok(over_windows(&m, times, true, |i, _, vs, _| {
                 kernels::double_exponential_smoothing(vs, sf[i], tf[i])
             }));
         }
         _ => {}
     }
+    if let Some(f) = native::histogram_property(name) {
+        let series = vector_arg(ev, &args[0], times, name)?;
+        return Ok(Val::Vector(native::map_histograms(series, |_, h| f(h))));
+    }
     if let Some(window_fn) = range_function(name) {
         let m = matrix_arg(ev, &args[0], times, name)?;
+        if m.series.iter().any(|s| !s.histograms.is_empty()) {
+            return Ok(native::over_windows(ev, name, &m, times, window_fn));
+        }
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
         let result = over_windows(&m, times, !keep_name, |_, ts, vs, (start, end)| {
             window_fn(ts, vs, start, end)
@@ -414,6 +434,8 @@ fn map_steps(series: Vec<StepSeries>, f: impl Fn(usize, f64) -> Option<f64>) -> 
                 for (i, v) in s.values.iter_mut().enumerate() {
                     *v = v.and_then(|x| f(i, x));
                 }
+                // Float functions skip histogram samples.
+                s.histograms.clear();
                 s.drop_name = true;
                 s.values.iter().any(Option::is_some).then_some(s)
             })
@@ -451,6 +473,7 @@ fn over_windows(
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
+                    histograms: Vec::new(),
                     labels: s.labels.clone(),
                     values,
                     drop_name: drop_name || s.drop_name,
@@ -498,6 +521,7 @@ fn absent(arg: &Expr, times: &[i64], present: impl Fn(usize) -> bool) -> Val {
         sort_labels(&mut labels);
     }
     Val::Vector(vec![StepSeries {
+        histograms: Vec::new(),
         labels,
         values,
         drop_name: false,
@@ -588,11 +612,13 @@ fn histogram_quantile(
     let q = scalar_arg(ev, &args[0], times, "histogram_quantile")?;
     let series = vector_arg(ev, &args[1], times, "histogram_quantile")?;
     warn_quantiles_out_of_range(ev, &q);
-    let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
+    let at = ev.position_of(&args[1].to_string());
+    let classic = classic_histograms(ev, &series, times.len(), &at, |i, buckets| {
         let (value, forced_monotonicity, _) = histogram::bucket_quantile(q[i], buckets);
         (value, forced_monotonicity)
     });
-    Ok(Val::Vector(out))
+    let native = native::quantiles(&series, &q);
+    Ok(Val::Vector(classic_and_native(ev, classic, native, &at)))
 }
 
 /// `histogram_quantiles(buckets, "label", q1, q2, …)`: one series per
@@ -622,10 +648,13 @@ fn histogram_quantiles(
         let q = scalar_arg(ev, arg, times, "histogram_quantiles")?;
         warn_quantiles_out_of_range(ev, &q);
         let text = quantile_label(q[0]);
-        for mut s in classic_histograms(ev, &series, times.len(), |i, buckets| {
+        let at = ev.position_of(&args[0].to_string());
+        let classic = classic_histograms(ev, &series, times.len(), &at, |i, buckets| {
             let (value, forced_monotonicity, _) = histogram::bucket_quantile(q[i], buckets);
             (value, forced_monotonicity)
-        }) {
+        });
+        let native = native::quantiles(&series, &q);
+        for mut s in classic_and_native(ev, classic, native, &at) {
             set_label(&mut s.labels, &label_name, &text);
             out.push(s);
         }
@@ -652,13 +681,15 @@ fn histogram_fraction(
     let lower = scalar_arg(ev, &args[0], times, "histogram_fraction")?;
     let upper = scalar_arg(ev, &args[1], times, "histogram_fraction")?;
     let series = vector_arg(ev, &args[2], times, "histogram_fraction")?;
-    let out = classic_histograms(ev, &series, times.len(), |i, buckets| {
+    let at = ev.position_of(&args[2].to_string());
+    let classic = classic_histograms(ev, &series, times.len(), &at, |i, buckets| {
         (
             histogram::bucket_fraction(lower[i], upper[i], buckets),
             false,
         )
     });
-    Ok(Val::Vector(out))
+    let native = native::fractions(&series, &lower, &upper);
+    Ok(Val::Vector(classic_and_native(ev, classic, native, &at)))
 }
 
 fn warn_quantiles_out_of_range(ev: &mut Evaluator<'_>, q: &[f64]) {
@@ -679,22 +710,36 @@ fn classic_histograms(
     ev: &mut Evaluator<'_>,
     series: &[StepSeries],
     steps: usize,
+    at: &str,
     f: impl Fn(usize, &mut [(f64, f64)]) -> (f64, bool),
 ) -> Vec<StepSeries> {
     let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-    for (idx, s) in series.iter().enumerate() {
+    // Series of native histograms only are not classic buckets.
+    let floats = series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.values.iter().any(Option::is_some));
+    for (idx, s) in floats {
         let le = label(&s.labels, "le");
         let Some(upper) = parse_le(le) else {
             let name = label(&s.labels, METRIC_NAME).to_string();
-            ev.warnings.push(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?}"
-            ));
+            let text = format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?} {at}"
+            );
+            if !ev.warnings.contains(&text) {
+                ev.warnings.push(text);
+            }
             continue;
         };
-        let key: Labels = without_name(&s.labels)
-            .into_iter()
+        // Keyed with the metric name, dropped at the end: buckets of two
+        // metrics never merge, and two results left with one label set are
+        // an error, as in Prometheus.
+        let key: Labels = s
+            .labels
+            .iter()
             .filter(|(n, _)| n != "le")
+            .cloned()
             .collect();
         let g = *index.entry(key.clone()).or_insert_with(|| {
             groups.push((key, Vec::new()));
@@ -718,21 +763,56 @@ fn classic_histograms(
             }
             let (result, forced_monotonicity) = f(i, &mut buckets);
             if forced_monotonicity {
-                ev.infos.push(format!(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
-                    labels.iter().find(|(n, _)| n == METRIC_NAME).map(|(_, v)| v.as_str()).unwrap_or("")
-                ));
+                let text = format!(
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {at}",
+                    label(&labels, METRIC_NAME)
+                );
+                if !ev.infos.contains(&text) {
+                    ev.infos.push(text);
+                }
             }
             *value = Some(result);
         }
         if values.iter().any(Option::is_some) {
-            out.push(StepSeries {
-                labels,
-                values,
-                drop_name: false,
-            });
+            out.push(StepSeries::floats(labels, values, true));
         }
     }
+    out
+}
+
+/// The results of classic and native histograms together; where both
+/// answer for the same series and step, neither is kept and Prometheus'
+/// warning says why.
+fn classic_and_native(
+    ev: &mut Evaluator<'_>,
+    mut classic: Vec<StepSeries>,
+    native: Vec<StepSeries>,
+    at: &str,
+) -> Vec<StepSeries> {
+    let mut out = Vec::with_capacity(classic.len() + native.len());
+    for mut n in native {
+        let same = classic
+            .iter_mut()
+            .find(|c| without_name(&c.labels) == without_name(&n.labels));
+        if let Some(c) = same {
+            for i in 0..n.values.len() {
+                if c.values[i].is_some() && n.values[i].is_some() {
+                    c.values[i] = None;
+                    n.values[i] = None;
+                    let name = label(&n.labels, METRIC_NAME).to_string();
+                    let text = format!(
+                        "PromQL warning: vector contains a mix of classic and native histograms for metric name {name:?} {at}"
+                    );
+                    if !ev.warnings.contains(&text) {
+                        ev.warnings.push(text);
+                    }
+                }
+            }
+        }
+        out.push(n);
+    }
+    out.extend(classic);
+    out.retain(StepSeries::any_sample);
     out
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod fetch;
 mod functions;
 #[cfg(test)]
 mod fuzz;
+mod native;
 pub mod parse_error;
 pub mod shard;
 pub mod sql_function;
@@ -366,6 +367,7 @@ pub(crate) fn step_series_of(
                     }
                 }
                 StepSeries {
+                    histograms: Vec::new(),
                     labels: s.labels,
                     values,
                     drop_name: false,
@@ -375,6 +377,7 @@ pub(crate) fn step_series_of(
         QueryValue::Vector(vector) if times.len() == 1 => Ok(vector
             .into_iter()
             .map(|s| StepSeries {
+                histograms: Vec::new(),
                 labels: s.labels,
                 values: vec![Some(s.value)],
                 drop_name: false,
@@ -577,14 +580,22 @@ fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> 
         match index.get(&s.labels) {
             Some(&i) => {
                 let target = &mut out[i];
-                for (slot, v) in target.values.iter_mut().zip(s.values) {
-                    if v.is_some() {
-                        if slot.is_some() {
-                            return Err(PromError::Execution(
-                                "vector cannot contain metrics with the same labelset".into(),
-                            ));
-                        }
-                        *slot = v;
+                let duplicate = || {
+                    PromError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    )
+                };
+                for step in 0..s.values.len() {
+                    if !s.has_sample(step) {
+                        continue;
+                    }
+                    if target.has_sample(step) {
+                        return Err(duplicate());
+                    }
+                    target.values[step] = s.values[step];
+                    if let Some(h) = s.histogram(step) {
+                        target.histograms.resize(s.values.len(), None);
+                        target.histograms[step] = Some(h.clone());
                     }
                 }
             }
@@ -610,12 +621,20 @@ pub(crate) fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError>
         Val::Vector(series) => QueryValue::Vector(
             finish_series(series)?
                 .into_iter()
-                .filter_map(|s| {
-                    s.values[0].map(|value| InstantSample {
+                .filter_map(|s| match (s.values[0], s.histogram(0)) {
+                    (_, Some(h)) => Some(InstantSample {
+                        histogram: Some(h.clone()),
+                        labels: s.labels,
+                        timestamp: t,
+                        value: f64::NAN,
+                    }),
+                    (Some(value), None) => Some(InstantSample {
                         labels: s.labels,
                         timestamp: t,
                         value,
-                    })
+                        histogram: None,
+                    }),
+                    (None, None) => None,
                 })
                 .collect(),
         ),
@@ -631,9 +650,12 @@ pub(crate) fn instant_value(value: Val, t: i64) -> Result<QueryValue, PromError>
                         .copied()
                         .zip(s.values[w].iter().copied())
                         .collect();
-                    (!points.is_empty()).then_some(RangeSeries {
+                    let histograms =
+                        s.histograms[eval::histogram_window(&s.histograms, end, m.range)].to_vec();
+                    (!points.is_empty() || !histograms.is_empty()).then_some(RangeSeries {
                         labels: s.labels,
                         points,
+                        histograms,
                     })
                 })
                 .collect();
@@ -649,6 +671,7 @@ pub(crate) fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromE
             return Ok(QueryValue::Matrix(vec![RangeSeries {
                 labels: vec![],
                 points: times.iter().copied().zip(v).collect(),
+                histograms: vec![],
             }]));
         }
         Val::Vector(series) => series,
@@ -662,14 +685,19 @@ pub(crate) fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromE
     let mut out: Vec<RangeSeries> = finish_series(series)?
         .into_iter()
         .map(|s| RangeSeries {
-            labels: s.labels,
             points: times
                 .iter()
-                .zip(s.values)
+                .zip(&s.values)
                 .filter_map(|(&t, v)| v.map(|v| (t, v)))
                 .collect(),
+            histograms: times
+                .iter()
+                .zip(&s.histograms)
+                .filter_map(|(&t, h)| h.clone().map(|h| (t, h)))
+                .collect(),
+            labels: s.labels,
         })
-        .filter(|s| !s.points.is_empty())
+        .filter(|s| !s.points.is_empty() || !s.histograms.is_empty())
         .collect();
     out.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
     Ok(QueryValue::Matrix(out))

@@ -1,6 +1,9 @@
 //! The values a PromQL query returns, as the Prometheus HTTP API and the
 //! conformance runner see them: label sets, instant samples, range series.
 
+/// A native histogram sample's value (shared, never changed in place).
+pub type Hist = std::sync::Arc<crate::model::histogram::FloatHistogram>;
+
 /// A series' label set, `__name__` included, sorted by label name, as
 /// Prometheus keeps it.
 pub type Labels = Vec<(String, String)>;
@@ -14,7 +17,10 @@ pub struct InstantSample {
     pub labels: Labels,
     /// Milliseconds since the epoch.
     pub timestamp: i64,
+    /// The float value (NaN when the sample is a histogram).
     pub value: f64,
+    /// The native histogram, when the sample is one.
+    pub histogram: Option<Hist>,
 }
 
 /// One series of a range matrix, points in time order.
@@ -23,6 +29,8 @@ pub struct RangeSeries {
     pub labels: Labels,
     /// (milliseconds since the epoch, value)
     pub points: Vec<(i64, f64)>,
+    /// (milliseconds since the epoch, native histogram), usually empty.
+    pub histograms: Vec<(i64, Hist)>,
 }
 
 /// The result of a query, by Prometheus `resultType`.

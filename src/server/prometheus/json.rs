@@ -14,6 +14,7 @@
 //! * strings escaped like Go's JSON encoders: `<`, `>`, `&`, U+2028 and U+2029
 //!   as `\u003c`…, control characters as `\u00XX` except `\n`, `\r`, `\t`.
 
+use crate::model::histogram::FloatHistogram;
 use crate::query::promql::{Labels, QueryValue};
 
 /// A JSON document under construction.
@@ -94,6 +95,32 @@ impl JsonWriter {
         self.raw(&sample_value(value));
         self.raw("\"]")
     }
+
+    /// `[<timestamp>,{"count":…,"sum":…,"buckets":[[rule,"lo","hi","n"],…]}]`
+    /// of a native histogram sample (`jsonutil.MarshalHistogram`; no
+    /// `buckets` key when every bucket is empty).
+    fn histogram_point(&mut self, timestamp_ms: i64, h: &FloatHistogram) -> &mut Self {
+        self.raw("[");
+        self.raw(&sample_timestamp(timestamp_ms));
+        self.raw(",{\"count\":\"");
+        self.raw(&sample_value(h.count));
+        self.raw("\",\"sum\":\"");
+        self.raw(&sample_value(h.sum));
+        self.raw("\"");
+        let buckets = h.api_buckets();
+        for (i, (rule, lower, upper, count)) in buckets.iter().enumerate() {
+            self.raw(if i == 0 { ",\"buckets\":[[" } else { ",[" });
+            self.raw(&rule.to_string());
+            for v in [lower, upper, count] {
+                self.raw(",\"").raw(&sample_value(*v)).raw("\"");
+            }
+            self.raw("]");
+        }
+        if !buckets.is_empty() {
+            self.raw("]");
+        }
+        self.raw("}]")
+    }
 }
 
 /// The `data` of `/api/v1/query` and `/api/v1/query_range`:
@@ -124,7 +151,11 @@ pub fn query_data(value: &QueryValue) -> String {
                     w.raw(",");
                 }
                 w.raw("{").key("metric").labels(&s.labels);
-                w.raw(",").key("value").point(s.timestamp, s.value).raw("}");
+                match &s.histogram {
+                    Some(h) => w.raw(",").key("histogram").histogram_point(s.timestamp, h),
+                    None => w.raw(",").key("value").point(s.timestamp, s.value),
+                };
+                w.raw("}");
             }
             w.raw("]");
         }
@@ -141,6 +172,13 @@ pub fn query_data(value: &QueryValue) -> String {
                     w.point(*t, *v);
                 }
                 if !s.points.is_empty() {
+                    w.raw("]");
+                }
+                for (j, (t, h)) in s.histograms.iter().enumerate() {
+                    w.raw(if j == 0 { ",\"histograms\":[" } else { "," });
+                    w.histogram_point(*t, h);
+                }
+                if !s.histograms.is_empty() {
                     w.raw("]");
                 }
                 w.raw("}");
@@ -277,6 +315,7 @@ mod tests {
             labels: labels(&[("__name__", "up"), ("job", "a<b>")]),
             timestamp: 1435781451781,
             value: 1.0,
+            histogram: None,
         }]);
         assert_eq!(
             query_data(&vector),
@@ -286,10 +325,12 @@ mod tests {
             RangeSeries {
                 labels: labels(&[("a", "1")]),
                 points: vec![(1000, 1.0), (1500, f64::NAN)],
+                histograms: vec![],
             },
             RangeSeries {
                 labels: labels(&[]),
                 points: vec![],
+                histograms: vec![],
             },
         ]);
         assert_eq!(

@@ -431,9 +431,12 @@ impl SeriesAggregator {
             .clone();
         let metrics = column(batch, "metric")?.as_string::<i32>().clone();
         let labels = column(batch, "labels")?.as_map().clone();
+        // Native histograms are not downsampled (the raw blocks keep them).
+        let histograms = batch.column_by_name("histogram").cloned();
         for row in 0..batch.num_rows() {
             let v = values.value(row);
-            if v.to_bits() == STALE_NAN_BITS {
+            if v.to_bits() == STALE_NAN_BITS || histograms.as_ref().is_some_and(|h| h.is_valid(row))
+            {
                 continue;
             }
             self.enter(ids.value(row), metrics.value(row), &labels, row, out)

@@ -336,21 +336,29 @@ async fn open_block(
     };
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
     let file_schema = builder.schema().clone();
-    // Storage columns by name: blocks may carry extra (legacy) columns.
+    // Storage columns by name: blocks may carry extra (legacy) columns, and
+    // blocks written before a nullable column existed lack it (read as nulls).
     let mut file_indices = Vec::with_capacity(layout.schema.fields().len());
     for field in layout.schema.fields() {
-        let i = file_schema
-            .index_of(field.name())
-            .map_err(|_| Error::Storage(format!("it has no column {:?}", field.name())))?;
-        file_indices.push(i);
+        match file_schema.index_of(field.name()) {
+            Ok(i) => file_indices.push(Some(i)),
+            Err(_) if field.is_nullable() => file_indices.push(None),
+            Err(_) => {
+                return Err(Error::Storage(format!(
+                    "it has no column {:?}",
+                    field.name()
+                )));
+            }
+        }
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), file_indices.clone());
+    let present: Vec<usize> = file_indices.iter().flatten().copied().collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), present.clone());
     // The reader returns projected columns in file order.
-    let mut in_file_order = file_indices.clone();
+    let mut in_file_order = present;
     in_file_order.sort_unstable();
-    let position: Vec<usize> = file_indices
+    let position: Vec<Option<usize>> = file_indices
         .iter()
-        .map(|i| in_file_order.binary_search(i).expect("projected column"))
+        .map(|i| i.map(|i| in_file_order.binary_search(&i).expect("projected column")))
         .collect();
     let all: Vec<usize> = (0..schema.fields().len()).collect();
     let (storage_projection, decoders) = layout.project(&all);
@@ -367,7 +375,13 @@ async fn open_block(
         let batch = batch.map_err(|e| failed(&e))?;
         let columns: Vec<ArrayRef> = storage_projection
             .iter()
-            .map(|&s| batch.column(position[s]).clone())
+            .map(|&s| match position[s] {
+                Some(p) => batch.column(p).clone(),
+                None => arrow::array::new_null_array(
+                    layout.schema.field(s).data_type(),
+                    batch.num_rows(),
+                ),
+            })
             .collect();
         let columns = decode_columns(&columns, &decoders).map_err(|e| failed(&e))?;
         RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| failed(&e))

@@ -8,8 +8,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::script::{Eval, EvalKind, Expected, Item, SeriesDef, TextMatch};
+use super::script::{Eval, EvalKind, Expected, Item, SeriesDef, TestHistogram, TextMatch};
 use crate::model::STALE_NAN_BITS;
+use crate::model::histogram::FloatHistogram;
 use crate::query::promql::PromError;
 use crate::query::promql::value::{
     InstantSample, Labels, METRIC_NAME, QueryOutput, QueryValue, RangeSeries, compare_labels,
@@ -237,14 +238,40 @@ fn compare_vector(
                 i + 1
             ));
         }
-        match def.items.as_slice() {
-            [Item::Value(e)] if almost_equal(s.value, *e) => {}
-            [Item::Value(e)] => {
+        match (def.items.as_slice(), &s.histogram) {
+            ([Item::Value(e)], None) if almost_equal(s.value, *e) => {}
+            ([Item::Value(e)], None) => {
                 return Err(format!(
                     "value mismatch for {}: got {}, expected {}",
                     fmt_labels(&s.labels),
                     fmt_value(s.value),
                     fmt_value(*e)
+                ));
+            }
+            ([Item::Histogram(e)], Some(h)) => {
+                if !histograms_match(e, h) {
+                    return Err(format!(
+                        "histogram mismatch for {}: got {}, expected {}",
+                        fmt_labels(&s.labels),
+                        h.to_prom_string(),
+                        e.histogram.to_prom_string()
+                    ));
+                }
+            }
+            ([Item::Value(e)], Some(h)) => {
+                return Err(format!(
+                    "{}: got histogram {}, expected float {}",
+                    fmt_labels(&s.labels),
+                    h.to_prom_string(),
+                    fmt_value(*e)
+                ));
+            }
+            ([Item::Histogram(e)], None) => {
+                return Err(format!(
+                    "{}: got float {}, expected histogram {}",
+                    fmt_labels(&s.labels),
+                    fmt_value(s.value),
+                    e.histogram.to_prom_string()
                 ));
             }
             _ => {
@@ -293,6 +320,7 @@ fn compare_matrix(
         };
         seen[i] = true;
         let mut want: Vec<(i64, f64)> = Vec::new();
+        let mut want_histograms: Vec<(i64, &TestHistogram)> = Vec::new();
         for (k, item) in def.items.iter().enumerate() {
             let ts = start + k as i64 * step;
             if ts > end {
@@ -301,8 +329,28 @@ fn compare_matrix(
                     def.items.len()
                 ));
             }
-            if let Item::Value(v) = item {
-                want.push((ts, *v));
+            match item {
+                Item::Value(v) => want.push((ts, *v)),
+                Item::Histogram(h) => want_histograms.push((ts, h)),
+                Item::Omitted => {}
+            }
+        }
+        if want_histograms.len() != s.histograms.len() {
+            return Err(format!(
+                "{name}: got {} histograms, expected {}",
+                s.histograms.len(),
+                want_histograms.len()
+            ));
+        }
+        for ((gt, g), (wt, w)) in s.histograms.iter().zip(&want_histograms) {
+            if gt != wt || !histograms_match(w, g) {
+                return Err(format!(
+                    "{name}: histogram mismatch: got {} at t={}, expected {} at t={}",
+                    g.to_prom_string(),
+                    fmt_t(*gt),
+                    w.histogram.to_prom_string(),
+                    fmt_t(*wt)
+                ));
             }
         }
         if want.len() != s.points.len() {
@@ -337,6 +385,31 @@ fn compare_matrix(
         Some((def, _)) => Err(format!("missing series {}", fmt_labels(&def.labels))),
         None => Ok(()),
     }
+}
+
+/// promqltest's histogram comparison: both compacted, the same schema,
+/// zero threshold, spans and custom bounds; counts, sum and buckets equal
+/// within [`almost_equal`]; the counter reset hint only when the script
+/// wrote it.
+fn histograms_match(expected: &TestHistogram, got: &FloatHistogram) -> bool {
+    let mut e = expected.histogram.clone();
+    let mut g = got.clone();
+    e.compact(0);
+    g.compact(0);
+    let floats = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| almost_equal(*y, *x))
+    };
+    e.schema == g.schema
+        && e.zero_threshold == g.zero_threshold
+        && almost_equal(g.zero_count, e.zero_count)
+        && almost_equal(g.count, e.count)
+        && almost_equal(g.sum, e.sum)
+        && e.positive_spans == g.positive_spans
+        && e.negative_spans == g.negative_spans
+        && floats(&e.positive_buckets, &g.positive_buckets)
+        && floats(&e.negative_buckets, &g.negative_buckets)
+        && e.custom_values == g.custom_values
+        && (!expected.hint_given || e.counter_reset_hint == g.counter_reset_hint)
 }
 
 fn fmt_points(points: &[(i64, f64)]) -> String {
@@ -385,11 +458,20 @@ pub fn check_range_recheck(
     let vector: Vec<InstantSample> = m
         .iter()
         .filter_map(|s| {
+            if let Some((timestamp, h)) = s.histograms.iter().find(|(ts, _)| *ts == t) {
+                return Some(InstantSample {
+                    labels: s.labels.clone(),
+                    timestamp: *timestamp,
+                    value: f64::NAN,
+                    histogram: Some(h.clone()),
+                });
+            }
             let &(timestamp, value) = s.points.iter().find(|(ts, _)| *ts == t)?;
             Some(InstantSample {
                 labels: s.labels.clone(),
                 timestamp,
                 value,
+                histogram: None,
             })
         })
         .collect();

@@ -14,9 +14,9 @@
 //! the script is read; a parse error is the eval's failure.
 
 pub mod compare;
+mod nhcb;
 pub mod script;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use super::{PromError, QueryOptions, QueryOutput, instant_query, range_query};
 use crate::engine::Engine;
 use crate::model::Signal;
 use crate::model::builders::{SamplesBuilder, canonical};
+use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::query::promql::value::METRIC_NAME;
 use script::{Command, Eval, EvalKind, Item, SeriesDef};
 
@@ -204,10 +205,9 @@ pub async fn run_file(
                     } => {
                         summary.failed += 1;
                         summary.annotations_only += usize::from(annotations_only);
-                        let hint = store.histogram_hint(&eval.expr);
                         report(
                             out,
-                            format_args!("{name}:{}: {} — {reason}{hint}", eval.line, eval.expr),
+                            format_args!("{name}:{}: {} — {reason}", eval.line, eval.expr),
                         );
                     }
                 }
@@ -242,9 +242,6 @@ fn fail(reason: impl Into<String>) -> Verdict {
 
 /// Runs one eval and all its checks.
 async fn run_eval(ctx: &SessionContext, eval: &Eval, options: &RunOptions) -> Verdict {
-    if eval.expects_histograms() {
-        return fail("native histograms are not stored");
-    }
     let opts = &options.query;
     let (result, t) = match eval.kind {
         EvalKind::Instant { t } => (guarded(instant_query(ctx, &eval.expr, t, opts)).await, t),
@@ -306,9 +303,6 @@ struct Store {
     engine: Option<Arc<Engine>>,
     dir: PathBuf,
     session: Option<SessionContext>,
-    /// Metrics whose native histogram samples were not loaded: their float
-    /// samples alone answer queries, so results differ from Prometheus'.
-    histograms_skipped: BTreeSet<String>,
 }
 
 impl Store {
@@ -318,7 +312,6 @@ impl Store {
             engine: Some(engine),
             dir,
             session: None,
-            histograms_skipped: BTreeSet::new(),
         })
     }
 
@@ -326,9 +319,9 @@ impl Store {
         self.engine.as_ref().expect("store is open")
     }
 
-    /// Appends one `load` block: item i of each series at `i * step`.
-    /// `load_with_nhcb` marks the base names of its `X_bucket{le=…}` series,
-    /// whose custom-bucket histograms are not derived.
+    /// Appends one `load` block: item i of each series at `i * step`;
+    /// `load_with_nhcb` adds the custom-bucket histograms of its classic
+    /// histogram families ([`nhcb::convert`]).
     async fn load(
         &mut self,
         step: i64,
@@ -355,19 +348,41 @@ impl Store {
                 .enumerate()
                 .filter_map(|(i, item)| match item {
                     Item::Value(v) => Some((i as i64 * step, *v)),
-                    Item::Omitted | Item::Histogram => None,
+                    Item::Omitted | Item::Histogram(_) => None,
                 })
                 .collect();
-            if def.items.contains(&Item::Histogram) {
-                self.histograms_skipped.insert(metric.to_string());
+            let mut histograms: Vec<(i64, FloatHistogram)> = def
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Item::Histogram(h) => Some((i as i64 * step, h.histogram.clone())),
+                    Item::Omitted | Item::Value(_) => None,
+                })
+                .collect();
+            // Hints as the upstream harness' TSDB appender sets them.
+            for i in 1..histograms.len() {
+                if let Some(hint) =
+                    appended_counter_reset_hint(&histograms[i - 1].1, &histograms[i].1)
+                {
+                    histograms[i].1.counter_reset_hint = hint;
+                }
             }
-            if let Some(base) = metric.strip_suffix("_bucket")
-                && with_nhcb
-                && labels.iter().any(|(n, _)| *n == "le")
-            {
-                self.histograms_skipped.insert(base.to_string());
+            if !histograms.is_empty() {
+                let id = crate::model::labels::series_id(metric, &labels);
+                builder.push_histograms_with_id(metric, &labels, id, &histograms);
             }
             builder.push_series(metric, &labels, &samples);
+        }
+        if with_nhcb {
+            for (metric, labels, histograms) in nhcb::convert(series, step) {
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let id = crate::model::labels::series_id(&metric, &labels);
+                builder.push_histograms_with_id(&metric, &labels, id, &histograms);
+            }
         }
         let batch = builder.finish();
         self.engine()
@@ -384,29 +399,6 @@ impl Store {
             self.session = Some(self.engine().tables_session(TENANT)?);
         }
         Ok(self.session.clone().expect("just made"))
-    }
-
-    /// ` [native histograms of m not loaded]` when `expr` names a metric
-    /// that had histogram samples, else empty.
-    fn histogram_hint(&self, expr: &str) -> String {
-        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-        let named: Vec<&str> = self
-            .histograms_skipped
-            .iter()
-            .map(String::as_str)
-            .filter(|m| {
-                expr.match_indices(m).any(|(at, _)| {
-                    let before = expr[..at].chars().next_back();
-                    let after = expr[at + m.len()..].chars().next();
-                    !before.is_some_and(ident) && !after.is_some_and(ident)
-                })
-            })
-            .collect();
-        if named.is_empty() {
-            String::new()
-        } else {
-            format!(" [native histograms of {} not loaded]", named.join(", "))
-        }
     }
 
     /// Drops the engine (releasing the data-directory lock) and its directory.

@@ -10,6 +10,7 @@ use promql_parser::parser::Expr;
 use regex::Regex;
 
 use crate::model::STALE_NAN_BITS;
+use crate::model::histogram::FloatHistogram;
 
 mod lex;
 use crate::query::promql::value::{Labels, METRIC_NAME, sort_labels};
@@ -31,13 +32,21 @@ fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ScriptError> {
 }
 
 /// One position of an expanded value sequence.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Value(f64),
     /// `_`: time advances, nothing is stored or expected.
     Omitted,
-    /// A native histogram literal (`{{…}}`), not kept.
-    Histogram,
+    /// A native histogram literal (`{{…}}`).
+    Histogram(Box<TestHistogram>),
+}
+
+/// A native histogram of a script, and whether its counter reset hint was
+/// written out (only then is it compared, §6.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestHistogram {
+    pub histogram: FloatHistogram,
+    pub hint_given: bool,
 }
 
 /// A label set with its values, from a `load` body or an `eval` body.
@@ -125,7 +134,7 @@ impl Eval {
     /// Whether any expected value is a native histogram.
     pub fn expects_histograms(&self) -> bool {
         matches!(&self.expected, Expected::Series(s)
-            if s.iter().any(|d| d.items.contains(&Item::Histogram)))
+            if s.iter().any(|d| d.items.iter().any(|i| matches!(i, Item::Histogram(_)))))
     }
 }
 

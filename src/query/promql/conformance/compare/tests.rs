@@ -24,6 +24,7 @@ fn sample(pairs: &[(&str, &str)], value: f64) -> InstantSample {
         labels: labels(pairs),
         timestamp: 0,
         value,
+        histogram: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn series(pairs: &[(&str, &str)], points: &[(i64, f64)]) -> RangeSeries {
     RangeSeries {
         labels: labels(pairs),
         points: points.to_vec(),
+        histograms: vec![],
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Item, ScriptError, err, stale_nan};
+use super::{Item, ScriptError, TestHistogram, err, stale_nan};
+use crate::model::histogram::{FloatHistogram, parse_test_literal};
 
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
@@ -260,74 +261,59 @@ fn scan_number(s: &str) -> Option<(f64, &str)> {
     Some((v, &s[k..]))
 }
 
-/// `{{…}}`, `{{…}}xN`, `{{A}}+{{B}}xN`, `{{A}}-{{B}}xN`: checked, counted, not kept.
+/// `{{…}}`, `{{…}}xN`, `{{A}}+{{B}}xN`, `{{A}}-{{B}}xN` (§4.1): the
+/// histograms, `A` then each running sum or difference.
 fn expand_histogram(tok: &str, line: usize, out: &mut Vec<Item>) -> Result<(), ScriptError> {
-    let rest = skip_histogram(tok, line)?;
-    let rest = match rest.strip_prefix(['+', '-']) {
+    let (first, rest) = histogram_literal(tok, line)?;
+    let (step, rest) = match rest.strip_prefix(['+', '-']) {
         Some(r) => {
-            let r = skip_histogram(r, line)?;
+            let (increment, r) = histogram_literal(r, line)?;
             if !r.starts_with('x') {
                 return err(line, format!("histogram increment without `xN` in {tok:?}"));
             }
-            r
+            (Some((rest.starts_with('-'), increment.0)), r)
         }
-        None => rest,
+        None => (None, rest),
     };
     let copies = match rest.strip_prefix('x') {
         Some(n) => repeat_count(n, line)? + 1,
         None if rest.is_empty() => 1,
         None => return err(line, format!("invalid histogram item {tok:?}")),
     };
-    out.extend((0..copies).map(|_| Item::Histogram));
+    let (mut running, hint_given) = first;
+    for i in 0..copies {
+        if i > 0
+            && let Some((subtract, increment)) = &step
+        {
+            let applied = if *subtract {
+                running.sub(increment)
+            } else {
+                running.add(increment)
+            };
+            applied.map_err(|e| ScriptError {
+                line,
+                message: format!("histogram series {tok:?}: {e}"),
+            })?;
+        }
+        out.push(Item::Histogram(Box::new(TestHistogram {
+            histogram: running.clone(),
+            hint_given,
+        })));
+    }
     Ok(())
 }
 
-const HISTOGRAM_KEYS: [&str; 11] = [
-    "schema",
-    "sum",
-    "count",
-    "z_bucket",
-    "z_bucket_w",
-    "buckets",
-    "offset",
-    "n_buckets",
-    "n_offset",
-    "custom_values",
-    "counter_reset_hint",
-];
-
-/// Checks the `{{key:value …}}` at the start of `s`; returns what follows it.
-fn skip_histogram(s: &str, line: usize) -> Result<&str, ScriptError> {
+/// The `{{key:value …}}` at the start of `s` and what follows it.
+fn histogram_literal(s: &str, line: usize) -> Result<((FloatHistogram, bool), &str), ScriptError> {
     let Some(body) = s.strip_prefix("{{") else {
         return err(line, format!("expected a histogram in {s:?}"));
     };
     let Some(close) = body.find("}}") else {
         return err(line, format!("unterminated histogram in {s:?}"));
     };
-    let mut seen: Vec<&str> = Vec::new();
-    let mut fields = body[..close].trim();
-    while !fields.is_empty() {
-        let Some((key, after)) = fields.split_once(':') else {
-            return err(line, format!("invalid histogram field in {s:?}"));
-        };
-        let key = key.trim();
-        if !HISTOGRAM_KEYS.contains(&key) {
-            return err(line, format!("unknown histogram field {key:?}"));
-        }
-        if seen.contains(&key) {
-            return err(line, format!("duplicate histogram field {key:?}"));
-        }
-        seen.push(key);
-        let after = after.trim_start();
-        let value_end = if after.starts_with('[') {
-            after.find(']').map(|p| p + 1)
-        } else {
-            Some(after.find([' ', '\t']).unwrap_or(after.len()))
-        };
-        let Some(value_end) = value_end else {
-            return err(line, format!("unterminated bucket list in {s:?}"));
-        };
-        fields = after[value_end..].trim_start();
-    }
-    Ok(&body[close + 2..])
+    let parsed = parse_test_literal(&body[..close]).map_err(|e| ScriptError {
+        line,
+        message: format!("invalid histogram {s:?}: {e}"),
+    })?;
+    Ok((parsed, &body[close + 2..]))
 }

@@ -73,22 +73,33 @@ fn increments_accumulate_like_prometheus() {
 }
 
 #[test]
-fn skips_histogram_literals_but_counts_positions() {
+fn histogram_literals_and_series_expand() {
     let v = values(
         "{{schema:0 sum:5 count:4 buckets:[1 2 1]}} 1 {{count:0}}+{{count:1}}x2 {{sum:1}}x1",
     );
+    let histogram = |item: &Item| match item {
+        Item::Histogram(h) => Some((h.histogram.count, h.histogram.sum)),
+        _ => None,
+    };
+    let shapes: Vec<Option<(f64, f64)>> = v.iter().map(histogram).collect();
     assert_eq!(
-        v,
+        shapes,
         [
-            Item::Histogram,
-            Item::Value(1.0),
-            Item::Histogram,
-            Item::Histogram,
-            Item::Histogram,
-            Item::Histogram,
-            Item::Histogram,
+            Some((4.0, 5.0)),
+            None,
+            Some((0.0, 0.0)),
+            Some((1.0, 0.0)),
+            Some((2.0, 0.0)),
+            Some((0.0, 1.0)),
+            Some((0.0, 1.0)),
         ]
     );
+    assert_eq!(v[1], Item::Value(1.0));
+    let Item::Histogram(first) = &v[0] else {
+        unreachable!()
+    };
+    assert_eq!(first.histogram.positive_buckets, [1.0, 2.0, 1.0]);
+    assert!(!first.hint_given);
     assert!(parse_values("{{schema:0 schema:1}}", 1).is_err());
     assert!(parse_values("{{bogus:1}}", 1).is_err());
     assert!(parse_values("{{count:1", 1).is_err());
