@@ -28,6 +28,7 @@ use crate::engine::Engine;
 use crate::ingest::distributor::{Decoded, Discards};
 use crate::model::builders::{SamplesBuilder, canonical};
 use crate::model::{STALE_NAN_BITS, Signal};
+use crate::query::promql::value::Hist;
 use crate::query::promql::{InstantSample, Labels, QueryValue};
 
 /// How long a resolved alert is still sent to Alertmanager (Prometheus'
@@ -360,7 +361,15 @@ async fn evaluate_rule(
 
 /// One output series of a rule: metric name, labels without `__name__`
 /// (sorted), value.
-type Series = (String, Labels, f64);
+type Series = (String, Labels, Recorded);
+
+/// The value a rule writes: a float, or a native histogram (a recording
+/// rule over histograms records histograms, as Prometheus does).
+#[derive(Debug, Clone, PartialEq)]
+enum Recorded {
+    Float(f64),
+    Histogram(Hist),
+}
 
 /// A recording rule's output series.
 fn record(
@@ -396,7 +405,11 @@ fn record(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
         }
-        out.push((rule.name.clone(), labels, s.value));
+        let value = match s.histogram {
+            Some(h) => Recorded::Histogram(h),
+            None => Recorded::Float(s.value),
+        };
+        out.push((rule.name.clone(), labels, value));
     }
     Ok(out)
 }
@@ -548,12 +561,16 @@ fn alert(
         }
         let mut with_state = a.labels.clone();
         with_state.push(("alertstate".into(), a.state.name().into()));
-        series.push(("ALERTS".to_string(), canonical(with_state), 1.0));
+        series.push((
+            "ALERTS".to_string(),
+            canonical(with_state),
+            Recorded::Float(1.0),
+        ));
         series.push((
             "ALERTS_FOR_STATE".to_string(),
             a.labels.clone(),
             // Whole seconds, as Prometheus writes it.
-            a.active_at_ms.div_euclid(1000) as f64,
+            Recorded::Float(a.active_at_ms.div_euclid(1000) as f64),
         ));
     }
 
@@ -619,7 +636,13 @@ async fn write(
     }
     let mut b = SamplesBuilder::new();
     for (metric, labels, value) in &series {
-        b.push_series(metric, labels, &[(ts, *value)]);
+        match value {
+            Recorded::Float(v) => b.push_series(metric, labels, &[(ts, *v)]),
+            Recorded::Histogram(h) => {
+                let id = crate::model::labels::series_id(metric, labels);
+                b.push_histograms_with_id(metric, labels, id, &[(ts, h.as_ref().clone())]);
+            }
+        }
     }
     let stale_nan = f64::from_bits(STALE_NAN_BITS);
     for (metric, labels) in &stale {
@@ -680,7 +703,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(out, vec![("r:x".to_string(), want, 3.0)]);
+        assert_eq!(out, vec![("r:x".to_string(), want, Recorded::Float(3.0))]);
         // Two series that differ only by a label the rule overrides.
         let e = record(
             &g,
@@ -701,6 +724,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e, "exceeded limit of 2 with 3 series");
+    }
+
+    #[test]
+    fn recording_rules_over_histograms_record_histograms() {
+        let g = group("groups:\n  - name: g\n    rules:\n      - record: r:h\n        expr: h\n");
+        let h = Hist::new(crate::model::histogram::FloatHistogram {
+            count: 3.0,
+            sum: 4.5,
+            ..Default::default()
+        });
+        let mut s = sample(&[("__name__", "h")], f64::NAN);
+        s.histogram = Some(h.clone());
+        let out = record(&g, &g.rules[0], vec![s]).unwrap();
+        assert_eq!(
+            out,
+            vec![("r:h".to_string(), vec![], Recorded::Histogram(h))]
+        );
     }
 
     #[test]

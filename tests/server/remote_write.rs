@@ -523,6 +523,20 @@ async fn native_histograms_are_stored_and_queried_as_histograms() {
         rows.iter()
             .all(|r| r.get::<_, f64>(0).is_nan() && r.get::<_, bool>(1))
     );
+    // promql() in SQL answers the histogram in its `histogram` column.
+    let rows = client
+        .query(
+            &format!(
+                "SELECT metric, histogram IS NOT NULL FROM promql('rpc_duration_seconds', '{}')",
+                now as f64 / 1000.0
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "rpc_duration_seconds");
+    assert!(rows[0].get::<_, bool>(1));
 
     // Spans that do not cover the counts: refused with a clear 400.
     let mut bad = histogram(1.0, vec![1.0]);

@@ -3,13 +3,15 @@
 //! `'auto'` by default, `'raw'`, `'5m'` or `'1h'` as in Thanos). Arguments are constant
 //! expressions (`now() - interval '1 hour'` works); the query runs over the
 //! calling session's tables and its result comes back as rows of
-//! `(timestamp, metric, labels, value)` — the `samples` shape — so it joins
-//! with `logs` and `spans` like any table.
+//! `(timestamp, metric, labels, value, histogram)` — the `samples` shape
+//! (a native histogram result has NaN `value` and the encoded histogram) —
+//! so it joins with `logs` and `spans` like any table.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, Float64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableFunctionArgs;
@@ -20,7 +22,7 @@ use datafusion::prelude::SessionContext;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::value::{Labels, METRIC_NAME};
+use super::value::{Hist, Labels, METRIC_NAME};
 use super::{PromError, QueryOptions, QueryValue, SourceResolution, instant_query, range_query};
 use crate::model::labels::build_string_map;
 use crate::model::{string_map_type, timestamp_ms};
@@ -36,6 +38,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("metric", DataType::Utf8, true),
         Field::new("labels", string_map_type(), false),
         Field::new("value", DataType::Float64, false),
+        Field::new("histogram", DataType::Binary, true),
     ]))
 });
 
@@ -254,34 +257,54 @@ async fn through_frontend(
         .await?)
 }
 
+/// One result row: time, labels, float value, histogram.
+type Row<'v> = (i64, &'v Labels, f64, Option<&'v Hist>);
+
 fn to_batch(value: QueryValue) -> Result<RecordBatch> {
-    let mut rows: Vec<(i64, &Labels, f64)> = Vec::new();
+    let mut rows: Vec<Row<'_>> = Vec::new();
     let empty: Labels = Vec::new();
     let scalar;
     match &value {
         QueryValue::Scalar { timestamp, value } => {
             scalar = (*timestamp, *value);
-            rows.push((scalar.0, &empty, scalar.1));
+            rows.push((scalar.0, &empty, scalar.1, None));
         }
         QueryValue::String { .. } => {
             return exec_err!("promql(): a string result has no rows; query a vector or scalar");
         }
-        QueryValue::Vector(samples) => {
-            rows.extend(samples.iter().map(|s| (s.timestamp, &s.labels, s.value)))
-        }
+        QueryValue::Vector(samples) => rows.extend(
+            samples
+                .iter()
+                .map(|s| (s.timestamp, &s.labels, s.value, s.histogram.as_ref())),
+        ),
         QueryValue::Matrix(series) => {
             for s in series {
-                rows.extend(s.points.iter().map(|&(t, v)| (t, &s.labels, v)));
+                rows.extend(s.points.iter().map(|&(t, v)| (t, &s.labels, v, None)));
+                rows.extend(
+                    s.histograms
+                        .iter()
+                        .map(|(t, h)| (*t, &s.labels, f64::NAN, Some(h))),
+                );
             }
         }
     }
     let mut timestamps = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut metrics = StringBuilder::new();
     let mut values = Float64Builder::new();
+    let mut histograms = BinaryBuilder::new();
+    let mut encoded = Vec::new();
     let mut other_labels: Vec<Vec<(&str, &str)>> = Vec::with_capacity(rows.len());
-    for (t, labels, v) in &rows {
+    for (t, labels, v, h) in &rows {
         timestamps.append_value(*t);
         values.append_value(*v);
+        match h {
+            Some(h) => {
+                encoded.clear();
+                h.encode(&mut encoded);
+                histograms.append_value(&encoded);
+            }
+            None => histograms.append_null(),
+        }
         metrics.append_option(
             labels
                 .iter()
@@ -303,6 +326,7 @@ fn to_batch(value: QueryValue) -> Result<RecordBatch> {
             other_labels.iter().map(|l| l.iter().copied()),
         )),
         Arc::new(values.finish()),
+        Arc::new(histograms.finish()),
     ];
     Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
 }
