@@ -102,43 +102,28 @@ impl<'l> SeriesSink<'l> {
         id: i64,
         samples: &mut Vec<(i64, f64)>,
     ) {
+        // Whether a sample at `t` is inside the tenant's window (else counted).
         let (limits, now_ms, discards) = (self.limits, self.now_ms, &mut self.discards);
-        samples.retain(
-            |&(t, _)| match check_time(Signal::Samples, t, limits, now_ms) {
-                Ok(()) => true,
-                Err(invalid) => {
-                    discards.add(invalid.reason, 1, || {
-                        format!(
-                            "{} for series {}{}",
-                            invalid.message,
-                            metric,
-                            render_labels(labels)
-                        )
-                    });
-                    false
-                }
-            },
-        );
+        let mut in_window = |t: i64| match check_time(Signal::Samples, t, limits, now_ms) {
+            Ok(()) => true,
+            Err(invalid) => {
+                discards.add(invalid.reason, 1, || {
+                    format!(
+                        "{} for series {}{}",
+                        invalid.message,
+                        metric,
+                        render_labels(labels)
+                    )
+                });
+                false
+            }
+        };
+        samples.retain(|&(t, _)| in_window(t));
+        let mut histograms = std::mem::take(&mut self.histograms);
+        histograms.retain(|(t, _)| in_window(*t));
         self.builder
             .push_series_with_id(metric, labels, id, samples);
-        if !self.histograms.is_empty() {
-            let mut histograms = std::mem::take(&mut self.histograms);
-            histograms.retain(
-                |(t, _)| match check_time(Signal::Samples, *t, limits, now_ms) {
-                    Ok(()) => true,
-                    Err(invalid) => {
-                        self.discards.add(invalid.reason, 1, || {
-                            format!(
-                                "{} for series {}{}",
-                                invalid.message,
-                                metric,
-                                render_labels(labels)
-                            )
-                        });
-                        false
-                    }
-                },
-            );
+        if !histograms.is_empty() {
             self.builder
                 .push_histograms_with_id(metric, labels, id, &histograms);
         }

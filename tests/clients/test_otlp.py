@@ -159,6 +159,15 @@ def test_logs_with_trace_context(server, conn):
     assert (rows[1][1], rows[1][2]) == ("info", None)
 
 
+def export_metrics(server, transport, data):
+    if transport == "grpc":
+        exporter = GrpcMetricExporter(**grpc_kwargs(server))
+    else:
+        exporter = HttpMetricExporter(**http_kwargs(server, "/v1/metrics"))
+    assert exporter.export(data) == MetricExportResult.SUCCESS
+    exporter.shutdown()
+
+
 def make_metrics(service):
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], resource=Resource.create(
@@ -184,12 +193,7 @@ def make_metrics(service):
 def test_metrics(server, conn, transport):
     service = f"metrics-{transport}"
     data = make_metrics(service)
-    if transport == "grpc":
-        exporter = GrpcMetricExporter(**grpc_kwargs(server))
-    else:
-        exporter = HttpMetricExporter(**http_kwargs(server, "/v1/metrics"))
-    assert exporter.export(data) == MetricExportResult.SUCCESS
-    exporter.shutdown()
+    export_metrics(server, transport, data)
 
     job = f"shop/{service}"
 
@@ -235,12 +239,7 @@ def test_exponential_histograms_become_native_histograms(server, transport):
         histogram.record(v)
     data = reader.get_metrics_data()
     provider.shutdown()
-    if transport == "grpc":
-        exporter = GrpcMetricExporter(**grpc_kwargs(server))
-    else:
-        exporter = HttpMetricExporter(**http_kwargs(server, "/v1/metrics"))
-    assert exporter.export(data) == MetricExportResult.SUCCESS
-    exporter.shutdown()
+    export_metrics(server, transport, data)
 
     selector = f'app_payload_bytes{{job="{service}"}}'
     raw = prom_query(server, selector)

@@ -117,6 +117,14 @@ pub fn over_windows(
             let (ts, vs) = (&s.timestamps[w.clone()], &s.values[w]);
             let hs = &s.histograms[hw];
             let merged = || merge(ts, vs, hs);
+            let window_of = |points| HistogramWindow {
+                metric: &metric,
+                at: &at,
+                points,
+                start,
+                end,
+                range: m.range,
+            };
             let sample = match name {
                 "count_over_time" => {
                     (ts.len() + hs.len() > 0).then(|| Sample::Float((ts.len() + hs.len()) as f64))
@@ -129,8 +137,7 @@ pub fn over_windows(
                             float_fn(ts, vs, start, end).map(Sample::Float)
                         }
                         [.., (_, Point::Histogram(_)), (_, Point::Histogram(_))] => {
-                            instant_histogram_rate(ev, name, &metric, &at, hs)
-                                .map(Sample::Histogram)
+                            instant_histogram_rate(ev, name, &window_of(hs)).map(Sample::Histogram)
                         }
                         [_, _, ..] => {
                             push_unique(
@@ -190,8 +197,7 @@ pub fn over_windows(
                     float_fn(ts, vs, start, end).map(Sample::Float)
                 }
                 _ if reads_histograms => {
-                    histogram_window_fn(ev, name, &metric, &at, hs, start, end, m.range)
-                        .map(Sample::Histogram)
+                    histogram_window_fn(ev, name, &window_of(hs)).map(Sample::Histogram)
                 }
                 _ => None,
             };
@@ -287,18 +293,26 @@ fn push_unique(list: &mut Vec<String>, text: String) {
     }
 }
 
-/// The histogram form of a range function over a window of histograms only.
-#[allow(clippy::too_many_arguments)]
-fn histogram_window_fn(
-    ev: &mut Evaluator<'_>,
-    name: &str,
-    metric: &str,
-    at: &str,
-    points: &[(i64, Hist)],
+/// One step's window of histograms, with what annotations about it name.
+struct HistogramWindow<'a> {
+    /// The series' metric name.
+    metric: &'a str,
+    /// Position of the function's argument in the query.
+    at: &'a str,
+    points: &'a [(i64, Hist)],
+    /// `(end − range, end]`, milliseconds.
     start: i64,
     end: i64,
     range: i64,
+}
+
+/// The histogram form of a range function over a window of histograms only.
+fn histogram_window_fn(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    w: &HistogramWindow<'_>,
 ) -> Option<Hist> {
+    let (metric, at, points) = (w.metric, w.at, w.points);
     match name {
         "sum_over_time" | "avg_over_time" => {
             let mut sum = points[0].1.as_ref().clone();
@@ -313,9 +327,7 @@ fn histogram_window_fn(
             }
             Some(Arc::new(sum))
         }
-        "rate" | "increase" | "delta" => {
-            extrapolated_histogram_rate(ev, name, metric, at, points, start, end, range)
-        }
+        "rate" | "increase" | "delta" => extrapolated_histogram_rate(ev, name, w),
         _ => None,
     }
 }
@@ -358,17 +370,13 @@ pub fn incompatibility(error: &HistogramError) -> &'static str {
 /// Prometheus' `histogramRate` and `extrapolatedRate` for a window of
 /// histograms: last − first (counter resets added back for counters), the
 /// result extrapolated to the window's edges like a float rate.
-#[allow(clippy::too_many_arguments)]
 fn extrapolated_histogram_rate(
     ev: &mut Evaluator<'_>,
     name: &str,
-    metric: &str,
-    at: &str,
-    points: &[(i64, Hist)],
-    start: i64,
-    end: i64,
-    range: i64,
+    w: &HistogramWindow<'_>,
 ) -> Option<Hist> {
+    let (metric, at, points) = (w.metric, w.at, w.points);
+    let (start, end, range) = (w.start, w.end, w.range);
     if points.len() < 2 {
         return None;
     }
@@ -483,10 +491,9 @@ fn extrapolated_histogram_rate(
 fn instant_histogram_rate(
     ev: &mut Evaluator<'_>,
     name: &str,
-    metric: &str,
-    at: &str,
-    points: &[(i64, Hist)],
+    w: &HistogramWindow<'_>,
 ) -> Option<Hist> {
+    let (metric, at, points) = (w.metric, w.at, w.points);
     let [.., (previous_t, previous), (last_t, last)] = points else {
         return None;
     };
