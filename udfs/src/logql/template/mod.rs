@@ -33,7 +33,7 @@ mod value;
 
 use regex::Regex;
 
-pub use value::Value;
+pub use value::{Value, format_float_v};
 
 /// A compiled template.
 #[derive(Debug, Clone)]
