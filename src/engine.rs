@@ -273,6 +273,7 @@ impl Engine {
             ctx.register_table(name, table)?;
         }
         o11ydb_udfs::register_all(&ctx);
+        crate::query::histogram_functions::register(&ctx);
         ctx.register_udtf("promql", Arc::new(self.promql_function(tenant, false)));
         ctx.register_udtf(
             "traceql",

@@ -20,6 +20,7 @@ pub mod frontend;
 #[cfg(test)]
 mod fuzz_support;
 pub mod go_text;
+pub mod histogram_functions;
 pub mod logql;
 pub mod parse_error;
 pub mod promql;

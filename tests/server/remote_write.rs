@@ -523,6 +523,17 @@ async fn native_histograms_are_stored_and_queried_as_histograms() {
         rows.iter()
             .all(|r| r.get::<_, f64>(0).is_nan() && r.get::<_, bool>(1))
     );
+    // SQL reads the histograms with the histogram_* functions.
+    let rows = client
+        .query(
+            "SELECT histogram_count(histogram), histogram_sum(histogram) FROM samples \
+             WHERE metric = 'rpc_duration_seconds' ORDER BY timestamp",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(f64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(4.0, 6.0), (10.0, 15.0)]);
     // promql() in SQL answers the histogram in its `histogram` column.
     let rows = client
         .query(
