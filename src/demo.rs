@@ -7,12 +7,14 @@
 //! spans (HTTP server/client, database, producer/consumer, internal; a few
 //! percent with errors and `exception` events), log lines correlated with
 //! those traces (logfmt and JSON) plus background chatter, and Prometheus
-//! style scrapes every 15 s (counters, gauges, classic histograms). The rows
+//! style scrapes every 15 s (counters, gauges, request latency as a classic
+//! and as a native histogram). The rows
 //! become Arrow record batches of the canonical schemas and go through
 //! [`Ingester::append`], the same write path every protocol uses: first one
 //! hour of backfill ending now, in batches of a few thousand rows, then a
 //! trickle every five seconds until shutdown.
 
+use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,7 +29,8 @@ use crate::ingest::Ingester;
 use crate::ingest::metrics_generator::SpanSink;
 use crate::model::Signal;
 use crate::model::builders::{self, LogLine, LogsBuilder, SamplesBuilder, SpansBuilder};
-use crate::model::labels::LabelSet;
+use crate::model::histogram::{FloatHistogram, Span};
+use crate::model::labels::{LabelSet, series_id};
 
 /// The generator is deterministic: the same seed and start time give the same data.
 const SEED: u64 = 0x0011_7db0_de30_2024;
@@ -266,6 +269,8 @@ struct SampleRow {
     metric: &'static str,
     labels: Arc<LabelSet>,
     value: f64,
+    /// A native histogram sample (then `value` is unused).
+    histogram: Option<Arc<FloatHistogram>>,
 }
 
 #[derive(Debug, Clone)]
@@ -334,7 +339,14 @@ fn logs_batch(rows: &[LogRow]) -> Result<RecordBatch> {
 fn samples_batch(rows: &[SampleRow]) -> Result<RecordBatch> {
     let mut builder = SamplesBuilder::new();
     for r in rows {
-        builder.push_series(r.metric, &label_pairs(&r.labels), &[(r.ts_ms, r.value)]);
+        let labels = label_pairs(&r.labels);
+        match &r.histogram {
+            Some(h) => {
+                let id = series_id(r.metric, &labels);
+                builder.push_histograms_with_id(r.metric, &labels, id, &[(r.ts_ms, (**h).clone())]);
+            }
+            None => builder.push_series(r.metric, &labels, &[(r.ts_ms, r.value)]),
+        }
     }
     Ok(builder.finish())
 }
@@ -562,6 +574,40 @@ impl Svc {
 }
 
 /// Traffic multiplier over time: a slow wave and a faster ripple.
+/// Schema of the demo's native latency histograms (2^(1/8) growth per bucket).
+const NATIVE_SCHEMA: i32 = 3;
+
+/// The native histogram bucket (schema [`NATIVE_SCHEMA`]) holding `v > 0`:
+/// bucket `i` covers `(2^((i−1)/8), 2^(i/8)]`.
+fn native_bucket(v: f64) -> i32 {
+    (v.log2() * f64::from(1 << NATIVE_SCHEMA)).ceil() as i32
+}
+
+/// A cumulative native histogram from its non-empty buckets.
+fn native_histogram(buckets: &BTreeMap<i32, f64>, count: f64, sum: f64) -> FloatHistogram {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut previous: Option<i32> = None;
+    for &index in buckets.keys() {
+        match (previous, spans.last_mut()) {
+            (Some(p), Some(last)) if index == p + 1 => last.length += 1,
+            _ => spans.push(Span {
+                offset: previous.map_or(index, |p| index - p - 1),
+                length: 1,
+            }),
+        }
+        previous = Some(index);
+    }
+    FloatHistogram {
+        schema: NATIVE_SCHEMA,
+        zero_threshold: 2f64.powi(-128),
+        count,
+        sum,
+        positive_spans: spans,
+        positive_buckets: buckets.values().copied().collect(),
+        ..Default::default()
+    }
+}
+
 fn traffic(ts_ns: i64) -> f64 {
     let t = ts_ns as f64 / NS_PER_S as f64;
     1.0 + 0.25 * (t * TAU / 2_400.0).sin() + 0.08 * (t * TAU / 300.0).sin()
@@ -733,6 +779,8 @@ struct Target {
     histogram_labels: Arc<LabelSet>,
     queue_labels: Option<Arc<LabelSet>>,
     buckets: [u64; BUCKETS.len()],
+    /// The same latencies as a native histogram: bucket index → count.
+    native_buckets: BTreeMap<i32, f64>,
     sum: f64,
     count: u64,
     cpu_seconds: f64,
@@ -779,6 +827,7 @@ impl Target {
             histogram_labels: with(&[("service", job)]),
             queue_labels: pod.svc.queue().map(|q| with(&[("queue", q)])),
             buckets: [0; BUCKETS.len()],
+            native_buckets: BTreeMap::new(),
             sum: 0.0,
             count: 0,
             cpu_seconds: 0.0,
@@ -1102,6 +1151,7 @@ impl Generator {
                     t.buckets[i] += 1;
                 }
             }
+            *t.native_buckets.entry(native_bucket(v)).or_default() += 1.0;
         }
         t.count += requests;
         let rps = requests as f64 / SCRAPE_INTERVAL_S;
@@ -1116,12 +1166,24 @@ impl Generator {
             t.queue += rng.random_range(20.0..90.0);
         }
 
+        out.push(SampleRow {
+            ts_ms,
+            metric: "http_request_duration_seconds",
+            labels: t.histogram_labels.clone(),
+            value: f64::NAN,
+            histogram: Some(Arc::new(native_histogram(
+                &t.native_buckets,
+                t.count as f64,
+                t.sum,
+            ))),
+        });
         let mut push = |metric: &'static str, labels: &Arc<LabelSet>, value: f64| {
             out.push(SampleRow {
                 ts_ms,
                 metric,
                 labels: labels.clone(),
                 value,
+                histogram: None,
             });
         };
         push("up", &t.base_labels, 1.0);
@@ -2076,11 +2138,18 @@ mod tests {
         // (instance, scrape) -> (le, bucket value) pairs, and _count.
         type Scrape = (Vec<(f64, f64)>, Option<f64>);
         let mut histograms: BTreeMap<(String, i64), Scrape> = BTreeMap::new();
+        let mut native: BTreeMap<(String, i64), Arc<FloatHistogram>> = BTreeMap::new();
         let mut last: HashMap<(&str, &LabelSet), f64> = HashMap::new();
         for r in &rows.samples {
             assert!(r.labels.get("__name__").is_none());
             assert!(r.labels.get("job").is_some() && r.labels.get("instance").is_some());
             assert!(r.labels.get("instance").unwrap().ends_with(":8080"));
+            if r.histogram.is_some() {
+                // Checked against the classic histogram below.
+                let key = (r.labels.get("instance").unwrap().to_string(), r.ts_ms);
+                native.insert(key, r.histogram.clone().unwrap());
+                continue;
+            }
             let cumulative = ["_total", "_bucket", "_sum", "_count"]
                 .iter()
                 .any(|suffix| r.metric.ends_with(suffix));
@@ -2122,6 +2191,15 @@ mod tests {
                 "+Inf bucket equals _count"
             );
             assert!(count.unwrap() > 0.0);
+            // The native histogram saw the same observations.
+            let h = &native[&(instance.clone(), ts)];
+            assert_eq!(Some(h.count), count);
+            assert_eq!(h.positive_buckets.iter().sum::<f64>(), h.count);
+            let median = crate::model::histogram::histogram_quantile(0.5, h);
+            assert!(
+                median > 0.001 && median < 10.0,
+                "{instance}: median {median}"
+            );
         }
     }
 

@@ -366,8 +366,15 @@ pub(crate) fn step_series_of(
                         values[i] = Some(v);
                     }
                 }
+                let mut histograms = Vec::new();
+                for (t, h) in s.histograms {
+                    if let Ok(i) = times.binary_search(&t) {
+                        histograms.resize(times.len(), None);
+                        histograms[i] = Some(h);
+                    }
+                }
                 StepSeries {
-                    histograms: Vec::new(),
+                    histograms,
                     labels: s.labels,
                     values,
                     drop_name: false,
@@ -376,11 +383,14 @@ pub(crate) fn step_series_of(
             .collect()),
         QueryValue::Vector(vector) if times.len() == 1 => Ok(vector
             .into_iter()
-            .map(|s| StepSeries {
-                histograms: Vec::new(),
-                labels: s.labels,
-                values: vec![Some(s.value)],
-                drop_name: false,
+            .map(|s| match s.histogram {
+                Some(h) => StepSeries {
+                    histograms: vec![Some(h)],
+                    labels: s.labels,
+                    values: vec![None],
+                    drop_name: false,
+                },
+                None => StepSeries::floats(s.labels, vec![Some(s.value)], false),
             })
             .collect()),
         other => Err(unexpected(&other)),
@@ -796,4 +806,42 @@ pub async fn label_values(
     values.sort();
     values.dedup();
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::histogram::FloatHistogram;
+
+    /// Shard answers carry native histograms into the merging evaluation.
+    #[test]
+    fn shard_answers_keep_their_histograms() {
+        let h = Arc::new(FloatHistogram {
+            count: 2.0,
+            sum: 1.0,
+            ..Default::default()
+        });
+        let labels: Labels = vec![("job".into(), "a".into())];
+        let matrix = QueryValue::Matrix(vec![RangeSeries {
+            labels: labels.clone(),
+            points: vec![(0, 1.0)],
+            histograms: vec![(60_000, h.clone())],
+        }]);
+        let series = step_series_of(matrix, &[0, 60_000]).unwrap();
+        assert_eq!(series[0].values, vec![Some(1.0), None]);
+        assert_eq!(series[0].histogram(1), Some(&h));
+        let vector = QueryValue::Vector(vec![InstantSample {
+            labels,
+            timestamp: 0,
+            value: f64::NAN,
+            histogram: Some(h.clone()),
+        }]);
+        let series = step_series_of(vector, &[0]).unwrap();
+        assert_eq!(
+            (series[0].values.clone(), series[0].histogram(0)),
+            (vec![None], Some(&h))
+        );
+    }
 }
