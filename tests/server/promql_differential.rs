@@ -31,8 +31,9 @@
 //!   errors there).
 //! * **Left out: native-histogram functions** (`histogram_count`,
 //!   `histogram_sum`, `histogram_avg`, `histogram_fraction`,
-//!   `histogram_stddev`, `histogram_stdvar`) — not in 2.42, and o11ydb
-//!   stores no native histograms.
+//!   `histogram_stddev`, `histogram_stdvar`) and native histograms — 2.42
+//!   has neither the functions nor 3.x's interpolation; the promqltest
+//!   scripts of the conformance test check them.
 //! * **Left out: ties in `topk`/`bottomk`/`sort`** — which of two equal
 //!   samples wins is unspecified in both; those are applied to values that
 //!   never tie (memory bytes, latency sums).
