@@ -264,7 +264,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
     }
     if let Some(f) = native::histogram_property(name) {
         let series = vector_arg(ev, &args[0], times, name)?;
-        return Ok(Val::Vector(native::map_histograms(series, |_, h| f(h))));
+        return Ok(Val::Vector(native::map_histograms(&series, |_, h| f(h))));
     }
     if let Some(window_fn) = range_function(name) {
         let m = matrix_arg(ev, &args[0], times, name)?;

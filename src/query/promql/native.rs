@@ -37,11 +37,12 @@ pub fn histogram_property(name: &str) -> Option<fn(&FloatHistogram) -> f64> {
 /// `f(step, histogram)` at every step holding a histogram; float samples
 /// are dropped, and so is the metric name.
 pub fn map_histograms(
-    series: Vec<StepSeries>,
+    series: &[StepSeries],
     f: impl Fn(usize, &FloatHistogram) -> f64,
 ) -> Vec<StepSeries> {
     series
-        .into_iter()
+        .iter()
+        .filter(|s| !s.histograms.is_empty())
         .filter_map(|s| {
             let values: Vec<Option<f64>> = (0..s.values.len())
                 .map(|i| s.histogram(i).map(|h| f(i, h)))
@@ -49,21 +50,19 @@ pub fn map_histograms(
             values
                 .iter()
                 .any(Option::is_some)
-                .then(|| StepSeries::floats(s.labels, values, true))
+                .then(|| StepSeries::floats(s.labels.clone(), values, true))
         })
         .collect()
 }
 
 /// `histogram_quantile(q, h)` per step over native histograms.
 pub fn quantiles(series: &[StepSeries], q: &[f64]) -> Vec<StepSeries> {
-    map_histograms(series.to_vec(), |i, h| histogram_quantile(q[i], h))
+    map_histograms(series, |i, h| histogram_quantile(q[i], h))
 }
 
 /// `histogram_fraction(lower, upper, h)` per step over native histograms.
 pub fn fractions(series: &[StepSeries], lower: &[f64], upper: &[f64]) -> Vec<StepSeries> {
-    map_histograms(series.to_vec(), |i, h| {
-        histogram_fraction(lower[i], upper[i], h)
-    })
+    map_histograms(series, |i, h| histogram_fraction(lower[i], upper[i], h))
 }
 
 /// `(line:column)` of the first argument of the call of `function`, where
