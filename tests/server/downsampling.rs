@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use o11ydb::model::histogram::{FloatHistogram, Span};
+
 use crate::common::{Launch, Server, metric_value, tempdir, urlencode};
 
 const MINUTE_MS: i64 = 60_000;
@@ -19,6 +21,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const SCRAPE_MS: i64 = 30_000;
 const OFFSET_MS: i64 = 10_000;
 const DAYS: i64 = 3;
+/// Native histogram samples of `ds_latency`: one per 5 minutes.
+const HISTOGRAMS: u64 = (DAYS * 288) as u64;
 
 const CONFIG: &str = r#"
 [ingester]
@@ -84,6 +88,36 @@ async fn load(server: &Server, start: i64) -> usize {
     for chunk in rows.chunks(5000) {
         let sql = format!(
             "INSERT INTO samples (timestamp, metric, labels, value) VALUES {}",
+            chunk.join(", ")
+        );
+        total += client.execute(sql.as_str(), &[]).await.unwrap() as usize;
+    }
+    // A native histogram counter: not downsampled, read raw beside the
+    // downsampled floats.
+    let histograms: Vec<String> = (0..HISTOGRAMS as i64)
+        .map(|k| {
+            let t = start + k * 5 * MINUTE_MS + OFFSET_MS;
+            let h = FloatHistogram {
+                count: (3 * k) as f64,
+                sum: (6 * k) as f64,
+                positive_spans: vec![Span {
+                    offset: 1,
+                    length: 1,
+                }],
+                positive_buckets: vec![(3 * k) as f64],
+                ..Default::default()
+            };
+            let mut bytes = Vec::new();
+            h.encode(&mut bytes);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "(to_timestamp_millis({t}), 'ds_latency', map(['job'], ['a']), CAST('NaN' AS DOUBLE), decode('{hex}', 'hex'))"
+            )
+        })
+        .collect();
+    for chunk in histograms.chunks(500) {
+        let sql = format!(
+            "INSERT INTO samples (timestamp, metric, labels, value, histogram) VALUES {}",
             chunk.join(", ")
         );
         total += client.execute(sql.as_str(), &[]).await.unwrap() as usize;
@@ -185,7 +219,7 @@ async fn old_blocks_are_downsampled_and_range_queries_read_them() {
     let start = data_start();
     let rows = load(&server, start).await;
     let scrapes = (DAYS * DAY_MS / SCRAPE_MS) as u64;
-    assert_eq!(rows as u64, 6 * scrapes);
+    assert_eq!(rows as u64, 6 * scrapes + HISTOGRAMS);
 
     let report = run_compactor(&server);
     assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
@@ -193,7 +227,7 @@ async fn old_blocks_are_downsampled_and_range_queries_read_them() {
     assert_eq!(jobs.len(), 2, "{report}");
     // 5m: every series has a row per 5-minute window of the three days.
     assert_eq!(jobs[0]["resolution"], "5m");
-    assert_eq!(jobs[0]["rows_in"], 6 * scrapes);
+    assert_eq!(jobs[0]["rows_in"], 6 * scrapes + HISTOGRAMS);
     assert_eq!(jobs[0]["rows_out"], 6 * (DAYS * 288) as u64);
     assert_eq!(jobs[0]["series"], 6);
     // 1h from the 5m block.
@@ -219,7 +253,7 @@ async fn old_blocks_are_downsampled_and_range_queries_read_them() {
         .query_one("SELECT count(*) FROM samples", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0) as u64, 6 * scrapes);
+    assert_eq!(row.get::<_, i64>(0) as u64, 6 * scrapes + HISTOGRAMS);
 
     let (q_start, q_end) = (start + 6 * HOUR_MS, start + DAYS * DAY_MS - 6 * HOUR_MS);
     // Relative error a rate over 55 minutes of 5m points (extrapolated to
@@ -265,6 +299,10 @@ async fn old_blocks_are_downsampled_and_range_queries_read_them() {
             ),
             (
                 format!("sum_over_time(ds_temperature[{range}])"),
+                Box::new(exact),
+            ),
+            (
+                format!("histogram_count(rate(ds_latency[{range}]))"),
                 Box::new(exact),
             ),
             (

@@ -24,7 +24,9 @@ use promql_parser::parser::Expr;
 
 use super::PromError;
 use super::eval::{SelectorKey, is_stale, selector_key};
-use super::fetch::{RawSeries, fetch_series, pushdown_filter, series_labels, set_matches};
+use super::fetch::{
+    RawSeries, fetch_histograms, fetch_series, pushdown_filter, series_labels, set_matches,
+};
 use super::value::{Labels, compare_labels};
 use crate::catalog::SignalTable;
 use crate::storage::compactor::downsample::{
@@ -373,6 +375,12 @@ impl SourcePlan {
                     let i = slot(labels, &mut joined);
                     joined[i].add_aggregated(aggregate, &rows);
                 }
+                // Native histograms are not downsampled: the raw blocks,
+                // which stay beside the downsampled ones, still have them.
+                for raw in fetch_histograms(ctx, sets, from, to, max_samples).await? {
+                    let i = slot(raw.labels, &mut joined);
+                    joined[i].series.histograms.extend(raw.histograms);
+                }
             }
         }
         let mut series: Vec<RawSeries> = joined
@@ -408,7 +416,7 @@ impl Joined {
     }
 
     fn add_raw(&mut self, aggregate: Aggregate, raw: &RawSeries) {
-        // Histograms are not downsampled: raw stretches keep theirs.
+        // Histograms are not downsampled: raw stretches keep theirs too.
         self.series
             .histograms
             .extend(raw.histograms.iter().cloned());

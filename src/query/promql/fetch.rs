@@ -198,6 +198,41 @@ pub async fn fetch_series(
     Ok(series)
 }
 
+/// The native histogram samples alone of the series matching `sets` in
+/// `[min_ms, max_ms]` (at most `max_samples`): what a range read from
+/// downsampled blocks, which hold floats only, takes from the raw ones.
+pub async fn fetch_histograms(
+    ctx: &SessionContext,
+    sets: &[Vec<Matcher>],
+    min_ms: i64,
+    max_ms: i64,
+    max_samples: usize,
+) -> Result<Vec<RawSeries>, PromError> {
+    check_query_shard(sets)?;
+    if sets.is_empty() || min_ms > max_ms {
+        return Ok(Vec::new());
+    }
+    let filter = pushdown_filter(sets, min_ms, max_ms, true).and(col("histogram").is_not_null());
+    let mut index = SeriesIndex::default();
+    let mut series: Vec<RawSeries> = Vec::new();
+    read_rows(
+        ctx,
+        sets,
+        filter,
+        &mut index,
+        &mut series,
+        Some(max_samples),
+        true,
+    )
+    .await?;
+    for s in &mut series {
+        order_by_time(s);
+        mark_counter_resets(&mut s.histograms);
+    }
+    series.retain(|s| !s.histograms.is_empty());
+    Ok(series)
+}
+
 /// The distinct label sets of the series matching `sets` in `[min_ms, max_ms]`.
 pub async fn fetch_label_sets(
     ctx: &SessionContext,
