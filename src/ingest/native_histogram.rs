@@ -48,6 +48,10 @@ pub fn read_histogram(mut message: Reader<'_>) -> Result<(i64, FloatHistogram), 
         h.negative_buckets = absolute(&negative_deltas);
     }
     check_layout(&h)?;
+    // What Prometheus' TSDB checks on append (negative counts, span
+    // offsets, a count below its buckets', custom bounds).
+    h.validate()
+        .map_err(|e| DecodeError::bad_request(format!("native histogram: {e}")))?;
     Ok((timestamp, h))
 }
 
@@ -257,6 +261,21 @@ mod tests {
         };
         let (t, back) = read_histogram(Reader::new(&encode_histogram(-7, &h))).unwrap();
         assert_eq!((t, back), (-7, h));
+    }
+
+    #[test]
+    fn histograms_prometheus_would_not_append_are_refused() {
+        let h = FloatHistogram {
+            count: 1.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![-3.0],
+            ..Default::default()
+        };
+        let e = read_histogram(Reader::new(&encode_histogram(0, &h))).unwrap_err();
+        assert!(e.to_string().starts_with("native histogram: "), "{e}");
     }
 
     #[test]

@@ -531,6 +531,11 @@ impl Converter<'_> {
             h.reduce_resolution(8);
         }
         h.compact(0);
+        if let Err(e) = h.validate() {
+            return self.discards.add("native_histogram_invalid", 1, || {
+                format!("metric {name}: exponential histogram: {e}")
+            });
+        }
         self.checked_sample(name, &base, None, t, Point::Histogram(Box::new(h)));
     }
 }
