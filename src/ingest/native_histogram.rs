@@ -66,7 +66,6 @@ pub fn encode_histogram(t_ms: i64, h: &FloatHistogram) -> Vec<u8> {
         key(out, field, 1);
         out.extend_from_slice(&v.to_le_bytes());
     };
-    let zz = |v: i64| ((v << 1) ^ (v >> 63)) as u64;
     let doubles = |out: &mut Vec<u8>, field: u32, values: &[f64]| {
         let packed: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         put_bytes_field(out, field, &packed);
@@ -75,7 +74,7 @@ pub fn encode_histogram(t_ms: i64, h: &FloatHistogram) -> Vec<u8> {
         for s in spans {
             let mut span = Vec::new();
             key(&mut span, 1, 0);
-            put_varint(&mut span, zz(i64::from(s.offset)));
+            put_varint(&mut span, zigzag_encode(i64::from(s.offset)));
             key(&mut span, 2, 0);
             put_varint(&mut span, u64::from(s.length));
             put_bytes_field(out, field, &span);
@@ -84,7 +83,7 @@ pub fn encode_histogram(t_ms: i64, h: &FloatHistogram) -> Vec<u8> {
     double(&mut out, 2, h.count);
     double(&mut out, 3, h.sum);
     key(&mut out, 4, 0);
-    put_varint(&mut out, zz(i64::from(h.schema)));
+    put_varint(&mut out, zigzag_encode(i64::from(h.schema)));
     double(&mut out, 5, h.zero_threshold);
     double(&mut out, 7, h.zero_count);
     spans(&mut out, 8, &h.negative_spans);
@@ -127,6 +126,10 @@ fn check_layout(h: &FloatHistogram) -> Result<(), DecodeError> {
         )));
     }
     Ok(())
+}
+
+fn zigzag_encode(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
 }
 
 fn zigzag(n: u64) -> i64 {
@@ -204,25 +207,21 @@ mod tests {
         put_varint(out, v);
     }
 
-    fn zz(v: i64) -> u64 {
-        ((v << 1) ^ (v >> 63)) as u64
-    }
-
     #[test]
     fn integer_histogram_deltas_become_absolute_counts() {
         let mut msg = Vec::new();
         varint_field(&mut msg, 1, 7); // count_int
         msg.push((3 << 3) | 1);
         msg.extend_from_slice(&12.5f64.to_le_bytes()); // sum
-        varint_field(&mut msg, 4, zz(1)); // schema 1
+        varint_field(&mut msg, 4, zigzag_encode(1)); // schema 1
         varint_field(&mut msg, 6, 1); // zero_count_int
         let mut span = Vec::new();
-        varint_field(&mut span, 1, zz(-1));
+        varint_field(&mut span, 1, zigzag_encode(-1));
         varint_field(&mut span, 2, 3);
         put_bytes_field(&mut msg, 11, &span);
         let mut deltas = Vec::new();
         for d in [2i64, -1, 2] {
-            put_varint(&mut deltas, zz(d));
+            put_varint(&mut deltas, zigzag_encode(d));
         }
         put_bytes_field(&mut msg, 12, &deltas);
         varint_field(&mut msg, 14, 3); // gauge
@@ -285,7 +284,7 @@ mod tests {
         varint_field(&mut span, 2, 2);
         put_bytes_field(&mut msg, 11, &span);
         let mut deltas = Vec::new();
-        put_varint(&mut deltas, zz(1));
+        put_varint(&mut deltas, zigzag_encode(1));
         put_bytes_field(&mut msg, 12, &deltas);
         let e = read_histogram(Reader::new(&msg)).unwrap_err();
         assert!(e.to_string().contains("cover 2 buckets but 1"), "{e}");

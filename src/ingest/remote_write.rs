@@ -61,10 +61,8 @@ impl<'l> SeriesSink<'l> {
         if samples.is_empty() && self.histograms.is_empty() {
             return None;
         }
+        // Discarded histograms are dropped with the next series' clear.
         let n = (samples.len() + self.histograms.len()) as u64;
-        if bad_utf8.is_some() || check_labels(labels, self.limits).is_err() {
-            self.histograms.clear();
-        }
         if let Some(e) = bad_utf8 {
             self.discards.add("label_invalid", n, || {
                 format!("{e} in series {}", render_labels(labels))
@@ -80,7 +78,6 @@ impl<'l> SeriesSink<'l> {
             .find(|(k, _)| *k == "__name__")
             .map(|(_, v)| *v)
         else {
-            self.histograms.clear();
             self.discards.add("missing_metric_name", n, || {
                 format!("series {} has no __name__ label", render_labels(labels))
             });

@@ -34,6 +34,8 @@ use std::fmt;
 
 use o11ydb_udfs::promql::stats::kahan_sum_inc;
 
+use crate::model::STALE_NAN_BITS;
+
 mod bounds;
 mod buckets;
 mod encoding;
@@ -62,9 +64,6 @@ pub const DEFAULT_TEST_EPSILON: f64 = 0.000001;
 
 /// Version byte written first by [`FloatHistogram::encode`].
 const ENCODING_VERSION: u8 = 1;
-
-/// Prometheus' `value.StaleNaN` bit pattern (staleness marker).
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// Known information about a counter reset (Prometheus `CounterResetHint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

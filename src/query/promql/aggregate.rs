@@ -56,10 +56,9 @@ pub fn aggregate(
     }
     if has_histograms && !matches!(op, T_COUNT_VALUES | T_LIMITK | T_LIMIT_RATIO) {
         let at = ev.position_of(&name);
-        let text = format!("PromQL info: ignored histogram in {name} aggregation {at}");
-        if !ev.infos.contains(&text) {
-            ev.infos.push(text);
-        }
+        ev.info(format!(
+            "PromQL info: ignored histogram in {name} aggregation {at}"
+        ));
     }
     match (op, param) {
         (T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO, Param::Numbers(k)) => {
@@ -208,17 +207,14 @@ fn per_group_with_histograms(
             } else {
                 match native::sum_histograms(&histograms, op == T_AVG) {
                     Ok(h) => {
-                        series.histograms.resize(steps, None);
-                        series.histograms[i] = Some(h);
+                        series.set_histogram(i, h);
                         None
                     }
                     Err(e) => Some(format!("PromQL warning: {e} {at}")),
                 }
             };
-            if let Some(text) = problem
-                && !ev.warnings.contains(&text)
-            {
-                ev.warnings.push(text);
+            if let Some(text) = problem {
+                ev.warn(text);
             }
         }
         if series.any_sample() {

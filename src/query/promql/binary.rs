@@ -85,13 +85,10 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr, times: &[i64]) -> Result<V
     // Prometheus annotates at the expression's start.
     let at = ev.position_of(&b.lhs.to_string());
     for kinds in incompatible {
-        let text = format!(
+        ev.info(format!(
             "PromQL info: incompatible sample types encountered for binary operator {:?}: {kinds} {at}",
             b.op.to_string()
-        );
-        if !ev.infos.contains(&text) {
-            ev.infos.push(text);
-        }
+        ));
     }
     result
 }
@@ -442,10 +439,7 @@ fn vector_vector(
             }
             match value {
                 Sampled::Float(v) => out[slot].values[i] = Some(v),
-                Sampled::Histogram(h) => {
-                    out[slot].histograms.resize(steps, None);
-                    out[slot].histograms[i] = Some(h);
-                }
+                Sampled::Histogram(h) => out[slot].set_histogram(i, h),
             }
         }
     }

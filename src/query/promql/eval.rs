@@ -56,6 +56,12 @@ impl StepSeries {
         self.values.iter().any(Option::is_some) || self.histograms.iter().any(Option::is_some)
     }
 
+    /// Puts a histogram at step `i` (the float slot is left as it is).
+    pub fn set_histogram(&mut self, i: usize, h: Hist) {
+        self.histograms.resize(self.values.len(), None);
+        self.histograms[i] = Some(h);
+    }
+
     /// Empties step `i`.
     pub fn clear_step(&mut self, i: usize) {
         self.values[i] = None;
@@ -199,6 +205,20 @@ pub struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
+    /// Adds a `PromQL info:` annotation once (the same text twice is one).
+    pub fn info(&mut self, text: String) {
+        if !self.infos.contains(&text) {
+            self.infos.push(text);
+        }
+    }
+
+    /// Adds a `PromQL warning:` annotation once.
+    pub fn warn(&mut self, text: String) {
+        if !self.warnings.contains(&text) {
+            self.warnings.push(text);
+        }
+    }
+
     /// `(line:column)` of the first occurrence of `needle` in the query
     /// (1-based, as Prometheus prints positions in annotations).
     pub fn position_of(&self, needle: &str) -> String {
@@ -342,8 +362,8 @@ impl Evaluator<'_> {
         self.selected(vs)
             .iter()
             .filter_map(|raw| {
-                let mut values: Vec<Option<f64>> = Vec::with_capacity(times.len());
-                let mut histograms: Vec<Option<Hist>> = Vec::new();
+                let mut series =
+                    StepSeries::floats(raw.labels.clone(), vec![None; times.len()], timestamps);
                 for (step, &t) in times.iter().enumerate() {
                     let t = at.unwrap_or(t).saturating_sub(offset);
                     let floor = t.saturating_sub(self.lookback);
@@ -356,28 +376,18 @@ impl Evaluator<'_> {
                     match (float, histogram) {
                         (f, Some((th, h))) if f.is_none_or(|(tf, _)| *th > tf) => {
                             if timestamps {
-                                values.push(Some(*th as f64 / 1000.0));
+                                series.values[step] = Some(*th as f64 / 1000.0);
                             } else {
-                                values.push(None);
-                                histograms.resize(step, None);
-                                histograms.push(Some(h.clone()));
+                                series.set_histogram(step, h.clone());
                             }
                         }
                         (Some((tf, v)), _) if !is_stale(v) => {
-                            values.push(Some(if timestamps { tf as f64 / 1000.0 } else { v }));
+                            series.values[step] =
+                                Some(if timestamps { tf as f64 / 1000.0 } else { v });
                         }
-                        _ => values.push(None),
+                        _ => {}
                     }
                 }
-                if !histograms.is_empty() {
-                    histograms.resize(times.len(), None);
-                }
-                let series = StepSeries {
-                    labels: raw.labels.clone(),
-                    values,
-                    histograms,
-                    drop_name: timestamps,
-                };
                 series.any_sample().then_some(series)
             })
             .collect()

@@ -225,12 +225,7 @@ pub async fn fetch_histograms(
         true,
     )
     .await?;
-    for s in &mut series {
-        order_by_time(s);
-        mark_counter_resets(&mut s.histograms);
-    }
-    series.retain(|s| !s.histograms.is_empty());
-    Ok(series)
+    Ok(in_storage_order(series, true))
 }
 
 /// The distinct label sets of the series matching `sets` in `[min_ms, max_ms]`.
@@ -303,6 +298,13 @@ async fn scan(
             }
         }
     }
+    Ok(in_storage_order(series, keep_samples))
+}
+
+/// The series a scan found, each in time order with its histograms' reset
+/// hints set, those without samples dropped (`keep_samples`), sorted by
+/// label set as Prometheus' index returns them.
+fn in_storage_order(mut series: Vec<RawSeries>, keep_samples: bool) -> Vec<RawSeries> {
     for s in &mut series {
         order_by_time(s);
         mark_counter_resets(&mut s.histograms);
@@ -310,9 +312,8 @@ async fn scan(
     if keep_samples {
         series.retain(|s| !s.is_empty());
     }
-    // Storage order: by label set, as Prometheus' index returns series.
     series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
-    Ok(series)
+    series
 }
 
 /// Reads series ids with their metric and labels (and, with `keep_samples`,

@@ -304,12 +304,9 @@ fn info_not_a_counter(ev: &mut Evaluator<'_>, m: &RangeVector, out: &[StepSeries
             continue;
         }
         let at = ev.position_of(name);
-        let text = format!(
+        ev.info(format!(
             "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?} {at}"
-        );
-        if !ev.infos.contains(&text) {
-            ev.infos.push(text);
-        }
+        ));
     }
 }
 
@@ -724,12 +721,9 @@ fn classic_histograms(
         let le = label(&s.labels, "le");
         let Some(upper) = parse_le(le) else {
             let name = label(&s.labels, METRIC_NAME).to_string();
-            let text = format!(
+            ev.warn(format!(
                 "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?} {at}"
-            );
-            if !ev.warnings.contains(&text) {
-                ev.warnings.push(text);
-            }
+            ));
             continue;
         };
         // Keyed with the metric name, dropped at the end: buckets of two
@@ -763,13 +757,10 @@ fn classic_histograms(
             }
             let (result, forced_monotonicity) = f(i, &mut buckets);
             if forced_monotonicity {
-                let text = format!(
+                ev.info(format!(
                     "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?} {at}",
                     label(&labels, METRIC_NAME)
-                );
-                if !ev.infos.contains(&text) {
-                    ev.infos.push(text);
-                }
+                ));
             }
             *value = Some(result);
         }
@@ -800,12 +791,9 @@ fn classic_and_native(
                     c.values[i] = None;
                     n.values[i] = None;
                     let name = label(&n.labels, METRIC_NAME).to_string();
-                    let text = format!(
+                    ev.warn(format!(
                         "PromQL warning: vector contains a mix of classic and native histograms for metric name {name:?} {at}"
-                    );
-                    if !ev.warnings.contains(&text) {
-                        ev.warnings.push(text);
-                    }
+                    ));
                 }
             }
         }

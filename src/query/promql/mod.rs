@@ -360,25 +360,18 @@ pub(crate) fn step_series_of(
         QueryValue::Matrix(matrix) => Ok(matrix
             .into_iter()
             .map(|s| {
-                let mut values = vec![None; times.len()];
+                let mut series = StepSeries::floats(s.labels, vec![None; times.len()], false);
                 for (t, v) in s.points {
                     if let Ok(i) = times.binary_search(&t) {
-                        values[i] = Some(v);
+                        series.values[i] = Some(v);
                     }
                 }
-                let mut histograms = Vec::new();
                 for (t, h) in s.histograms {
                     if let Ok(i) = times.binary_search(&t) {
-                        histograms.resize(times.len(), None);
-                        histograms[i] = Some(h);
+                        series.set_histogram(i, h);
                     }
                 }
-                StepSeries {
-                    histograms,
-                    labels: s.labels,
-                    values,
-                    drop_name: false,
-                }
+                series
             })
             .collect()),
         QueryValue::Vector(vector) if times.len() == 1 => Ok(vector
@@ -604,8 +597,7 @@ fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> 
                     }
                     target.values[step] = s.values[step];
                     if let Some(h) = s.histogram(step) {
-                        target.histograms.resize(s.values.len(), None);
-                        target.histograms[step] = Some(h.clone());
+                        target.set_histogram(step, h.clone());
                     }
                 }
             }

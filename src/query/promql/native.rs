@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::eval::{Evaluator, RangeVector, StepSeries, Val, histogram_window, window};
+use super::functions::label;
 use super::value::{Hist, METRIC_NAME};
 use crate::model::histogram::{
     AddOutcome, CounterResetHint, FloatHistogram, HistogramError, histogram_fraction,
@@ -100,14 +101,12 @@ pub fn over_windows(
     let at = argument_position(ev, name);
     let mut out = Vec::new();
     for s in &m.series {
-        let metric = s
-            .labels
-            .iter()
-            .find(|(n, _)| n == METRIC_NAME)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let mut values = vec![None; times.len()];
-        let mut histograms: Vec<Option<Hist>> = vec![None; times.len()];
+        let metric = label(&s.labels, METRIC_NAME).to_string();
+        let mut series = StepSeries::floats(
+            s.labels.clone(),
+            vec![None; times.len()],
+            drop_name || s.drop_name,
+        );
         for (i, &t) in times.iter().enumerate() {
             let end = m.window_end(t);
             let start = end.saturating_sub(m.range);
@@ -139,12 +138,7 @@ pub fn over_windows(
                             instant_histogram_rate(ev, name, &window_of(hs)).map(Sample::Histogram)
                         }
                         [_, _, ..] => {
-                            push_unique(
-                                &mut ev.warnings,
-                                format!(
-                                    "PromQL warning: encountered a mix of histograms and floats for metric name {metric:?} {at}"
-                                ),
-                            );
+                            warn_series(ev, SeriesWarning::MixedFloats, &metric, &at);
                             None
                         }
                         _ => None,
@@ -178,21 +172,11 @@ pub fn over_windows(
                     }
                 }
                 _ if !ts.is_empty() && reads_histograms => {
-                    push_unique(
-                        &mut ev.warnings,
-                        format!(
-                            "PromQL warning: encountered a mix of histograms and floats for metric name {metric:?} {at}"
-                        ),
-                    );
+                    warn_series(ev, SeriesWarning::MixedFloats, &metric, &at);
                     None
                 }
                 _ if !ts.is_empty() => {
-                    push_unique(
-                        &mut ev.infos,
-                        format!(
-                            "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {metric:?} {at}"
-                        ),
-                    );
+                    info_ignored_histograms(ev, &metric, &at);
                     float_fn(ts, vs, start, end).map(Sample::Float)
                 }
                 _ if reads_histograms => {
@@ -201,20 +185,11 @@ pub fn over_windows(
                 _ => None,
             };
             match sample {
-                Some(Sample::Float(v)) => values[i] = Some(v),
-                Some(Sample::Histogram(h)) => histograms[i] = Some(h),
+                Some(Sample::Float(v)) => series.values[i] = Some(v),
+                Some(Sample::Histogram(h)) => series.set_histogram(i, h),
                 None => {}
             }
         }
-        if histograms.iter().all(Option::is_none) {
-            histograms.clear();
-        }
-        let series = StepSeries {
-            labels: s.labels.clone(),
-            values,
-            histograms,
-            drop_name: drop_name || s.drop_name,
-        };
         if series.any_sample() {
             out.push(series);
         }
@@ -232,19 +207,8 @@ pub fn note_mixed_windows(ev: &mut Evaluator<'_>, name: &str, m: &RangeVector, t
                 && !histogram_window(&s.histograms, end, m.range).is_empty()
         });
         if mixed {
-            let metric = s
-                .labels
-                .iter()
-                .find(|(n, _)| n == METRIC_NAME)
-                .map_or("", |(_, v)| v.as_str())
-                .to_string();
             let at = argument_position(ev, name);
-            push_unique(
-                &mut ev.infos,
-                format!(
-                    "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {metric:?} {at}"
-                ),
-            );
+            info_ignored_histograms(ev, label(&s.labels, METRIC_NAME), &at);
         }
     }
 }
@@ -284,12 +248,6 @@ fn count_changes(name: &str, samples: &[(i64, Point<'_>)]) -> f64 {
         }
     }
     count
-}
-
-fn push_unique(list: &mut Vec<String>, text: String) {
-    if !list.contains(&text) {
-        list.push(text);
-    }
 }
 
 /// One step's window of histograms, with what annotations about it name.
@@ -335,24 +293,50 @@ fn histogram_window_fn(
 /// both histograms share.
 fn note_reconciled(ev: &mut Evaluator<'_>, outcome: &AddOutcome, at: &str) {
     if outcome.nhcb_bounds_reconciled {
-        push_unique(
-            &mut ev.infos,
-            format!(
-                "PromQL info: mismatched custom buckets were reconciled during subtraction {at}"
-            ),
-        );
+        ev.info(format!(
+            "PromQL info: mismatched custom buckets were reconciled during subtraction {at}"
+        ));
     }
+}
+
+/// Prometheus' warnings about how one series' samples are used.
+enum SeriesWarning {
+    /// A window (or the last two samples) holds floats and histograms.
+    MixedFloats,
+    /// A counter function read a gauge histogram.
+    NotCounter,
+    /// `delta`/`idelta` read a histogram not marked as a gauge.
+    NotGauge,
+}
+
+/// The info of a float-only function over a window that also held histograms.
+fn info_ignored_histograms(ev: &mut Evaluator<'_>, metric: &str, at: &str) {
+    ev.info(format!(
+        "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {metric:?} {at}"
+    ));
+}
+
+fn warn_series(ev: &mut Evaluator<'_>, warning: SeriesWarning, metric: &str, at: &str) {
+    let what = match warning {
+        SeriesWarning::MixedFloats => {
+            format!("encountered a mix of histograms and floats for metric name {metric:?}")
+        }
+        SeriesWarning::NotCounter => {
+            format!("this native histogram metric is not a counter: {metric:?}")
+        }
+        SeriesWarning::NotGauge => {
+            format!("this native histogram metric is not a gauge: {metric:?}")
+        }
+    };
+    ev.warn(format!("PromQL warning: {what} {at}"));
 }
 
 /// Prometheus' warning when histograms' bucket layouts cannot be combined.
 fn warn_incompatible(ev: &mut Evaluator<'_>, metric: &str, at: &str, error: &HistogramError) {
-    push_unique(
-        &mut ev.warnings,
-        format!(
-            "PromQL warning: {} for metric name {metric:?} {at}",
-            incompatibility(error)
-        ),
-    );
+    ev.warn(format!(
+        "PromQL warning: {} for metric name {metric:?} {at}",
+        incompatibility(error)
+    ));
 }
 
 /// The annotation text (without metric and position) for a failed
@@ -387,12 +371,7 @@ fn extrapolated_histogram_rate(
         && (first.counter_reset_hint == CounterResetHint::Gauge
             || last.counter_reset_hint == CounterResetHint::Gauge)
     {
-        push_unique(
-            &mut ev.warnings,
-            format!(
-                "PromQL warning: this native histogram metric is not a counter: {metric:?} {at}"
-            ),
-        );
+        warn_series(ev, SeriesWarning::NotCounter, metric, at);
     }
     // A reset between the first two samples: the first is not looked at.
     if is_counter && points[1].1.detect_reset(&prev) {
@@ -407,24 +386,14 @@ fn extrapolated_histogram_rate(
             .iter()
             .any(|(_, h)| h.uses_custom_buckets() != last.uses_custom_buckets())
     {
-        push_unique(
-            &mut ev.warnings,
-            format!(
-                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?} {at}"
-            ),
-        );
+        warn_incompatible(ev, metric, at, &HistogramError::IncompatibleSchema);
         return None;
     }
     let mut min_schema = prev.schema.min(last.schema);
     if is_counter {
         for (_, h) in &points[1..points.len() - 1] {
             if h.counter_reset_hint == CounterResetHint::Gauge {
-                push_unique(
-                    &mut ev.warnings,
-                    format!(
-                        "PromQL warning: this native histogram metric is not a counter: {metric:?} {at}"
-                    ),
-                );
+                warn_series(ev, SeriesWarning::NotCounter, metric, at);
             }
             min_schema = min_schema.min(h.schema);
         }
@@ -457,10 +426,7 @@ fn extrapolated_histogram_rate(
     } else if first.counter_reset_hint != CounterResetHint::Gauge
         || last.counter_reset_hint != CounterResetHint::Gauge
     {
-        push_unique(
-            &mut ev.warnings,
-            format!("PromQL warning: this native histogram metric is not a gauge: {metric:?} {at}"),
-        );
+        warn_series(ev, SeriesWarning::NotGauge, metric, at);
     }
     let (first_t, last_t) = (points[0].0, points[points.len() - 1].0);
     let sampled = (last_t - first_t) as f64 / 1000.0;
@@ -499,19 +465,11 @@ fn instant_histogram_rate(
     let is_rate = name == "irate";
     let gauge = |h: &FloatHistogram| h.counter_reset_hint == CounterResetHint::Gauge;
     if is_rate && (gauge(last) || gauge(previous)) {
-        push_unique(
-            &mut ev.warnings,
-            format!(
-                "PromQL warning: this native histogram metric is not a counter: {metric:?} {at}"
-            ),
-        );
+        warn_series(ev, SeriesWarning::NotCounter, metric, at);
     }
     let both_gauges = gauge(last) && gauge(previous);
     if !is_rate && !both_gauges {
-        push_unique(
-            &mut ev.warnings,
-            format!("PromQL warning: this native histogram metric is not a gauge: {metric:?} {at}"),
-        );
+        warn_series(ev, SeriesWarning::NotGauge, metric, at);
     }
     let mut result = last.as_ref().clone();
     if !is_rate || !last.detect_reset(previous) {

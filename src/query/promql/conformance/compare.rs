@@ -10,16 +10,14 @@ use regex::Regex;
 
 use super::script::{Eval, EvalKind, Expected, Item, SeriesDef, TestHistogram, TextMatch};
 use crate::model::STALE_NAN_BITS;
-use crate::model::histogram::FloatHistogram;
+use crate::model::histogram::{self, DEFAULT_TEST_EPSILON, FloatHistogram};
 use crate::query::promql::PromError;
 use crate::query::promql::value::{
     InstantSample, Labels, METRIC_NAME, QueryOutput, QueryValue, RangeSeries, compare_labels,
 };
 
 /// Relative tolerance of float comparisons (Prometheus' `defaultEpsilon`).
-pub const EPSILON: f64 = 1e-6;
-/// Smallest positive normal f64.
-const MIN_NORMAL: f64 = 2.2250738585072014e-308;
+pub const EPSILON: f64 = DEFAULT_TEST_EPSILON;
 
 pub fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
@@ -28,21 +26,7 @@ pub fn is_stale(v: f64) -> bool {
 /// Prometheus' `almost.Equal` with ε = 1e-6: staleness markers equal only
 /// each other, any two NaNs are equal, and comparisons against 0 are exact.
 pub fn almost_equal(a: f64, b: f64) -> bool {
-    if is_stale(a) || is_stale(b) {
-        return is_stale(a) && is_stale(b);
-    }
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || sum < MIN_NORMAL {
-        return diff < EPSILON * MIN_NORMAL;
-    }
-    diff / sum.min(f64::MAX) < EPSILON
+    histogram::almost_equal(a, b, EPSILON)
 }
 
 /// A value as Prometheus prints it (`+Inf`, `NaN`, `stale`).
@@ -387,29 +371,10 @@ fn compare_matrix(
     }
 }
 
-/// promqltest's histogram comparison: both compacted, the same schema,
-/// zero threshold, spans and custom bounds; counts, sum and buckets equal
-/// within [`almost_equal`]; the counter reset hint only when the script
-/// wrote it.
+/// promqltest's histogram comparison (both compacted; floats within
+/// [`EPSILON`]); the counter reset hint only when the script wrote it.
 fn histograms_match(expected: &TestHistogram, got: &FloatHistogram) -> bool {
-    let mut e = expected.histogram.clone();
-    let mut g = got.clone();
-    e.compact(0);
-    g.compact(0);
-    let floats = |a: &[f64], b: &[f64]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| almost_equal(*y, *x))
-    };
-    e.schema == g.schema
-        && e.zero_threshold == g.zero_threshold
-        && almost_equal(g.zero_count, e.zero_count)
-        && almost_equal(g.count, e.count)
-        && almost_equal(g.sum, e.sum)
-        && e.positive_spans == g.positive_spans
-        && e.negative_spans == g.negative_spans
-        && floats(&e.positive_buckets, &g.positive_buckets)
-        && floats(&e.negative_buckets, &g.negative_buckets)
-        && e.custom_values == g.custom_values
-        && (!expected.hint_given || e.counter_reset_hint == g.counter_reset_hint)
+    expected.histogram.equals_for_test(got, expected.hint_given)
 }
 
 fn fmt_points(points: &[(i64, f64)]) -> String {

@@ -29,6 +29,7 @@ use crate::engine::Engine;
 use crate::model::Signal;
 use crate::model::builders::{SamplesBuilder, canonical};
 use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
+use crate::query::promql::functions::label;
 use crate::query::promql::value::METRIC_NAME;
 use script::{Command, Eval, EvalKind, Item, SeriesDef};
 
@@ -330,11 +331,7 @@ impl Store {
     ) -> crate::Result<()> {
         let mut builder = SamplesBuilder::new();
         for def in series {
-            let metric = def
-                .labels
-                .iter()
-                .find(|(n, _)| n == METRIC_NAME)
-                .map_or("", |(_, v)| v.as_str());
+            let metric = label(&def.labels, METRIC_NAME);
             let labels = canonical(
                 def.labels
                     .iter()

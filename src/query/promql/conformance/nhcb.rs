@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::script::{Item, SeriesDef};
 use crate::model::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, Span};
 use crate::query::promql::eval::is_stale;
+use crate::query::promql::functions::label;
 use crate::query::promql::value::METRIC_NAME;
 
 /// (metric, canonical labels without `__name__`, samples)
@@ -26,11 +27,7 @@ struct Family<'a> {
 pub fn convert(series: &[SeriesDef], step: i64) -> Vec<Converted> {
     let mut families: BTreeMap<(String, Vec<(String, String)>), Family> = BTreeMap::new();
     for def in series {
-        let metric = def
-            .labels
-            .iter()
-            .find(|(n, _)| n == METRIC_NAME)
-            .map_or("", |(_, v)| v.as_str());
+        let metric = label(&def.labels, METRIC_NAME);
         let others = |skip_le: bool| -> Vec<(String, String)> {
             def.labels
                 .iter()
