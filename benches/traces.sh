@@ -5,7 +5,7 @@
 #      and sends it to a fresh o11ydb as OTLP/HTTP protobuf export requests,
 #      measuring spans/s up to the last acknowledgement, then flushes.
 #   2. o11ydb is restarted over its on-disk data; stored bytes per span =
-#      (Parquet blocks + bloom index sidecars) / spans, from /debug/storage.
+#      (Parquet blocks + sidecars: bloom index, service-graph edges) / spans, from /debug/storage.
 #   3. `o11ydb bench traces query` times every query over pgwire (median of
 #      RUNS runs after a warm-up).
 #   4. DuckDB answers the same SQL over o11ydb's own Parquet block files
@@ -60,7 +60,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))["tenants"]["anonymous"]["spans"]
 total = s["block_bytes"] + s["index_bytes"]
 print(f"stored: {s['blocks']} blocks, {s['block_rows']} spans, {s['block_bytes']} bytes of Parquet "
-      f"+ {s['index_bytes']} bytes of bloom index = {total / s['block_rows']:.1f} bytes/span")
+      f"+ {s['index_bytes']} bytes of sidecars (bloom index, edges) = {total / s['block_rows']:.1f} bytes/span")
 PY
 BLOCKS="$WORK/o11ydb/blocks/tenants/anonymous/spans/blocks"
 

@@ -168,8 +168,15 @@ impl TableProvider for SignalTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.scan_with(state, projection, filters, limit, MapColumns::Decoded)
-            .await
+        self.scan_with(
+            state,
+            projection,
+            filters,
+            limit,
+            MapColumns::Decoded,
+            BlockChoice::All,
+        )
+        .await
     }
 
     async fn insert_into(
@@ -190,6 +197,11 @@ impl TableProvider for SignalTable {
 }
 
 impl SignalTable {
+    /// A span block's service-graph edges file, as stored.
+    pub async fn block_edges(&self, id: &str) -> crate::error::Result<bytes::Bytes> {
+        self.storage().block_edges(&self.tenant, id).await
+    }
+
     /// A scan whose map columns stay packed label sets (see
     /// [`MapColumns::Packed`]), for operators that look up a few keys per
     /// row and would only throw the decoded maps away. No row limit; the
@@ -203,9 +215,28 @@ impl SignalTable {
         projection: &[usize],
         filters: &[Expr],
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let projection = projection.to_vec();
-        self.scan_with(state, Some(&projection), filters, None, MapColumns::Packed)
+        self.scan_packed_from(state, projection, filters, BlockChoice::All)
             .await
+    }
+
+    /// [`SignalTable::scan_packed`] over some of the blocks only.
+    pub async fn scan_packed_from(
+        &self,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+        blocks: BlockChoice<'_>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection = projection.to_vec();
+        self.scan_with(
+            state,
+            Some(&projection),
+            filters,
+            None,
+            MapColumns::Packed,
+            blocks,
+        )
+        .await
     }
 
     async fn scan_with(
@@ -215,6 +246,7 @@ impl SignalTable {
         filters: &[Expr],
         limit: Option<usize>,
         maps: MapColumns,
+        choice: BlockChoice<'_>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let signal = self.signal;
         let table_schema = signal.schema();
@@ -276,6 +308,7 @@ impl SignalTable {
 
         let head: Vec<RecordBatch> = head_batches
             .into_iter()
+            .filter(|_| choice.reads_head())
             .filter(|(_, (min, max))| predicate.time_overlaps(*min, *max))
             .map(|(b, _)| b)
             .collect();
@@ -283,6 +316,9 @@ impl SignalTable {
 
         let mut blocks = Vec::new();
         for block in raw_blocks {
+            if !choice.reads(&block.id) {
+                continue;
+            }
             if !predicate.time_overlaps(block.min_time, block.max_time) {
                 summary.blocks_pruned_by_time += 1;
                 continue;
@@ -443,6 +479,31 @@ impl SignalTable {
             .filter_map(|f| state.create_physical_expr(f, &df_schema).ok())
             .collect();
         Ok(conjunction_opt(pushable))
+    }
+}
+
+/// Which blocks of a table a scan reads, and whether it reads the head.
+#[derive(Debug, Clone, Copy)]
+pub enum BlockChoice<'a> {
+    /// The head and every block.
+    All,
+    /// The head and every block but these.
+    Except(&'a HashSet<String>),
+    /// These blocks, and not the head.
+    Only(&'a HashSet<String>),
+}
+
+impl BlockChoice<'_> {
+    fn reads_head(&self) -> bool {
+        !matches!(self, BlockChoice::Only(_))
+    }
+
+    fn reads(&self, id: &str) -> bool {
+        match self {
+            BlockChoice::All => true,
+            BlockChoice::Except(ids) => !ids.contains(id),
+            BlockChoice::Only(ids) => ids.contains(id),
+        }
     }
 }
 
@@ -609,6 +670,7 @@ mod tests {
             index_bytes: index.len() as u64,
             created_at_ms: 0,
             resolution_ms: 0,
+            edges_bytes: None,
         };
         store
             .put(&StorePath::from(layout.index(id)), PutPayload::from(index))

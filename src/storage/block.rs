@@ -271,14 +271,18 @@ pub fn flush_writer_properties(signal: Signal) -> WriterProperties {
 /// Encodes rows already in block order (see [`sort_batches_for_block`]) as
 /// a flushed block.
 pub fn write_sorted_block(signal: Signal, sorted: &RecordBatch) -> Result<Bytes> {
-    let stored = encode_for_block(signal, sorted)?;
+    write_stored_block(signal, &encode_for_block(signal, sorted)?)
+}
+
+/// Encodes a block already in the storage schema (see [`encode_for_block`]).
+pub fn write_stored_block(signal: Signal, stored: &RecordBatch) -> Result<Bytes> {
     let mut buf = Vec::with_capacity(stored.get_array_memory_size() / 4 + 1024);
     let mut writer = ArrowWriter::try_new(
         &mut buf,
         stored.schema(),
         Some(flush_writer_properties(signal)),
     )?;
-    writer.write(&stored)?;
+    writer.write(stored)?;
     writer.close()?;
     Ok(Bytes::from(buf))
 }

@@ -34,6 +34,10 @@ pub struct BlockMeta {
     /// downsampling existed have no field: their blocks are raw.
     #[serde(default, skip_serializing_if = "is_raw")]
     pub resolution_ms: i64,
+    /// Span blocks: the size of the service-graph edges file
+    /// `blocks/<id>.edges`; `None` for blocks written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges_bytes: Option<u64>,
 }
 
 fn is_raw(resolution_ms: &i64) -> bool {
@@ -95,9 +99,12 @@ impl Manifest {
         self.blocks.iter().map(|b| b.bytes).sum()
     }
 
-    /// Bytes of the blocks' bloom index sidecars.
+    /// Bytes of the blocks' sidecars: bloom indexes and edges files.
     pub fn total_index_bytes(&self) -> u64 {
-        self.blocks.iter().map(|b| b.index_bytes).sum()
+        self.blocks
+            .iter()
+            .map(|b| b.index_bytes + b.edges_bytes.unwrap_or(0))
+            .sum()
     }
 }
 
@@ -135,11 +142,17 @@ impl Layout {
         format!("{}/blocks/{id}.index", self.prefix)
     }
 
-    /// The block id of a `blocks/<id>.parquet` or `blocks/<id>.index` object.
+    /// A span block's service-graph edges file.
+    pub fn edges(&self, id: &str) -> String {
+        format!("{}/blocks/{id}.edges", self.prefix)
+    }
+
+    /// The block id of a `blocks/<id>.parquet`, `.index` or `.edges` object.
     pub fn block_id_of(path: &str) -> Option<&str> {
         let name = path.rsplit('/').next()?;
         name.strip_suffix(".parquet")
             .or_else(|| name.strip_suffix(".index"))
+            .or_else(|| name.strip_suffix(".edges"))
     }
 
     /// Parses the version out of a manifest object name.
@@ -197,6 +210,7 @@ mod tests {
             index_bytes: 1,
             created_at_ms: 0,
             resolution_ms: 0,
+            edges_bytes: None,
         };
         assert!(b.overlaps(Some(20), None));
         assert!(!b.overlaps(Some(21), None));

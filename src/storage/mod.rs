@@ -238,9 +238,9 @@ impl Storage {
             .ok_or_else(|| Error::Storage("cannot write an empty block".into()))?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = new_block_id();
-        let (parquet, bloom) = {
+        let (parquet, bloom, edges) = {
             let batches = batches.to_vec();
-            tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom)> {
+            tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom, Option<Bytes>)> {
                 // Each value is added to the bloom once per run of equal
                 // values, so it reads the order with the longest runs: sorted
                 // samples (a request holds one sample of each of thousands
@@ -253,7 +253,14 @@ impl Storage {
                     Signal::Samples => bloom.add_batch(&sorted),
                     Signal::Logs | Signal::Spans => batches.iter().for_each(|b| bloom.add_batch(b)),
                 }
-                Ok((block::write_sorted_block(signal, &sorted)?, bloom.finish()))
+                let stored = codec::encode_for_block(signal, &sorted)?;
+                drop(sorted);
+                let edges = match signal {
+                    Signal::Spans => Some(service_graph_edges(&stored)?),
+                    Signal::Samples | Signal::Logs => None,
+                };
+                let parquet = block::write_stored_block(signal, &stored)?;
+                Ok((parquet, bloom.finish(), edges))
             })
             .await
             .map_err(|e| Error::Storage(format!("block writer task failed: {e}")))??
@@ -268,10 +275,16 @@ impl Storage {
             index_bytes: index.len() as u64,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: 0,
+            edges_bytes: edges.as_ref().map(|e| e.len() as u64),
         };
         self.store
             .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
             .await?;
+        if let Some(edges) = edges {
+            self.store
+                .put(&StorePath::from(layout.edges(&id)), PutPayload::from(edges))
+                .await?;
+        }
         self.store
             .put(
                 &StorePath::from(layout.block(&id)),
@@ -422,11 +435,11 @@ impl Storage {
         self.indexes.write().insert(id.to_string(), bloom);
     }
 
-    /// Deletes a block's Parquet file and index (missing files are fine).
+    /// Deletes a block's Parquet file and sidecars (missing files are fine).
     pub async fn delete_block_files(&self, tenant: &str, signal: Signal, id: &str) -> Result<()> {
         let layout = Layout::new(tenant, signal);
         self.indexes.write().remove(id);
-        for path in [layout.block(id), layout.index(id)] {
+        for path in [layout.block(id), layout.index(id), layout.edges(id)] {
             match self.store.delete(&StorePath::from(path)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -462,6 +475,13 @@ impl Storage {
         Ok(bloom)
     }
 
+    /// A span block's service-graph edges file (see
+    /// [`crate::query::service_graph::block_edges`]), as stored.
+    pub async fn block_edges(&self, tenant: &str, id: &str) -> Result<Bytes> {
+        let path = StorePath::from(Layout::new(tenant, Signal::Spans).edges(id));
+        Ok(self.store.get(&path).await?.bytes().await?)
+    }
+
     /// The store path of a block's Parquet file.
     pub fn block_path(&self, tenant: &str, signal: Signal, id: &str) -> String {
         Layout::new(tenant, signal).block(id)
@@ -483,6 +503,14 @@ impl From<PutError> for Error {
             PutError::Other(e) => e,
         }
     }
+}
+
+/// The service-graph edges file of a span block's rows (storage schema,
+/// block order) in one batch.
+pub fn service_graph_edges(stored: &RecordBatch) -> Result<Bytes> {
+    let mut edges = crate::query::service_graph::block_edges::BlockEdgesBuilder::default();
+    edges.push(stored)?;
+    edges.finish()
 }
 
 /// A unique, time-sortable block id: creation time in ms (hex) + random suffix.
@@ -511,6 +539,7 @@ mod tests {
             index_bytes: 5,
             created_at_ms: 6,
             resolution_ms: 0,
+            edges_bytes: None,
         };
         let m = storage
             .publish("t", Signal::Logs, vec![meta.clone()], Some(9))

@@ -614,6 +614,7 @@ mod tests {
             index_bytes: 0,
             created_at_ms: created,
             resolution_ms,
+            edges_bytes: None,
         };
         let blocks = vec![
             block("raw", 0, 999, 10, RAW),

@@ -63,7 +63,7 @@ pub fn output_schema() -> SchemaRef {
 /// Tempo's `connection_type` label. The variants are in the order of their
 /// texts, so rows keyed by it sort as the texts do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Connection {
+pub(super) enum Connection {
     Direct,
     Database,
     MessagingSystem,
@@ -71,6 +71,13 @@ enum Connection {
 }
 
 impl Connection {
+    pub(super) const ALL: [Connection; 4] = [
+        Connection::Direct,
+        Connection::Database,
+        Connection::MessagingSystem,
+        Connection::VirtualNode,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Connection::Direct => "",
@@ -123,13 +130,13 @@ struct Peer {
 
 /// Node names, each kept once.
 #[derive(Debug, Default)]
-struct Names {
+pub(super) struct Names {
     ids: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    pub names: Vec<Box<str>>,
 }
 
 impl Names {
-    fn id(&mut self, name: &str) -> u32 {
+    pub fn id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
@@ -139,7 +146,7 @@ impl Names {
         id
     }
 
-    fn name(&self, id: u32) -> &str {
+    pub fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
 }
@@ -158,27 +165,104 @@ struct TraceSpan<'a> {
 
 /// One edge's requests.
 #[derive(Debug, Default)]
-struct EdgeStats {
-    requests: u64,
-    failed: u64,
-    server_ns: Vec<i64>,
-    client_ns: Vec<i64>,
+pub(super) struct EdgeStats {
+    pub requests: u64,
+    pub failed: u64,
+    pub server_ns: Vec<i64>,
+    pub client_ns: Vec<i64>,
 }
 
-type EdgeKey = (u32, u32, Connection);
+pub(super) type EdgeKey = (u32, u32, Connection);
 
-/// Edges counted so far, keyed by node ids of its own [`Names`].
+/// Edges counted so far, keyed by node ids of its own [`Names`]; or, when
+/// `recorded` is set, every edge of every trace as it was found (the
+/// contents of a block's edges file, `block_edges`).
 #[derive(Debug, Default)]
 pub struct EdgeCounter {
-    names: Names,
-    edges: HashMap<EdgeKey, EdgeStats>,
+    pub(super) names: Names,
+    pub(super) edges: HashMap<EdgeKey, EdgeStats>,
     /// Durations kept, for memory accounting.
-    values: usize,
+    pub(super) values: usize,
     has_child: Vec<bool>,
+    pub(super) recorded: Option<RecordedEdges>,
+}
+
+/// Each trace's edges in the order found: what a block's edges file holds.
+#[derive(Debug, Default)]
+pub(super) struct RecordedEdges {
+    /// Trace ids, concatenated; trace `i` ends at `trace_id_ends[i]`.
+    pub trace_ids: String,
+    pub trace_id_ends: Vec<u32>,
+    /// Index of each trace's first edge.
+    pub first_edges: Vec<u32>,
+    pub keys: Vec<EdgeKey>,
+    key_index: HashMap<EdgeKey, u32>,
+    /// Per edge: its index in `keys`, [`EdgeFlags`] and the durations it has.
+    pub edge_keys: Vec<u32>,
+    pub flags: Vec<u8>,
+    pub server_ns: Vec<i64>,
+    pub client_ns: Vec<i64>,
+}
+
+/// Bits of [`RecordedEdges::flags`].
+pub(super) struct EdgeFlags;
+
+impl EdgeFlags {
+    pub const SERVER: u8 = 1;
+    pub const CLIENT: u8 = 2;
+    pub const FAILED: u8 = 4;
+}
+
+impl RecordedEdges {
+    fn begin_trace(&mut self, trace_id: &str) {
+        self.trace_ids.push_str(trace_id);
+        self.trace_id_ends.push(self.trace_ids.len() as u32);
+        self.first_edges.push(self.edge_keys.len() as u32);
+    }
+
+    fn push(&mut self, key: EdgeKey, server_ns: Option<i64>, client_ns: Option<i64>, failed: bool) {
+        let next = self.keys.len() as u32;
+        let index = *self.key_index.entry(key).or_insert(next);
+        if index == next {
+            self.keys.push(key);
+        }
+        self.edge_keys.push(index);
+        let mut flags = 0;
+        if let Some(ns) = server_ns {
+            flags |= EdgeFlags::SERVER;
+            self.server_ns.push(ns);
+        }
+        if let Some(ns) = client_ns {
+            flags |= EdgeFlags::CLIENT;
+            self.client_ns.push(ns);
+        }
+        if failed {
+            flags |= EdgeFlags::FAILED;
+        }
+        self.flags.push(flags);
+    }
 }
 
 impl EdgeCounter {
+    /// A counter holding edges counted elsewhere (a block's edges file).
+    pub(super) fn of_counted(
+        names: Names,
+        edges: HashMap<EdgeKey, EdgeStats>,
+        values: usize,
+    ) -> Self {
+        EdgeCounter {
+            names,
+            edges,
+            values,
+            ..Default::default()
+        }
+    }
+
     fn edge(&mut self, key: EdgeKey, server_ns: Option<i64>, client_ns: Option<i64>, failed: bool) {
+        if let Some(recorded) = self.recorded.as_mut() {
+            recorded.push(key, server_ns, client_ns, failed);
+            return;
+        }
         let stats = self.edges.entry(key).or_default();
         stats.requests += 1;
         stats.failed += u64::from(failed);
@@ -393,6 +477,12 @@ pub struct Window {
 }
 
 impl Window {
+    /// Every span.
+    pub const EVERYTHING: Window = Window {
+        start_ns: i64::MIN,
+        end_ns: i64::MAX,
+    };
+
     fn contains(&self, t: i64) -> bool {
         self.start_ns <= t && t < self.end_ns
     }
@@ -407,6 +497,11 @@ pub struct RunHashes {
 }
 
 impl RunHashes {
+    /// Runs already hashed (the traces of a block's edges file).
+    pub fn of_hashes(hashes: Vec<u64>) -> Self {
+        RunHashes { hashes, last: None }
+    }
+
     /// Adds the runs of a batch whose first column is the trace id.
     pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let trace_id = utf8(batch, 0)?;
@@ -475,6 +570,9 @@ impl OwnedSpan {
 pub struct PartitionEdges {
     window: Window,
     split: Arc<HashSet<u64>>,
+    /// Only the split traces' spans are taken; the other runs are skipped
+    /// (they were counted from a block's edges file).
+    only_split: bool,
     pub counter: EdgeCounter,
     pub split_spans: Vec<OwnedSpan>,
     /// Hashes of the traces counted here, to prove each was whole.
@@ -492,6 +590,7 @@ impl PartitionEdges {
         PartitionEdges {
             window,
             split,
+            only_split: false,
             counter: EdgeCounter::default(),
             split_spans: Vec::new(),
             counted: Vec::new(),
@@ -499,6 +598,31 @@ impl PartitionEdges {
             peers: HashMap::new(),
             peers_source: None,
         }
+    }
+
+    /// Takes the spans of the `split` traces only, to be counted by
+    /// [`finish`] with their other pieces.
+    pub fn gathering(window: Window, split: Arc<HashSet<u64>>) -> Self {
+        let mut edges = PartitionEdges::new(window, split);
+        edges.only_split = true;
+        edges
+    }
+
+    /// A partition's result made elsewhere: `counter` holds the traces
+    /// whose hashes are `counted` (a block's edges file).
+    pub fn counted(counter: EdgeCounter, counted: Vec<u64>) -> Self {
+        let mut edges = PartitionEdges::new(Window::EVERYTHING, Arc::new(HashSet::new()));
+        edges.counter = counter;
+        edges.counted = counted;
+        edges
+    }
+
+    /// Records each trace's edges instead of counting them (the spans of
+    /// one block, all of them whole: see `block_edges`).
+    pub fn recording() -> Self {
+        let mut edges = PartitionEdges::new(Window::EVERYTHING, Arc::new(HashSet::new()));
+        edges.counter.recorded = Some(RecordedEdges::default());
+        edges
     }
 
     /// Counts the batch's runs; the last one waits for the next batch.
@@ -554,9 +678,16 @@ impl PartitionEdges {
 
     /// One run of a trace: rows `[from, to)`.
     fn run(&mut self, c: &SpanColumns, from: usize, to: usize) -> Result<()> {
-        let hash = xxh3_64(c.trace_id.value(from).as_bytes());
+        let trace_id = c.trace_id.value(from);
+        if let Some(recorded) = self.counter.recorded.as_mut() {
+            recorded.begin_trace(trace_id);
+        }
+        let hash = xxh3_64(trace_id.as_bytes());
         let split = self.split.contains(&hash);
-        if !split {
+        if self.only_split && !split {
+            return Ok(());
+        }
+        if !split && self.counter.recorded.is_none() {
             self.counted.push(hash);
         }
         // Peers are cached by dictionary keys while the dictionaries stay

@@ -12,9 +12,16 @@
 //! looked up. A first pass over the trace ids finds the few traces that are
 //! not one run of rows (split over blocks or partitions, or in the unsorted
 //! head); those are gathered whole before they are counted.
+//!
+//! A block whose spans all started in the window is not read at all when it
+//! has an edges file (`block_edges`, written with the block): its traces'
+//! edges come from that file, and only its traces that also have spans
+//! elsewhere are gathered from its rows (by trace id).
 
+pub mod block_edges;
 mod edges;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -39,9 +46,10 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::catalog::SignalTable;
+use crate::catalog::{BlockChoice, SignalTable};
 use crate::query::table_function::display_time_ns;
 use arrow::datatypes::SchemaRef;
+use block_edges::BlockEdges;
 use edges::{PartitionEdges, RunHashes, Window};
 
 pub use edges::output_schema;
@@ -88,10 +96,10 @@ impl TableProvider for ServiceGraphTable {
             return plan_err!("service_graph() needs a full DataFusion session");
         };
         let provider = session.schema_for_ref("spans")?.table("spans").await?;
-        let Some(spans) = provider
-            .as_ref()
-            .and_then(|p| p.downcast_ref::<SignalTable>())
-        else {
+        let Some((provider, spans)) = provider.as_ref().and_then(|p| {
+            p.downcast_ref::<SignalTable>()
+                .map(|spans| (p.clone(), spans))
+        }) else {
             return plan_err!("service_graph() needs the tenant's spans table");
         };
         let schema = spans.schema();
@@ -99,18 +107,101 @@ impl TableProvider for ServiceGraphTable {
             .iter()
             .map(|c| schema.index_of(c))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let filters = [
+        let filters = vec![
             col("start_time").gt_eq(timestamp(self.window.start_ns)),
             col("start_time").lt(timestamp(self.window.end_ns)),
         ];
-        let trace_ids = spans.scan_packed(state, &columns[..1], &filters).await?;
-        let rows = spans.scan_packed(state, &columns, &filters).await?;
+        // Blocks wholly in the window are taken from their edges files.
+        let edge_files: HashSet<String> = spans
+            .manifest()
+            .blocks
+            .iter()
+            .filter(|b| b.is_raw() && b.edges_bytes.is_some())
+            .filter(|b| self.window.start_ns <= b.min_time && b.max_time < self.window.end_ns)
+            .map(|b| b.id.clone())
+            .collect();
+        let rest = BlockChoice::Except(&edge_files);
+        let trace_ids = spans
+            .scan_packed_from(state, &columns[..1], &filters, rest)
+            .await?;
+        let rows = spans
+            .scan_packed_from(state, &columns, &filters, rest)
+            .await?;
+        let mut edge_files: Vec<String> = edge_files.into_iter().collect();
+        edge_files.sort();
+        let from_edges = Arc::new(FromEdgeFiles {
+            blocks: edge_files,
+            spans: provider,
+            state: session.clone(),
+            columns,
+            filters,
+        });
         Ok(Arc::new(ServiceGraphExec::new(
             self.window,
             trace_ids,
             rows,
+            from_edges,
             projection.cloned(),
         )?))
+    }
+}
+
+fn edges_file_error(block: &str, e: crate::error::Error) -> DataFusionError {
+    DataFusionError::Execution(format!(
+        "service_graph(): the edges file of block {block}: {e}"
+    ))
+}
+
+/// The blocks counted from their edges files, and what is needed to
+/// gather their split traces' spans.
+#[derive(Debug)]
+struct FromEdgeFiles {
+    blocks: Vec<String>,
+    /// The tenant's `spans` table (a [`SignalTable`]).
+    spans: Arc<dyn TableProvider>,
+    state: SessionState,
+    columns: Vec<usize>,
+    filters: Vec<Expr>,
+}
+
+impl FromEdgeFiles {
+    fn spans(&self) -> Result<&SignalTable> {
+        match self.spans.downcast_ref::<SignalTable>() {
+            Some(t) => Ok(t),
+            None => exec_err!("service_graph() needs the tenant's spans table"),
+        }
+    }
+
+    /// Reads and decodes every block's edges file, in parallel.
+    async fn read(&self) -> Result<Vec<BlockEdges>> {
+        let spans = self.spans()?;
+        let reads = self.blocks.iter().map(|id| async move {
+            let bytes = spans
+                .block_edges(id)
+                .await
+                .map_err(|e| edges_file_error(id, e))?;
+            let id = id.clone();
+            SpawnedTask::spawn_blocking(move || {
+                BlockEdges::decode(&bytes).map_err(|e| edges_file_error(&id, e))
+            })
+            .join()
+            .await
+            .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?
+        });
+        futures::future::try_join_all(reads).await
+    }
+
+    /// A scan of the blocks in `ids` for the spans of `trace_ids`.
+    async fn gather_scan(
+        &self,
+        ids: &HashSet<String>,
+        trace_ids: Vec<String>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut filters = self.filters.clone();
+        filters.push(col("trace_id").in_list(trace_ids.into_iter().map(lit).collect(), false));
+        self.spans()?
+            .scan_packed_from(&self.state, &self.columns, &filters, BlockChoice::Only(ids))
+            .await
     }
 }
 
@@ -121,6 +212,7 @@ pub struct ServiceGraphExec {
     window: Window,
     trace_ids: Arc<dyn ExecutionPlan>,
     rows: Arc<dyn ExecutionPlan>,
+    from_edges: Arc<FromEdgeFiles>,
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -132,6 +224,7 @@ impl ServiceGraphExec {
         window: Window,
         trace_ids: Arc<dyn ExecutionPlan>,
         rows: Arc<dyn ExecutionPlan>,
+        from_edges: Arc<FromEdgeFiles>,
         projection: Option<Vec<usize>>,
     ) -> Result<Self> {
         let full = output_schema();
@@ -149,6 +242,7 @@ impl ServiceGraphExec {
             window,
             trace_ids,
             rows,
+            from_edges,
             projection,
             schema,
             properties: Arc::new(properties),
@@ -161,9 +255,10 @@ impl DisplayAs for ServiceGraphExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "ServiceGraphExec: window=[{}, {})",
+            "ServiceGraphExec: window=[{}, {}), edges_files={}",
             display_time_ns(self.window.start_ns),
-            display_time_ns(self.window.end_ns)
+            display_time_ns(self.window.end_ns),
+            self.from_edges.blocks.len()
         )
     }
 }
@@ -215,6 +310,7 @@ impl ExecutionPlan for ServiceGraphExec {
             self.window,
             trace_ids,
             rows,
+            self.from_edges.clone(),
             self.projection.clone(),
         )?))
     }
@@ -230,23 +326,68 @@ impl ExecutionPlan for ServiceGraphExec {
         let window = self.window;
         let trace_ids = self.trace_ids.clone();
         let rows = self.rows.clone();
+        let from_edges = self.from_edges.clone();
         let projection = self.projection.clone();
         let metric = MetricBuilder::new(&self.metrics);
         let counted = metric.clone().counter("whole_traces", partition);
         let gathered = metric.clone().counter("split_traces", partition);
+        let edges_time = metric.clone().subset_time("edges_files_time", partition);
         let first_time = metric.clone().subset_time("first_pass_time", partition);
         let second_time = metric.clone().subset_time("second_pass_time", partition);
         let finish_time = metric.subset_time("finish_time", partition);
         let result = async move {
             let memory = Memory::new(&context);
+            let timer = edges_time.timer();
+            let files = from_edges.read().await?;
+            memory.track(0, files.iter().map(BlockEdges::bytes).sum())?;
+            timer.done();
             let timer = first_time.timer();
-            let split = Arc::new(edges::split_traces(
-                first_pass(&trace_ids, &context, &memory).await?,
-            ));
+            let mut runs = first_pass(&trace_ids, &context, &memory).await?;
+            runs.extend(
+                files
+                    .iter()
+                    .map(|f| edges::RunHashes::of_hashes(f.trace_hashes())),
+            );
+            let split = Arc::new(edges::split_traces(runs));
             timer.done();
             gathered.add(split.len());
             let timer = second_time.timer();
-            let partitions = second_pass(&rows, &context, &memory, window, split).await?;
+            let mut partitions = count_partitions(&rows, &context, &memory, || {
+                PartitionEdges::new(window, split.clone())
+            })
+            .await?;
+            // The edges files' split traces come from their blocks' rows.
+            let mut split_in_files = HashSet::new();
+            let mut split_ids = Vec::new();
+            for (id, file) in from_edges.blocks.iter().zip(&files) {
+                let ids = file.split_trace_ids(&split);
+                if !ids.is_empty() {
+                    split_in_files.insert(id.clone());
+                    split_ids.extend(ids);
+                }
+            }
+            if !split_ids.is_empty() {
+                split_ids.sort();
+                split_ids.dedup();
+                let plan = from_edges.gather_scan(&split_in_files, split_ids).await?;
+                let gathered = count_partitions(&plan, &context, &memory, || {
+                    PartitionEdges::gathering(window, split.clone())
+                })
+                .await?;
+                partitions.extend(gathered);
+            }
+            let counts = files.into_iter().map(|file| {
+                let split = split.clone();
+                SpawnedTask::spawn_blocking(move || file.count(&split))
+            });
+            for count in counts.collect::<Vec<_>>() {
+                partitions.push(
+                    count
+                        .join()
+                        .await
+                        .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?,
+                );
+            }
             timer.done();
             counted.add(partitions.iter().map(|p| p.counted.len()).sum());
             let _timer = finish_time.timer();
@@ -333,18 +474,17 @@ async fn first_pass(
     .await
 }
 
-async fn second_pass(
+/// Feeds each partition of `plan` to its own [`PartitionEdges`].
+async fn count_partitions(
     plan: &Arc<dyn ExecutionPlan>,
     context: &Arc<TaskContext>,
     memory: &Memory,
-    window: Window,
-    split: Arc<datafusion::common::HashSet<u64>>,
+    new: impl Fn() -> PartitionEdges,
 ) -> Result<Vec<PartitionEdges>> {
     each_partition(plan, context, |mut stream| {
         let memory = memory.clone();
-        let split = split.clone();
+        let mut edges = new();
         async move {
-            let mut edges = PartitionEdges::new(window, split);
             let mut held = 0;
             let mut split_bytes = 0;
             let mut split_counted = 0;
@@ -415,6 +555,23 @@ mod tests {
         arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
     }
 
+    async fn explain_analyze(engine: &Engine, (start, end): (i64, i64)) -> String {
+        let ctx = engine.session("t").await.unwrap();
+        let explain = ctx
+            .sql(&format!(
+                "EXPLAIN ANALYZE SELECT * FROM service_graph(to_timestamp_nanos({start}), \
+                 to_timestamp_nanos({end}))"
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        arrow::util::pretty::pretty_format_batches(&explain)
+            .unwrap()
+            .to_string()
+    }
+
     /// Same rows as `sql/service_graph.sql`: names and counts exactly,
     /// latencies within the interpolation rounding of DataFusion's
     /// `percentile_cont` (its weights are quantised to 1e-6).
@@ -448,7 +605,10 @@ mod tests {
     #[tokio::test]
     async fn edges_match_the_sql_reference() {
         let (engine, dir) = Engine::open_scratch("o11ydb-service-graph").await.unwrap();
-        let first_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 30 * MINUTE_NS;
+        // In one 2 h compaction window, so that the compactor merges it.
+        let two_hours = 120 * MINUTE_NS;
+        let an_hour_ago = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 60 * MINUTE_NS;
+        let first_ns = an_hour_ago.div_euclid(two_hours) * two_hours + MINUTE_NS;
         let step_ns = 2_000_000_000;
         let trace = |n: u64| TracesDataset::trace(n, (first_ns + n as i64 * step_ns) as u64);
         // Every tenth trace of the first two parts leaves its second half
@@ -476,32 +636,20 @@ mod tests {
             .len();
         assert_eq!(blocks, 2);
         let end_ns = first_ns + 450 * step_ns + MINUTE_NS;
-        for (start, end) in [
-            (first_ns - MINUTE_NS, end_ns),
-            (first_ns + 200 * step_ns + 7, first_ns + 320 * step_ns),
-        ] {
+        let whole = (first_ns - MINUTE_NS, end_ns);
+        let cut = (first_ns + 200 * step_ns + 7, first_ns + 320 * step_ns);
+        let same_as_reference = async |(start, end): (i64, i64)| {
             let got = rows(&engine, "service_graph", start, end).await;
             let want = rows(&engine, "reference", start, end).await;
             assert!(got.num_rows() > 10, "{got:?}");
             assert_same(&got, &want);
-        }
-        // The split traces went the gathering way: 30 traces over two
-        // pieces each (and the head's traces, unsorted, often more).
-        let ctx = engine.session("t").await.unwrap();
-        let explain = ctx
-            .sql(&format!(
-                "EXPLAIN ANALYZE SELECT * FROM service_graph(to_timestamp_nanos({}), \
-                 to_timestamp_nanos({end_ns}))",
-                first_ns - MINUTE_NS
-            ))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&explain)
-            .unwrap()
-            .to_string();
+        };
+        same_as_reference(whole).await;
+        same_as_reference(cut).await;
+        // Over the whole set both blocks were counted from their edges
+        // files; the split traces went the gathering way: 30 traces over
+        // two pieces each (and the head's traces, unsorted, often more).
+        let text = explain_analyze(&engine, whole).await;
         let metric = |name: &str| -> usize {
             let at = text.find(&format!("{name}=")).expect(name) + name.len() + 1;
             text[at..]
@@ -514,6 +662,44 @@ mod tests {
         assert!(metric("split_traces") >= 30, "{text}");
         assert!(metric("whole_traces") >= 250, "{text}");
         assert!(text.contains("ServiceGraphExec: window=["), "{text}");
+        assert!(text.contains("edges_files=2"), "{text}");
+        // A window that cuts the blocks reads their spans.
+        assert!(
+            explain_analyze(&engine, cut)
+                .await
+                .contains("edges_files=0")
+        );
+
+        // Blocks written without an edges file (before there were any)
+        // are read as spans.
+        let storage = engine.ingester().storage();
+        let first = storage.manifest("t", Signal::Spans).blocks[0].id.clone();
+        storage
+            .update_manifest("t", Signal::Spans, |m| {
+                let mut next = m.clone();
+                next.blocks[0].edges_bytes = None;
+                Ok(Some(next))
+            })
+            .await
+            .unwrap();
+        same_as_reference(whole).await;
+        assert!(
+            explain_analyze(&engine, whole)
+                .await
+                .contains("edges_files=1")
+        );
+        // The compactor writes edges files for the blocks it merges.
+        let report = engine.compactor().run().await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        let manifest = storage.manifest("t", Signal::Spans);
+        assert!(manifest.blocks.iter().all(|b| b.id != first));
+        assert!(manifest.blocks.iter().all(|b| b.edges_bytes.is_some()));
+        same_as_reference(whole).await;
+        let text = explain_analyze(&engine, whole).await;
+        assert!(
+            text.contains(&format!("edges_files={}", manifest.blocks.len())),
+            "{text}"
+        );
         // What it holds comes from the session's memory pool: too little
         // of it is a clear error, not unbounded growth.
         let ctx = engine.session("t").await.unwrap();

@@ -324,6 +324,7 @@ pub async fn downsample_blocks(
             index_bytes,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: resolution,
+            edges_bytes: None,
         },
         stats: DownsampleStats {
             resolution: resolution_name(resolution),

@@ -44,6 +44,7 @@ use tokio::io::AsyncReadExt;
 use super::retention::{Expiry, RetentionRules};
 use crate::error::{Error, Result};
 use crate::model::Signal;
+use crate::query::service_graph::block_edges::BlockEdgesBuilder;
 use crate::storage::block::{sort_columns, writer_properties};
 use crate::storage::bloom::BloomBuilder;
 use crate::storage::codec::{BlockLayout, block_layout, decode_columns, encode_for_block};
@@ -115,7 +116,7 @@ pub async fn merge_blocks(
     std::fs::create_dir_all(&settings.scratch_dir)?;
     let scratch = settings.scratch_dir.join(format!("{id}.parquet"));
     let written = write_merged(settings, signal, &mut merged, &scratch).await;
-    let (stats, bloom, range) = match written {
+    let (stats, bloom, range, edges) = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&scratch);
@@ -132,6 +133,19 @@ pub async fn merge_blocks(
     let (bytes, index_bytes) =
         upload_block_files(settings.storage, tenant, signal, &id, &scratch, bloom).await?;
     stats.bytes_out = bytes;
+    let edges_bytes = match edges {
+        Some(edges) => {
+            let n = edges.len() as u64;
+            let path = StorePath::from(Layout::new(tenant, signal).edges(&id));
+            settings
+                .storage
+                .object_store()
+                .put(&path, PutPayload::from(edges))
+                .await?;
+            Some(n)
+        }
+        None => None,
+    };
     Ok(MergeOutput {
         block: Some(BlockMeta {
             id,
@@ -142,6 +156,7 @@ pub async fn merge_blocks(
             index_bytes,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: 0,
+            edges_bytes,
         }),
         stats,
     })
@@ -192,16 +207,25 @@ fn unreadable(tenant: &str, signal: Signal, id: &str, e: impl std::fmt::Display)
     ))
 }
 
+/// What [`write_merged`] wrote: the counts, the bloom, the time range of
+/// the rows and, for spans, the service-graph edges file.
+type Written = (
+    MergeStats,
+    crate::storage::bloom::Bloom,
+    Option<(i64, i64)>,
+    Option<bytes::Bytes>,
+);
+
 /// Streams the merge through expiry and dedupe into a Parquet file.
-/// Returns the counts, the bloom and the time range of the rows written.
 async fn write_merged(
     settings: &MergeSettings<'_>,
     signal: Signal,
     merged: &mut SendableRecordBatchStream,
     scratch: &Path,
-) -> Result<(MergeStats, crate::storage::bloom::Bloom, Option<(i64, i64)>)> {
+) -> Result<Written> {
     let mut stats = MergeStats::default();
     let mut bloom = BloomBuilder::new(signal);
+    let mut edges = (signal == Signal::Spans).then(BlockEdgesBuilder::default);
     let mut dedupe = Deduper::new(signal);
     let mut expiry = settings
         .retention
@@ -243,6 +267,9 @@ async fn write_merged(
         }
         bloom.add_batch(&batch);
         let stored = encode_for_block(signal, &batch)?;
+        if let Some(edges) = edges.as_mut() {
+            edges.push(&stored)?;
+        }
         if writer.is_none() {
             let file = tokio::fs::File::create(scratch).await?;
             writer = Some(AsyncArrowWriter::try_new(
@@ -260,7 +287,8 @@ async fn write_merged(
     if let Some(writer) = writer {
         writer.close().await?;
     }
-    Ok((stats, bloom.finish(), range))
+    let edges = edges.map(BlockEdgesBuilder::finish).transpose()?;
+    Ok((stats, bloom.finish(), range, edges))
 }
 
 /// Publishes a block written to `scratch` (removed afterwards) as block

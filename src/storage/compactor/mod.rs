@@ -1451,6 +1451,7 @@ mod tests {
             index_bytes: 0,
             created_at_ms: 0,
             resolution_ms,
+            edges_bytes: None,
         };
         let raw = |id: &str, from_min: i64, to_min: i64| {
             block(id, from_min * minute, to_min * minute - 1, 0)

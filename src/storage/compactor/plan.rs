@@ -84,6 +84,7 @@ mod tests {
             index_bytes: 1,
             created_at_ms: 0,
             resolution_ms: 0,
+            edges_bytes: None,
         }
     }
 
