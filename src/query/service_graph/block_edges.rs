@@ -218,6 +218,11 @@ impl BlockEdges {
         let names = (0..n)
             .map(|_| r.str().map(Box::from))
             .collect::<Result<Vec<_>>>()?;
+        // Keys index the names as written; `count` numbers them the same
+        // way only if none repeats.
+        if names.iter().collect::<HashSet<_>>().len() != names.len() {
+            return Err(corrupt("a node name repeats"));
+        }
         let n = r.count()?;
         let mut keys = Vec::with_capacity(n);
         for _ in 0..n {
@@ -433,6 +438,41 @@ mod tests {
         gathered.finish().unwrap();
         assert!(gathered.counted.is_empty());
         assert_eq!(edges::finish(vec![counted, gathered]).unwrap(), want);
+    }
+
+    /// `body` (an edges file's content) as a file with a valid checksum.
+    fn file_of(mut body: Vec<u8>) -> Vec<u8> {
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let mut file = MAGIC.to_vec();
+        zstd::stream::copy_encode(body.as_slice(), &mut file, 1).unwrap();
+        file
+    }
+
+    proptest::proptest! {
+        /// A body damaged anywhere, with a checksum that matches it (so
+        /// the damage reaches the parser), decodes to an error or to edges
+        /// that count and finish without panicking.
+        #[test]
+        fn damaged_bodies_never_panic(at in 0usize..4096, len in 0usize..64, byte in 0u8..=255, mode in 0u8..3) {
+            static BODY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            let body = BODY.get_or_init(|| {
+                let file = edges_file(&block_rows());
+                let mut body = zstd::stream::decode_all(&file[MAGIC.len()..]).unwrap();
+                body.truncate(body.len() - 4);
+                body
+            });
+            let mut damaged = body.clone();
+            let at = at % damaged.len();
+            match mode {
+                0 => damaged[at] ^= byte | 1,
+                1 => { damaged.drain(at..(at + len).min(body.len())); }
+                _ => damaged.splice(at..at, std::iter::repeat_n(byte, len + 1)).for_each(drop),
+            }
+            if let Ok(edges) = BlockEdges::decode(&file_of(damaged)) {
+                let _ = edges::finish(vec![edges.count(&HashSet::new())]);
+            }
+        }
     }
 
     #[test]
