@@ -111,22 +111,37 @@ impl TableProvider for ServiceGraphTable {
             col("start_time").gt_eq(timestamp(self.window.start_ns)),
             col("start_time").lt(timestamp(self.window.end_ns)),
         ];
-        // Blocks wholly in the window are taken from their edges files.
-        let edge_files: HashSet<String> = spans
-            .manifest()
-            .blocks
-            .iter()
-            .filter(|b| b.is_raw() && b.edges_bytes.is_some())
-            .filter(|b| self.window.start_ns <= b.min_time && b.max_time < self.window.end_ns)
-            .map(|b| b.id.clone())
-            .collect();
-        let rest = BlockChoice::Except(&edge_files);
-        let trace_ids = spans
-            .scan_packed_from(state, &columns[..1], &filters, rest)
-            .await?;
-        let rows = spans
-            .scan_packed_from(state, &columns, &filters, rest)
-            .await?;
+        // Blocks wholly in the window are taken from their edges files,
+        // the others scanned: both from one manifest version (else a
+        // compaction publishing in between could put the same spans on
+        // both sides), so the plans are made again if it changed.
+        let mut attempts = 0;
+        let (edge_files, trace_ids, rows) = loop {
+            let manifest = spans.manifest();
+            let edge_files: HashSet<String> = manifest
+                .blocks
+                .iter()
+                .filter(|b| b.is_raw() && b.edges_bytes.is_some())
+                .filter(|b| self.window.start_ns <= b.min_time && b.max_time < self.window.end_ns)
+                .map(|b| b.id.clone())
+                .collect();
+            let rest = BlockChoice::Except(&edge_files);
+            let trace_ids = spans
+                .scan_packed_from(state, &columns[..1], &filters, rest)
+                .await?;
+            let rows = spans
+                .scan_packed_from(state, &columns, &filters, rest)
+                .await?;
+            if spans.manifest().version == manifest.version {
+                break (edge_files, trace_ids, rows);
+            }
+            attempts += 1;
+            if attempts == MANIFEST_ATTEMPTS {
+                return plan_err!(
+                    "service_graph(): the spans manifest changed under {MANIFEST_ATTEMPTS} attempts to plan over one version"
+                );
+            }
+        };
         let mut edge_files: Vec<String> = edge_files.into_iter().collect();
         edge_files.sort();
         let from_edges = Arc::new(FromEdgeFiles {
@@ -145,6 +160,9 @@ impl TableProvider for ServiceGraphTable {
         )?))
     }
 }
+
+/// How often planning starts again when the manifest changed meanwhile.
+const MANIFEST_ATTEMPTS: usize = 5;
 
 fn edges_file_error(block: &str, e: crate::error::Error) -> DataFusionError {
     DataFusionError::Execution(format!(
