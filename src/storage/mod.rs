@@ -275,16 +275,11 @@ impl Storage {
             index_bytes: index.len() as u64,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: 0,
-            edges_bytes: edges.as_ref().map(|e| e.len() as u64),
+            edges_bytes: self.put_edges(tenant, &id, edges).await?,
         };
         self.store
             .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
             .await?;
-        if let Some(edges) = edges {
-            self.store
-                .put(&StorePath::from(layout.edges(&id)), PutPayload::from(edges))
-                .await?;
-        }
         self.store
             .put(
                 &StorePath::from(layout.block(&id)),
@@ -473,6 +468,23 @@ impl Storage {
         let bloom = Arc::new(Bloom::decode(&bytes)?);
         self.indexes.write().insert(id.to_string(), bloom.clone());
         Ok(bloom)
+    }
+
+    /// Stores a span block's service-graph edges file, if it has one;
+    /// returns its size for the block's [`BlockMeta::edges_bytes`].
+    pub async fn put_edges(
+        &self,
+        tenant: &str,
+        id: &str,
+        edges: Option<Bytes>,
+    ) -> Result<Option<u64>> {
+        let Some(edges) = edges else {
+            return Ok(None);
+        };
+        let bytes = edges.len() as u64;
+        let path = StorePath::from(Layout::new(tenant, Signal::Spans).edges(id));
+        self.store.put(&path, PutPayload::from(edges)).await?;
+        Ok(Some(bytes))
     }
 
     /// A span block's service-graph edges file (see

@@ -189,6 +189,8 @@ pub struct BlockEdges {
     names: Vec<Box<str>>,
     keys: Vec<EdgeKey>,
     trace_ids: Vec<Box<str>>,
+    /// The hash of each trace id (as the first pass hashes runs).
+    trace_hashes: Vec<u64>,
     /// Edges per trace, in trace order.
     trace_edges: Vec<u32>,
     edge_keys: Vec<u32>,
@@ -238,7 +240,7 @@ impl BlockEdges {
             keys.push((client as u32, server as u32, connection));
         }
         let traces = r.count()?;
-        let trace_ids = (0..traces)
+        let trace_ids: Vec<Box<str>> = (0..traces)
             .map(|_| r.str().map(Box::from))
             .collect::<Result<Vec<_>>>()?;
         let trace_edges = (0..traces)
@@ -265,10 +267,12 @@ impl BlockEdges {
         if r.pos != body.len() {
             return Err(corrupt("trailing bytes"));
         }
+        let trace_hashes = trace_ids.iter().map(|t| xxh3_64(t.as_bytes())).collect();
         Ok(BlockEdges {
             names,
             keys,
             trace_ids,
+            trace_hashes,
             trace_edges,
             edge_keys,
             flags,
@@ -279,26 +283,24 @@ impl BlockEdges {
 
     /// Bytes held, for memory accounting.
     pub fn bytes(&self) -> usize {
-        let ids: usize = self.trace_ids.iter().map(|t| t.len() + 16).sum();
+        let ids: usize = self.trace_ids.iter().map(|t| t.len() + 24).sum();
         ids + self.trace_edges.len() * 4
             + self.edge_keys.len() * 5
             + (self.server_ns.len() + self.client_ns.len()) * 8
     }
 
     /// The hash of each trace id (as the first pass hashes runs).
-    pub fn trace_hashes(&self) -> Vec<u64> {
-        self.trace_ids
-            .iter()
-            .map(|t| xxh3_64(t.as_bytes()))
-            .collect()
+    pub fn trace_hashes(&self) -> &[u64] {
+        &self.trace_hashes
     }
 
     /// The trace ids whose hash is in `split`.
     pub fn split_trace_ids(&self, split: &HashSet<u64>) -> Vec<String> {
         self.trace_ids
             .iter()
-            .filter(|t| split.contains(&xxh3_64(t.as_bytes())))
-            .map(|t| t.to_string())
+            .zip(&self.trace_hashes)
+            .filter(|(_, hash)| split.contains(*hash))
+            .map(|(t, _)| t.to_string())
             .collect()
     }
 
@@ -309,8 +311,7 @@ impl BlockEdges {
         let mut counted = Vec::with_capacity(self.trace_ids.len());
         let (mut edge, mut server, mut client) = (0usize, 0usize, 0usize);
         let mut values = 0;
-        for (trace, &n) in self.trace_ids.iter().zip(&self.trace_edges) {
-            let hash = xxh3_64(trace.as_bytes());
+        for (&hash, &n) in self.trace_hashes.iter().zip(&self.trace_edges) {
             let whole = !split.contains(&hash);
             if whole {
                 counted.push(hash);
@@ -328,12 +329,8 @@ impl BlockEdges {
                 if !whole {
                     continue;
                 }
-                let into = &mut stats[self.edge_keys[e] as usize];
-                into.requests += 1;
-                into.failed += u64::from(flags & EdgeFlags::FAILED != 0);
-                into.server_ns.extend(s);
-                into.client_ns.extend(c);
-                values += usize::from(s.is_some()) + usize::from(c.is_some());
+                values +=
+                    stats[self.edge_keys[e] as usize].add(s, c, flags & EdgeFlags::FAILED != 0);
             }
             edge += n as usize;
         }
@@ -413,7 +410,7 @@ mod tests {
     fn an_edges_file_counts_as_the_spans_do() {
         let rows = block_rows();
         let file = BlockEdges::decode(&edges_file(&rows)).unwrap();
-        let hashes = file.trace_hashes();
+        let hashes = file.trace_hashes().to_vec();
         assert_eq!(hashes.len(), 200);
         let none = Arc::new(HashSet::new());
         let want = from_spans(&rows, &none);

@@ -172,6 +172,17 @@ pub(super) struct EdgeStats {
     pub client_ns: Vec<i64>,
 }
 
+impl EdgeStats {
+    /// One more request on the edge; returns how many durations it kept.
+    pub fn add(&mut self, server_ns: Option<i64>, client_ns: Option<i64>, failed: bool) -> usize {
+        self.requests += 1;
+        self.failed += u64::from(failed);
+        self.server_ns.extend(server_ns);
+        self.client_ns.extend(client_ns);
+        usize::from(server_ns.is_some()) + usize::from(client_ns.is_some())
+    }
+}
+
 pub(super) type EdgeKey = (u32, u32, Connection);
 
 /// Edges counted so far, keyed by node ids of its own [`Names`]; or, when
@@ -263,17 +274,11 @@ impl EdgeCounter {
             recorded.push(key, server_ns, client_ns, failed);
             return;
         }
-        let stats = self.edges.entry(key).or_default();
-        stats.requests += 1;
-        stats.failed += u64::from(failed);
-        if let Some(ns) = server_ns {
-            stats.server_ns.push(ns);
-            self.values += 1;
-        }
-        if let Some(ns) = client_ns {
-            stats.client_ns.push(ns);
-            self.values += 1;
-        }
+        self.values += self
+            .edges
+            .entry(key)
+            .or_default()
+            .add(server_ns, client_ns, failed);
     }
 
     /// Counts the edges of one whole trace (every span of it in the window).

@@ -364,7 +364,7 @@ impl ExecutionPlan for ServiceGraphExec {
             runs.extend(
                 files
                     .iter()
-                    .map(|f| edges::RunHashes::of_hashes(f.trace_hashes())),
+                    .map(|f| edges::RunHashes::of_hashes(f.trace_hashes().to_vec())),
             );
             let split = Arc::new(edges::split_traces(runs));
             timer.done();

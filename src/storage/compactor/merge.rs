@@ -133,19 +133,7 @@ pub async fn merge_blocks(
     let (bytes, index_bytes) =
         upload_block_files(settings.storage, tenant, signal, &id, &scratch, bloom).await?;
     stats.bytes_out = bytes;
-    let edges_bytes = match edges {
-        Some(edges) => {
-            let n = edges.len() as u64;
-            let path = StorePath::from(Layout::new(tenant, signal).edges(&id));
-            settings
-                .storage
-                .object_store()
-                .put(&path, PutPayload::from(edges))
-                .await?;
-            Some(n)
-        }
-        None => None,
-    };
+    let edges_bytes = settings.storage.put_edges(tenant, &id, edges).await?;
     Ok(MergeOutput {
         block: Some(BlockMeta {
             id,
