@@ -6,6 +6,8 @@ from the pushed `detected_level`). Prints one line per query: name, median
 seconds of RUNS runs after a warm-up, and the answer.
 Usage: duckdb_logql.py BLOCKS_DIR RUNS NEEDLE"""
 
+import glob
+import json
 import os
 import statistics
 import sys
@@ -16,7 +18,12 @@ import duckdb
 blocks, runs, needle = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 con = duckdb.connect()
 con.execute(f"SET threads TO {os.cpu_count()}")
-con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet('{blocks}/*.parquet')")
+# The blocks the newest manifest lists (blocks a compaction replaced may
+# still be on disk until they are deleted).
+manifest = max(glob.glob(f"{blocks}/../manifests/*.json"))
+with open(manifest) as f:
+    files = [f"{blocks}/{b['id']}.parquet" for b in json.load(f)["blocks"]]
+con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet({files!r})")
 service = "regexp_extract(line, 'service[=\":]+([a-z-]+)', 1)"
 QUERIES = [
     ("substring filter (count)",

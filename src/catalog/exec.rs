@@ -224,6 +224,8 @@ pub struct ScanSummary {
     pub blocks_scanned: usize,
     pub head_batches_total: usize,
     pub head_batches_scanned: usize,
+    /// Rows of scanned blocks their row indexes ruled out (never read).
+    pub rows_skipped_by_row_index: u64,
 }
 
 /// The root of every table scan; execution is delegated to its child.
@@ -264,7 +266,15 @@ impl DisplayAs for SignalScanExec {
             s.blocks_total,
             s.head_batches_scanned,
             s.head_batches_total,
-        )
+        )?;
+        if s.rows_skipped_by_row_index > 0 {
+            write!(
+                f,
+                ", rows_skipped_by_row_index={}",
+                s.rows_skipped_by_row_index
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -318,6 +328,10 @@ impl ExecutionPlan for SignalScanExec {
             gauge("blocks_pruned_by_time", s.blocks_pruned_by_time);
             gauge("blocks_pruned_by_bloom", s.blocks_pruned_by_bloom);
             gauge("head_batches_scanned", s.head_batches_scanned);
+            gauge(
+                "rows_skipped_by_row_index",
+                s.rows_skipped_by_row_index as usize,
+            );
         }
         self.input.execute(partition, context)
     }

@@ -26,11 +26,14 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::not_impl_err;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetRowSelection,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
@@ -38,6 +41,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion::physical_expr::{PhysicalExpr, conjunction_opt};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -48,7 +52,8 @@ use crate::ingest::distributor::Distributor;
 use crate::model::Signal;
 use crate::model::labels::build_string_map;
 use crate::storage::codec::{self, block_layout};
-use crate::storage::{Storage, datafusion_store_url};
+use crate::storage::manifest::BlockMeta;
+use crate::storage::{Storage, datafusion_store_url, row_index};
 use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
 
@@ -296,8 +301,7 @@ impl SignalTable {
         };
 
         // Downsampled blocks are read through [`SignalTable::downsampled`] only.
-        let raw_blocks: Vec<&crate::storage::manifest::BlockMeta> =
-            manifest.blocks.iter().filter(|b| b.is_raw()).collect();
+        let raw_blocks: Vec<&BlockMeta> = manifest.blocks.iter().filter(|b| b.is_raw()).collect();
         let mut summary = ScanSummary {
             table: signal.table_name(),
             tenant: self.tenant.clone(),
@@ -314,6 +318,13 @@ impl SignalTable {
             .collect();
         summary.head_batches_scanned = head.len();
 
+        // Key groups the blocks' row indexes answer (a trace-id needle).
+        let row_keys: Vec<Vec<String>> = predicate
+            .required_keys
+            .iter()
+            .filter(|any| any.iter().all(|k| row_index::covers(signal, k)))
+            .cloned()
+            .collect();
         let mut blocks = Vec::new();
         for block in raw_blocks {
             if !choice.reads(&block.id) {
@@ -333,7 +344,22 @@ impl SignalTable {
                     continue;
                 }
             }
-            blocks.push(block);
+            let mut selection = None;
+            if !row_keys.is_empty() && block.row_index_bytes.is_some() {
+                match self.block_rows_to_read(block, &row_keys).await {
+                    Some(ranges) if ranges.is_empty() => {
+                        summary.blocks_pruned_by_bloom += 1;
+                        continue;
+                    }
+                    Some(ranges) => {
+                        let read: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+                        summary.rows_skipped_by_row_index += block.rows - read;
+                        selection = Some(row_index::row_selection(&ranges, block.rows));
+                    }
+                    None => {}
+                }
+            }
+            blocks.push((block, selection));
         }
         summary.blocks_scanned = blocks.len();
         if signal == Signal::Samples {
@@ -374,7 +400,7 @@ impl SignalTable {
                 state.runtime_env().object_store(datafusion_store_url())?,
                 state.runtime_env().cache_manager.get_file_metadata_cache(),
             );
-            let mut source = ParquetSource::new(layout.schema.clone())
+            let mut source = ParquetSource::new(layout.read_schema.clone())
                 .with_parquet_file_reader_factory(Arc::new(reader_factory))
                 .with_enable_page_index(true)
                 .with_bloom_filter_on_read(true)
@@ -384,12 +410,16 @@ impl SignalTable {
                 source = source.with_predicate(p);
             }
             let files: Vec<PartitionedFile> = blocks
-                .iter()
-                .map(|b| {
-                    PartitionedFile::new(
+                .into_iter()
+                .map(|(b, selection)| {
+                    let file = PartitionedFile::new(
                         self.storage().block_path(&self.tenant, signal, &b.id),
                         b.bytes,
-                    )
+                    );
+                    match selection {
+                        Some(rows) => file.with_extension(ParquetRowSelection::new(rows)),
+                        None => file,
+                    }
                 })
                 .collect();
             let groups = split_round_robin(files, state.config().target_partitions())
@@ -425,6 +455,36 @@ impl SignalTable {
         Ok(Arc::new(SignalScanExec::new(plan, summary)))
     }
 
+    /// The rows of `block` its row index says may meet every group of
+    /// `keys` (ascending ranges; empty: none). None when the index is
+    /// unreadable or was built over other rows: the whole block is read.
+    async fn block_rows_to_read(
+        &self,
+        block: &BlockMeta,
+        keys: &[Vec<String>],
+    ) -> Option<Vec<std::ops::Range<u64>>> {
+        match self
+            .storage()
+            .block_row_index(&self.tenant, self.signal, &block.id)
+            .await
+        {
+            Ok(index) if index.rows() == block.rows => Some(index.candidate_ranges(keys)),
+            Ok(index) => {
+                tracing::warn!(
+                    block = %block.id,
+                    index_rows = index.rows(),
+                    block_rows = block.rows,
+                    "row index does not match its block; reading the whole block"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(block = %block.id, error = %e, "row index unreadable; reading the whole block");
+                None
+            }
+        }
+    }
+
     /// The tenant's log deletion filter when it can delete rows this scan reads.
     async fn delete_filter(
         &self,
@@ -457,7 +517,9 @@ impl SignalTable {
     ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
         let layout = block_layout(self.signal);
         let table = self.signal.schema();
-        let df_schema = DFSchema::try_from(layout.schema.as_ref().clone())?;
+        // Against the schema the reader produces: a filter on a log line
+        // reads it as a view, copying nothing (its literals are coerced).
+        let df_schema = DFSchema::try_from(layout.read_schema.as_ref().clone())?;
         // Map entries are read from the packed label sets (packed_filter).
         let packed: HashSet<&str> = table
             .fields()
@@ -476,7 +538,13 @@ impl SignalTable {
                         .is_ok_and(|t| layout.is_plain(t) || packed.contains(c.name.as_str()))
                 })
             })
-            .filter_map(|f| state.create_physical_expr(f, &df_schema).ok())
+            .filter_map(|f| {
+                let f = f
+                    .rewrite(&mut TypeCoercionRewriter::new(&df_schema))
+                    .ok()?
+                    .data;
+                state.create_physical_expr(f, &df_schema).ok()
+            })
             .collect();
         Ok(conjunction_opt(pushable))
     }
@@ -671,6 +739,7 @@ mod tests {
             created_at_ms: 0,
             resolution_ms: 0,
             edges_bytes: None,
+            row_index_bytes: None,
         };
         store
             .put(&StorePath::from(layout.index(id)), PutPayload::from(index))

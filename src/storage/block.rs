@@ -222,9 +222,21 @@ pub fn writer_properties(signal: Signal) -> WriterProperties {
         }
         Signal::Logs => {
             builder = delta(builder, "timestamp");
+            // Lines are stored PLAIN: DELTA_BYTE_ARRAY (the default without
+            // a dictionary) saves nothing under zstd but rebuilds every line
+            // from its prefix when read. Pages hold at most a row segment
+            // of the row index, so a trace-id needle decompresses only the
+            // pages of the segments whose bloom may hold it.
             builder = builder
+                .set_data_page_row_count_limit(super::row_index::SEGMENT_ROWS)
                 .set_column_bloom_filter_enabled(ColumnPath::from("trace_id"), true)
-                .set_column_dictionary_enabled(ColumnPath::from("line"), false);
+                // Trace ids are nearly all distinct within a row group: a
+                // dictionary would overflow its page (~32 k ids) and a
+                // needle would decode that whole page to read one row.
+                .set_column_dictionary_enabled(ColumnPath::from("trace_id"), false)
+                .set_column_encoding(ColumnPath::from("trace_id"), Encoding::PLAIN)
+                .set_column_dictionary_enabled(ColumnPath::from("line"), false)
+                .set_column_encoding(ColumnPath::from("line"), Encoding::PLAIN);
         }
         Signal::Spans => {
             // `end_time` is not stored (start_time + duration_ns, see codec).

@@ -82,6 +82,15 @@ impl Bloom {
         self.insert_hash(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
     }
 
+    /// A bloom holding exactly these key hashes (see [`key_hash`]).
+    pub fn from_hashes(hashes: &HashSet<u128>) -> Bloom {
+        let mut bloom = Bloom::with_capacity(hashes.len());
+        for &h in hashes {
+            bloom.insert_hash(h);
+        }
+        bloom
+    }
+
     /// Inserts a key by its `xxh3_128` hash.
     fn insert_hash(&mut self, h: u128) {
         let (a, b) = Self::split(h);
@@ -166,19 +175,8 @@ impl BloomBuilder {
     }
 
     fn add(&mut self, column: &str, map_key: Option<&str>, value: &str) {
-        let key = &mut self.key;
-        key.clear();
-        key.push_str(column);
-        if let Some(k) = map_key {
-            key.push('[');
-            key.push_str(k);
-            key.push(']');
-        }
-        key.push('=');
-        key.push_str(value);
-        debug_assert_eq!(*key, index_key(column, map_key, value));
         self.hashes
-            .insert(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+            .insert(key_hash(&mut self.key, column, map_key, value));
     }
 
     /// Adds the index keys of a batch in the signal's table schema.
@@ -241,12 +239,24 @@ impl BloomBuilder {
     }
 
     pub fn finish(self) -> Bloom {
-        let mut bloom = Bloom::with_capacity(self.hashes.len());
-        for h in self.hashes {
-            bloom.insert_hash(h);
-        }
-        bloom
+        Bloom::from_hashes(&self.hashes)
     }
+}
+
+/// The hash a bloom stores for [`index_key`]`(column, map_key, value)`,
+/// building the key in `buf` (reused between calls).
+pub fn key_hash(buf: &mut String, column: &str, map_key: Option<&str>, value: &str) -> u128 {
+    buf.clear();
+    buf.push_str(column);
+    if let Some(k) = map_key {
+        buf.push('[');
+        buf.push_str(k);
+        buf.push(']');
+    }
+    buf.push('=');
+    buf.push_str(value);
+    debug_assert_eq!(*buf, index_key(column, map_key, value));
+    xxhash_rust::xxh3::xxh3_128(buf.as_bytes())
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ pub enum Stored {
 #[derive(Debug)]
 pub struct BlockLayout {
     pub schema: SchemaRef,
+    /// The schema a query's Parquet reader produces: `schema`, with log
+    /// lines read as string views that point into the decompressed pages
+    /// (filters on them copy nothing; [`decode_columns`] copies the rows
+    /// that are returned).
+    pub read_schema: SchemaRef,
     /// Indexed by table column.
     pub columns: Vec<Stored>,
 }
@@ -115,8 +120,16 @@ impl BlockLayout {
                 *duration = place("duration_ns");
             }
         }
+        let read_fields: Vec<Field> = fields
+            .iter()
+            .map(|f| match (signal, f.name().as_str()) {
+                (Signal::Logs, "line") => f.clone().with_data_type(DataType::Utf8View),
+                _ => f.clone(),
+            })
+            .collect();
         BlockLayout {
             schema: Arc::new(Schema::new(fields)),
+            read_schema: Arc::new(Schema::new(read_fields)),
             columns,
         }
     }
@@ -450,6 +463,10 @@ pub fn decode_columns(storage: &[ArrayRef], decoders: &[Stored]) -> Result<Vec<A
     decoders
         .iter()
         .map(|d| match *d {
+            // Read as a view (see `BlockLayout::read_schema`); tables hold strings.
+            Stored::Plain(i) if storage[i].data_type() == &DataType::Utf8View => {
+                Ok(arrow::compute::cast(&storage[i], &DataType::Utf8)?)
+            }
             Stored::Plain(i) => Ok(storage[i].clone()),
             Stored::PackedMap(i) => unpack_column(&storage[i]),
             Stored::Decimal {

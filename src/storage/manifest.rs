@@ -38,6 +38,10 @@ pub struct BlockMeta {
     /// `blocks/<id>.edges`; `None` for blocks written without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edges_bytes: Option<u64>,
+    /// Log blocks: the size of the row-segment blooms `blocks/<id>.rows`
+    /// (see `storage::row_index`); `None` for blocks written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_index_bytes: Option<u64>,
 }
 
 fn is_raw(resolution_ms: &i64) -> bool {
@@ -99,11 +103,11 @@ impl Manifest {
         self.blocks.iter().map(|b| b.bytes).sum()
     }
 
-    /// Bytes of the blocks' sidecars: bloom indexes and edges files.
+    /// Bytes of the blocks' sidecars: bloom indexes, edges files and row indexes.
     pub fn total_index_bytes(&self) -> u64 {
         self.blocks
             .iter()
-            .map(|b| b.index_bytes + b.edges_bytes.unwrap_or(0))
+            .map(|b| b.index_bytes + b.edges_bytes.unwrap_or(0) + b.row_index_bytes.unwrap_or(0))
             .sum()
     }
 }
@@ -147,12 +151,18 @@ impl Layout {
         format!("{}/blocks/{id}.edges", self.prefix)
     }
 
-    /// The block id of a `blocks/<id>.parquet`, `.index` or `.edges` object.
+    /// A log block's row-segment blooms.
+    pub fn row_index(&self, id: &str) -> String {
+        format!("{}/blocks/{id}.rows", self.prefix)
+    }
+
+    /// The block id of a `blocks/<id>.parquet`, `.index`, `.edges` or `.rows` object.
     pub fn block_id_of(path: &str) -> Option<&str> {
         let name = path.rsplit('/').next()?;
         name.strip_suffix(".parquet")
             .or_else(|| name.strip_suffix(".index"))
             .or_else(|| name.strip_suffix(".edges"))
+            .or_else(|| name.strip_suffix(".rows"))
     }
 
     /// Parses the version out of a manifest object name.
@@ -211,6 +221,7 @@ mod tests {
             created_at_ms: 0,
             resolution_ms: 0,
             edges_bytes: None,
+            row_index_bytes: None,
         };
         assert!(b.overlaps(Some(20), None));
         assert!(!b.overlaps(Some(21), None));

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod compactor;
 pub mod deletes;
 pub mod manifest;
+pub mod row_index;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,6 +41,10 @@ const MANIFEST_CONFLICT_RETRIES: usize = 5;
 
 /// The per tenant and signal lock that orders manifest changes in this process.
 type ManifestLock = Arc<tokio::sync::Mutex<()>>;
+
+/// What a flush's block writer produces: the Parquet bytes, the bloom
+/// index, a span block's edges file and a log block's row index.
+type WrittenBlock = (Bytes, Bloom, Option<Bytes>, Option<row_index::RowIndex>);
 
 /// Held while a manifest change is published and installed.
 pub type ManifestGuard = tokio::sync::OwnedMutexGuard<()>;
@@ -238,9 +243,9 @@ impl Storage {
             .ok_or_else(|| Error::Storage("cannot write an empty block".into()))?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = new_block_id();
-        let (parquet, bloom, edges) = {
+        let (parquet, bloom, edges, row_index) = {
             let batches = batches.to_vec();
-            tokio::task::spawn_blocking(move || -> Result<(Bytes, Bloom, Option<Bytes>)> {
+            tokio::task::spawn_blocking(move || -> Result<WrittenBlock> {
                 // Each value is added to the bloom once per run of equal
                 // values, so it reads the order with the longest runs: sorted
                 // samples (a request holds one sample of each of thousands
@@ -253,6 +258,10 @@ impl Storage {
                     Signal::Samples => bloom.add_batch(&sorted),
                     Signal::Logs | Signal::Spans => batches.iter().for_each(|b| bloom.add_batch(b)),
                 }
+                let row_index = row_index::RowIndexBuilder::new(signal).map(|mut b| {
+                    b.add_batch(&sorted);
+                    b.finish()
+                });
                 let stored = codec::encode_for_block(signal, &sorted)?;
                 drop(sorted);
                 let edges = match signal {
@@ -260,7 +269,7 @@ impl Storage {
                     Signal::Samples | Signal::Logs => None,
                 };
                 let parquet = block::write_stored_block(signal, &stored)?;
-                Ok((parquet, bloom.finish(), edges))
+                Ok((parquet, bloom.finish(), edges, row_index))
             })
             .await
             .map_err(|e| Error::Storage(format!("block writer task failed: {e}")))??
@@ -276,6 +285,7 @@ impl Storage {
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: 0,
             edges_bytes: self.put_edges(tenant, &id, edges).await?,
+            row_index_bytes: self.put_row_index(tenant, signal, &id, row_index).await?,
         };
         self.store
             .put(&StorePath::from(layout.index(&id)), PutPayload::from(index))
@@ -434,7 +444,12 @@ impl Storage {
     pub async fn delete_block_files(&self, tenant: &str, signal: Signal, id: &str) -> Result<()> {
         let layout = Layout::new(tenant, signal);
         self.indexes.write().remove(id);
-        for path in [layout.block(id), layout.index(id), layout.edges(id)] {
+        for path in [
+            layout.block(id),
+            layout.index(id),
+            layout.edges(id),
+            layout.row_index(id),
+        ] {
             match self.store.delete(&StorePath::from(path)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -485,6 +500,38 @@ impl Storage {
         let path = StorePath::from(Layout::new(tenant, Signal::Spans).edges(id));
         self.store.put(&path, PutPayload::from(edges)).await?;
         Ok(Some(bytes))
+    }
+
+    /// Stores a log block's row-segment blooms, if it has them; returns
+    /// their size for the block's [`BlockMeta::row_index_bytes`].
+    pub async fn put_row_index(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        id: &str,
+        row_index: Option<row_index::RowIndex>,
+    ) -> Result<Option<u64>> {
+        let Some(row_index) = row_index else {
+            return Ok(None);
+        };
+        let bytes = row_index.encode();
+        let size = bytes.len() as u64;
+        let path = StorePath::from(Layout::new(tenant, signal).row_index(id));
+        self.store.put(&path, PutPayload::from(bytes)).await?;
+        Ok(Some(size))
+    }
+
+    /// A log block's row-segment blooms. Not cached: a query reads them
+    /// only for blocks its block index could not rule out.
+    pub async fn block_row_index(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        id: &str,
+    ) -> Result<row_index::RowIndex> {
+        let path = StorePath::from(Layout::new(tenant, signal).row_index(id));
+        let bytes = self.store.get(&path).await?.bytes().await?;
+        row_index::RowIndex::decode(&bytes)
     }
 
     /// A span block's service-graph edges file (see
@@ -552,6 +599,7 @@ mod tests {
             created_at_ms: 6,
             resolution_ms: 0,
             edges_bytes: None,
+            row_index_bytes: None,
         };
         let m = storage
             .publish("t", Signal::Logs, vec![meta.clone()], Some(9))

@@ -615,6 +615,7 @@ mod tests {
             created_at_ms: created,
             resolution_ms,
             edges_bytes: None,
+            row_index_bytes: None,
         };
         let blocks = vec![
             block("raw", 0, 999, 10, RAW),

@@ -109,8 +109,10 @@ static LAYOUT: LazyLock<BlockLayout> = LazyLock::new(|| {
             columns.push(Stored::Plain(i));
         }
     }
+    let schema = Arc::new(Schema::new(fields));
     BlockLayout {
-        schema: Arc::new(Schema::new(fields)),
+        read_schema: schema.clone(),
+        schema,
         columns,
     }
 });
@@ -325,6 +327,7 @@ pub async fn downsample_blocks(
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: resolution,
             edges_bytes: None,
+            row_index_bytes: None,
         },
         stats: DownsampleStats {
             resolution: resolution_name(resolution),

@@ -50,6 +50,7 @@ use crate::storage::bloom::BloomBuilder;
 use crate::storage::codec::{BlockLayout, block_layout, decode_columns, encode_for_block};
 use crate::storage::deletes::DeleteFilter;
 use crate::storage::manifest::{BlockMeta, Layout};
+use crate::storage::row_index::{RowIndex, RowIndexBuilder};
 use crate::storage::{Storage, new_block_id};
 
 /// Rows per batch read from each input and produced by the merge.
@@ -116,7 +117,13 @@ pub async fn merge_blocks(
     std::fs::create_dir_all(&settings.scratch_dir)?;
     let scratch = settings.scratch_dir.join(format!("{id}.parquet"));
     let written = write_merged(settings, signal, &mut merged, &scratch).await;
-    let (stats, bloom, range, edges) = match written {
+    let Written {
+        stats,
+        bloom,
+        range,
+        edges,
+        row_index,
+    } = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&scratch);
@@ -134,6 +141,10 @@ pub async fn merge_blocks(
         upload_block_files(settings.storage, tenant, signal, &id, &scratch, bloom).await?;
     stats.bytes_out = bytes;
     let edges_bytes = settings.storage.put_edges(tenant, &id, edges).await?;
+    let row_index_bytes = settings
+        .storage
+        .put_row_index(tenant, signal, &id, row_index)
+        .await?;
     Ok(MergeOutput {
         block: Some(BlockMeta {
             id,
@@ -145,6 +156,7 @@ pub async fn merge_blocks(
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             resolution_ms: 0,
             edges_bytes,
+            row_index_bytes,
         }),
         stats,
     })
@@ -195,14 +207,17 @@ fn unreadable(tenant: &str, signal: Signal, id: &str, e: impl std::fmt::Display)
     ))
 }
 
-/// What [`write_merged`] wrote: the counts, the bloom, the time range of
-/// the rows and, for spans, the service-graph edges file.
-type Written = (
-    MergeStats,
-    crate::storage::bloom::Bloom,
-    Option<(i64, i64)>,
-    Option<bytes::Bytes>,
-);
+/// What [`write_merged`] wrote besides the block.
+struct Written {
+    stats: MergeStats,
+    bloom: crate::storage::bloom::Bloom,
+    /// The time range of the rows written (None: no rows).
+    range: Option<(i64, i64)>,
+    /// Spans: the service-graph edges file.
+    edges: Option<bytes::Bytes>,
+    /// Logs: the row-segment blooms.
+    row_index: Option<RowIndex>,
+}
 
 /// Streams the merge through expiry and dedupe into a Parquet file.
 async fn write_merged(
@@ -214,6 +229,7 @@ async fn write_merged(
     let mut stats = MergeStats::default();
     let mut bloom = BloomBuilder::new(signal);
     let mut edges = (signal == Signal::Spans).then(BlockEdgesBuilder::default);
+    let mut row_index = RowIndexBuilder::new(signal);
     let mut dedupe = Deduper::new(signal);
     let mut expiry = settings
         .retention
@@ -254,6 +270,9 @@ async fn write_merged(
             range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
         bloom.add_batch(&batch);
+        if let Some(row_index) = row_index.as_mut() {
+            row_index.add_batch(&batch);
+        }
         let stored = encode_for_block(signal, &batch)?;
         if let Some(edges) = edges.as_mut() {
             edges.push(&stored)?;
@@ -276,7 +295,13 @@ async fn write_merged(
         writer.close().await?;
     }
     let edges = edges.map(BlockEdgesBuilder::finish).transpose()?;
-    Ok((stats, bloom.finish(), range, edges))
+    Ok(Written {
+        stats,
+        bloom: bloom.finish(),
+        range,
+        edges,
+        row_index: row_index.map(RowIndexBuilder::finish),
+    })
 }
 
 /// Publishes a block written to `scratch` (removed afterwards) as block

@@ -1452,6 +1452,7 @@ mod tests {
             created_at_ms: 0,
             resolution_ms,
             edges_bytes: None,
+            row_index_bytes: None,
         };
         let raw = |id: &str, from_min: i64, to_min: i64| {
             block(id, from_min * minute, to_min * minute - 1, 0)

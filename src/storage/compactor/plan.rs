@@ -85,6 +85,7 @@ mod tests {
             created_at_ms: 0,
             resolution_ms: 0,
             edges_bytes: None,
+            row_index_bytes: None,
         }
     }
 

@@ -1,0 +1,334 @@
+//! Row-segment blooms: the sidecar `blocks/<id>.rows` of a log block. It
+//! answers "which rows of this block can hold `trace_id = X`?" so that a
+//! needle query reads a few pages of one block instead of a whole column.
+//!
+//! The block's rows, in block order, are cut into segments of
+//! [`SEGMENT_ROWS`] rows, and each segment gets a bloom (the same hashing
+//! and keys as the block index, [`super::bloom::index_key`]) of the values
+//! of the signal's row-indexed columns ([`row_indexed_columns`]). Log blocks
+//! are written with data pages of at most [`SEGMENT_ROWS`] rows, so the
+//! segments a query keeps, turned into a Parquet row selection
+//! ([`row_selection`]), are read by decompressing only their pages.
+//!
+//! File format: magic `O11RIX01`, `segment_rows u32 LE`, `rows u64 LE`,
+//! `segments u32 LE`, then per segment `len u32 LE` and a bloom as
+//! [`Bloom::encode`] writes it, then a crc32 of everything before it.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+
+use super::bloom::{Bloom, key_hash};
+use crate::error::{Error, Result};
+use crate::model::Signal;
+
+const MAGIC: &[u8; 8] = b"O11RIX01";
+
+/// Rows per segment, and the most rows a data page of a log block holds.
+pub const SEGMENT_ROWS: usize = 2048;
+
+/// Plain columns whose equalities the row index answers, per signal.
+/// Only logs: their blocks are sorted by stream, so one trace's lines
+/// scatter over the block; span blocks keep a trace's spans together and
+/// Parquet page statistics find them.
+pub fn row_indexed_columns(signal: Signal) -> &'static [&'static str] {
+    match signal {
+        Signal::Logs => &["trace_id"],
+        Signal::Samples | Signal::Spans => &[],
+    }
+}
+
+/// Whether `key` (an index key, `column=value`) is answered by the row index
+/// of `signal`'s blocks.
+pub fn covers(signal: Signal, key: &str) -> bool {
+    row_indexed_columns(signal).iter().any(|column| {
+        key.strip_prefix(column)
+            .is_some_and(|rest| rest.starts_with('='))
+    })
+}
+
+/// A block's row-segment blooms, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowIndex {
+    segment_rows: u32,
+    rows: u64,
+    segments: Vec<Bloom>,
+}
+
+impl RowIndex {
+    /// The rows of the block the index was built over.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The row ranges (block order, merged, ascending) of the segments that
+    /// may hold a row meeting every group of keys, each group a disjunction
+    /// (as `ScanPredicate::required_keys`). Every key must be [`covers`]ed.
+    pub fn candidate_ranges(&self, groups: &[Vec<String>]) -> Vec<Range<u64>> {
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let step = u64::from(self.segment_rows);
+        for (i, bloom) in self.segments.iter().enumerate() {
+            let keep = groups
+                .iter()
+                .all(|any| any.iter().any(|k| bloom.may_contain(k)));
+            if !keep {
+                continue;
+            }
+            let start = i as u64 * step;
+            let end = (start + step).min(self.rows);
+            match ranges.last_mut() {
+                Some(last) if last.end == start => last.end = end,
+                _ => ranges.push(start..end),
+            }
+        }
+        ranges
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let blooms: Vec<Vec<u8>> = self.segments.iter().map(Bloom::encode).collect();
+        let mut out = Vec::with_capacity(28 + blooms.iter().map(|b| b.len() + 4).sum::<usize>());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.segment_rows.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&(blooms.len() as u32).to_le_bytes());
+        for b in &blooms {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RowIndex> {
+        let bad = |why: &str| Error::Storage(format!("corrupt row index: {why}"));
+        if bytes.len() < 28 || &bytes[..8] != MAGIC {
+            return Err(bad("bad header"));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(bad("checksum mismatch"));
+        }
+        let u32_at = |at: usize| -> Result<u32> {
+            body.get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .ok_or_else(|| bad("truncated"))
+        };
+        let segment_rows = u32_at(8)?;
+        let rows = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes"));
+        let count = u32_at(20)? as usize;
+        if segment_rows == 0 || (count as u64) != rows.div_ceil(u64::from(segment_rows)) {
+            return Err(bad("segment count does not match the rows"));
+        }
+        let mut segments = Vec::with_capacity(count);
+        let mut at = 24;
+        for _ in 0..count {
+            let len = u32_at(at)? as usize;
+            let bloom = body
+                .get(at + 4..at + 4 + len)
+                .ok_or_else(|| bad("truncated"))?;
+            segments.push(Bloom::decode(bloom)?);
+            at += 4 + len;
+        }
+        if at != body.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(RowIndex {
+            segment_rows,
+            rows,
+            segments,
+        })
+    }
+}
+
+/// The Parquet row selection of `ranges` (ascending, disjoint) in a file of
+/// `rows` rows.
+pub fn row_selection(ranges: &[Range<u64>], rows: u64) -> RowSelection {
+    let mut selectors = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut at = 0u64;
+    for r in ranges {
+        if r.start > at {
+            selectors.push(RowSelector::skip((r.start - at) as usize));
+        }
+        selectors.push(RowSelector::select((r.end - r.start) as usize));
+        at = r.end;
+    }
+    if rows > at {
+        selectors.push(RowSelector::skip((rows - at) as usize));
+    }
+    RowSelection::from(selectors)
+}
+
+/// Builds a block's row index from its rows in block order (the signal's
+/// table schema), a batch at a time; `None` for signals without one.
+#[derive(Debug)]
+pub struct RowIndexBuilder {
+    columns: &'static [&'static str],
+    rows: u64,
+    current: HashSet<u128>,
+    segments: Vec<Bloom>,
+    key: String,
+}
+
+impl RowIndexBuilder {
+    pub fn new(signal: Signal) -> Option<Self> {
+        let columns = row_indexed_columns(signal);
+        (!columns.is_empty()).then(|| RowIndexBuilder {
+            columns,
+            rows: 0,
+            current: HashSet::new(),
+            segments: Vec::new(),
+            key: String::new(),
+        })
+    }
+
+    pub fn add_batch(&mut self, batch: &RecordBatch) {
+        let columns: Vec<_> = self
+            .columns
+            .iter()
+            .filter_map(|&name| Some((name, batch.column_by_name(name)?.as_string_opt::<i32>()?)))
+            .collect();
+        let step = SEGMENT_ROWS as u64;
+        let mut row = 0;
+        while row < batch.num_rows() {
+            let room = (step - self.rows % step) as usize;
+            let end = (row + room).min(batch.num_rows());
+            for &(name, values) in &columns {
+                let mut last: Option<&str> = None;
+                for i in row..end {
+                    if values.is_null(i) {
+                        continue;
+                    }
+                    let v = values.value(i);
+                    if last != Some(v) {
+                        self.current.insert(key_hash(&mut self.key, name, None, v));
+                        last = Some(v);
+                    }
+                }
+            }
+            self.rows += (end - row) as u64;
+            row = end;
+            if self.rows.is_multiple_of(step) {
+                self.close_segment();
+            }
+        }
+    }
+
+    fn close_segment(&mut self) {
+        self.segments.push(Bloom::from_hashes(&self.current));
+        self.current.clear();
+    }
+
+    pub fn finish(mut self) -> RowIndex {
+        if !self.rows.is_multiple_of(SEGMENT_ROWS as u64) {
+            self.close_segment();
+        }
+        RowIndex {
+            segment_rows: SEGMENT_ROWS as u32,
+            rows: self.rows,
+            segments: self.segments,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(ids: &[Option<String>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "trace_id",
+            DataType::Utf8,
+            true,
+        )]));
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids.to_vec()))]).unwrap()
+    }
+
+    fn key(id: &str) -> Vec<String> {
+        vec![super::super::bloom::index_key("trace_id", None, id)]
+    }
+
+    #[test]
+    fn segments_find_their_rows_across_batches() {
+        // 5,000 rows in batches of 700; row i holds trace i / 3 (null every 7th row).
+        let ids: Vec<Option<String>> = (0..5_000)
+            .map(|i| (i % 7 != 0).then(|| format!("{:032x}", i / 3)))
+            .collect();
+        let mut builder = RowIndexBuilder::new(Signal::Logs).unwrap();
+        for chunk in ids.chunks(700) {
+            builder.add_batch(&batch(chunk));
+        }
+        let index = builder.finish();
+        assert_eq!(index.rows(), 5_000);
+        assert_eq!(index.segments.len(), 3);
+        let decoded = RowIndex::decode(&index.encode()).unwrap();
+        assert_eq!(decoded, index);
+        // Trace 700 is on rows 2100..2103: segment 1 only.
+        assert_eq!(
+            decoded.candidate_ranges(&[key(&format!("{:032x}", 700))]),
+            vec![2048..4096]
+        );
+        // Trace 1666 is on rows 4998, 4999: the last, short segment.
+        assert_eq!(
+            decoded.candidate_ranges(&[key(&format!("{:032x}", 1666))]),
+            vec![4096..5000]
+        );
+        // A disjunction of traces in segments 0 and 1 merges their ranges.
+        let either = vec![
+            key(&format!("{:032x}", 1))[0].clone(),
+            key(&format!("{:032x}", 700))[0].clone(),
+        ];
+        assert_eq!(decoded.candidate_ranges(&[either]), vec![0..4096]);
+        // Every trace is found where it is (no false negatives).
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                let ranges = decoded.candidate_ranges(&[key(id)]);
+                assert!(
+                    ranges.iter().any(|r| r.contains(&(row as u64))),
+                    "row {row}"
+                );
+            }
+        }
+        let absent = (0..1_000)
+            .filter(|i| {
+                !decoded
+                    .candidate_ranges(&[key(&format!("absent{i}"))])
+                    .is_empty()
+            })
+            .count();
+        assert!(absent < 50, "false positives: {absent} of 1000");
+    }
+
+    #[test]
+    fn selection_covers_every_row_of_the_file() {
+        let selection = row_selection(&[2048..4096, 6144..7000], 7000);
+        assert_eq!(selection.row_count(), 2048 + 856);
+        let total: usize = selection.iter().map(|s| s.row_count).sum();
+        assert_eq!(total, 7000);
+        assert_eq!(row_selection(&[], 10).row_count(), 0);
+        let whole: Vec<Range<u64>> = std::iter::once(0..10).collect();
+        assert_eq!(row_selection(&whole, 10).row_count(), 10);
+    }
+
+    #[test]
+    fn damaged_or_truncated_files_are_refused() {
+        let mut builder = RowIndexBuilder::new(Signal::Logs).unwrap();
+        builder.add_batch(&batch(&[Some("a".into()), None, Some("b".into())]));
+        let bytes = builder.finish().encode();
+        let mut damaged = bytes.clone();
+        damaged[30] ^= 1;
+        assert!(RowIndex::decode(&damaged).is_err());
+        assert!(RowIndex::decode(&bytes[..bytes.len() - 9]).is_err());
+        assert!(RowIndex::decode(b"O11RIX01").is_err());
+        assert!(RowIndexBuilder::new(Signal::Samples).is_none());
+        assert!(covers(Signal::Logs, "trace_id=abc"));
+        assert!(!covers(Signal::Logs, "trace_idx=abc"));
+        assert!(!covers(Signal::Logs, "labels[trace_id]=abc"));
+        assert!(!covers(Signal::Spans, "trace_id=abc"));
+    }
+}
