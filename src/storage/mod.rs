@@ -493,13 +493,8 @@ impl Storage {
         id: &str,
         edges: Option<Bytes>,
     ) -> Result<Option<u64>> {
-        let Some(edges) = edges else {
-            return Ok(None);
-        };
-        let bytes = edges.len() as u64;
-        let path = StorePath::from(Layout::new(tenant, Signal::Spans).edges(id));
-        self.store.put(&path, PutPayload::from(edges)).await?;
-        Ok(Some(bytes))
+        let path = Layout::new(tenant, Signal::Spans).edges(id);
+        self.put_sidecar(path, edges).await
     }
 
     /// Stores a log block's row-segment blooms, if it has them; returns
@@ -511,13 +506,20 @@ impl Storage {
         id: &str,
         row_index: Option<row_index::RowIndex>,
     ) -> Result<Option<u64>> {
-        let Some(row_index) = row_index else {
+        let path = Layout::new(tenant, signal).row_index(id);
+        let bytes = row_index.map(|r| Bytes::from(r.encode()));
+        self.put_sidecar(path, bytes).await
+    }
+
+    /// Stores a block's optional sidecar file at `path`; returns its size.
+    async fn put_sidecar(&self, path: String, bytes: Option<Bytes>) -> Result<Option<u64>> {
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let bytes = row_index.encode();
         let size = bytes.len() as u64;
-        let path = StorePath::from(Layout::new(tenant, signal).row_index(id));
-        self.store.put(&path, PutPayload::from(bytes)).await?;
+        self.store
+            .put(&StorePath::from(path), PutPayload::from(bytes))
+            .await?;
         Ok(Some(size))
     }
 
