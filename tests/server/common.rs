@@ -186,6 +186,26 @@ impl Server {
         http_request(self.http, "GET", path)
     }
 
+    /// Waits until the compactor's run at startup (its schedule's first
+    /// tick) has finished, so that it cannot compact or downsample blocks
+    /// the test is still writing.
+    pub fn wait_for_startup_compaction(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, body) = self.http_get("/compactor/status");
+            assert_eq!(status, 200, "compactor status: {body}");
+            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if !report["last"].is_null() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the compactor's startup run did not finish within 60 s: {report}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Flushes every head into blocks.
     pub fn flush(&self) {
         let (status, body) = self.http_post("/flush");

@@ -108,6 +108,7 @@ async fn compactor_run_merges_deduplicates_and_reports() {
     // Out-of-order samples are accepted, so a retried push lands twice.
     let config = config_with("10m", "out_of_order_time_window = \"2h\"");
     let server = Server::start_with(&data, &config);
+    server.wait_for_startup_compaction();
     let w = window_start();
     let first: Vec<(i64, f64)> = (0..20).map(|i| (w + i * 1000, i as f64)).collect();
     insert_block(&server, "a", &first).await;
@@ -170,6 +171,7 @@ async fn an_unreadable_block_is_named_and_nothing_is_lost() {
     let dir = tempdir();
     let data = dir.path().join("data");
     let server = Server::start_with(&data, &config("10m"));
+    server.wait_for_startup_compaction();
     let w = window_start();
     insert_block(&server, "a", &[(w + 1000, 1.0)]).await;
     let bad = block_files(&data, "parquet")[0].clone();
@@ -244,6 +246,7 @@ async fn crash_at(step: &str) {
         args: vec![],
     })
     .expect("server starts");
+    server.wait_for_startup_compaction();
     let w = window_start();
     for block in 0..3i64 {
         let rows: Vec<(i64, f64)> = (0..10)

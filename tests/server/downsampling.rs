@@ -216,6 +216,7 @@ fn blocks_read(server: &Server, resolution: &str) -> f64 {
 async fn old_blocks_are_downsampled_and_range_queries_read_them() {
     let dir = tempdir();
     let server = Server::start_with(&dir.path().join("data"), CONFIG);
+    server.wait_for_startup_compaction();
     let start = data_start();
     let rows = load(&server, start).await;
     let scrapes = (DAYS * DAY_MS / SCRAPE_MS) as u64;
@@ -695,6 +696,7 @@ async fn windows_spread_over_several_raw_blocks_downsample_like_raw() {
     let dir = tempdir();
     let data_dir = dir.path().join("data");
     let server = Server::start_with(&data_dir, MULTI_BLOCK_CONFIG);
+    server.wait_for_startup_compaction();
     let data = multi_block_data();
     let labels = |metric: &str| {
         vec![
@@ -888,6 +890,7 @@ async fn samples_backfilled_after_downsampling_are_read_raw() {
     // No results cache: the same queries run again once the data moved.
     let config = format!("{CONFIG}\n[query_frontend]\ncache_results = false\n");
     let server = Server::start_with(&dir.path().join("data"), &config);
+    server.wait_for_startup_compaction();
     let start = data_start();
     load(&server, start).await;
     let report = run_compactor(&server);

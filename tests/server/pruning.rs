@@ -263,6 +263,7 @@ compaction_interval = "1h"
 deletion_delay = "0s"
 "#,
     );
+    server.wait_for_startup_compaction();
     let client = server.client().await;
     // Two blocks of 12,000 lines in 4 streams; line i of a block has trace
     // i / 4 of that block, so each trace has a line in every stream.
