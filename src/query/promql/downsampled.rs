@@ -482,7 +482,7 @@ async fn read_aggregates(
     let mut stream = ctx
         .read_table(table)
         .map_err(internal)?
-        .filter(pushdown_filter(sets, min, max, true))
+        .filter(pushdown_filter(sets, min, max))
         .map_err(internal)?
         .select_columns(&COLUMNS)
         .map_err(internal)?

@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BinaryArray, MapArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
+use datafusion::catalog::TableProvider;
+use datafusion::common::DFSchema;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -18,8 +22,10 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 use super::PromError;
 use super::shard::{QUERY_SHARD_LABEL, query_shard};
 use super::value::{Hist, Labels, METRIC_NAME, compare_labels, sort_labels};
+use crate::catalog::SignalTable;
 use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::model::labels::{SeriesIdMap, map_row};
+use crate::storage::codec::{PackedColumn, unpack_pairs};
 
 /// The samples of one series: float samples (stale markers included) and
 /// native histogram samples, each in time order, one per timestamp.
@@ -120,15 +126,20 @@ pub(crate) fn literal_alternatives(pattern: &str) -> Option<Vec<String>> {
 /// The predicate pushed into the scan: the time range, the series id range
 /// of a `__query_shard__` (checked by [`check_query_shard`] first), and the
 /// equalities and literal alternations (`=~"a|b"`) every alternative shares
-/// on the metric name and (`with_labels`) on labels, so the provider can
+/// on the metric name and on labels, so the provider can
 /// prune blocks by bloom and pages by series id, and fewer rows reach the
 /// evaluator.
-pub(crate) fn pushdown_filter(
-    sets: &[Vec<Matcher>],
-    min_ms: i64,
-    max_ms: i64,
-    with_labels: bool,
-) -> Expr {
+pub(crate) fn pushdown_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64) -> Expr {
+    let filter = plain_filter(sets, min_ms, max_ms);
+    match label_filter(sets) {
+        Some(labels) => filter.and(labels),
+        None => filter,
+    }
+}
+
+/// The part of [`pushdown_filter`] on columns stored as they are: time,
+/// series id and metric name.
+fn plain_filter(sets: &[Vec<Matcher>], min_ms: i64, max_ms: i64) -> Expr {
     let ts = |ms: i64| {
         lit(ScalarValue::TimestampMillisecond(
             Some(ms),
@@ -147,11 +158,25 @@ pub(crate) fn pushdown_filter(
             filter = filter.and(col("series_id").lt(lit(hi)));
         }
     }
-    if sets.len() == 1 {
-        for m in &sets[0] {
-            if (m.name != METRIC_NAME && !with_labels) || m.name == QUERY_SHARD_LABEL {
-                continue;
-            }
+    shared_conditions(sets, true)
+        .into_iter()
+        .fold(filter, Expr::and)
+}
+
+/// The part of [`pushdown_filter`] on labels, if any.
+fn label_filter(sets: &[Vec<Matcher>]) -> Option<Expr> {
+    shared_conditions(sets, false).into_iter().reduce(Expr::and)
+}
+
+/// The equalities and literal alternations of a single matcher set, as
+/// conditions on the `metric` column (`metric`) or on `labels` entries.
+fn shared_conditions(sets: &[Vec<Matcher>], metric: bool) -> Vec<Expr> {
+    let [set] = sets else {
+        return Vec::new();
+    };
+    set.iter()
+        .filter(|m| (m.name == METRIC_NAME) == metric && m.name != QUERY_SHARD_LABEL)
+        .filter_map(|m| {
             let target = if m.name == METRIC_NAME {
                 col("metric")
             } else {
@@ -160,21 +185,13 @@ pub(crate) fn pushdown_filter(
             if let MatchOp::Re(_) = m.op
                 && let Some(values) = literal_alternatives(&m.value)
             {
-                filter = filter.and(target.in_list(values.into_iter().map(lit).collect(), false));
-                continue;
+                return Some(target.in_list(values.into_iter().map(lit).collect(), false));
             }
-            if m.op != MatchOp::Equal {
-                continue;
-            }
-            if m.name == METRIC_NAME {
-                filter = filter.and(col("metric").eq(lit(m.value.clone())));
-            } else if !m.value.is_empty() {
-                filter =
-                    filter.and(get_field(col("labels"), m.name.as_str()).eq(lit(m.value.clone())));
-            }
-        }
-    }
-    filter
+            // An empty label value also matches series without the label.
+            (m.op == MatchOp::Equal && (metric || !m.value.is_empty()))
+                .then(|| target.eq(lit(m.value.clone())))
+        })
+        .collect()
 }
 
 /// The series matching `sets` with samples in `[min_ms, max_ms]`; at most
@@ -212,13 +229,13 @@ pub async fn fetch_histograms(
     if sets.is_empty() || min_ms > max_ms {
         return Ok(Vec::new());
     }
-    let filter = pushdown_filter(sets, min_ms, max_ms, true).and(col("histogram").is_not_null());
+    let filter = plain_filter(sets, min_ms, max_ms).and(col("histogram").is_not_null());
     let mut index = SeriesIndex::default();
     let mut series: Vec<RawSeries> = Vec::new();
     read_rows(
         ctx,
         sets,
-        filter,
+        (filter, label_filter(sets)),
         &mut index,
         &mut series,
         Some(max_samples),
@@ -263,7 +280,7 @@ async fn scan(
     let mut index = SeriesIndex::default();
     let mut series: Vec<RawSeries> = Vec::new();
     if !keep_samples || max_ms.saturating_sub(min_ms) <= LABEL_WINDOW_MS {
-        let filter = pushdown_filter(sets, min_ms, max_ms, true);
+        let filter = (plain_filter(sets, min_ms, max_ms), label_filter(sets));
         read_rows(
             ctx,
             sets,
@@ -277,7 +294,7 @@ async fn scan(
     } else {
         // Labels of the series present at the end of the span, matching or
         // not (so the samples of those that do not match can be skipped)...
-        let end_window = pushdown_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms, false);
+        let end_window = (plain_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms), None);
         read_rows(ctx, sets, end_window, &mut index, &mut series, None, false).await?;
         // ...then every sample, label columns left unread...
         let pending =
@@ -285,9 +302,18 @@ async fn scan(
         // ...and the labels of the series that ended earlier.
         if !pending.is_empty() {
             let ids: Vec<Expr> = pending.keys().map(|&id| lit(id)).collect();
-            let filter = pushdown_filter(sets, min_ms, max_ms, false)
-                .and(col("series_id").in_list(ids, false));
-            read_rows(ctx, sets, filter, &mut index, &mut series, None, false).await?;
+            let filter =
+                plain_filter(sets, min_ms, max_ms).and(col("series_id").in_list(ids, false));
+            read_rows(
+                ctx,
+                sets,
+                (filter, None),
+                &mut index,
+                &mut series,
+                None,
+                false,
+            )
+            .await?;
             for (id, samples) in pending {
                 if let Some(Some(i)) = index.get(&id) {
                     let s = &mut series[*i];
@@ -317,11 +343,14 @@ fn in_storage_order(mut series: Vec<RawSeries>, keep_samples: bool) -> Vec<RawSe
 }
 
 /// Reads series ids with their metric and labels (and, with `keep_samples`,
-/// their samples, at most `max_samples`), adding series not yet indexed.
+/// their samples, at most `max_samples`) of the rows `exact` selects,
+/// adding series not yet indexed; `labels` (conditions on label entries)
+/// only narrows the blocks and pages read, as every series' labels are
+/// matched against `sets` here.
 async fn read_rows(
     ctx: &SessionContext,
     sets: &[Vec<Matcher>],
-    filter: Expr,
+    (exact, labels): (Expr, Option<Expr>),
     index: &mut SeriesIndex,
     series: &mut Vec<RawSeries>,
     max_samples: Option<usize>,
@@ -339,17 +368,13 @@ async fn read_rows(
     } else {
         &["series_id", "metric", "labels"]
     };
-    let mut stream = samples_stream(ctx, filter, columns).await?;
+    let mut stream = labeled_rows_stream(ctx, exact, labels, columns).await?;
     let mut total = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let metrics = batch.column(1).as_string::<i32>();
-        let maps = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<MapArray>()
-            .ok_or_else(|| PromError::Internal("samples.labels is not a map".into()))?;
+        let label_sets = LabelColumn::of(batch.column(2))?;
         let samples = keep_samples.then(|| {
             (
                 batch.column(3).as_primitive::<TimestampMillisecondType>(),
@@ -359,15 +384,18 @@ async fn read_rows(
         });
         for row in 0..batch.num_rows() {
             let id = ids.value(row);
-            let slot = *index.entry(id).or_insert_with(|| {
-                let labels = series_labels(metrics.value(row), maps, row);
-                if sets.iter().any(|set| set_matches(set, &labels)) {
-                    series.push(RawSeries::new(labels));
-                    Some(series.len() - 1)
-                } else {
-                    None
+            let slot = match index.get(&id) {
+                Some(slot) => *slot,
+                None => {
+                    let labels = label_sets.labels(metrics.value(row), row)?;
+                    let slot = sets.iter().any(|set| set_matches(set, &labels)).then(|| {
+                        series.push(RawSeries::new(labels));
+                        series.len() - 1
+                    });
+                    index.insert(id, slot);
+                    slot
                 }
-            });
+            };
             if let Some(i) = slot
                 && let Some((times, values, histograms)) = samples
             {
@@ -381,6 +409,39 @@ async fn read_rows(
         }
     }
     Ok(())
+}
+
+/// A `labels` column as a scan returns it: packed label sets (o11ydb's
+/// own table, read without building maps) or a map column.
+enum LabelColumn<'a> {
+    Packed(PackedColumn<'a>),
+    Map(&'a MapArray),
+}
+
+impl<'a> LabelColumn<'a> {
+    fn of(column: &'a arrow::array::ArrayRef) -> Result<Self, PromError> {
+        match column.as_any().downcast_ref::<MapArray>() {
+            Some(map) => Ok(LabelColumn::Map(map)),
+            None => PackedColumn::of(column)
+                .map(LabelColumn::Packed)
+                .map_err(|e| PromError::Internal(format!("samples.labels: {e}"))),
+        }
+    }
+
+    /// The label set of row `row`, `metric` as its `__name__`.
+    fn labels(&self, metric: &str, row: usize) -> Result<Labels, PromError> {
+        match self {
+            LabelColumn::Map(maps) => Ok(series_labels(metric, maps, row)),
+            LabelColumn::Packed(packed) => {
+                let pairs = match packed.set(row) {
+                    Some((_, bytes)) => unpack_pairs(bytes)
+                        .map_err(|e| PromError::Internal(format!("samples.labels: {e}")))?,
+                    None => Vec::new(),
+                };
+                Ok(labels_of(metric, pairs))
+            }
+        }
+    }
 }
 
 /// Samples of series not indexed yet, by series id (labels left empty).
@@ -398,7 +459,7 @@ async fn read_samples(
     series: &mut [RawSeries],
     max_samples: usize,
 ) -> Result<PendingSamples, PromError> {
-    let filter = pushdown_filter(sets, min_ms, max_ms, false);
+    let filter = plain_filter(sets, min_ms, max_ms);
     let mut stream = samples_stream(
         ctx,
         filter,
@@ -453,8 +514,68 @@ async fn samples_stream(
         .map_err(internal)
 }
 
+/// The rows `exact` selects, as [`samples_stream`] would return them, but
+/// from o11ydb's own `samples` table with `labels` as packed label sets:
+/// no label map is built for rows whose series is already known. `exact`
+/// may only name columns stored as they are (time, ids, metric,
+/// histogram); `labels` prunes blocks and pages and is not re-checked.
+async fn labeled_rows_stream(
+    ctx: &SessionContext,
+    exact: Expr,
+    labels: Option<Expr>,
+    columns: &[&str],
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, PromError> {
+    let provider = ctx.table_provider("samples").await.map_err(internal)?;
+    let Some(table) = provider.downcast_ref::<SignalTable>() else {
+        let filter = labels.into_iter().fold(exact, Expr::and);
+        return samples_stream(ctx, filter, columns).await;
+    };
+    let schema = table.schema();
+    let mut read: Vec<usize> = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
+    for column in exact.column_refs() {
+        let i = schema.index_of(&column.name).map_err(internal)?;
+        if !read.contains(&i) {
+            read.push(i);
+        }
+    }
+    let state = ctx.state();
+    let mut filters = vec![exact.clone()];
+    filters.extend(labels);
+    let scan = table
+        .scan_packed(&state, &read, &filters)
+        .await
+        .map_err(internal)?;
+    let scanned = DFSchema::try_from(scan.schema()).map_err(internal)?;
+    let predicate = state
+        .create_physical_expr(exact, &scanned)
+        .map_err(internal)?;
+    let mut plan: Arc<dyn ExecutionPlan> = Arc::new(
+        FilterExecBuilder::new(predicate, scan)
+            .apply_projection(Some((0..columns.len()).collect()))
+            .and_then(FilterExecBuilder::build)
+            .map_err(internal)?,
+    );
+    // As a planned query would be: block files split into byte ranges
+    // over the session's partitions, batches coalesced.
+    for rule in state.physical_optimizers() {
+        plan = rule
+            .optimize(plan, state.config_options())
+            .map_err(internal)?;
+    }
+    execute_stream(plan, ctx.task_ctx()).map_err(internal)
+}
+
 pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {
-    let pairs = map_row(maps, row);
+    labels_of(metric, map_row(maps, row))
+}
+
+/// A series' label set from its metric name and label pairs (empty values
+/// dropped), sorted.
+fn labels_of(metric: &str, pairs: Vec<(&str, &str)>) -> Labels {
     let mut labels: Labels = Vec::with_capacity(pairs.len() + 1);
     if !metric.is_empty() {
         labels.push((METRIC_NAME.to_string(), metric.to_string()));
