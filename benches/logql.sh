@@ -53,14 +53,7 @@ t1=$(date +%s.%N)
 echo "generated + pushed + flushed in $(echo "$t1 - $t0" | bc) s"
 kill "$O11YDB_PID"; wait "$O11YDB_PID" 2>/dev/null || true
 start_o11ydb
-# Compacted before timing, as a running system's blocks would be (else the
-# compactor's first run would merge them while queries are timed). A run
-# is refused while the one the server starts with is under way.
-for _ in $(seq 1 600); do
-  curl -sf -X POST "http://$O11YDB/compactor/run" > "$WORK/compaction.json" && break
-  sleep 0.5
-done
-echo "compacted: $(cat "$WORK/compaction.json" | head -c 300)"
+compact_o11ydb
 echo "text: $(du -b "$WORK/logs.txt" | cut -f1) bytes, $(wc -l < "$WORK/logs.txt") lines"
 echo "o11ydb blocks: $(du -cb "$WORK"/o11ydb/blocks/tenants/anonymous/logs/blocks/*.parquet | tail -1 | cut -f1) bytes of Parquet" \
   "in $(ls "$WORK"/o11ydb/blocks/tenants/anonymous/logs/blocks/*.parquet | wc -l) blocks"

@@ -7,7 +7,8 @@
 #   2. The same dataset is remote-written into a fresh o11ydb and flushed to
 #      Parquet blocks.
 #   3. Both servers are restarted over their on-disk data (Prometheus after
-#      it had time to compact), so neither holds ingest-time memory.
+#      it had time to compact, o11ydb's compactor run once), so neither
+#      holds ingest-time memory.
 #   4. `o11ydb bench promql query` times every query on both (median of
 #      RUNS runs after a warm-up, the systems alternating within each run).
 #   5. Peak resident memory (VmHWM) of both servers after the queries.
@@ -37,6 +38,9 @@ cat > "$WORK/o11ydb.toml" <<'EOF'
 ingestion_rate = 1e9
 ingestion_burst_size = 1000000000
 max_global_series_per_user = 0
+[compactor]
+compaction_interval = "24h"
+deletion_delay = "0s"
 EOF
 
 O11YDB_PID=""
@@ -74,6 +78,7 @@ start_o11ydb
 "$BIN" bench promql data "${DATA_ARGS[@]}" --push "$O11YDB"
 stop "$O11YDB_PID"
 start_o11ydb
+compact_o11ydb
 echo "o11ydb data: $(du -sh "$WORK/o11ydb" | cut -f1); prometheus data: $(du -sh "$WORK/tsdb" | cut -f1) ($(ls -d "$WORK"/tsdb/01* | wc -l) blocks)"
 stop "$PROMETHEUS_PID"
 start_prometheus
