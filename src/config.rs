@@ -137,6 +137,10 @@ pub struct QueryConfig {
     /// fail with "resources exhausted".
     #[serde(deserialize_with = "de_size")]
     pub memory_limit: u64,
+    /// Memory for block bloom indexes kept between queries; past it the
+    /// least recently used are dropped and read again when needed.
+    #[serde(deserialize_with = "de_size")]
+    pub index_cache_size: u64,
     /// Parallelism of one query (0 = number of cores).
     pub target_partitions: usize,
     /// PromQL: how far back an instant selector looks for a sample
@@ -176,6 +180,7 @@ impl Default for QueryConfig {
         let traceql = crate::query::traceql::TraceqlOptions::default();
         QueryConfig {
             memory_limit: 2 << 30,
+            index_cache_size: crate::storage::index_cache::DEFAULT_INDEX_CACHE_BYTES,
             target_partitions: 0,
             lookback_delta: Duration::from_millis(promql.lookback_ms as u64),
             max_samples: promql.max_samples,

@@ -102,6 +102,7 @@ impl Engine {
         let lock = lock_data_dir(&config.data_dir)?;
         let (store, description) = open_object_store(config.storage.as_deref(), &config.data_dir)?;
         let storage = Arc::new(Storage::open(store.clone(), description.clone()).await?);
+        storage.set_index_cache_bytes(config.query.index_cache_size);
         let (ingester, replay) = Ingester::open(
             &config.data_dir.join("wal"),
             storage,

@@ -70,6 +70,11 @@ impl Bloom {
         }
     }
 
+    /// Memory the bloom holds (its bit array and fields).
+    pub fn memory_bytes(&self) -> u64 {
+        (self.bits.len() * 8 + std::mem::size_of::<Bloom>()) as u64
+    }
+
     fn hashes(key: &str) -> (u64, u64) {
         Self::split(xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
     }

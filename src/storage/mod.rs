@@ -11,6 +11,7 @@ pub mod bloom;
 pub mod codec;
 pub mod compactor;
 pub mod deletes;
+pub mod index_cache;
 pub mod manifest;
 pub mod row_index;
 
@@ -58,7 +59,8 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     description: String,
     manifests: RwLock<HashMap<(String, Signal), Arc<Manifest>>>,
-    indexes: RwLock<HashMap<String, Arc<Bloom>>>,
+    /// Block bloom indexes, least recently used evicted past a budget.
+    indexes: index_cache::IndexCache,
     /// Serialises publish + install of one tenant's signal between the
     /// ingester's flushes and the compactor.
     manifest_locks: Mutex<HashMap<(String, Signal), ManifestLock>>,
@@ -124,7 +126,7 @@ impl Storage {
             store,
             description,
             manifests: RwLock::new(HashMap::new()),
-            indexes: RwLock::new(HashMap::new()),
+            indexes: index_cache::IndexCache::new(index_cache::DEFAULT_INDEX_CACHE_BYTES),
             manifest_locks: Mutex::new(HashMap::new()),
         };
         for tenant in storage.list_tenants().await? {
@@ -296,7 +298,7 @@ impl Storage {
                 PutPayload::from(parquet),
             )
             .await?;
-        self.indexes.write().insert(id, Arc::new(bloom));
+        self.indexes.insert(id, Arc::new(bloom));
         Ok(meta)
     }
 
@@ -435,15 +437,20 @@ impl Storage {
         }
     }
 
+    /// The memory budget of the block index cache (`[query] index_cache_size`).
+    pub fn set_index_cache_bytes(&self, budget: u64) {
+        self.indexes.set_budget(budget);
+    }
+
     /// Puts a freshly written block's bloom in the index cache.
     pub fn cache_index(&self, id: &str, bloom: Arc<Bloom>) {
-        self.indexes.write().insert(id.to_string(), bloom);
+        self.indexes.insert(id.to_string(), bloom);
     }
 
     /// Deletes a block's Parquet file and sidecars (missing files are fine).
     pub async fn delete_block_files(&self, tenant: &str, signal: Signal, id: &str) -> Result<()> {
         let layout = Layout::new(tenant, signal);
-        self.indexes.write().remove(id);
+        self.indexes.remove(id);
         for path in [
             layout.block(id),
             layout.index(id),
@@ -471,8 +478,8 @@ impl Storage {
 
     /// The bloom index of a block, from cache or the store.
     pub async fn block_index(&self, tenant: &str, signal: Signal, id: &str) -> Result<Arc<Bloom>> {
-        if let Some(b) = self.indexes.read().get(id) {
-            return Ok(b.clone());
+        if let Some(b) = self.indexes.get(id) {
+            return Ok(b);
         }
         let bytes = self
             .store
@@ -481,7 +488,7 @@ impl Storage {
             .bytes()
             .await?;
         let bloom = Arc::new(Bloom::decode(&bytes)?);
-        self.indexes.write().insert(id.to_string(), bloom.clone());
+        self.indexes.insert(id.to_string(), bloom.clone());
         Ok(bloom)
     }
 
