@@ -122,8 +122,7 @@ impl Bloom {
         for w in &self.bits {
             out.extend_from_slice(&w.to_le_bytes());
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        super::checksum::append_crc32(&mut out);
         out
     }
 
@@ -132,10 +131,7 @@ impl Bloom {
         if bytes.len() < 32 || &bytes[..8] != MAGIC {
             return Err(bad("bad header"));
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
-            return Err(bad("checksum mismatch"));
-        }
+        let body = super::checksum::verified_body(bytes).ok_or_else(|| bad("checksum mismatch"))?;
         let num_bits = u64::from_le_bytes(body[8..16].try_into().unwrap());
         let num_hashes = u32::from_le_bytes(body[16..20].try_into().unwrap());
         let distinct = u64::from_le_bytes(body[20..28].try_into().unwrap());

@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod bloom;
+pub mod checksum;
 pub mod codec;
 pub mod compactor;
 pub mod deletes;

@@ -97,8 +97,7 @@ impl RowIndex {
             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
             out.extend_from_slice(b);
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        super::checksum::append_crc32(&mut out);
         out
     }
 
@@ -107,10 +106,7 @@ impl RowIndex {
         if bytes.len() < 28 || &bytes[..8] != MAGIC {
             return Err(bad("bad header"));
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(bad("checksum mismatch"));
-        }
+        let body = super::checksum::verified_body(bytes).ok_or_else(|| bad("checksum mismatch"))?;
         let u32_at = |at: usize| -> Result<u32> {
             body.get(at..at + 4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))

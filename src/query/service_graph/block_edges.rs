@@ -28,6 +28,7 @@ use super::edges::{
     RecordedEdges,
 };
 use crate::error::{Error, Result};
+use crate::storage::checksum::{append_crc32, verified_body};
 
 const MAGIC: &[u8; 8] = b"O11EDG01";
 
@@ -125,8 +126,7 @@ fn encode(names: &Names, r: &RecordedEdges) -> Result<Bytes> {
     for &ns in r.server_ns.iter().chain(&r.client_ns) {
         put_varint(&mut out, zigzag(ns));
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    append_crc32(&mut out);
     let mut file = MAGIC.to_vec();
     zstd::stream::copy_encode(out.as_slice(), &mut file, ZSTD_LEVEL)?;
     Ok(Bytes::from(file))
@@ -208,10 +208,7 @@ impl BlockEdges {
         if body.len() < 4 {
             return Err(corrupt("truncated"));
         }
-        let (body, crc) = body.split_at(body.len() - 4);
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return Err(corrupt("checksum mismatch"));
-        }
+        let body = verified_body(&body).ok_or_else(|| corrupt("checksum mismatch"))?;
         let mut r = Reader {
             bytes: body,
             pos: 0,
@@ -439,8 +436,7 @@ mod tests {
 
     /// `body` (an edges file's content) as a file with a valid checksum.
     fn file_of(mut body: Vec<u8>) -> Vec<u8> {
-        let crc = crc32fast::hash(&body);
-        body.extend_from_slice(&crc.to_le_bytes());
+        crate::storage::checksum::append_crc32(&mut body);
         let mut file = MAGIC.to_vec();
         zstd::stream::copy_encode(body.as_slice(), &mut file, 1).unwrap();
         file
