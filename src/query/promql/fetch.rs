@@ -424,7 +424,7 @@ impl<'a> LabelColumn<'a> {
             Some(map) => Ok(LabelColumn::Map(map)),
             None => PackedColumn::of(column)
                 .map(LabelColumn::Packed)
-                .map_err(|e| PromError::Internal(format!("samples.labels: {e}"))),
+                .map_err(bad_label_column),
         }
     }
 
@@ -434,14 +434,17 @@ impl<'a> LabelColumn<'a> {
             LabelColumn::Map(maps) => Ok(series_labels(metric, maps, row)),
             LabelColumn::Packed(packed) => {
                 let pairs = match packed.set(row) {
-                    Some((_, bytes)) => unpack_pairs(bytes)
-                        .map_err(|e| PromError::Internal(format!("samples.labels: {e}")))?,
+                    Some((_, bytes)) => unpack_pairs(bytes).map_err(bad_label_column)?,
                     None => Vec::new(),
                 };
                 Ok(labels_of(metric, pairs))
             }
         }
     }
+}
+
+fn bad_label_column(e: crate::error::Error) -> PromError {
+    PromError::Internal(format!("samples.labels: {e}"))
 }
 
 /// Samples of series not indexed yet, by series id (labels left empty).
