@@ -226,6 +226,10 @@ pub struct ScanSummary {
     pub head_batches_scanned: usize,
     /// Rows of scanned blocks their row indexes ruled out (never read).
     pub rows_skipped_by_row_index: u64,
+    /// Blocks where no label set of a row group passes the label filters.
+    pub blocks_pruned_by_label_sets: usize,
+    /// Rows of scanned blocks in row groups no label set of which passes.
+    pub rows_skipped_by_label_sets: u64,
 }
 
 /// The root of every table scan; execution is delegated to its child.
@@ -256,13 +260,14 @@ impl DisplayAs for SignalScanExec {
         write!(
             f,
             "SignalScanExec: table={} tenant={} blocks_scanned={} blocks_pruned={} \
-             (time={}, bloom={}) of {} blocks, head_batches={}/{}",
+             (time={}, bloom={}, label_sets={}) of {} blocks, head_batches={}/{}",
             s.table,
             s.tenant,
             s.blocks_scanned,
-            s.blocks_pruned_by_time + s.blocks_pruned_by_bloom,
+            s.blocks_pruned_by_time + s.blocks_pruned_by_bloom + s.blocks_pruned_by_label_sets,
             s.blocks_pruned_by_time,
             s.blocks_pruned_by_bloom,
+            s.blocks_pruned_by_label_sets,
             s.blocks_total,
             s.head_batches_scanned,
             s.head_batches_total,
@@ -272,6 +277,13 @@ impl DisplayAs for SignalScanExec {
                 f,
                 ", rows_skipped_by_row_index={}",
                 s.rows_skipped_by_row_index
+            )?;
+        }
+        if s.rows_skipped_by_label_sets > 0 {
+            write!(
+                f,
+                ", rows_skipped_by_label_sets={}",
+                s.rows_skipped_by_label_sets
             )?;
         }
         Ok(())
@@ -327,6 +339,11 @@ impl ExecutionPlan for SignalScanExec {
             gauge("blocks_scanned", s.blocks_scanned);
             gauge("blocks_pruned_by_time", s.blocks_pruned_by_time);
             gauge("blocks_pruned_by_bloom", s.blocks_pruned_by_bloom);
+            gauge("blocks_pruned_by_label_sets", s.blocks_pruned_by_label_sets);
+            gauge(
+                "rows_skipped_by_label_sets",
+                s.rows_skipped_by_label_sets as usize,
+            );
             gauge("head_batches_scanned", s.head_batches_scanned);
             gauge(
                 "rows_skipped_by_row_index",

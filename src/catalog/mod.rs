@@ -16,6 +16,7 @@ pub mod downsampled;
 pub mod exec;
 pub mod filters;
 pub mod insert;
+pub mod label_sets;
 pub mod packed_filter;
 
 use std::collections::{HashMap, HashSet};
@@ -56,6 +57,8 @@ use crate::storage::manifest::BlockMeta;
 use crate::storage::{Storage, datafusion_store_url, row_index};
 use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
+use label_sets::{BlockLabelSets, RowGroupChoice};
+use packed_filter::PerLabelSet;
 
 /// One tenant's table of one signal.
 #[derive(Debug)]
@@ -325,6 +328,13 @@ impl SignalTable {
             .filter(|any| any.iter().all(|k| row_index::covers(signal, k)))
             .cloned()
             .collect();
+        let BlockPredicates {
+            parquet: parquet_predicate,
+            label_sets: label_filters,
+        } = match raw_blocks.is_empty() {
+            true => BlockPredicates::default(),
+            false => self.parquet_predicate(state, filters)?,
+        };
         let mut blocks = Vec::new();
         for block in raw_blocks {
             if !choice.reads(&block.id) {
@@ -345,6 +355,17 @@ impl SignalTable {
                 }
             }
             let mut selection = None;
+            match self.row_groups_to_read(state, block, &label_filters).await {
+                RowGroupChoice::All => {}
+                RowGroupChoice::None => {
+                    summary.blocks_pruned_by_label_sets += 1;
+                    continue;
+                }
+                RowGroupChoice::Some(rows, skipped) => {
+                    summary.rows_skipped_by_label_sets += skipped;
+                    selection = Some(rows);
+                }
+            }
             if !row_keys.is_empty() && block.row_index_bytes.is_some() {
                 match self.block_rows_to_read(block, &row_keys).await {
                     Some(ranges) if ranges.is_empty() => {
@@ -354,7 +375,11 @@ impl SignalTable {
                     Some(ranges) => {
                         let read: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                         summary.rows_skipped_by_row_index += block.rows - read;
-                        selection = Some(row_index::row_selection(&ranges, block.rows));
+                        let rows = row_index::row_selection(&ranges, block.rows);
+                        selection = Some(match selection {
+                            Some(chosen) => rows.intersection(&chosen),
+                            None => rows,
+                        });
                     }
                     None => {}
                 }
@@ -406,7 +431,7 @@ impl SignalTable {
                 .with_bloom_filter_on_read(true)
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
-            if let Some(p) = self.parquet_predicate(state, filters)? {
+            if let Some(p) = parquet_predicate {
                 source = source.with_predicate(p);
             }
             let files: Vec<PartitionedFile> = blocks
@@ -509,12 +534,9 @@ impl SignalTable {
     }
 
     /// The filters that only touch columns stored as-is in blocks, as one
-    /// physical predicate for the Parquet reader.
-    fn parquet_predicate(
-        &self,
-        state: &dyn Session,
-        filters: &[Expr],
-    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    /// physical predicate for the Parquet reader, and those of them on one
+    /// packed label column (they also choose row groups by label sets).
+    fn parquet_predicate(&self, state: &dyn Session, filters: &[Expr]) -> Result<BlockPredicates> {
         let layout = block_layout(self.signal);
         let table = self.signal.schema();
         // Against the schema the reader produces: a filter on a log line
@@ -528,6 +550,7 @@ impl SignalTable {
             .filter(|(_, stored)| matches!(stored, codec::Stored::PackedMap(_)))
             .map(|(f, _)| f.name().as_str())
             .collect();
+        let mut label_filters = Vec::new();
         let pushable: Vec<Arc<dyn PhysicalExpr>> = filters
             .iter()
             .filter_map(|f| packed_filter::rewrite(unnormalize_col(f.clone()), &packed))
@@ -539,15 +562,116 @@ impl SignalTable {
                 })
             })
             .filter_map(|f| {
+                let on_one_packed_column = matches!(
+                    f.column_refs().iter().collect::<Vec<_>>().as_slice(),
+                    [c] if packed.contains(c.name.as_str())
+                );
                 let f = f
                     .rewrite(&mut TypeCoercionRewriter::new(&df_schema))
                     .ok()?
                     .data;
-                state.create_physical_expr(f, &df_schema).ok()
+                let f = state.create_physical_expr(f, &df_schema).ok()?;
+                match on_one_packed_column {
+                    true => match PerLabelSet::try_new(f.clone()) {
+                        Ok(Some(wrapped)) => {
+                            let wrapped = Arc::new(wrapped);
+                            label_filters.push(wrapped.clone());
+                            Some(wrapped as Arc<dyn PhysicalExpr>)
+                        }
+                        _ => Some(f),
+                    },
+                    false => Some(f),
+                }
             })
             .collect();
-        Ok(conjunction_opt(pushable))
+        Ok(BlockPredicates {
+            parquet: conjunction_opt(pushable),
+            label_sets: label_filters,
+        })
     }
+
+    /// The row groups of `block` where a label set of each filter's packed
+    /// column passes it (see [`label_sets`]); all of them when the sets
+    /// cannot be read.
+    async fn row_groups_to_read(
+        &self,
+        state: &dyn Session,
+        block: &BlockMeta,
+        filters: &[Arc<PerLabelSet>],
+    ) -> RowGroupChoice {
+        if filters.is_empty() {
+            return RowGroupChoice::All;
+        }
+        let mut keep: Option<Vec<bool>> = None;
+        let mut rows = Vec::new();
+        for filter in filters {
+            let sets = match self.block_label_sets(state, block, filter.column()).await {
+                Ok(sets) => sets,
+                Err(e) => {
+                    tracing::warn!(block = %block.id, error = %e, "label sets unreadable; reading every row group");
+                    return RowGroupChoice::All;
+                }
+            };
+            let passing = match sets.row_groups_passing(|s| filter.any_set_passes(s)) {
+                Ok(passing) => passing,
+                Err(e) => {
+                    tracing::warn!(block = %block.id, error = %e, "label sets not evaluated; reading every row group");
+                    return RowGroupChoice::All;
+                }
+            };
+            rows = sets.row_group_rows().collect();
+            keep = Some(match keep {
+                None => passing,
+                Some(k) => k.iter().zip(passing).map(|(a, b)| *a && b).collect(),
+            });
+        }
+        match keep {
+            Some(keep) if keep.len() == rows.len() => {
+                RowGroupChoice::keeping(&keep, rows.into_iter())
+            }
+            _ => RowGroupChoice::All,
+        }
+    }
+
+    /// `column`'s label sets of `block`, from the index cache or the block.
+    async fn block_label_sets(
+        &self,
+        state: &dyn Session,
+        block: &BlockMeta,
+        column: &str,
+    ) -> Result<Arc<BlockLabelSets>> {
+        let kind = BlockLabelSets::cache_kind(column);
+        let cache = self.storage().index_cache();
+        if let Some(sets) = cache.get::<BlockLabelSets>(&block.id, kind) {
+            return Ok(sets);
+        }
+        let file = PartitionedFile::new(
+            self.storage()
+                .block_path(&self.tenant, self.signal, &block.id),
+            block.bytes,
+        );
+        let sets = Arc::new(
+            BlockLabelSets::read(
+                &state.runtime_env().object_store(datafusion_store_url())?,
+                state.runtime_env().cache_manager.get_file_metadata_cache(),
+                &file.object_meta,
+                column,
+            )
+            .await?,
+        );
+        cache.insert(&block.id, kind, sets.clone());
+        Ok(sets)
+    }
+}
+
+/// What a scan's filters ask of the blocks it reads.
+#[derive(Default)]
+struct BlockPredicates {
+    /// For the Parquet reader (row groups, pages, rows).
+    parquet: Option<Arc<dyn PhysicalExpr>>,
+    /// Those of them on one packed label column, which also choose row
+    /// groups by their label sets.
+    label_sets: Vec<Arc<PerLabelSet>>,
 }
 
 /// Which blocks of a table a scan reads, and whether it reads the head.

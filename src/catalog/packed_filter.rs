@@ -7,18 +7,29 @@
 //! maps). The reader then drops failing rows before it decodes the other
 //! columns. The provider re-checks every filter above the scan, as for any
 //! pushed-down filter.
+//!
+//! A filter that reads one packed column and nothing else (`labels['env']
+//! = 'prod'`, `regexp_like(labels['pod'], …)`) is wrapped in
+//! [`PerLabelSet`]: it is evaluated once per distinct label set of the
+//! column's dictionary and the answers are spread over the rows by their
+//! dictionary keys, so no per-row value is built or compared.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, StringArray};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 
 use crate::storage::codec::{PackedColumn, PackedPairs};
 
@@ -135,6 +146,172 @@ pub fn rewrite(filter: Expr, packed: &HashSet<&str>) -> Option<Expr> {
     (!stray).then_some(rewritten)
 }
 
+/// A filter conjunct over one packed label column, evaluated per distinct
+/// label set when the column arrives dictionary-encoded (as the Parquet
+/// reader gives it) with no more sets than rows, and row by row otherwise.
+/// Only for a whole conjunct: a set's NULL answer becomes false.
+#[derive(Debug)]
+pub struct PerLabelSet {
+    /// The filter over the batch.
+    filter: Arc<dyn PhysicalExpr>,
+    /// The same filter over a one-column batch of label sets.
+    on_sets: Arc<dyn PhysicalExpr>,
+    /// The packed column in the batch.
+    column: Column,
+}
+
+impl PerLabelSet {
+    /// `filter` wrapped when it reads exactly one column; else unchanged.
+    pub fn wrap(filter: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(match PerLabelSet::try_new(filter.clone())? {
+            Some(wrapped) => Arc::new(wrapped),
+            None => filter,
+        })
+    }
+
+    /// `filter` wrapped, when it reads exactly one column.
+    pub fn try_new(filter: Arc<dyn PhysicalExpr>) -> Result<Option<PerLabelSet>> {
+        let columns = collect_columns(&filter);
+        let mut only = columns.iter();
+        let (Some(column), None) = (only.next(), only.next()) else {
+            return Ok(None);
+        };
+        let column = column.clone();
+        let on_sets = filter
+            .clone()
+            .transform(|e| match e.downcast_ref::<Column>() {
+                Some(c) => Ok(Transformed::yes(
+                    Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>
+                )),
+                None => Ok(Transformed::no(e)),
+            })?
+            .data;
+        Ok(Some(PerLabelSet {
+            filter,
+            on_sets,
+            column,
+        }))
+    }
+
+    /// The packed column the filter reads.
+    pub fn column(&self) -> &str {
+        self.column.name()
+    }
+
+    /// Whether any of `sets` (packed label sets, as `Binary`) passes.
+    pub fn any_set_passes(&self, sets: &ArrayRef) -> Result<bool> {
+        use datafusion::logical_expr::ColumnarValue;
+        let batch = one_column_batch(self.column.name(), sets)?;
+        Ok(match self.on_sets.evaluate(&batch)? {
+            ColumnarValue::Array(per_set) => match per_set.as_boolean_opt() {
+                Some(per_set) => per_set.true_count() > 0,
+                None => true,
+            },
+            ColumnarValue::Scalar(ScalarValue::Boolean(passes)) => {
+                passes == Some(true) && !sets.is_empty()
+            }
+            ColumnarValue::Scalar(_) => true,
+        })
+    }
+}
+
+/// `sets` as the only column of a batch, named `name`.
+fn one_column_batch(name: &str, sets: &ArrayRef) -> Result<RecordBatch> {
+    let schema = Schema::new(vec![Field::new(name, sets.data_type().clone(), true)]);
+    Ok(RecordBatch::try_new(Arc::new(schema), vec![sets.clone()])?)
+}
+
+/// Whether each row passes, from whether its label set does (`keys` index
+/// `per_set`, none null). A NULL answer counts as failing: the wrapped
+/// expression is a whole filter conjunct, where NULL and false both drop
+/// the row. All passing or all failing is one scalar.
+fn rows_passing(
+    per_set: &arrow::array::BooleanArray,
+    keys: &arrow::array::Int32Array,
+) -> datafusion::logical_expr::ColumnarValue {
+    use datafusion::logical_expr::ColumnarValue;
+    let passes: Vec<bool> = (0..per_set.len())
+        .map(|i| per_set.is_valid(i) && per_set.value(i))
+        .collect();
+    if passes.iter().all(|&p| p) || passes.iter().all(|&p| !p) {
+        let all = passes.first().copied().unwrap_or(false);
+        return ColumnarValue::Scalar(ScalarValue::Boolean(Some(all)));
+    }
+    let keys = keys.values();
+    let rows = arrow::buffer::BooleanBuffer::collect_bool(keys.len(), |row| {
+        passes.get(keys[row] as usize).copied().unwrap_or(false)
+    });
+    ColumnarValue::Array(Arc::new(arrow::array::BooleanArray::new(rows, None)))
+}
+
+impl PartialEq for PerLabelSet {
+    fn eq(&self, other: &Self) -> bool {
+        *self.filter == *other.filter
+    }
+}
+
+impl Eq for PerLabelSet {}
+
+impl Hash for PerLabelSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.filter.hash(state);
+    }
+}
+
+impl fmt::Display for PerLabelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "per_label_set({})", self.filter)
+    }
+}
+
+impl PhysicalExpr for PerLabelSet {
+    fn return_field(&self, input_schema: &Schema) -> Result<arrow::datatypes::FieldRef> {
+        self.filter.return_field(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let column = batch.column(self.column.index());
+        if let Some(dictionary) = column.as_dictionary_opt::<arrow::datatypes::Int32Type>()
+            && dictionary.values().len() <= dictionary.len()
+        {
+            let sets_batch = one_column_batch(self.column.name(), dictionary.values())?;
+            return Ok(match self.on_sets.evaluate(&sets_batch)? {
+                ColumnarValue::Array(per_set) => match per_set.as_boolean_opt() {
+                    Some(per_set) if dictionary.keys().null_count() == 0 => {
+                        rows_passing(per_set, dictionary.keys())
+                    }
+                    _ => ColumnarValue::Array(arrow::compute::take(
+                        &per_set,
+                        dictionary.keys(),
+                        None,
+                    )?),
+                },
+                scalar => scalar,
+            });
+        }
+        self.filter.evaluate(batch)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![&self.filter]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        match <[_; 1]>::try_from(children) {
+            Ok([filter]) => PerLabelSet::wrap(filter),
+            Err(children) => internal_err!("per_label_set() has one child, not {}", children.len()),
+        }
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.filter.fmt_sql(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +370,74 @@ mod tests {
         // Other columns pass through unchanged.
         let plain = col("metric").eq(lit("up"));
         assert_eq!(rewrite(plain.clone(), &packed), Some(plain));
+    }
+
+    #[test]
+    fn filters_once_per_label_set_like_row_by_row() {
+        use datafusion::logical_expr::ColumnarValue;
+        use datafusion::prelude::SessionContext;
+        let column = packed(&[
+            &[("code", "500"), ("job", "api")],
+            &[("job", "db")],
+            &[("code", "404"), ("job", "api")],
+            &[("code", "500"), ("job", "api")],
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("other", DataType::Int32, false),
+            Field::new("labels", column.data_type().clone(), false),
+        ]));
+        let batch = |labels: ArrayRef| {
+            let other = Arc::new(arrow::array::Int32Array::from(vec![0; labels.len()]));
+            let schema = Schema::new(vec![
+                Field::new("other", DataType::Int32, false),
+                Field::new("labels", labels.data_type().clone(), false),
+            ]);
+            RecordBatch::try_new(Arc::new(schema), vec![other, labels]).unwrap()
+        };
+        let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone()).unwrap();
+        let ctx = SessionContext::new();
+        let physical = |e: Expr| ctx.create_physical_expr(e, &df_schema).unwrap();
+        let packed_set: HashSet<&str> = ["labels"].into();
+        let rows = |value: ColumnarValue, n: usize| -> Vec<bool> {
+            let a = value.into_array(n).unwrap();
+            let a = a.as_boolean();
+            (0..n).map(|i| a.is_valid(i) && a.value(i)).collect()
+        };
+        let filters = [
+            get_field(col("labels"), "code").eq(lit("500")),
+            get_field(col("labels"), "code").not_eq(lit("500")),
+            // NULL for the set without `code`: fails, as in a filter.
+            get_field(col("labels"), "code").is_not_null(),
+            get_field(col("labels"), "job").eq(lit("api")),
+            get_field(col("labels"), "job").eq(lit("none")),
+        ];
+        for filter in filters {
+            let filter = physical(rewrite(filter, &packed_set).unwrap());
+            let wrapped = PerLabelSet::wrap(filter.clone()).unwrap();
+            assert!(wrapped.to_string().starts_with("per_label_set("));
+            for labels in [
+                column.clone(),
+                column.slice(1, 3),
+                arrow::compute::cast(&column, &DataType::Binary).unwrap(),
+            ] {
+                let n = labels.len();
+                let b = batch(labels);
+                assert_eq!(
+                    rows(wrapped.evaluate(&b).unwrap(), n),
+                    rows(filter.evaluate(&b).unwrap(), n),
+                    "{filter}"
+                );
+            }
+        }
+        // A filter over two columns is left as it is.
+        let two = physical(
+            rewrite(get_field(col("labels"), "code").eq(lit("500")), &packed_set)
+                .unwrap()
+                .and(col("other").eq(lit(0))),
+        );
+        assert_eq!(
+            PerLabelSet::wrap(two.clone()).unwrap().to_string(),
+            two.to_string()
+        );
     }
 }

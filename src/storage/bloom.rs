@@ -70,11 +70,6 @@ impl Bloom {
         }
     }
 
-    /// Memory the bloom holds (its bit array and fields).
-    pub fn memory_bytes(&self) -> u64 {
-        (self.bits.len() * 8 + std::mem::size_of::<Bloom>()) as u64
-    }
-
     fn hashes(key: &str) -> (u64, u64) {
         Self::split(xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
     }
@@ -241,6 +236,13 @@ impl BloomBuilder {
 
     pub fn finish(self) -> Bloom {
         Bloom::from_hashes(&self.hashes)
+    }
+}
+
+impl super::index_cache::CachedIndex for Bloom {
+    /// Memory the bloom holds (its bit array and fields).
+    fn memory_bytes(&self) -> u64 {
+        (self.bits.len() * 8 + std::mem::size_of::<Bloom>()) as u64
     }
 }
 

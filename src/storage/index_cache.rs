@@ -1,22 +1,32 @@
-//! Block bloom indexes held in memory between queries, up to a byte budget
+//! Per-block indexes held in memory between queries, up to a byte budget
 //! (`[query] index_cache_size`).
 //!
-//! What flows through: blooms a flush or a merge just built and blooms read
-//! from `blocks/<id>.index` files, keyed by block id. Each lookup marks its
-//! entry as used; an insert that takes the cache over its budget evicts the
-//! least recently used entries until it is back under 90 % of it (so a run
-//! of inserts does not evict on every one). An evicted bloom is read from
-//! the store again when a query next needs it.
+//! What flows through: a block's bloom (`blocks/<id>.index`, or the one a
+//! flush or merge just built), its decoded row index (`blocks/<id>.rows`)
+//! and the label sets of its packed map columns (read from the Parquet
+//! dictionary pages, `catalog::label_sets`), each keyed by block id and
+//! kind. Each lookup marks its entry as used; an insert that takes the cache
+//! over its budget evicts the least recently used entries until it is back
+//! under 90 % of it (so a run of inserts does not evict on every one). An
+//! evicted index is read again when a query next needs it.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::bloom::Bloom;
-
 /// Default budget: as Mimir's in-memory index cache (1 GiB).
 pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 1 << 30;
+
+/// The kinds of index the storage layer caches.
+pub const BLOOM: &str = "bloom";
+pub const ROW_INDEX: &str = "row_index";
+
+/// An index the cache can hold: it knows the memory it takes.
+pub trait CachedIndex: Any + Send + Sync {
+    fn memory_bytes(&self) -> u64;
+}
 
 pub struct IndexCache {
     inner: Mutex<Inner>,
@@ -27,11 +37,12 @@ struct Inner {
     bytes: u64,
     /// Incremented by every lookup and insert: an entry's `used` orders it.
     clock: u64,
-    entries: HashMap<String, Entry>,
+    /// By block id, then kind.
+    entries: HashMap<String, HashMap<&'static str, Entry>>,
 }
 
 struct Entry {
-    bloom: Arc<Bloom>,
+    index: Arc<dyn Any + Send + Sync>,
     bytes: u64,
     used: u64,
 }
@@ -55,41 +66,48 @@ impl IndexCache {
         inner.evict_over_budget();
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Bloom>> {
+    /// Block `id`'s index of `kind`, if cached (and of type `T`).
+    pub fn get<T: CachedIndex>(&self, id: &str, kind: &'static str) -> Option<Arc<T>> {
         let mut inner = self.inner.lock();
         inner.clock += 1;
         let now = inner.clock;
-        let entry = inner.entries.get_mut(id)?;
+        let entry = inner.entries.get_mut(id)?.get_mut(kind)?;
         entry.used = now;
-        Some(entry.bloom.clone())
+        entry.index.clone().downcast::<T>().ok()
     }
 
-    pub fn insert(&self, id: String, bloom: Arc<Bloom>) {
+    pub fn insert<T: CachedIndex>(&self, id: &str, kind: &'static str, index: Arc<T>) {
         let mut inner = self.inner.lock();
         inner.clock += 1;
         let entry = Entry {
-            bytes: bloom.memory_bytes() + id.len() as u64,
-            bloom,
+            bytes: index.memory_bytes() + id.len() as u64,
+            index,
             used: inner.clock,
         };
         inner.bytes += entry.bytes;
-        if let Some(old) = inner.entries.insert(id, entry) {
+        let old = inner
+            .entries
+            .entry(id.to_string())
+            .or_default()
+            .insert(kind, entry);
+        if let Some(old) = old {
             inner.bytes -= old.bytes;
         }
         inner.evict_over_budget();
     }
 
+    /// Drops every index of block `id`.
     pub fn remove(&self, id: &str) {
         let mut inner = self.inner.lock();
-        if let Some(old) = inner.entries.remove(id) {
-            inner.bytes -= old.bytes;
+        if let Some(kinds) = inner.entries.remove(id) {
+            inner.bytes -= kinds.values().map(|e| e.bytes).sum::<u64>();
         }
     }
 
-    /// Bytes the cached blooms hold, and how many there are.
+    /// Bytes the cached indexes hold, and how many there are.
     pub fn usage(&self) -> (u64, usize) {
         let inner = self.inner.lock();
-        (inner.bytes, inner.entries.len())
+        (inner.bytes, inner.entries.values().map(HashMap::len).sum())
     }
 }
 
@@ -99,18 +117,24 @@ impl Inner {
             return;
         }
         let target = self.budget / 10 * 9;
-        let mut by_use: Vec<(u64, String)> = self
+        let mut by_use: Vec<(u64, String, &'static str)> = self
             .entries
             .iter()
-            .map(|(id, e)| (e.used, id.clone()))
+            .flat_map(|(id, kinds)| kinds.iter().map(|(kind, e)| (e.used, id.clone(), *kind)))
             .collect();
         by_use.sort_unstable();
-        for (_, id) in by_use {
+        for (_, id, kind) in by_use {
             if self.bytes <= target {
                 break;
             }
-            if let Some(old) = self.entries.remove(&id) {
+            let Some(kinds) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            if let Some(old) = kinds.remove(kind) {
                 self.bytes -= old.bytes;
+            }
+            if kinds.is_empty() {
+                self.entries.remove(&id);
             }
         }
     }
@@ -119,6 +143,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::bloom::Bloom;
 
     fn bloom(items: usize) -> Arc<Bloom> {
         Arc::new(Bloom::with_capacity(items))
@@ -129,15 +154,15 @@ mod tests {
         let size = bloom(10_000).memory_bytes() + 1;
         let cache = IndexCache::new(3 * size + size / 2);
         for id in ["a", "b", "c"] {
-            cache.insert(id.into(), bloom(10_000));
+            cache.insert(id, BLOOM, bloom(10_000));
         }
         assert_eq!(cache.usage(), (3 * size, 3));
         // "a" is used, so "b" is the least recently used when "d" comes.
-        assert!(cache.get("a").is_some());
-        cache.insert("d".into(), bloom(10_000));
-        assert!(cache.get("b").is_none());
+        assert!(cache.get::<Bloom>("a", BLOOM).is_some());
+        cache.insert("d", BLOOM, bloom(10_000));
+        assert!(cache.get::<Bloom>("b", BLOOM).is_none());
         for id in ["a", "c", "d"] {
-            assert!(cache.get(id).is_some(), "{id}");
+            assert!(cache.get::<Bloom>(id, BLOOM).is_some(), "{id}");
         }
         assert!(cache.usage().0 <= 3 * size + size / 2);
     }
@@ -145,16 +170,30 @@ mod tests {
     #[test]
     fn replacing_removing_and_shrinking_keep_the_byte_count() {
         let cache = IndexCache::new(1 << 30);
-        cache.insert("a".into(), bloom(1_000));
-        cache.insert("a".into(), bloom(50_000));
+        cache.insert("a", BLOOM, bloom(1_000));
+        cache.insert("a", BLOOM, bloom(50_000));
         assert_eq!(cache.usage(), (bloom(50_000).memory_bytes() + 1, 1));
-        cache.insert("b".into(), bloom(1_000));
+        cache.insert("b", BLOOM, bloom(1_000));
         cache.remove("a");
         assert_eq!(cache.usage(), (bloom(1_000).memory_bytes() + 1, 1));
         cache.set_budget(10);
         assert_eq!(cache.usage(), (0, 0));
         // A bloom larger than the whole budget is not kept.
-        cache.insert("c".into(), bloom(1_000));
+        cache.insert("c", BLOOM, bloom(1_000));
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    #[test]
+    fn kinds_of_one_block_are_kept_apart_and_removed_together() {
+        let cache = IndexCache::new(1 << 30);
+        cache.insert("a", BLOOM, bloom(1_000));
+        cache.insert("a", "other", bloom(2_000));
+        cache.insert("b", BLOOM, bloom(3_000));
+        let a = cache.get::<Bloom>("a", BLOOM).unwrap();
+        assert_eq!(a.memory_bytes(), bloom(1_000).memory_bytes());
+        assert_eq!(cache.usage().1, 3);
+        cache.remove("a");
+        assert!(cache.get::<Bloom>("a", "other").is_none());
+        assert_eq!(cache.usage(), (bloom(3_000).memory_bytes() + 1, 1));
     }
 }

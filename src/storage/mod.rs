@@ -299,7 +299,8 @@ impl Storage {
                 PutPayload::from(parquet),
             )
             .await?;
-        self.indexes.insert(id, Arc::new(bloom));
+        self.indexes
+            .insert(&id, index_cache::BLOOM, Arc::new(bloom));
         Ok(meta)
     }
 
@@ -445,7 +446,7 @@ impl Storage {
 
     /// Puts a freshly written block's bloom in the index cache.
     pub fn cache_index(&self, id: &str, bloom: Arc<Bloom>) {
-        self.indexes.insert(id.to_string(), bloom);
+        self.indexes.insert(id, index_cache::BLOOM, bloom);
     }
 
     /// Deletes a block's Parquet file and sidecars (missing files are fine).
@@ -479,7 +480,7 @@ impl Storage {
 
     /// The bloom index of a block, from cache or the store.
     pub async fn block_index(&self, tenant: &str, signal: Signal, id: &str) -> Result<Arc<Bloom>> {
-        if let Some(b) = self.indexes.get(id) {
+        if let Some(b) = self.indexes.get(id, index_cache::BLOOM) {
             return Ok(b);
         }
         let bytes = self
@@ -489,7 +490,7 @@ impl Storage {
             .bytes()
             .await?;
         let bloom = Arc::new(Bloom::decode(&bytes)?);
-        self.indexes.insert(id.to_string(), bloom.clone());
+        self.indexes.insert(id, index_cache::BLOOM, bloom.clone());
         Ok(bloom)
     }
 
@@ -538,10 +539,22 @@ impl Storage {
         tenant: &str,
         signal: Signal,
         id: &str,
-    ) -> Result<row_index::RowIndex> {
+    ) -> Result<Arc<row_index::RowIndex>> {
+        if let Some(index) = self.indexes.get(id, index_cache::ROW_INDEX) {
+            return Ok(index);
+        }
         let path = StorePath::from(Layout::new(tenant, signal).row_index(id));
         let bytes = self.store.get(&path).await?.bytes().await?;
-        row_index::RowIndex::decode(&bytes)
+        let index = Arc::new(row_index::RowIndex::decode(&bytes)?);
+        self.indexes
+            .insert(id, index_cache::ROW_INDEX, index.clone());
+        Ok(index)
+    }
+
+    /// The index cache, for indexes read above the storage layer (the
+    /// label sets of a block's packed columns).
+    pub fn index_cache(&self) -> &index_cache::IndexCache {
+        &self.indexes
     }
 
     /// A span block's service-graph edges file (see

@@ -57,6 +57,14 @@ pub struct RowIndex {
     segments: Vec<Bloom>,
 }
 
+impl super::index_cache::CachedIndex for RowIndex {
+    fn memory_bytes(&self) -> u64 {
+        use super::index_cache::CachedIndex;
+        let blooms: u64 = self.segments.iter().map(CachedIndex::memory_bytes).sum();
+        blooms + std::mem::size_of::<RowIndex>() as u64
+    }
+}
+
 impl RowIndex {
     /// The rows of the block the index was built over.
     pub fn rows(&self) -> u64 {
