@@ -137,8 +137,9 @@ pub struct QueryConfig {
     /// fail with "resources exhausted".
     #[serde(deserialize_with = "de_size")]
     pub memory_limit: u64,
-    /// Memory for block bloom indexes kept between queries; past it the
-    /// least recently used are dropped and read again when needed.
+    /// Memory for per-block indexes kept between queries (blooms, row
+    /// indexes, label sets); past it the least recently used are dropped and
+    /// read again when needed.
     #[serde(deserialize_with = "de_size")]
     pub index_cache_size: u64,
     /// Parallelism of one query (0 = number of cores).
