@@ -249,6 +249,16 @@ async fn spans_join_logs_on_trace_id_prunes_both_tables() {
     assert_eq!(pruned, 2, "both scans prune by the trace-id bloom:\n{plan}");
 }
 
+/// Blocks are cut by `Server::flush` and merged by `/compactor/run` only.
+const FLUSH_AND_COMPACT_BY_HAND: &str = r#"
+[ingester]
+flush_max_age = "1h"
+flush_check_interval = "1h"
+[compactor]
+compaction_interval = "1h"
+deletion_delay = "0s"
+"#;
+
 /// A trace-id needle inside a log block reads only the row segments whose
 /// bloom may hold the id (`blocks/<id>.rows`): log blocks are sorted by
 /// stream, so one trace's lines scatter, and the rest of the block is
@@ -257,17 +267,7 @@ async fn spans_join_logs_on_trace_id_prunes_both_tables() {
 async fn trace_id_needle_reads_only_its_row_segments() {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let server = Server::start_with(
-        &data,
-        r#"
-[ingester]
-flush_max_age = "1h"
-flush_check_interval = "1h"
-[compactor]
-compaction_interval = "1h"
-deletion_delay = "0s"
-"#,
-    );
+    let server = Server::start_with(&data, FLUSH_AND_COMPACT_BY_HAND);
     server.wait_for_startup_compaction();
     let client = server.client().await;
     // Two blocks of 12,000 lines in 4 streams; line i of a block has trace
@@ -341,16 +341,7 @@ deletion_delay = "0s"
     drop(client);
     let mut server = server;
     server.stop();
-    let server = Server::start_with(
-        &data,
-        r#"
-[ingester]
-flush_max_age = "1h"
-flush_check_interval = "1h"
-[compactor]
-compaction_interval = "1h"
-"#,
-    );
+    let server = Server::start_with(&data, FLUSH_AND_COMPACT_BY_HAND);
     server.wait_for_startup_compaction();
     let client = server.client().await;
     let plan = explain_analyze(&client, needle).await;
