@@ -357,6 +357,9 @@ impl Engine {
             m.set(MEMORY_SERIES, &[("tenant", tenant.as_str())], series as f64);
         }
         let storage = self.ingester.storage();
+        let (cache_bytes, cache_entries) = storage.index_cache().usage();
+        m.set(INDEX_CACHE_BYTES, &[], cache_bytes as f64);
+        m.set(INDEX_CACHE_ENTRIES, &[], cache_entries as f64);
         for tenant in storage.tenants() {
             for signal in crate::model::Signal::ALL {
                 let manifest = storage.manifest(&tenant, signal);
@@ -382,6 +385,8 @@ const MEMORY_SERIES: &str = "o11ydb_memory_series";
 const BLOCKS: &str = "o11ydb_blocks";
 const BLOCK_BYTES: &str = "o11ydb_block_bytes";
 const BLOCK_ROWS: &str = "o11ydb_block_rows";
+const INDEX_CACHE_BYTES: &str = "o11ydb_index_cache_bytes";
+const INDEX_CACHE_ENTRIES: &str = "o11ydb_index_cache_entries";
 
 fn describe_self_metrics(metrics: &Metrics, ingester: &Ingester) {
     let (fsync, written) = ingester.wal().self_metrics();
@@ -423,6 +428,11 @@ fn describe_self_metrics(metrics: &Metrics, ingester: &Ingester) {
             "Bytes of Parquet blocks, per tenant and signal.",
         ),
         (BLOCK_ROWS, "Rows in blocks, per tenant and signal."),
+        (
+            INDEX_CACHE_BYTES,
+            "Bytes of block indexes (blooms, row indexes, label sets) held in memory ([query] index_cache_size).",
+        ),
+        (INDEX_CACHE_ENTRIES, "Block indexes held in memory."),
     ] {
         metrics.describe(name, "gauge", help);
     }

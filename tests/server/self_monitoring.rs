@@ -69,6 +69,9 @@ async fn metrics_cover_ingest_wal_storage_and_queries() {
             "o11ydb_block_bytes{tenant=\"anonymous\",signal=\"samples\"}",
             100.0,
         ),
+        // The flushed block's bloom, put in the cache as it is written.
+        ("o11ydb_index_cache_entries", 1.0),
+        ("o11ydb_index_cache_bytes", 64.0),
         (
             "o11ydb_query_duration_seconds_count{interface=\"http\",language=\"promql\"}",
             1.0,
