@@ -66,15 +66,9 @@ pub enum RowGroupChoice {
 }
 
 impl BlockLabelSets {
-    /// The cache kind of `column`'s sets.
-    pub fn cache_kind(column: &str) -> &'static str {
-        match column {
-            "labels" => "label_sets:labels",
-            "structured_metadata" => "label_sets:structured_metadata",
-            "attributes" => "label_sets:attributes",
-            "resource_attributes" => "label_sets:resource_attributes",
-            _ => "label_sets:other",
-        }
+    /// The index cache kind of `column`'s sets.
+    pub fn cache_kind(column: &str) -> String {
+        format!("label_sets:{column}")
     }
 
     /// Reads `column`'s sets of the block at `object` (see the module doc).

@@ -328,13 +328,8 @@ impl SignalTable {
             .filter(|any| any.iter().all(|k| row_index::covers(signal, k)))
             .cloned()
             .collect();
-        let BlockPredicates {
-            parquet: parquet_predicate,
-            label_sets: label_filters,
-        } = match raw_blocks.is_empty() {
-            true => BlockPredicates::default(),
-            false => self.parquet_predicate(state, filters)?,
-        };
+        // Planned once a block survives time and bloom pruning.
+        let mut predicates: Option<BlockPredicates> = None;
         let mut blocks = Vec::new();
         for block in raw_blocks {
             if !choice.reads(&block.id) {
@@ -354,8 +349,15 @@ impl SignalTable {
                     continue;
                 }
             }
+            let predicates = match predicates {
+                Some(ref p) => p,
+                None => predicates.insert(self.parquet_predicate(state, filters)?),
+            };
             let mut selection = None;
-            match self.row_groups_to_read(state, block, &label_filters).await {
+            match self
+                .row_groups_to_read(state, block, &predicates.label_sets)
+                .await
+            {
                 RowGroupChoice::All => {}
                 RowGroupChoice::None => {
                     summary.blocks_pruned_by_label_sets += 1;
@@ -431,7 +433,7 @@ impl SignalTable {
                 .with_bloom_filter_on_read(true)
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
-            if let Some(p) = parquet_predicate {
+            if let Some(p) = predicates.and_then(|p| p.parquet) {
                 source = source.with_predicate(p);
             }
             let files: Vec<PartitionedFile> = blocks
@@ -642,7 +644,7 @@ impl SignalTable {
     ) -> Result<Arc<BlockLabelSets>> {
         let kind = BlockLabelSets::cache_kind(column);
         let cache = self.storage().index_cache();
-        if let Some(sets) = cache.get::<BlockLabelSets>(&block.id, kind) {
+        if let Some(sets) = cache.get::<BlockLabelSets>(&block.id, &kind) {
             return Ok(sets);
         }
         let file = PartitionedFile::new(
@@ -659,13 +661,12 @@ impl SignalTable {
             )
             .await?,
         );
-        cache.insert(&block.id, kind, sets.clone());
+        cache.insert(&block.id, &kind, sets.clone());
         Ok(sets)
     }
 }
 
 /// What a scan's filters ask of the blocks it reads.
-#[derive(Default)]
 struct BlockPredicates {
     /// For the Parquet reader (row groups, pages, rows).
     parquet: Option<Arc<dyn PhysicalExpr>>,

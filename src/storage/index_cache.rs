@@ -38,7 +38,7 @@ struct Inner {
     /// Incremented by every lookup and insert: an entry's `used` orders it.
     clock: u64,
     /// By block id, then kind.
-    entries: HashMap<String, HashMap<&'static str, Entry>>,
+    entries: HashMap<String, HashMap<String, Entry>>,
 }
 
 struct Entry {
@@ -67,7 +67,7 @@ impl IndexCache {
     }
 
     /// Block `id`'s index of `kind`, if cached (and of type `T`).
-    pub fn get<T: CachedIndex>(&self, id: &str, kind: &'static str) -> Option<Arc<T>> {
+    pub fn get<T: CachedIndex>(&self, id: &str, kind: &str) -> Option<Arc<T>> {
         let mut inner = self.inner.lock();
         inner.clock += 1;
         let now = inner.clock;
@@ -76,7 +76,7 @@ impl IndexCache {
         entry.index.clone().downcast::<T>().ok()
     }
 
-    pub fn insert<T: CachedIndex>(&self, id: &str, kind: &'static str, index: Arc<T>) {
+    pub fn insert<T: CachedIndex>(&self, id: &str, kind: &str, index: Arc<T>) {
         let mut inner = self.inner.lock();
         inner.clock += 1;
         let entry = Entry {
@@ -89,7 +89,7 @@ impl IndexCache {
             .entries
             .entry(id.to_string())
             .or_default()
-            .insert(kind, entry);
+            .insert(kind.to_string(), entry);
         if let Some(old) = old {
             inner.bytes -= old.bytes;
         }
@@ -117,10 +117,14 @@ impl Inner {
             return;
         }
         let target = self.budget / 10 * 9;
-        let mut by_use: Vec<(u64, String, &'static str)> = self
+        let mut by_use: Vec<(u64, String, String)> = self
             .entries
             .iter()
-            .flat_map(|(id, kinds)| kinds.iter().map(|(kind, e)| (e.used, id.clone(), *kind)))
+            .flat_map(|(id, kinds)| {
+                kinds
+                    .iter()
+                    .map(|(kind, e)| (e.used, id.clone(), kind.clone()))
+            })
             .collect();
         by_use.sort_unstable();
         for (_, id, kind) in by_use {
@@ -130,7 +134,7 @@ impl Inner {
             let Some(kinds) = self.entries.get_mut(&id) else {
                 continue;
             };
-            if let Some(old) = kinds.remove(kind) {
+            if let Some(old) = kinds.remove(&kind) {
                 self.bytes -= old.bytes;
             }
             if kinds.is_empty() {

@@ -60,7 +60,8 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     description: String,
     manifests: RwLock<HashMap<(String, Signal), Arc<Manifest>>>,
-    /// Block bloom indexes, least recently used evicted past a budget.
+    /// Per-block indexes (blooms, row indexes, label sets), least recently
+    /// used evicted past a budget.
     indexes: index_cache::IndexCache,
     /// Serialises publish + install of one tenant's signal between the
     /// ingester's flushes and the compactor.
@@ -480,18 +481,32 @@ impl Storage {
 
     /// The bloom index of a block, from cache or the store.
     pub async fn block_index(&self, tenant: &str, signal: Signal, id: &str) -> Result<Arc<Bloom>> {
-        if let Some(b) = self.indexes.get(id, index_cache::BLOOM) {
-            return Ok(b);
+        let path = Layout::new(tenant, signal).index(id);
+        self.cached_sidecar(id, index_cache::BLOOM, path, Bloom::decode)
+            .await
+    }
+
+    /// Block `id`'s index of `kind`, from the index cache, or else read
+    /// from the sidecar file at `path`, decoded and cached.
+    async fn cached_sidecar<T: index_cache::CachedIndex>(
+        &self,
+        id: &str,
+        kind: &str,
+        path: String,
+        decode: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Arc<T>> {
+        if let Some(index) = self.indexes.get(id, kind) {
+            return Ok(index);
         }
         let bytes = self
             .store
-            .get(&StorePath::from(Layout::new(tenant, signal).index(id)))
+            .get(&StorePath::from(path))
             .await?
             .bytes()
             .await?;
-        let bloom = Arc::new(Bloom::decode(&bytes)?);
-        self.indexes.insert(id, index_cache::BLOOM, bloom.clone());
-        Ok(bloom)
+        let index = Arc::new(decode(&bytes)?);
+        self.indexes.insert(id, kind, index.clone());
+        Ok(index)
     }
 
     /// Stores a span block's service-graph edges file, if it has one;
@@ -532,23 +547,22 @@ impl Storage {
         Ok(Some(size))
     }
 
-    /// A log block's row-segment blooms. Not cached: a query reads them
-    /// only for blocks its block index could not rule out.
+    /// A log block's row-segment blooms, from cache or the store (a query
+    /// reads them only for blocks its block index could not rule out).
     pub async fn block_row_index(
         &self,
         tenant: &str,
         signal: Signal,
         id: &str,
     ) -> Result<Arc<row_index::RowIndex>> {
-        if let Some(index) = self.indexes.get(id, index_cache::ROW_INDEX) {
-            return Ok(index);
-        }
-        let path = StorePath::from(Layout::new(tenant, signal).row_index(id));
-        let bytes = self.store.get(&path).await?.bytes().await?;
-        let index = Arc::new(row_index::RowIndex::decode(&bytes)?);
-        self.indexes
-            .insert(id, index_cache::ROW_INDEX, index.clone());
-        Ok(index)
+        let path = Layout::new(tenant, signal).row_index(id);
+        self.cached_sidecar(
+            id,
+            index_cache::ROW_INDEX,
+            path,
+            row_index::RowIndex::decode,
+        )
+        .await
     }
 
     /// The index cache, for indexes read above the storage layer (the
