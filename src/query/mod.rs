@@ -5,8 +5,9 @@
 //! log streams, or per-step samples evaluated by the same time-series
 //! evaluator; TraceQL text → scans of `spans` with conditions pushed down →
 //! whole candidate traces → spansets (or per-step series for metrics
-//! queries). `table_function` holds what their SQL table functions share;
-//! `span_functions` are the trace-derived ones (`service_graph()`,
+//! queries). `scan_plan` plans their scans (filter, project, maybe sort)
+//! straight to physical plans; `table_function` holds what their SQL table
+//! functions share; `span_functions` are the trace-derived ones (`service_graph()`,
 //! `span_metrics()`): `span_metrics` planned from parameterised SQL in
 //! `sql/`, `service_graph` computed per trace by the operator of
 //! `service_graph` (the SQL of `sql/service_graph.sql` is its reference); `check` is
@@ -24,6 +25,7 @@ pub mod histogram_functions;
 pub mod logql;
 pub mod parse_error;
 pub mod promql;
+pub mod scan_plan;
 pub mod service_graph;
 pub mod span_functions;
 pub mod table_function;

@@ -205,6 +205,41 @@ fn loki_query_api_answers_like_loki() {
         vec![json!([start_s, "4"]), json!([start_s + 60, "2"])]
     );
 
+    // From here on the lines are read from a block.
+    f.server.flush();
+    // Counted in the scan, grouped by a stream label some streams lack
+    // (read as structured metadata, else stream label).
+    let v = f.get_json(&format!(
+        "/loki/api/v1/query?query={}&time={}",
+        enc(r#"sum by (env) (count_over_time({app=~"api|web"} [10m]))"#),
+        f.base_ns + 5 * 60 * SECOND
+    ));
+    let mut counts: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|s| {
+            let env = s["metric"]["env"].as_str().unwrap_or("").to_string();
+            (env, s["value"][1].as_str().unwrap().to_string())
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![
+            (String::new(), "5".to_string()),
+            ("prod".to_string(), "10".to_string())
+        ],
+        "{v}"
+    );
+    // A label filter before any parser is pushed into the scan.
+    let v = f.get_json(&format!(
+        "/loki/api/v1/query?query={}&time={}",
+        enc(r#"sum(count_over_time({app=~"api|web"} | env="prod" [10m]))"#),
+        f.base_ns + 5 * 60 * SECOND
+    ));
+    assert_eq!(v["data"]["result"][0]["value"][1], "10", "{v}");
+
     // An instant query: a vector; unwrap with a duration conversion.
     let v = f.get_json(&format!(
         "/loki/api/v1/query?query={}&time={}",

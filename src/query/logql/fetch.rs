@@ -28,6 +28,7 @@ use super::pipeline::{Entry, LabelMatcher};
 use crate::model::labels::{SeriesIdMap, map_row};
 use crate::query::promql::Labels;
 use crate::query::promql::shard::QueryShard;
+use crate::query::scan_plan::filtered_scan;
 
 /// What to read: matching streams' entries with timestamps in
 /// `[start_ns, end_ns]` (both inclusive).
@@ -338,15 +339,9 @@ pub async fn scan_grouped_times(
             for (i, name) in names.iter().enumerate() {
                 columns.push(base_label(name).alias(format!("g{i}")));
             }
-            let df = ctx
-                .table("logs")
+            let mut stream = filtered_scan(ctx, "logs", filter, &columns, None)
                 .await
-                .map_err(internal)?
-                .filter(filter)
-                .map_err(internal)?
-                .select(columns)
                 .map_err(internal)?;
-            let mut stream = df.execute_stream().await.map_err(internal)?;
             let mut key: GroupKey = Vec::with_capacity(names.len());
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(internal)?;
@@ -411,28 +406,20 @@ async fn scan_filtered(
     streams: &mut SeriesIdMap<Option<Arc<StreamInfo>>>,
     on_entry: &mut impl FnMut(Entry<'_>) -> Result<bool, LogqlError>,
 ) -> Result<bool, LogqlError> {
-    let mut df = ctx
-        .table("logs")
+    let columns = [
+        "stream_id",
+        "timestamp",
+        "labels",
+        "line",
+        "structured_metadata",
+    ]
+    .map(col);
+    let order = scan
+        .ordered
+        .map(|direction| ("timestamp", direction == super::Direction::Forward));
+    let mut stream = filtered_scan(ctx, "logs", filter, &columns, order)
         .await
-        .map_err(internal)?
-        .filter(filter)
         .map_err(internal)?;
-    if let Some(direction) = scan.ordered {
-        let ascending = direction == super::Direction::Forward;
-        df = df
-            .sort(vec![col("timestamp").sort(ascending, false)])
-            .map_err(internal)?;
-    }
-    let df = df
-        .select_columns(&[
-            "stream_id",
-            "timestamp",
-            "labels",
-            "line",
-            "structured_metadata",
-        ])
-        .map_err(internal)?;
-    let mut stream = df.execute_stream().await.map_err(internal)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
         let ids = batch.column(0).as_primitive::<Int64Type>();
@@ -527,15 +514,9 @@ pub async fn stream_summaries(
     if with_sizes {
         columns.push(datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes"));
     }
-    let df = ctx
-        .table("logs")
+    let mut stream = filtered_scan(ctx, "logs", pushdown_filter(&scan), &columns, None)
         .await
-        .map_err(internal)?
-        .filter(pushdown_filter(&scan))
-        .map_err(internal)?
-        .select(columns)
         .map_err(internal)?;
-    let mut stream = df.execute_stream().await.map_err(internal)?;
     let mut index: SeriesIdMap<Option<usize>> = SeriesIdMap::default();
     let mut out: Vec<StreamSummary> = Vec::new();
     while let Some(batch) = stream.next().await {

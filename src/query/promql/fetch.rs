@@ -9,11 +9,8 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BinaryArray, MapArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::catalog::TableProvider;
-use datafusion::common::DFSchema;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, col, lit};
-use datafusion::physical_plan::filter::FilterExecBuilder;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -25,6 +22,7 @@ use super::value::{Hist, Labels, METRIC_NAME, compare_labels, sort_labels};
 use crate::catalog::SignalTable;
 use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::model::labels::{SeriesIdMap, map_row};
+use crate::query::scan_plan::{Output, filtered_scan, finish};
 use crate::storage::codec::{PackedColumn, unpack_pairs};
 
 /// The samples of one series: float samples (stale markers included) and
@@ -505,14 +503,8 @@ async fn samples_stream(
     filter: Expr,
     columns: &[&str],
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, PromError> {
-    ctx.table("samples")
-        .await
-        .map_err(internal)?
-        .filter(filter)
-        .map_err(internal)?
-        .select_columns(columns)
-        .map_err(internal)?
-        .execute_stream()
+    let columns: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+    filtered_scan(ctx, "samples", filter, &columns, None)
         .await
         .map_err(internal)
 }
@@ -552,24 +544,7 @@ async fn labeled_rows_stream(
         .scan_packed(&state, &read, &filters)
         .await
         .map_err(internal)?;
-    let scanned = DFSchema::try_from(scan.schema()).map_err(internal)?;
-    let predicate = state
-        .create_physical_expr(exact, &scanned)
-        .map_err(internal)?;
-    let mut plan: Arc<dyn ExecutionPlan> = Arc::new(
-        FilterExecBuilder::new(predicate, scan)
-            .apply_projection(Some((0..columns.len()).collect()))
-            .and_then(FilterExecBuilder::build)
-            .map_err(internal)?,
-    );
-    // As a planned query would be: block files split into byte ranges
-    // over the session's partitions, batches coalesced.
-    for rule in state.physical_optimizers() {
-        plan = rule
-            .optimize(plan, state.config_options())
-            .map_err(internal)?;
-    }
-    execute_stream(plan, ctx.task_ctx()).map_err(internal)
+    finish(&state, scan, exact, Output::Leading(columns.len()), None).map_err(internal)
 }
 
 pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {

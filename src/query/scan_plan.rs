@@ -1,0 +1,259 @@
+//! A query language's fetch — `SELECT columns FROM table WHERE filter
+//! [ORDER BY column]` — planned straight into a physical plan: the table
+//! provider's scan with the filter's conjuncts pushed down (so blocks, row
+//! groups and rows are pruned exactly as for SQL), a `FilterExec` that
+//! re-checks the whole filter, an optional sort and the projection, then the
+//! session's physical optimizer rules (byte-range partitions, coalesced
+//! batches, a sort's merge). It is the plan DataFusion's SQL planner
+//! reaches for that statement, without running the logical optimizer and
+//! the physical planner over a plan whose shape is known: their cost was
+//! most of a short, pruned query's time (a LogQL needle search).
+
+use std::sync::Arc;
+
+use arrow::compute::SortOptions;
+use datafusion::common::{DFSchema, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::utils::split_conjunction_owned;
+use datafusion::logical_expr::{Expr, col};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
+use datafusion::prelude::SessionContext;
+
+/// The rows of `table` that `filter` passes, as the `columns` expressions
+/// (each named by its alias, or its column name), in storage order or by
+/// `order` (a column, ascending when true; NULLs last).
+pub async fn filtered_scan(
+    ctx: &SessionContext,
+    table: &str,
+    filter: Expr,
+    columns: &[Expr],
+    order: Option<(&str, bool)>,
+) -> Result<SendableRecordBatchStream> {
+    let provider = ctx.table_provider(table).await?;
+    let schema = provider.schema();
+    let mut read: Vec<usize> = Vec::new();
+    let referenced = columns
+        .iter()
+        .chain(std::iter::once(&filter))
+        .flat_map(|e| e.column_refs())
+        .map(|c| c.name.clone())
+        .chain(order.map(|(name, _)| name.to_string()));
+    for name in referenced {
+        let i = schema.index_of(&name)?;
+        if !read.contains(&i) {
+            read.push(i);
+        }
+    }
+    read.sort_unstable();
+    let state = ctx.state();
+    // The provider turns its filters into predicates of its own, as it
+    // would from an optimized logical plan: they are simplified first.
+    let filter = simplified(&state, filter, &DFSchema::try_from(schema)?)?;
+    let scan = provider
+        .scan(
+            &state,
+            Some(&read),
+            &split_conjunction_owned(filter.clone()),
+            None,
+        )
+        .await?;
+    finish(&state, scan, filter, Output::Exprs(columns), order)
+}
+
+/// What a plan built by [`finish`] yields.
+pub enum Output<'a> {
+    /// The scan's first `n` columns, as they are.
+    Leading(usize),
+    /// Expressions over the scan's columns.
+    Exprs(&'a [Expr]),
+}
+
+/// `scan` with the rows `filter` passes, sorted by `order` when given (a
+/// column of the scan; for [`Output::Leading`] one of the leading ones),
+/// projected to `output`, through the session's physical optimizer rules,
+/// executing.
+pub fn finish(
+    state: &SessionState,
+    scan: Arc<dyn ExecutionPlan>,
+    filter: Expr,
+    output: Output<'_>,
+    order: Option<(&str, bool)>,
+) -> Result<SendableRecordBatchStream> {
+    let scanned = DFSchema::try_from(scan.schema())?;
+    let predicate = physical(state, filter, &scanned)?;
+    let filtered = FilterExecBuilder::new(predicate, scan);
+    let mut plan: Arc<dyn ExecutionPlan> = match output {
+        Output::Leading(n) => Arc::new(filtered.apply_projection(Some((0..n).collect()))?.build()?),
+        Output::Exprs(_) => Arc::new(filtered.build()?),
+    };
+    if let Some((column, ascending)) = order {
+        let sorted = DFSchema::try_from(plan.schema())?;
+        let key = PhysicalSortExpr::new(
+            physical(state, col(column), &sorted)?,
+            SortOptions {
+                descending: !ascending,
+                nulls_first: false,
+            },
+        );
+        let ordering = LexOrdering::new([key]).expect("one sort key");
+        plan = Arc::new(SortExec::new(ordering, plan));
+    }
+    if let Output::Exprs(exprs) = output {
+        let projection = exprs
+            .iter()
+            .map(|e| projected(state, e.clone(), &scanned))
+            .collect::<Result<Vec<_>>>()?;
+        plan = Arc::new(ProjectionExec::try_new(projection, plan)?);
+    }
+    for rule in state.physical_optimizers() {
+        plan = rule.optimize(plan, state.config_options())?;
+    }
+    execute_stream(plan, state.task_ctx())
+}
+
+/// One output column: `expr` (an alias names it; it is then unwrapped)
+/// over the scanned columns.
+fn projected(state: &SessionState, expr: Expr, scanned: &DFSchema) -> Result<ProjectionExpr> {
+    let (expr, alias) = match expr {
+        Expr::Alias(a) => (*a.expr, a.name),
+        other => {
+            let name = other.schema_name().to_string();
+            (other, name)
+        }
+    };
+    Ok(ProjectionExpr {
+        expr: physical(state, expr, scanned)?,
+        alias,
+    })
+}
+
+/// `expr` over `schema` as the logical optimizer would leave it — types
+/// coerced, then simplified (some functions, `coalesce` among them, have
+/// no physical form until rewritten) — made physical.
+fn physical(state: &SessionState, expr: Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    state.create_physical_expr(simplified(state, expr, schema)?, schema)
+}
+
+/// `expr` over `schema` with its types coerced, then simplified.
+fn simplified(state: &SessionState, expr: Expr, schema: &DFSchema) -> Result<Expr> {
+    let context = SimplifyContext::builder()
+        .with_schema(Arc::new(schema.clone()))
+        .with_config_options(Arc::clone(state.config_options()))
+        .with_query_execution_start_time(state.execution_props().query_execution_start_time)
+        .build();
+    let simplifier = ExprSimplifier::new(context);
+    simplifier.simplify(simplifier.coerce(expr, schema)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::functions::expr_fn::octet_length;
+    use datafusion::logical_expr::lit;
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    /// Two partitions of (t, line) rows, registered as `t`.
+    fn context() -> SessionContext {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Int64, false),
+            Field::new("line", DataType::Utf8, true),
+        ]));
+        let batch = |t: Vec<i64>, line: Vec<Option<&str>>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(t)),
+                    Arc::new(StringArray::from(line)),
+                ],
+            )
+            .unwrap()
+        };
+        let partitions = vec![
+            vec![batch(vec![5, 1, 9], vec![Some("a b"), Some("b"), None])],
+            vec![batch(vec![3, 7], vec![Some("bb c"), Some("c")])],
+        ];
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(schema.clone(), partitions).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        ctx
+    }
+
+    async fn rows(stream: SendableRecordBatchStream) -> String {
+        let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+        pretty_format_batches(&batches).unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn answers_as_the_sql_statement_does() {
+        let ctx = context();
+        // `coalesce` has no physical form until simplified into a CASE.
+        let filter = datafusion::functions::expr_fn::contains(
+            datafusion::functions::core::expr_fn::coalesce(vec![col("line"), lit("")]),
+            lit("b"),
+        )
+        .and(col("t").gt(lit(1i64)));
+        let columns = [col("t"), octet_length(col("line")).alias("bytes")];
+        for (order, sql_order) in [(("t", true), "ASC"), (("t", false), "DESC")] {
+            let planned = filtered_scan(&ctx, "t", filter.clone(), &columns, Some(order))
+                .await
+                .unwrap();
+            let sql = ctx
+                .sql(&format!(
+                    "SELECT t, octet_length(line) AS bytes FROM t \
+                     WHERE contains(coalesce(line, ''), 'b') AND t > 1 ORDER BY t {sql_order}"
+                ))
+                .await
+                .unwrap()
+                .execute_stream()
+                .await
+                .unwrap();
+            let planned = rows(planned).await;
+            assert_eq!(planned, rows(sql).await);
+            assert_eq!(planned.lines().count(), 6, "{planned}");
+        }
+    }
+
+    #[tokio::test]
+    async fn leading_columns_are_the_scans_own() {
+        let ctx = context();
+        let state = ctx.state();
+        let provider = ctx.table_provider("t").await.unwrap();
+        let scan = provider
+            .scan(&state, Some(&vec![0, 1]), &[], None)
+            .await
+            .unwrap();
+        let stream = finish(
+            &state,
+            scan,
+            col("line").is_null(),
+            Output::Leading(1),
+            None,
+        )
+        .unwrap();
+        assert_eq!(stream.schema().fields().len(), 1);
+        let text = rows(stream).await;
+        assert!(text.contains("| 9 |"), "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_column_the_table_lacks_is_an_error() {
+        let ctx = context();
+        let err = filtered_scan(&ctx, "t", col("nope").eq(lit(1i64)), &[col("t")], None)
+            .await
+            .err()
+            .expect("no column nope");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}
