@@ -236,7 +236,15 @@ pub fn writer_properties(signal: Signal) -> WriterProperties {
                 .set_column_dictionary_enabled(ColumnPath::from("trace_id"), false)
                 .set_column_encoding(ColumnPath::from("trace_id"), Encoding::PLAIN)
                 .set_column_dictionary_enabled(ColumnPath::from("line"), false)
-                .set_column_encoding(ColumnPath::from("line"), Encoding::PLAIN);
+                .set_column_encoding(ColumnPath::from("line"), Encoding::PLAIN)
+                // Structured metadata carries per-line values (trace and
+                // span ids): a dictionary overflows its 1 MB page within a
+                // few thousand lines, and every read of a row group — one
+                // needle's line included — then decoded that page, and
+                // rebuilt the rest of the values from DELTA_BYTE_ARRAY
+                // prefixes. PLAIN under zstd costs about the same bytes.
+                .set_column_dictionary_enabled(ColumnPath::from("structured_metadata"), false)
+                .set_column_encoding(ColumnPath::from("structured_metadata"), Encoding::PLAIN);
         }
         Signal::Spans => {
             // `end_time` is not stored (start_time + duration_ns, see codec).
