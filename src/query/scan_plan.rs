@@ -27,13 +27,13 @@ use datafusion::prelude::SessionContext;
 
 /// The rows of `table` that `filter` passes, as the `columns` expressions
 /// (each named by its alias, or its column name), in storage order or by
-/// `order` (a column, ascending when true; NULLs last).
+/// the `order` keys (column, ascending when true; NULLs last).
 pub async fn filtered_scan(
     ctx: &SessionContext,
     table: &str,
     filter: Expr,
     columns: &[Expr],
-    order: Option<(&str, bool)>,
+    order: &[(&str, bool)],
 ) -> Result<SendableRecordBatchStream> {
     let provider = ctx.table_provider(table).await?;
     let schema = provider.schema();
@@ -43,7 +43,7 @@ pub async fn filtered_scan(
         .chain(std::iter::once(&filter))
         .flat_map(|e| e.column_refs())
         .map(|c| c.name.clone())
-        .chain(order.map(|(name, _)| name.to_string()));
+        .chain(order.iter().map(|(name, _)| name.to_string()));
     for name in referenced {
         let i = schema.index_of(&name)?;
         if !read.contains(&i) {
@@ -74,8 +74,8 @@ pub enum Output<'a> {
     Exprs(&'a [Expr]),
 }
 
-/// `scan` with the rows `filter` passes, sorted by `order` when given (a
-/// column of the scan; for [`Output::Leading`] one of the leading ones),
+/// `scan` with the rows `filter` passes, sorted by the `order` keys if any
+/// (columns of the scan; for [`Output::Leading`] leading ones),
 /// projected to `output`, through the session's physical optimizer rules,
 /// executing.
 pub fn finish(
@@ -83,7 +83,7 @@ pub fn finish(
     scan: Arc<dyn ExecutionPlan>,
     filter: Expr,
     output: Output<'_>,
-    order: Option<(&str, bool)>,
+    order: &[(&str, bool)],
 ) -> Result<SendableRecordBatchStream> {
     let scanned = DFSchema::try_from(scan.schema())?;
     let predicate = physical(state, filter, &scanned)?;
@@ -92,16 +92,22 @@ pub fn finish(
         Output::Leading(n) => Arc::new(filtered.apply_projection(Some((0..n).collect()))?.build()?),
         Output::Exprs(_) => Arc::new(filtered.build()?),
     };
-    if let Some((column, ascending)) = order {
+    if !order.is_empty() {
         let sorted = DFSchema::try_from(plan.schema())?;
-        let key = PhysicalSortExpr::new(
-            physical(state, col(column), &sorted)?,
-            SortOptions {
-                descending: !ascending,
-                nulls_first: false,
-            },
-        );
-        let ordering = LexOrdering::new([key]).expect("one sort key");
+        let keys = order
+            .iter()
+            .map(|(column, ascending)| {
+                let options = SortOptions {
+                    descending: !ascending,
+                    nulls_first: false,
+                };
+                Ok(PhysicalSortExpr::new(
+                    physical(state, col(*column), &sorted)?,
+                    options,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ordering = LexOrdering::new(keys).expect("at least one sort key");
         plan = Arc::new(SortExec::new(ordering, plan));
     }
     if let Output::Exprs(exprs) = output {
@@ -181,7 +187,7 @@ mod tests {
         };
         let partitions = vec![
             vec![batch(vec![5, 1, 9], vec![Some("a b"), Some("b"), None])],
-            vec![batch(vec![3, 7], vec![Some("bb c"), Some("c")])],
+            vec![batch(vec![3, 7], vec![Some("bb c"), Some("a b")])],
         ];
         let ctx = SessionContext::new();
         let table = MemTable::try_new(schema.clone(), partitions).unwrap();
@@ -204,14 +210,19 @@ mod tests {
         )
         .and(col("t").gt(lit(1i64)));
         let columns = [col("t"), octet_length(col("line")).alias("bytes")];
-        for (order, sql_order) in [(("t", true), "ASC"), (("t", false), "DESC")] {
-            let planned = filtered_scan(&ctx, "t", filter.clone(), &columns, Some(order))
+        let orders: [(&[(&str, bool)], &str); 3] = [
+            (&[("t", true)], "t ASC"),
+            (&[("t", false)], "t DESC"),
+            (&[("line", false), ("t", true)], "line DESC, t ASC"),
+        ];
+        for (order, sql_order) in orders {
+            let planned = filtered_scan(&ctx, "t", filter.clone(), &columns, order)
                 .await
                 .unwrap();
             let sql = ctx
                 .sql(&format!(
                     "SELECT t, octet_length(line) AS bytes FROM t \
-                     WHERE contains(coalesce(line, ''), 'b') AND t > 1 ORDER BY t {sql_order}"
+                     WHERE contains(coalesce(line, ''), 'b') AND t > 1 ORDER BY {sql_order}"
                 ))
                 .await
                 .unwrap()
@@ -220,7 +231,7 @@ mod tests {
                 .unwrap();
             let planned = rows(planned).await;
             assert_eq!(planned, rows(sql).await);
-            assert_eq!(planned.lines().count(), 6, "{planned}");
+            assert_eq!(planned.lines().count(), 7, "{planned}");
         }
     }
 
@@ -233,14 +244,7 @@ mod tests {
             .scan(&state, Some(&vec![0, 1]), &[], None)
             .await
             .unwrap();
-        let stream = finish(
-            &state,
-            scan,
-            col("line").is_null(),
-            Output::Leading(1),
-            None,
-        )
-        .unwrap();
+        let stream = finish(&state, scan, col("line").is_null(), Output::Leading(1), &[]).unwrap();
         assert_eq!(stream.schema().fields().len(), 1);
         let text = rows(stream).await;
         assert!(text.contains("| 9 |"), "{text}");
@@ -250,7 +254,7 @@ mod tests {
     #[tokio::test]
     async fn a_column_the_table_lacks_is_an_error() {
         let ctx = context();
-        let err = filtered_scan(&ctx, "t", col("nope").eq(lit(1i64)), &[col("t")], None)
+        let err = filtered_scan(&ctx, "t", col("nope").eq(lit(1i64)), &[col("t")], &[])
             .await
             .err()
             .expect("no column nope");

@@ -339,7 +339,7 @@ pub async fn scan_grouped_times(
             for (i, name) in names.iter().enumerate() {
                 columns.push(base_label(name).alias(format!("g{i}")));
             }
-            let mut stream = filtered_scan(ctx, "logs", filter, &columns, None)
+            let mut stream = filtered_scan(ctx, "logs", filter, &columns, &[])
                 .await
                 .map_err(internal)?;
             let mut key: GroupKey = Vec::with_capacity(names.len());
@@ -414,10 +414,12 @@ async fn scan_filtered(
         "structured_metadata",
     ]
     .map(col);
-    let order = scan
+    let order: Vec<(&str, bool)> = scan
         .ordered
-        .map(|direction| ("timestamp", direction == super::Direction::Forward));
-    let mut stream = filtered_scan(ctx, "logs", filter, &columns, order)
+        .map(|direction| ("timestamp", direction == super::Direction::Forward))
+        .into_iter()
+        .collect();
+    let mut stream = filtered_scan(ctx, "logs", filter, &columns, &order)
         .await
         .map_err(internal)?;
     while let Some(batch) = stream.next().await {
@@ -514,7 +516,7 @@ pub async fn stream_summaries(
     if with_sizes {
         columns.push(datafusion::functions::expr_fn::octet_length(col("line")).alias("bytes"));
     }
-    let mut stream = filtered_scan(ctx, "logs", pushdown_filter(&scan), &columns, None)
+    let mut stream = filtered_scan(ctx, "logs", pushdown_filter(&scan), &columns, &[])
         .await
         .map_err(internal)?;
     let mut index: SeriesIdMap<Option<usize>> = SeriesIdMap::default();

@@ -504,7 +504,7 @@ async fn samples_stream(
     columns: &[&str],
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, PromError> {
     let columns: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
-    filtered_scan(ctx, "samples", filter, &columns, None)
+    filtered_scan(ctx, "samples", filter, &columns, &[])
         .await
         .map_err(internal)
 }
@@ -544,7 +544,7 @@ async fn labeled_rows_stream(
         .scan_packed(&state, &read, &filters)
         .await
         .map_err(internal)?;
-    finish(&state, scan, exact, Output::Leading(columns.len()), None).map_err(internal)
+    finish(&state, scan, exact, Output::Leading(columns.len()), &[]).map_err(internal)
 }
 
 pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {

@@ -31,6 +31,8 @@ use datafusion::prelude::SessionContext;
 use super::ast::*;
 use super::trace::{Event, Link, Span, Trace};
 use crate::model::labels::map_row;
+use crate::query::scan_plan::filtered_scan;
+use futures::StreamExt;
 
 fn ts(ns: i64) -> Expr {
     lit(ScalarValue::TimestampNanosecond(
@@ -288,14 +290,12 @@ pub async fn load_traces(
         columns.push("links");
     }
     let ids: Vec<Expr> = trace_ids.iter().map(|t| lit(t.clone())).collect();
-    let df = ctx
-        .table("spans")
-        .await?
-        .filter(time_window(start_ns, end_ns).and(col("trace_id").in_list(ids, false)))?
-        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())?;
+    let filter = time_window(start_ns, end_ns).and(col("trace_id").in_list(ids, false));
+    let columns: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+    let mut stream = filtered_scan(ctx, "spans", filter, &columns, &[]).await?;
     let mut by_trace: HashMap<String, Vec<Span>> = HashMap::new();
-    for batch in df.collect().await? {
-        decode_spans(&batch, &mut by_trace)?;
+    while let Some(batch) = stream.next().await {
+        decode_spans(&batch?, &mut by_trace)?;
     }
     Ok(trace_ids
         .iter()

@@ -30,7 +30,9 @@ use prost::Message;
 
 use super::{Failure, SECOND_NS, json_response, otlp_json, session, time_bounds};
 use crate::engine::Engine;
+use crate::query::scan_plan::filtered_scan;
 use crate::server::prometheus::ApiRequest;
+use futures::TryStreamExt;
 
 /// `tempopb.TraceByIDResponse` as far as o11ydb fills it: the trace
 /// (`tempopb.Trace` has the wire shape of OTLP `TracesData`: its
@@ -153,15 +155,17 @@ pub(crate) async fn find_trace(
     if let Some(end) = end_ns {
         filter = filter.and(col("start_time").lt(ts(end.saturating_add(SECOND_NS))));
     }
-    let batches = ctx
-        .table("spans")
+    let provider = ctx.table_provider("spans").await?;
+    let columns: Vec<_> = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| col(f.name()))
+        .collect();
+    let order = [("start_time", true), ("span_id", true)];
+    let batches: Vec<RecordBatch> = filtered_scan(ctx, "spans", filter, &columns, &order)
         .await?
-        .filter(filter)?
-        .sort(vec![
-            col("start_time").sort(true, false),
-            col("span_id").sort(true, false),
-        ])?
-        .collect()
+        .try_collect()
         .await?;
     resource_spans(&batches)
 }
