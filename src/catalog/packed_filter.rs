@@ -201,8 +201,7 @@ impl PerLabelSet {
     /// Whether any of `sets` (packed label sets, as `Binary`) passes.
     pub fn any_set_passes(&self, sets: &ArrayRef) -> Result<bool> {
         use datafusion::logical_expr::ColumnarValue;
-        let batch = one_column_batch(self.column.name(), sets)?;
-        Ok(match self.on_sets.evaluate(&batch)? {
+        Ok(match self.evaluate_on_sets(sets)? {
             ColumnarValue::Array(per_set) => match per_set.as_boolean_opt() {
                 Some(per_set) => per_set.true_count() > 0,
                 None => true,
@@ -213,12 +212,13 @@ impl PerLabelSet {
             ColumnarValue::Scalar(_) => true,
         })
     }
-}
 
-/// `sets` as the only column of a batch, named `name`.
-fn one_column_batch(name: &str, sets: &ArrayRef) -> Result<RecordBatch> {
-    let schema = Schema::new(vec![Field::new(name, sets.data_type().clone(), true)]);
-    Ok(RecordBatch::try_new(Arc::new(schema), vec![sets.clone()])?)
+    /// The filter's answer for each of `sets` (packed label sets).
+    fn evaluate_on_sets(&self, sets: &ArrayRef) -> Result<datafusion::logical_expr::ColumnarValue> {
+        let field = Field::new(self.column.name(), sets.data_type().clone(), true);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![sets.clone()])?;
+        self.on_sets.evaluate(&batch)
+    }
 }
 
 /// Whether each row passes, from whether its label set does (`keys` index
@@ -275,8 +275,7 @@ impl PhysicalExpr for PerLabelSet {
         if let Some(dictionary) = column.as_dictionary_opt::<arrow::datatypes::Int32Type>()
             && dictionary.values().len() <= dictionary.len()
         {
-            let sets_batch = one_column_batch(self.column.name(), dictionary.values())?;
-            return Ok(match self.on_sets.evaluate(&sets_batch)? {
+            return Ok(match self.evaluate_on_sets(dictionary.values())? {
                 ColumnarValue::Array(per_set) => match per_set.as_boolean_opt() {
                     Some(per_set) if dictionary.keys().null_count() == 0 => {
                         rows_passing(per_set, dictionary.keys())

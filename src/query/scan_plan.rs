@@ -1,5 +1,5 @@
 //! A query language's fetch — `SELECT columns FROM table WHERE filter
-//! [ORDER BY column]` — planned straight into a physical plan: the table
+//! [ORDER BY keys]` — planned straight into a physical plan: the table
 //! provider's scan with the filter's conjuncts pushed down (so blocks, row
 //! groups and rows are pruned exactly as for SQL), a `FilterExec` that
 //! re-checks the whole filter, an optional sort and the projection, then the
@@ -63,7 +63,7 @@ pub async fn filtered_scan(
             None,
         )
         .await?;
-    finish(&state, scan, filter, Output::Exprs(columns), order)
+    plan_over(&state, scan, filter, Output::Exprs(columns), order)
 }
 
 /// What a plan built by [`finish`] yields.
@@ -85,8 +85,20 @@ pub fn finish(
     output: Output<'_>,
     order: &[(&str, bool)],
 ) -> Result<SendableRecordBatchStream> {
+    let filter = simplified(state, filter, &DFSchema::try_from(scan.schema())?)?;
+    plan_over(state, scan, filter, output, order)
+}
+
+/// [`finish`] for a `filter` already coerced and simplified.
+fn plan_over(
+    state: &SessionState,
+    scan: Arc<dyn ExecutionPlan>,
+    filter: Expr,
+    output: Output<'_>,
+    order: &[(&str, bool)],
+) -> Result<SendableRecordBatchStream> {
     let scanned = DFSchema::try_from(scan.schema())?;
-    let predicate = physical(state, filter, &scanned)?;
+    let predicate = state.create_physical_expr(filter, &scanned)?;
     let filtered = FilterExecBuilder::new(predicate, scan);
     let mut plan: Arc<dyn ExecutionPlan> = match output {
         Output::Leading(n) => Arc::new(filtered.apply_projection(Some((0..n).collect()))?.build()?),

@@ -414,12 +414,10 @@ async fn scan_filtered(
         "structured_metadata",
     ]
     .map(col);
-    let order: Vec<(&str, bool)> = scan
+    let order = scan
         .ordered
-        .map(|direction| ("timestamp", direction == super::Direction::Forward))
-        .into_iter()
-        .collect();
-    let mut stream = filtered_scan(ctx, "logs", filter, &columns, &order)
+        .map(|direction| ("timestamp", direction == super::Direction::Forward));
+    let mut stream = filtered_scan(ctx, "logs", filter, &columns, order.as_slice())
         .await
         .map_err(internal)?;
     while let Some(batch) = stream.next().await {

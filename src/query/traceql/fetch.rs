@@ -27,12 +27,12 @@ use datafusion::functions::expr_fn::regexp_like;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, col, lit, not};
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use super::ast::*;
 use super::trace::{Event, Link, Span, Trace};
 use crate::model::labels::map_row;
 use crate::query::scan_plan::filtered_scan;
-use futures::StreamExt;
 
 fn ts(ns: i64) -> Expr {
     lit(ScalarValue::TimestampNanosecond(

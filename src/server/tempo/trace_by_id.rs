@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, col, lit};
+use futures::TryStreamExt;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -32,7 +33,6 @@ use super::{Failure, SECOND_NS, json_response, otlp_json, session, time_bounds};
 use crate::engine::Engine;
 use crate::query::scan_plan::filtered_scan;
 use crate::server::prometheus::ApiRequest;
-use futures::TryStreamExt;
 
 /// `tempopb.TraceByIDResponse` as far as o11ydb fills it: the trace
 /// (`tempopb.Trace` has the wire shape of OTLP `TracesData`: its
