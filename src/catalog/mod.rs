@@ -331,6 +331,10 @@ impl SignalTable {
         // Planned once a block survives time and bloom pruning.
         let mut predicates: Option<BlockPredicates> = None;
         let mut blocks = Vec::new();
+        // Whether every block read has had its rows chosen by a row index
+        // fine enough that its Parquet bloom filters (on the same columns,
+        // one per row group) can rule out next to nothing more.
+        let mut every_block_row_indexed = true;
         for block in raw_blocks {
             if !choice.reads(&block.id) {
                 continue;
@@ -368,13 +372,14 @@ impl SignalTable {
                     selection = Some(rows);
                 }
             }
+            let mut row_indexed = false;
             if !row_keys.is_empty() && block.row_index_bytes.is_some() {
                 match self.block_rows_to_read(block, &row_keys).await {
-                    Some(ranges) if ranges.is_empty() => {
+                    Some((ranges, _)) if ranges.is_empty() => {
                         summary.blocks_pruned_by_bloom += 1;
                         continue;
                     }
-                    Some(ranges) => {
+                    Some((ranges, blooms_redundant)) => {
                         let read: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                         summary.rows_skipped_by_row_index += block.rows - read;
                         let rows = row_index::row_selection(&ranges, block.rows);
@@ -382,10 +387,12 @@ impl SignalTable {
                             Some(chosen) => rows.intersection(&chosen),
                             None => rows,
                         });
+                        row_indexed = blooms_redundant;
                     }
                     None => {}
                 }
             }
+            every_block_row_indexed &= row_indexed;
             blocks.push((block, selection));
         }
         summary.blocks_scanned = blocks.len();
@@ -430,7 +437,7 @@ impl SignalTable {
             let mut source = ParquetSource::new(layout.read_schema.clone())
                 .with_parquet_file_reader_factory(Arc::new(reader_factory))
                 .with_enable_page_index(true)
-                .with_bloom_filter_on_read(true)
+                .with_bloom_filter_on_read(!every_block_row_indexed)
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
             if let Some(p) = predicates.and_then(|p| p.parquet) {
@@ -483,19 +490,23 @@ impl SignalTable {
     }
 
     /// The rows of `block` its row index says may meet every group of
-    /// `keys` (ascending ranges; empty: none). None when the index is
+    /// `keys` (ascending ranges; empty: none), and whether the index makes
+    /// the block's Parquet bloom filters redundant. None when the index is
     /// unreadable or was built over other rows: the whole block is read.
     async fn block_rows_to_read(
         &self,
         block: &BlockMeta,
         keys: &[Vec<String>],
-    ) -> Option<Vec<std::ops::Range<u64>>> {
+    ) -> Option<(Vec<std::ops::Range<u64>>, bool)> {
         match self
             .storage()
             .block_row_index(&self.tenant, self.signal, &block.id)
             .await
         {
-            Ok(index) if index.rows() == block.rows => Some(index.candidate_ranges(keys)),
+            Ok(index) if index.rows() == block.rows => Some((
+                index.candidate_ranges(keys),
+                index.makes_parquet_blooms_redundant(),
+            )),
             Ok(index) => {
                 tracing::warn!(
                     block = %block.id,

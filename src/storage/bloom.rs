@@ -56,11 +56,14 @@ pub struct Bloom {
 
 impl Bloom {
     pub fn with_capacity(items: usize) -> Self {
+        Self::with_capacity_at(items, FALSE_POSITIVE_RATE)
+    }
+
+    /// A bloom sized for `items` keys at the false-positive rate `rate`.
+    pub fn with_capacity_at(items: usize, rate: f64) -> Self {
         let n = items.max(1) as f64;
         let ln2 = std::f64::consts::LN_2;
-        let num_bits = ((-n * FALSE_POSITIVE_RATE.ln()) / (ln2 * ln2))
-            .ceil()
-            .max(64.0) as u64;
+        let num_bits = ((-n * rate.ln()) / (ln2 * ln2)).ceil().max(64.0) as u64;
         let num_hashes = ((num_bits as f64 / n) * ln2).round().clamp(1.0, 16.0) as u32;
         Bloom {
             bits: vec![0; num_bits.div_ceil(64) as usize],
@@ -70,21 +73,22 @@ impl Bloom {
         }
     }
 
-    fn hashes(key: &str) -> (u64, u64) {
-        Self::split(xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
-    }
-
     fn split(h: u128) -> (u64, u64) {
         ((h >> 64) as u64, (h as u64) | 1)
     }
 
     pub fn insert(&mut self, key: &str) {
-        self.insert_hash(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+        self.insert_hash(hash_key(key));
     }
 
     /// A bloom holding exactly these key hashes (see [`key_hash`]).
     pub fn from_hashes(hashes: &HashSet<u128>) -> Bloom {
-        let mut bloom = Bloom::with_capacity(hashes.len());
+        Self::from_hashes_at(hashes, FALSE_POSITIVE_RATE)
+    }
+
+    /// As [`Bloom::from_hashes`], sized for the false-positive rate `rate`.
+    pub fn from_hashes_at(hashes: &HashSet<u128>, rate: f64) -> Bloom {
+        let mut bloom = Bloom::with_capacity_at(hashes.len(), rate);
         for &h in hashes {
             bloom.insert_hash(h);
         }
@@ -101,7 +105,13 @@ impl Bloom {
     }
 
     pub fn may_contain(&self, key: &str) -> bool {
-        let (a, b) = Self::hashes(key);
+        self.may_contain_hash(hash_key(key))
+    }
+
+    /// [`Bloom::may_contain`] for a key's `xxh3_128` hash (computed once
+    /// when one key is looked up in many blooms).
+    pub fn may_contain_hash(&self, h: u128) -> bool {
+        let (a, b) = Self::split(h);
         (0..self.num_hashes as u64).all(|i| {
             let bit = a.wrapping_add(i.wrapping_mul(b)) % self.num_bits;
             self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0
@@ -148,6 +158,14 @@ impl Bloom {
 
     pub fn distinct(&self) -> u64 {
         self.distinct
+    }
+
+    /// The false-positive rate expected for a key not in the bloom, from
+    /// its bits, hashes and distinct keys: `(1 - e^(-k·n/m))^k`.
+    pub fn false_positive_rate(&self) -> f64 {
+        let k = f64::from(self.num_hashes);
+        let fill = 1.0 - (-k * self.distinct as f64 / self.num_bits as f64).exp();
+        fill.powf(k)
     }
 }
 
@@ -246,6 +264,11 @@ impl super::index_cache::CachedIndex for Bloom {
     }
 }
 
+/// The hash a bloom stores for an index key (as [`index_key`] spells it).
+pub fn hash_key(key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key.as_bytes())
+}
+
 /// The hash a bloom stores for [`index_key`]`(column, map_key, value)`,
 /// building the key in `buf` (reused between calls).
 pub fn key_hash(buf: &mut String, column: &str, map_key: Option<&str>, value: &str) -> u128 {
@@ -259,7 +282,7 @@ pub fn key_hash(buf: &mut String, column: &str, map_key: Option<&str>, value: &s
     buf.push('=');
     buf.push_str(value);
     debug_assert_eq!(*buf, index_key(column, map_key, value));
-    xxhash_rust::xxh3::xxh3_128(buf.as_bytes())
+    hash_key(buf)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::ops::Range;
 use arrow::array::{Array, AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 
-use super::bloom::{Bloom, key_hash};
+use super::bloom::{Bloom, hash_key, key_hash};
 use crate::error::{Error, Result};
 use crate::model::Signal;
 
@@ -28,6 +28,20 @@ const MAGIC: &[u8; 8] = b"O11RIX01";
 
 /// Rows per segment, and the most rows a data page of a log block holds.
 pub const SEGMENT_ROWS: usize = 2048;
+
+/// The false-positive rate a segment's bloom is sized for. A block holds
+/// about 1,500 segments of 2,048 rows: at 1 % a trace-id needle read ~15
+/// segments that cannot hold it, at 0.1 % about 1.5, for 14.4 instead of
+/// 9.6 bits per distinct value (~0.6 bytes a line more). With so few false
+/// segments the scan skips the Parquet bloom filters of the block's row
+/// groups (see the catalog's scan). Older indexes keep their own sizes:
+/// each bloom stores its bit and hash counts.
+const SEGMENT_FALSE_POSITIVE_RATE: f64 = 0.001;
+
+/// A row index whose segments are at most this likely to hold a key they
+/// do not makes the Parquet bloom filters of its block's row groups
+/// redundant ([`RowIndex::makes_parquet_blooms_redundant`]).
+const REDUNDANT_PARQUET_BLOOM_RATE: f64 = 0.002;
 
 /// Plain columns whose equalities the row index answers, per signal.
 /// Only logs: their blocks are sorted by stream, so one trace's lines
@@ -71,16 +85,32 @@ impl RowIndex {
         self.rows
     }
 
+    /// Whether its segments are sized so that few of a block's ~1,500 hold
+    /// a key by chance ([`SEGMENT_FALSE_POSITIVE_RATE`]): the Parquet bloom
+    /// filter of each row group (one 128 KB read per row group) can then
+    /// rule out next to nothing the index has not. Indexes written before
+    /// the rate was lowered from 1 % are not: there the row-group blooms
+    /// still drop most of their ~15 false segments.
+    pub fn makes_parquet_blooms_redundant(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|b| b.false_positive_rate() <= REDUNDANT_PARQUET_BLOOM_RATE)
+    }
+
     /// The row ranges (block order, merged, ascending) of the segments that
     /// may hold a row meeting every group of keys, each group a disjunction
     /// (as `ScanPredicate::required_keys`). Every key must be [`covers`]ed.
     pub fn candidate_ranges(&self, groups: &[Vec<String>]) -> Vec<Range<u64>> {
         let mut ranges: Vec<Range<u64>> = Vec::new();
         let step = u64::from(self.segment_rows);
+        let hashes: Vec<Vec<u128>> = groups
+            .iter()
+            .map(|any| any.iter().map(|k| hash_key(k)).collect())
+            .collect();
         for (i, bloom) in self.segments.iter().enumerate() {
-            let keep = groups
+            let keep = hashes
                 .iter()
-                .all(|any| any.iter().any(|k| bloom.may_contain(k)));
+                .all(|any| any.iter().any(|&h| bloom.may_contain_hash(h)));
             if !keep {
                 continue;
             }
@@ -221,7 +251,10 @@ impl RowIndexBuilder {
     }
 
     fn close_segment(&mut self) {
-        self.segments.push(Bloom::from_hashes(&self.current));
+        self.segments.push(Bloom::from_hashes_at(
+            &self.current,
+            SEGMENT_FALSE_POSITIVE_RATE,
+        ));
         self.current.clear();
     }
 
@@ -306,6 +339,37 @@ mod tests {
             })
             .count();
         assert!(absent < 50, "false positives: {absent} of 1000");
+    }
+
+    #[test]
+    fn segments_are_sized_for_a_false_positive_rate_of_a_thousandth() {
+        // 100 full segments of distinct ids; 2,000 absent ids looked up in
+        // each: about 200 false segments at 0.1 % (2,000 at 1 %).
+        let ids: Vec<Option<String>> = (0..100 * SEGMENT_ROWS)
+            .map(|i| Some(format!("{i:032x}")))
+            .collect();
+        let mut builder = RowIndexBuilder::new(Signal::Logs).unwrap();
+        builder.add_batch(&batch(&ids));
+        let index = builder.finish();
+        let false_segments: usize = (0..2_000)
+            .map(|i| {
+                index
+                    .candidate_ranges(&[key(&format!("absent{i}"))])
+                    .iter()
+                    .map(|r| ((r.end - r.start) / SEGMENT_ROWS as u64) as usize)
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!(
+            (50..400).contains(&false_segments),
+            "{false_segments} false segments of 200,000 lookups"
+        );
+        assert!(index.makes_parquet_blooms_redundant());
+        // An index sized for 1 % (as written before) does not.
+        let full: HashSet<u128> = (0..SEGMENT_ROWS as u128).collect();
+        let mut coarse = index.clone();
+        coarse.segments = vec![Bloom::from_hashes(&full); 3];
+        assert!(!coarse.makes_parquet_blooms_redundant());
     }
 
     #[test]
