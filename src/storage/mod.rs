@@ -13,6 +13,7 @@ pub mod codec;
 pub mod compactor;
 pub mod deletes;
 pub mod index_cache;
+pub mod local_store;
 pub mod manifest;
 pub mod row_index;
 
@@ -86,6 +87,7 @@ pub fn open_object_store(
         let dir = data_dir.join("blocks");
         std::fs::create_dir_all(&dir)?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+        let store = local_store::LocalBlockStore::new(store);
         return Ok((Arc::new(store), format!("file://{}", dir.display())));
     };
     let parsed = Url::parse(url).map_err(|e| Error::Config(format!("--storage {url:?}: {e}")))?;
@@ -96,6 +98,7 @@ pub fn open_object_store(
                 .map_err(|_| Error::Config(format!("--storage {url:?}: not a local path")))?;
             std::fs::create_dir_all(&dir)?;
             let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+            let store = local_store::LocalBlockStore::new(store);
             Ok((Arc::new(store), url.to_string()))
         }
         "memory" => Ok((
