@@ -434,7 +434,16 @@ impl SignalTable {
                 state.runtime_env().object_store(datafusion_store_url())?,
                 state.runtime_env().cache_manager.get_file_metadata_cache(),
             );
+            let mut options = datafusion::config::TableParquetOptions::default();
+            if every_block_row_indexed {
+                // The reader's predicate cache decodes a filter column in
+                // whole batches (8,192 rows) around each selected row, so
+                // four times the pages of a needle's 2,048-row segments;
+                // it pays only when most rows are read.
+                options.global.max_predicate_cache_size = Some(0);
+            }
             let mut source = ParquetSource::new(layout.read_schema.clone())
+                .with_table_parquet_options(options)
                 .with_parquet_file_reader_factory(Arc::new(reader_factory))
                 .with_enable_page_index(true)
                 .with_bloom_filter_on_read(!every_block_row_indexed)
