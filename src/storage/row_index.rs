@@ -26,7 +26,8 @@ use crate::model::Signal;
 
 const MAGIC: &[u8; 8] = b"O11RIX01";
 
-/// Rows per segment, and the most rows a data page of a log block holds.
+/// Rows per segment; a multiple of a log block's data page rows, so a
+/// segment's rows are whole pages.
 pub const SEGMENT_ROWS: usize = 2048;
 
 /// The false-positive rate a segment's bloom is sized for. A block holds
@@ -69,6 +70,9 @@ pub struct RowIndex {
     segment_rows: u32,
     rows: u64,
     segments: Vec<Bloom>,
+    /// See [`RowIndex::makes_parquet_blooms_redundant`]; derived from the
+    /// segments once, when the index is built or decoded.
+    parquet_blooms_redundant: bool,
 }
 
 impl super::index_cache::CachedIndex for RowIndex {
@@ -92,9 +96,19 @@ impl RowIndex {
     /// the rate was lowered from 1 % are not: there the row-group blooms
     /// still drop most of their ~15 false segments.
     pub fn makes_parquet_blooms_redundant(&self) -> bool {
-        self.segments
+        self.parquet_blooms_redundant
+    }
+
+    fn new(segment_rows: u32, rows: u64, segments: Vec<Bloom>) -> RowIndex {
+        let parquet_blooms_redundant = segments
             .iter()
-            .all(|b| b.false_positive_rate() <= REDUNDANT_PARQUET_BLOOM_RATE)
+            .all(|b| b.false_positive_rate() <= REDUNDANT_PARQUET_BLOOM_RATE);
+        RowIndex {
+            segment_rows,
+            rows,
+            segments,
+            parquet_blooms_redundant,
+        }
     }
 
     /// The row ranges (block order, merged, ascending) of the segments that
@@ -169,11 +183,7 @@ impl RowIndex {
         if at != body.len() {
             return Err(bad("trailing bytes"));
         }
-        Ok(RowIndex {
-            segment_rows,
-            rows,
-            segments,
-        })
+        Ok(RowIndex::new(segment_rows, rows, segments))
     }
 }
 
@@ -262,11 +272,7 @@ impl RowIndexBuilder {
         if !self.rows.is_multiple_of(SEGMENT_ROWS as u64) {
             self.close_segment();
         }
-        RowIndex {
-            segment_rows: SEGMENT_ROWS as u32,
-            rows: self.rows,
-            segments: self.segments,
-        }
+        RowIndex::new(SEGMENT_ROWS as u32, self.rows, self.segments)
     }
 }
 
@@ -367,8 +373,11 @@ mod tests {
         assert!(index.makes_parquet_blooms_redundant());
         // An index sized for 1 % (as written before) does not.
         let full: HashSet<u128> = (0..SEGMENT_ROWS as u128).collect();
-        let mut coarse = index.clone();
-        coarse.segments = vec![Bloom::from_hashes(&full); 3];
+        let coarse = RowIndex::new(
+            SEGMENT_ROWS as u32,
+            3 * SEGMENT_ROWS as u64,
+            vec![Bloom::from_hashes(&full); 3],
+        );
         assert!(!coarse.makes_parquet_blooms_redundant());
     }
 
