@@ -136,6 +136,10 @@ struct PromqlConformanceArgs {
     /// Run only this script (`functions.test` or `functions`).
     #[arg(long, value_name = "NAME")]
     file: Option<String>,
+    /// Flush each `load` into a Parquet block, so evals read blocks (through
+    /// their series directories) instead of the in-memory head.
+    #[arg(long)]
+    from_blocks: bool,
 }
 
 #[derive(Subcommand)]
@@ -1348,6 +1352,7 @@ async fn conformance_promql(args: PromqlConformanceArgs) -> anyhow::Result<()> {
     let options = RunOptions {
         check_annotations: !args.no_annotations,
         file: args.file,
+        from_blocks: args.from_blocks,
         ..RunOptions::default()
     };
     let mut out = std::io::stdout().lock();

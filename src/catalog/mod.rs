@@ -47,13 +47,15 @@ use datafusion::physical_expr::{PhysicalExpr, conjunction_opt};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
+use parquet::arrow::arrow_reader::RowSelection;
 
 use crate::ingest::Ingester;
 use crate::ingest::distributor::Distributor;
 use crate::model::Signal;
 use crate::model::labels::build_string_map;
 use crate::storage::codec::{self, block_layout};
-use crate::storage::manifest::BlockMeta;
+use crate::storage::manifest::{BlockMeta, Manifest};
+use crate::storage::series_index::SeriesIndex;
 use crate::storage::{Storage, datafusion_store_url, row_index};
 use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
@@ -298,9 +300,10 @@ impl SignalTable {
             MapColumns::Decoded => projected_schema,
             MapColumns::Packed => codec::packed_schema(&projected_schema),
         };
-        let (head_batches, manifest) = match self.ingester.head(&self.tenant, signal) {
-            Some(head) => head.snapshot_with(|| self.storage().manifest(&self.tenant, signal)),
-            None => (Vec::new(), self.storage().manifest(&self.tenant, signal)),
+        let (head_batches, manifest) = match (choice, self.ingester.head(&self.tenant, signal)) {
+            (BlockChoice::Rows(manifest, _), _) => (Vec::new(), manifest.clone()),
+            (_, Some(head)) => head.snapshot_with(|| self.storage().manifest(&self.tenant, signal)),
+            (_, None) => (Vec::new(), self.storage().manifest(&self.tenant, signal)),
         };
 
         // Downsampled blocks are read through [`SignalTable::downsampled`] only.
@@ -371,6 +374,12 @@ impl SignalTable {
                     summary.rows_skipped_by_label_sets += skipped;
                     selection = Some(rows);
                 }
+            }
+            if let Some(rows) = choice.rows(&block.id) {
+                selection = Some(match selection {
+                    Some(chosen) => rows.intersection(&chosen),
+                    None => rows.clone(),
+                });
             }
             let mut row_indexed = false;
             if !row_keys.is_empty() && block.row_index_bytes.is_some() {
@@ -527,6 +536,35 @@ impl SignalTable {
             }
             Err(e) => {
                 tracing::warn!(block = %block.id, error = %e, "row index unreadable; reading the whole block");
+                None
+            }
+        }
+    }
+
+    /// A raw samples block's series directory, when it has one built over
+    /// the block's rows (else, with a warning for a damaged one, `None`:
+    /// the block is read as a whole).
+    pub async fn series_index(&self, block: &BlockMeta) -> Option<Arc<SeriesIndex>> {
+        if self.signal != Signal::Samples || !block.is_raw() || block.row_index_bytes.is_none() {
+            return None;
+        }
+        match self
+            .storage()
+            .block_series_index(&self.tenant, &block.id)
+            .await
+        {
+            Ok(index) if index.rows() == block.rows => Some(index),
+            Ok(index) => {
+                tracing::warn!(
+                    block = %block.id,
+                    index_rows = index.rows(),
+                    block_rows = block.rows,
+                    "series index does not match its block; reading the whole block"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(block = %block.id, error = %e, "series index unreadable; reading the whole block");
                 None
             }
         }
@@ -704,11 +742,14 @@ pub enum BlockChoice<'a> {
     Except(&'a HashSet<String>),
     /// These blocks, and not the head.
     Only(&'a HashSet<String>),
+    /// The blocks of this manifest (not necessarily the newest) given rows
+    /// to read, only those rows, and not the head.
+    Rows(&'a Arc<Manifest>, &'a HashMap<String, RowSelection>),
 }
 
-impl BlockChoice<'_> {
+impl<'a> BlockChoice<'a> {
     fn reads_head(&self) -> bool {
-        !matches!(self, BlockChoice::Only(_))
+        matches!(self, BlockChoice::All | BlockChoice::Except(_))
     }
 
     fn reads(&self, id: &str) -> bool {
@@ -716,6 +757,15 @@ impl BlockChoice<'_> {
             BlockChoice::All => true,
             BlockChoice::Except(ids) => !ids.contains(id),
             BlockChoice::Only(ids) => ids.contains(id),
+            BlockChoice::Rows(_, rows) => rows.contains_key(id),
+        }
+    }
+
+    /// The only rows of block `id` to read, if the choice names them.
+    fn rows(&self, id: &str) -> Option<&'a RowSelection> {
+        match self {
+            BlockChoice::Rows(_, rows) => rows.get(id),
+            _ => None,
         }
     }
 }

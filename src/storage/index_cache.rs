@@ -2,7 +2,7 @@
 //! (`[query] index_cache_size`).
 //!
 //! What flows through: a block's bloom (`blocks/<id>.index`, or the one a
-//! flush or merge just built), its decoded row index (`blocks/<id>.rows`)
+//! flush or merge just built), its decoded row index or series directory (`blocks/<id>.rows`)
 //! and the label sets of its packed map columns (read from the Parquet
 //! dictionary pages, `catalog::label_sets`), each keyed by block id and
 //! kind. Each lookup marks its entry as used; an insert that takes the cache
@@ -22,6 +22,7 @@ pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 1 << 30;
 /// The kinds of index the storage layer caches.
 pub const BLOOM: &str = "bloom";
 pub const ROW_INDEX: &str = "row_index";
+pub const SERIES_INDEX: &str = "series_index";
 
 /// An index the cache can hold: it knows the memory it takes.
 pub trait CachedIndex: Any + Send + Sync {

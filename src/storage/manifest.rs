@@ -38,8 +38,10 @@ pub struct BlockMeta {
     /// `blocks/<id>.edges`; `None` for blocks written without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edges_bytes: Option<u64>,
-    /// Log blocks: the size of the row-segment blooms `blocks/<id>.rows`
-    /// (see `storage::row_index`); `None` for blocks written without one.
+    /// Log and samples blocks: the size of the row-index sidecar
+    /// `blocks/<id>.rows` (row-segment blooms of a log block, see
+    /// `storage::row_index`; the series directory of a samples block, see
+    /// `storage::series_index`); `None` for blocks written without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_index_bytes: Option<u64>,
 }
@@ -151,7 +153,7 @@ impl Layout {
         format!("{}/blocks/{id}.edges", self.prefix)
     }
 
-    /// A log block's row-segment blooms.
+    /// A block's row-index sidecar (log: row-segment blooms; samples: series directory).
     pub fn row_index(&self, id: &str) -> String {
         format!("{}/blocks/{id}.rows", self.prefix)
     }

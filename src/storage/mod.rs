@@ -16,6 +16,7 @@ pub mod index_cache;
 pub mod local_store;
 pub mod manifest;
 pub mod row_index;
+pub mod series_index;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,7 +48,7 @@ type ManifestLock = Arc<tokio::sync::Mutex<()>>;
 
 /// What a flush's block writer produces: the Parquet bytes, the bloom
 /// index, a span block's edges file and a log block's row index.
-type WrittenBlock = (Bytes, Bloom, Option<Bytes>, Option<row_index::RowIndex>);
+type WrittenBlock = (Bytes, Bloom, Option<Bytes>, Option<Bytes>);
 
 /// Held while a manifest change is published and installed.
 pub type ManifestGuard = tokio::sync::OwnedMutexGuard<()>;
@@ -265,10 +266,9 @@ impl Storage {
                     Signal::Samples => bloom.add_batch(&sorted),
                     Signal::Logs | Signal::Spans => batches.iter().for_each(|b| bloom.add_batch(b)),
                 }
-                let row_index = row_index::RowIndexBuilder::new(signal).map(|mut b| {
-                    b.add_batch(&sorted);
-                    b.finish()
-                });
+                let row_index = row_index::RowsSidecarBuilder::new(signal)
+                    .map(|mut b| b.add_batch(&sorted).map(|()| b.finish()))
+                    .transpose()?;
                 let stored = codec::encode_for_block(signal, &sorted)?;
                 drop(sorted);
                 let edges = match signal {
@@ -524,18 +524,18 @@ impl Storage {
         self.put_sidecar(path, edges).await
     }
 
-    /// Stores a log block's row-segment blooms, if it has them; returns
-    /// their size for the block's [`BlockMeta::row_index_bytes`].
+    /// Stores a block's row-index sidecar (see
+    /// [`row_index::RowsSidecarBuilder`]), if it has one; returns its size
+    /// for the block's [`BlockMeta::row_index_bytes`].
     pub async fn put_row_index(
         &self,
         tenant: &str,
         signal: Signal,
         id: &str,
-        row_index: Option<row_index::RowIndex>,
+        row_index: Option<Bytes>,
     ) -> Result<Option<u64>> {
         let path = Layout::new(tenant, signal).row_index(id);
-        let bytes = row_index.map(|r| Bytes::from(r.encode()));
-        self.put_sidecar(path, bytes).await
+        self.put_sidecar(path, row_index).await
     }
 
     /// Stores a block's optional sidecar file at `path`; returns its size.
@@ -564,6 +564,22 @@ impl Storage {
             index_cache::ROW_INDEX,
             path,
             row_index::RowIndex::decode,
+        )
+        .await
+    }
+
+    /// A samples block's series directory, from cache or the store.
+    pub async fn block_series_index(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Arc<series_index::SeriesIndex>> {
+        let path = Layout::new(tenant, Signal::Samples).row_index(id);
+        self.cached_sidecar(
+            id,
+            index_cache::SERIES_INDEX,
+            path,
+            series_index::SeriesIndex::decode,
         )
         .await
     }

@@ -10,6 +10,9 @@
 //! segments a query keeps, turned into a Parquet row selection
 //! ([`row_selection`]), are read by decompressing only their pages.
 //!
+//! Samples blocks keep their series directory at the same path instead
+//! ([`super::series_index`]); [`RowsSidecarBuilder`] builds either.
+//!
 //! File format: magic `O11RIX01`, `segment_rows u32 LE`, `rows u64 LE`,
 //! `segments u32 LE`, then per segment `len u32 LE` and a bloom as
 //! [`Bloom::encode`] writes it, then a crc32 of everything before it.
@@ -21,6 +24,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 
 use super::bloom::{Bloom, hash_key, key_hash};
+use super::series_index::SeriesIndexBuilder;
 use crate::error::{Error, Result};
 use crate::model::Signal;
 
@@ -205,8 +209,43 @@ pub fn row_selection(ranges: &[Range<u64>], rows: u64) -> RowSelection {
     RowSelection::from(selectors)
 }
 
-/// Builds a block's row index from its rows in block order (the signal's
-/// table schema), a batch at a time; `None` for signals without one.
+/// The row-index sidecar (`blocks/<id>.rows`) of a block being written,
+/// from its rows in block order (the signal's table schema): segment blooms
+/// for logs, the series directory ([`super::series_index`]) for samples;
+/// spans have none.
+#[derive(Debug)]
+pub enum RowsSidecarBuilder {
+    Segments(RowIndexBuilder),
+    Series(SeriesIndexBuilder),
+}
+
+impl RowsSidecarBuilder {
+    pub fn new(signal: Signal) -> Option<Self> {
+        match signal {
+            Signal::Samples => Some(RowsSidecarBuilder::Series(SeriesIndexBuilder::new())),
+            Signal::Logs | Signal::Spans => RowIndexBuilder::new(signal).map(Self::Segments),
+        }
+    }
+
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            RowsSidecarBuilder::Segments(b) => b.add_batch(batch),
+            RowsSidecarBuilder::Series(b) => b.add_batch(batch)?,
+        }
+        Ok(())
+    }
+
+    /// The sidecar file's bytes.
+    pub fn finish(self) -> bytes::Bytes {
+        bytes::Bytes::from(match self {
+            RowsSidecarBuilder::Segments(b) => b.finish().encode(),
+            RowsSidecarBuilder::Series(b) => b.finish().encode(),
+        })
+    }
+}
+
+/// Builds a block's row-segment blooms from its rows in block order (the
+/// signal's table schema), a batch at a time; `None` for signals without them.
 #[derive(Debug)]
 pub struct RowIndexBuilder {
     columns: &'static [&'static str],

@@ -20,6 +20,21 @@ fn conformance_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promql_conformance_scripts_pass_the_floor() {
+    run_above_floor(RunOptions::default()).await;
+}
+
+/// The same scripts with each `load` flushed into a block: every selector
+/// reads Parquet through the blocks' series directories.
+#[tokio::test(flavor = "multi_thread")]
+async fn promql_conformance_scripts_pass_the_floor_from_blocks() {
+    run_above_floor(RunOptions {
+        from_blocks: true,
+        ..RunOptions::default()
+    })
+    .await;
+}
+
+async fn run_above_floor(options: RunOptions) {
     let dir = conformance_dir();
     if !dir.is_dir() {
         println!(
@@ -30,7 +45,7 @@ async fn promql_conformance_scripts_pass_the_floor() {
     }
     // Into a buffer and then `print!`, so the harness captures the report.
     let mut out = Vec::new();
-    let result = run_dir(&dir, &RunOptions::default(), &mut out).await;
+    let result = run_dir(&dir, &options, &mut out).await;
     print!("{}", String::from_utf8_lossy(&out));
     let summary = result.unwrap_or_else(|e| panic!("conformance run failed: {e}"));
     assert!(

@@ -17,9 +17,10 @@ use futures::StreamExt;
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromError;
+use super::indexed::{FoundSeries, IndexedRead, Wanted, read_indexed_blocks};
 use super::shard::{QUERY_SHARD_LABEL, query_shard};
 use super::value::{Hist, Labels, METRIC_NAME, compare_labels, sort_labels};
-use crate::catalog::SignalTable;
+use crate::catalog::{BlockChoice, SignalTable};
 use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::model::labels::{SeriesIdMap, map_row};
 use crate::query::scan_plan::{Output, filtered_scan, finish};
@@ -45,7 +46,7 @@ impl RawSeries {
     }
 
     /// Adds one sample: a histogram when `histogram` holds one, else a float.
-    fn push(&mut self, t: i64, v: f64, histogram: Option<Hist>) {
+    pub(super) fn push(&mut self, t: i64, v: f64, histogram: Option<Hist>) {
         match histogram {
             Some(h) => self.histograms.push((t, h)),
             None => {
@@ -66,7 +67,10 @@ impl RawSeries {
 }
 
 /// The histogram of row `row` of a `histogram` column, if it holds one.
-fn histogram_at(column: Option<&BinaryArray>, row: usize) -> Result<Option<Hist>, PromError> {
+pub(super) fn histogram_at(
+    column: Option<&BinaryArray>,
+    row: usize,
+) -> Result<Option<Hist>, PromError> {
     match column {
         Some(c) if c.is_valid(row) => FloatHistogram::decode(c.value(row))
             .map(|h| Some(Arc::new(h)))
@@ -100,14 +104,19 @@ pub fn matcher_sets(name: Option<&str>, matchers: &Matchers) -> Vec<Vec<Matcher>
 /// reads as ""). The `__query_shard__` pseudo matcher is not a label: the
 /// scan applies it to the series id ([`pushdown_filter`]).
 pub(crate) fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
-    set.iter().filter(|m| m.name != QUERY_SHARD_LABEL).all(|m| {
-        let value = labels
+    set_matches_by(set, |name| {
+        labels
             .iter()
-            .find(|(n, _)| *n == m.name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        m.is_match(value)
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
     })
+}
+
+/// [`set_matches`] over a label lookup (`""` for a missing label).
+pub(super) fn set_matches_by<'a>(set: &[Matcher], label: impl Fn(&str) -> &'a str) -> bool {
+    set.iter()
+        .filter(|m| m.name != QUERY_SHARD_LABEL)
+        .all(|m| m.is_match(label(&m.name)))
 }
 
 /// The values a regex matcher can only match when it is a plain
@@ -227,17 +236,31 @@ pub async fn fetch_histograms(
     if sets.is_empty() || min_ms > max_ms {
         return Ok(Vec::new());
     }
-    let filter = plain_filter(sets, min_ms, max_ms).and(col("histogram").is_not_null());
     let mut index = SeriesIndex::default();
     let mut series: Vec<RawSeries> = Vec::new();
+    let rest = read_indexed_blocks(
+        ctx,
+        sets,
+        (min_ms, max_ms),
+        &mut index,
+        &mut series,
+        max_samples,
+        Wanted::Histograms,
+    )
+    .await?;
+    let Some(rest) = Rest::of(&rest, max_samples) else {
+        return Ok(in_storage_order(series, true));
+    };
+    let filter = plain_filter(sets, min_ms, max_ms).and(col("histogram").is_not_null());
     read_rows(
         ctx,
         sets,
         (filter, label_filter(sets)),
         &mut index,
         &mut series,
-        Some(max_samples),
+        Some(rest.max_samples),
         true,
+        rest.blocks,
     )
     .await?;
     Ok(in_storage_order(series, true))
@@ -261,7 +284,32 @@ const LABEL_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// series_id → index into the found series, or `None` when its labels do
 /// not match.
-type SeriesIndex = SeriesIdMap<Option<usize>>;
+type SeriesIndex = FoundSeries;
+
+/// What the column scan reads after [`read_indexed_blocks`]: every block
+/// but those read through their series directories (and the head), up to
+/// the samples left of the query's limit.
+struct Rest<'a> {
+    blocks: BlockChoice<'a>,
+    max_samples: usize,
+}
+
+impl<'a> Rest<'a> {
+    /// `None` when nothing is left to read.
+    fn of(indexed: &'a Option<IndexedRead>, max_samples: usize) -> Option<Rest<'a>> {
+        match indexed {
+            None => Some(Rest {
+                blocks: BlockChoice::All,
+                max_samples,
+            }),
+            Some(read) if !read.rest_needed => None,
+            Some(read) => Some(Rest {
+                blocks: BlockChoice::Except(&read.blocks),
+                max_samples: max_samples.saturating_sub(read.samples),
+            }),
+        }
+    }
+}
 
 async fn scan(
     ctx: &SessionContext,
@@ -277,6 +325,27 @@ async fn scan(
     }
     let mut index = SeriesIndex::default();
     let mut series: Vec<RawSeries> = Vec::new();
+    let wanted = match keep_samples {
+        true => Wanted::Samples,
+        false => Wanted::LabelSets,
+    };
+    let indexed = read_indexed_blocks(
+        ctx,
+        sets,
+        (min_ms, max_ms),
+        &mut index,
+        &mut series,
+        max_samples,
+        wanted,
+    )
+    .await?;
+    let Some(Rest {
+        blocks,
+        max_samples,
+    }) = Rest::of(&indexed, max_samples)
+    else {
+        return Ok(in_storage_order(series, keep_samples));
+    };
     if !keep_samples || max_ms.saturating_sub(min_ms) <= LABEL_WINDOW_MS {
         let filter = (plain_filter(sets, min_ms, max_ms), label_filter(sets));
         read_rows(
@@ -287,16 +356,28 @@ async fn scan(
             &mut series,
             Some(max_samples),
             keep_samples,
+            blocks,
         )
         .await?;
     } else {
         // Labels of the series present at the end of the span, matching or
         // not (so the samples of those that do not match can be skipped)...
         let end_window = (plain_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms), None);
-        read_rows(ctx, sets, end_window, &mut index, &mut series, None, false).await?;
+        read_rows(
+            ctx,
+            sets,
+            end_window,
+            &mut index,
+            &mut series,
+            None,
+            false,
+            blocks,
+        )
+        .await?;
         // ...then every sample, label columns left unread...
+        let span = (min_ms, max_ms);
         let pending =
-            read_samples(ctx, sets, min_ms, max_ms, &index, &mut series, max_samples).await?;
+            read_samples(ctx, sets, span, &index, &mut series, max_samples, blocks).await?;
         // ...and the labels of the series that ended earlier.
         if !pending.is_empty() {
             let ids: Vec<Expr> = pending.keys().map(|&id| lit(id)).collect();
@@ -310,6 +391,7 @@ async fn scan(
                 &mut series,
                 None,
                 false,
+                blocks,
             )
             .await?;
             for (id, samples) in pending {
@@ -344,7 +426,8 @@ fn in_storage_order(mut series: Vec<RawSeries>, keep_samples: bool) -> Vec<RawSe
 /// their samples, at most `max_samples`) of the rows `exact` selects,
 /// adding series not yet indexed; `labels` (conditions on label entries)
 /// only narrows the blocks and pages read, as every series' labels are
-/// matched against `sets` here.
+/// matched against `sets` here. Only `blocks` are read.
+#[allow(clippy::too_many_arguments)]
 async fn read_rows(
     ctx: &SessionContext,
     sets: &[Vec<Matcher>],
@@ -353,6 +436,7 @@ async fn read_rows(
     series: &mut Vec<RawSeries>,
     max_samples: Option<usize>,
     keep_samples: bool,
+    blocks: BlockChoice<'_>,
 ) -> Result<(), PromError> {
     let columns: &[&str] = if keep_samples {
         &[
@@ -366,7 +450,7 @@ async fn read_rows(
     } else {
         &["series_id", "metric", "labels"]
     };
-    let mut stream = labeled_rows_stream(ctx, exact, labels, columns).await?;
+    let mut stream = labeled_rows_stream(ctx, exact, labels, columns, blocks).await?;
     let mut total = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
@@ -450,21 +534,23 @@ type PendingSamples = SeriesIdMap<RawSeries>;
 
 /// Reads `series_id, timestamp, value` only: samples of matching indexed
 /// series are added, those of unknown series kept aside until their labels
-/// are known; each kind is held to `max_samples`.
+/// are known; each kind is held to `max_samples`. Only `blocks` are read.
 async fn read_samples(
     ctx: &SessionContext,
     sets: &[Vec<Matcher>],
-    min_ms: i64,
-    max_ms: i64,
+    (min_ms, max_ms): (i64, i64),
     index: &SeriesIndex,
     series: &mut [RawSeries],
     max_samples: usize,
+    blocks: BlockChoice<'_>,
 ) -> Result<PendingSamples, PromError> {
     let filter = plain_filter(sets, min_ms, max_ms);
-    let mut stream = samples_stream(
+    let mut stream = labeled_rows_stream(
         ctx,
         filter,
+        None,
         &["series_id", "timestamp", "value", "histogram"],
+        blocks,
     )
     .await?;
     let mut pending = PendingSamples::default();
@@ -514,11 +600,13 @@ async fn samples_stream(
 /// no label map is built for rows whose series is already known. `exact`
 /// may only name columns stored as they are (time, ids, metric,
 /// histogram); `labels` prunes blocks and pages and is not re-checked.
+/// Only `blocks` are read (all of them from another table).
 async fn labeled_rows_stream(
     ctx: &SessionContext,
     exact: Expr,
     labels: Option<Expr>,
     columns: &[&str],
+    blocks: BlockChoice<'_>,
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, PromError> {
     let provider = ctx.table_provider("samples").await.map_err(internal)?;
     let Some(table) = provider.downcast_ref::<SignalTable>() else {
@@ -541,7 +629,7 @@ async fn labeled_rows_stream(
     let mut filters = vec![exact.clone()];
     filters.extend(labels);
     let scan = table
-        .scan_packed(&state, &read, &filters)
+        .scan_packed_from(&state, &read, &filters, blocks)
         .await
         .map_err(internal)?;
     finish(&state, scan, exact, Output::Leading(columns.len()), &[]).map_err(internal)
@@ -553,7 +641,7 @@ pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels
 
 /// A series' label set from its metric name and label pairs (empty values
 /// dropped), sorted.
-fn labels_of(metric: &str, pairs: Vec<(&str, &str)>) -> Labels {
+pub(super) fn labels_of(metric: &str, pairs: Vec<(&str, &str)>) -> Labels {
     let mut labels: Labels = Vec::with_capacity(pairs.len() + 1);
     if !metric.is_empty() {
         labels.push((METRIC_NAME.to_string(), metric.to_string()));

@@ -16,6 +16,7 @@ pub(crate) mod fetch;
 mod functions;
 #[cfg(test)]
 mod fuzz;
+mod indexed;
 mod native;
 pub mod parse_error;
 pub mod shard;

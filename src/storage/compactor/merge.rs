@@ -50,7 +50,7 @@ use crate::storage::bloom::BloomBuilder;
 use crate::storage::codec::{BlockLayout, block_layout, decode_columns, encode_for_block};
 use crate::storage::deletes::DeleteFilter;
 use crate::storage::manifest::{BlockMeta, Layout};
-use crate::storage::row_index::{RowIndex, RowIndexBuilder};
+use crate::storage::row_index::RowsSidecarBuilder;
 use crate::storage::{Storage, new_block_id};
 
 /// Rows per batch read from each input and produced by the merge.
@@ -215,8 +215,8 @@ struct Written {
     range: Option<(i64, i64)>,
     /// Spans: the service-graph edges file.
     edges: Option<bytes::Bytes>,
-    /// Logs: the row-segment blooms.
-    row_index: Option<RowIndex>,
+    /// Logs and samples: the row-index sidecar.
+    row_index: Option<bytes::Bytes>,
 }
 
 /// Streams the merge through expiry and dedupe into a Parquet file.
@@ -229,7 +229,7 @@ async fn write_merged(
     let mut stats = MergeStats::default();
     let mut bloom = BloomBuilder::new(signal);
     let mut edges = (signal == Signal::Spans).then(BlockEdgesBuilder::default);
-    let mut row_index = RowIndexBuilder::new(signal);
+    let mut row_index = RowsSidecarBuilder::new(signal);
     let mut dedupe = Deduper::new(signal);
     let mut expiry = settings
         .retention
@@ -271,7 +271,7 @@ async fn write_merged(
         }
         bloom.add_batch(&batch);
         if let Some(row_index) = row_index.as_mut() {
-            row_index.add_batch(&batch);
+            row_index.add_batch(&batch)?;
         }
         let stored = encode_for_block(signal, &batch)?;
         if let Some(edges) = edges.as_mut() {
@@ -300,7 +300,7 @@ async fn write_merged(
         bloom: bloom.finish(),
         range,
         edges,
-        row_index: row_index.map(RowIndexBuilder::finish),
+        row_index: row_index.map(RowsSidecarBuilder::finish),
     })
 }
 

@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub check_annotations: bool,
     /// Only run the file with this name (`functions.test` or `functions`).
     pub file: Option<String>,
+    /// Flush each `load` into a Parquet block (evals then read blocks
+    /// through their series directories; off, they read the head).
+    pub from_blocks: bool,
     pub query: QueryOptions,
 }
 
@@ -69,6 +72,7 @@ impl Default for RunOptions {
         RunOptions {
             check_annotations: true,
             file: None,
+            from_blocks: false,
             query: QueryOptions {
                 lookback_ms: 300_000,
                 default_subquery_step_ms: 60_000,
@@ -194,6 +198,9 @@ pub async fn run_file(
                     .load(*step, series, *with_nhcb)
                     .await
                     .map_err(engine_err)?;
+                if options.from_blocks {
+                    store.engine().flush().await;
+                }
             }
             Command::Eval(eval) => {
                 let ctx = store.session().await.map_err(engine_err)?;
