@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BinaryArray, MapArray};
+use arrow::array::{
+    Array, AsArray, BinaryArray, Float64Array, Int64Array, MapArray, RecordBatch,
+    TimestampMillisecondArray,
+};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::catalog::TableProvider;
 use datafusion::functions::core::expr_fn::get_field;
@@ -545,22 +548,12 @@ async fn read_samples(
     blocks: BlockChoice<'_>,
 ) -> Result<PendingSamples, PromError> {
     let filter = plain_filter(sets, min_ms, max_ms);
-    let mut stream = labeled_rows_stream(
-        ctx,
-        filter,
-        None,
-        &["series_id", "timestamp", "value", "histogram"],
-        blocks,
-    )
-    .await?;
+    let mut stream = labeled_rows_stream(ctx, filter, None, &SAMPLE_COLUMNS, blocks).await?;
     let mut pending = PendingSamples::default();
     let (mut kept, mut held) = (0usize, 0usize);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
-        let ids = batch.column(0).as_primitive::<Int64Type>();
-        let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
-        let values = batch.column(2).as_primitive::<Float64Type>();
-        let histograms = batch.column(3).as_binary_opt::<i32>();
+        let (ids, times, values, histograms) = sample_columns(&batch);
         for row in 0..batch.num_rows() {
             let id = ids.value(row);
             let (target, count) = match index.get(&id) {
@@ -577,6 +570,26 @@ async fn read_samples(
         }
     }
     Ok(pending)
+}
+
+/// The columns a read of samples alone returns, in this order.
+pub(super) const SAMPLE_COLUMNS: [&str; 4] = ["series_id", "timestamp", "value", "histogram"];
+
+/// The [`SAMPLE_COLUMNS`] of a batch: ids, times, values and histograms.
+pub(super) fn sample_columns(
+    batch: &RecordBatch,
+) -> (
+    &Int64Array,
+    &TimestampMillisecondArray,
+    &Float64Array,
+    Option<&BinaryArray>,
+) {
+    (
+        batch.column(0).as_primitive::<Int64Type>(),
+        batch.column(1).as_primitive::<TimestampMillisecondType>(),
+        batch.column(2).as_primitive::<Float64Type>(),
+        batch.column(3).as_binary_opt::<i32>(),
+    )
 }
 
 /// Refuses a malformed or inconsistent `__query_shard__` matcher (`bad_data`).

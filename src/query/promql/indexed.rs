@@ -9,8 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::catalog::TableProvider;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
@@ -19,7 +17,9 @@ use parquet::arrow::arrow_reader::RowSelection;
 use promql_parser::label::{MatchOp, Matcher};
 
 use super::PromError;
-use super::fetch::{RawSeries, histogram_at, labels_of, set_matches_by};
+use super::fetch::{
+    RawSeries, SAMPLE_COLUMNS, histogram_at, labels_of, sample_columns, set_matches_by,
+};
 use super::shard::query_shard;
 use super::value::{Labels, METRIC_NAME};
 use crate::catalog::{BlockChoice, SignalTable};
@@ -136,7 +136,7 @@ pub(super) async fn read_indexed_blocks(
         return Ok(Some(read));
     }
     let schema = table.schema();
-    let columns: Vec<usize> = ["series_id", "timestamp", "value", "histogram"]
+    let columns: Vec<usize> = SAMPLE_COLUMNS
         .iter()
         .map(|c| schema.index_of(c))
         .collect::<Result<_, _>>()
@@ -154,10 +154,7 @@ pub(super) async fn read_indexed_blocks(
     let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(internal)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
-        let ids = batch.column(0).as_primitive::<Int64Type>();
-        let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
-        let values = batch.column(2).as_primitive::<Float64Type>();
-        let histograms = batch.column(3).as_binary_opt::<i32>();
+        let (ids, times, values, histograms) = sample_columns(&batch);
         for row in 0..batch.num_rows() {
             let t = times.value(row);
             if t < min_ms || t > max_ms {
