@@ -701,20 +701,25 @@ fn order_by_time(s: &mut RawSeries) {
     if s.timestamps.is_sorted_by(|a, b| a < b) {
         return;
     }
-    let mut order: Vec<usize> = (0..s.timestamps.len()).collect();
-    order.sort_by_key(|&i| s.timestamps[i]);
-    let mut timestamps = Vec::with_capacity(order.len());
-    let mut values = Vec::with_capacity(order.len());
-    for i in order {
-        if timestamps.last() == Some(&s.timestamps[i]) {
-            *values.last_mut().expect("paired with timestamps") = s.values[i];
+    // Sorted as pairs (the stable sort keeps write order among equal
+    // times, and finds the sorted runs of each block a series came from).
+    let mut pairs: Vec<(i64, f64)> = s
+        .timestamps
+        .iter()
+        .copied()
+        .zip(s.values.iter().copied())
+        .collect();
+    pairs.sort_by_key(|&(t, _)| t);
+    s.timestamps.clear();
+    s.values.clear();
+    for (t, v) in pairs {
+        if s.timestamps.last() == Some(&t) {
+            *s.values.last_mut().expect("paired with timestamps") = v;
         } else {
-            timestamps.push(s.timestamps[i]);
-            values.push(s.values[i]);
+            s.timestamps.push(t);
+            s.values.push(v);
         }
     }
-    s.timestamps = timestamps;
-    s.values = values;
 }
 
 fn internal(e: impl std::fmt::Display) -> PromError {

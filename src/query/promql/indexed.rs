@@ -87,6 +87,8 @@ pub(super) async fn read_indexed_blocks(
     // whether they have a sample in the range (label sets only).
     let mut unconfirmed: SeriesIdMap<Labels> = SeriesIdMap::default();
     let mut rows_to_read: HashMap<String, RowSelection> = HashMap::new();
+    // Rows to be read per found series (samples only).
+    let mut expected: Vec<usize> = Vec::new();
     for block in manifest.blocks.iter().filter(|b| b.is_raw()) {
         if !block.overlaps(Some(min_ms), Some(max_ms)) {
             continue;
@@ -120,6 +122,12 @@ pub(super) async fn read_indexed_blocks(
                 if !found.contains_key(&s.id) {
                     unconfirmed.entry(s.id).or_insert_with(|| series_labels(s));
                 }
+            } else if wanted == Wanted::Samples {
+                let slot = slot_of(found, series, s);
+                if expected.len() <= slot {
+                    expected.resize(slot + 1, 0);
+                }
+                expected[slot] += (rows.end - rows.start) as usize;
             } else {
                 slot_of(found, series, s);
             }
@@ -134,6 +142,11 @@ pub(super) async fn read_indexed_blocks(
     }
     if rows_to_read.is_empty() {
         return Ok(Some(read));
+    }
+    // Room for the rows to come, so each series' vectors grow once.
+    for (slot, rows) in expected.into_iter().enumerate() {
+        series[slot].timestamps.reserve(rows);
+        series[slot].values.reserve(rows);
     }
     let schema = table.schema();
     let columns: Vec<usize> = SAMPLE_COLUMNS
@@ -152,6 +165,7 @@ pub(super) async fn read_indexed_blocks(
         .await
         .map_err(internal)?;
     let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(internal)?;
+    let mut last_slot: Option<(i64, Option<usize>)> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
         let (ids, times, values, histograms) = sample_columns(&batch);
@@ -170,7 +184,16 @@ pub(super) async fn read_indexed_blocks(
                 }
                 continue;
             }
-            let Some(&Some(slot)) = found.get(&id) else {
+            // A series' rows come together: its slot is looked up once.
+            let slot = match last_slot {
+                Some((last, slot)) if last == id => slot,
+                _ => {
+                    let slot = found.get(&id).copied().flatten();
+                    last_slot = Some((id, slot));
+                    slot
+                }
+            };
+            let Some(slot) = slot else {
                 continue;
             };
             let histogram = histogram_at(histograms, row)?;
