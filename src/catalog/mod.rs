@@ -516,29 +516,15 @@ impl SignalTable {
         block: &BlockMeta,
         keys: &[Vec<String>],
     ) -> Option<(Vec<std::ops::Range<u64>>, bool)> {
-        match self
+        let loaded = self
             .storage()
             .block_row_index(&self.tenant, self.signal, &block.id)
-            .await
-        {
-            Ok(index) if index.rows() == block.rows => Some((
-                index.candidate_ranges(keys),
-                index.makes_parquet_blooms_redundant(),
-            )),
-            Ok(index) => {
-                tracing::warn!(
-                    block = %block.id,
-                    index_rows = index.rows(),
-                    block_rows = block.rows,
-                    "row index does not match its block; reading the whole block"
-                );
-                None
-            }
-            Err(e) => {
-                tracing::warn!(block = %block.id, error = %e, "row index unreadable; reading the whole block");
-                None
-            }
-        }
+            .await;
+        let index = index_over_block(block, "row index", loaded, row_index::RowIndex::rows)?;
+        Some((
+            index.candidate_ranges(keys),
+            index.makes_parquet_blooms_redundant(),
+        ))
     }
 
     /// A raw samples block's series directory, when it has one built over
@@ -548,26 +534,11 @@ impl SignalTable {
         if self.signal != Signal::Samples || !block.is_raw() || block.row_index_bytes.is_none() {
             return None;
         }
-        match self
+        let loaded = self
             .storage()
             .block_series_index(&self.tenant, &block.id)
-            .await
-        {
-            Ok(index) if index.rows() == block.rows => Some(index),
-            Ok(index) => {
-                tracing::warn!(
-                    block = %block.id,
-                    index_rows = index.rows(),
-                    block_rows = block.rows,
-                    "series index does not match its block; reading the whole block"
-                );
-                None
-            }
-            Err(e) => {
-                tracing::warn!(block = %block.id, error = %e, "series index unreadable; reading the whole block");
-                None
-            }
-        }
+            .await;
+        index_over_block(block, "series index", loaded, SeriesIndex::rows)
     }
 
     /// The tenant's log deletion filter when it can delete rows this scan reads.
@@ -721,6 +692,34 @@ impl SignalTable {
         );
         cache.insert(&block.id, &kind, sets.clone());
         Ok(sets)
+    }
+}
+
+/// A sidecar index of `block` as loaded (`kind` names it in warnings),
+/// when it was built over the block's rows (`rows` of the index); else,
+/// with a warning, `None`: the block is read as a whole.
+fn index_over_block<T>(
+    block: &BlockMeta,
+    kind: &str,
+    loaded: crate::error::Result<Arc<T>>,
+    rows: impl Fn(&T) -> u64,
+) -> Option<Arc<T>> {
+    match loaded {
+        Ok(index) if rows(&index) == block.rows => Some(index),
+        Ok(index) => {
+            tracing::warn!(
+                block = %block.id,
+                index = kind,
+                index_rows = rows(&index),
+                block_rows = block.rows,
+                "block index does not match its block; reading the whole block"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(block = %block.id, index = kind, error = %e, "block index unreadable; reading the whole block");
+            None
+        }
     }
 }
 

@@ -365,18 +365,8 @@ async fn scan(
     } else {
         // Labels of the series present at the end of the span, matching or
         // not (so the samples of those that do not match can be skipped)...
-        let end_window = (plain_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms), None);
-        read_rows(
-            ctx,
-            sets,
-            end_window,
-            &mut index,
-            &mut series,
-            None,
-            false,
-            blocks,
-        )
-        .await?;
+        let end_window = plain_filter(sets, max_ms - LABEL_WINDOW_MS, max_ms);
+        read_labels(ctx, sets, end_window, &mut index, &mut series, blocks).await?;
         // ...then every sample, label columns left unread...
         let span = (min_ms, max_ms);
         let pending =
@@ -386,17 +376,7 @@ async fn scan(
             let ids: Vec<Expr> = pending.keys().map(|&id| lit(id)).collect();
             let filter =
                 plain_filter(sets, min_ms, max_ms).and(col("series_id").in_list(ids, false));
-            read_rows(
-                ctx,
-                sets,
-                (filter, None),
-                &mut index,
-                &mut series,
-                None,
-                false,
-                blocks,
-            )
-            .await?;
+            read_labels(ctx, sets, filter, &mut index, &mut series, blocks).await?;
             for (id, samples) in pending {
                 if let Some(Some(i)) = index.get(&id) {
                     let s = &mut series[*i];
@@ -494,6 +474,20 @@ async fn read_rows(
         }
     }
     Ok(())
+}
+
+/// [`read_rows`] of series ids and labels alone, of the rows `filter`
+/// (on columns stored as they are) selects.
+async fn read_labels(
+    ctx: &SessionContext,
+    sets: &[Vec<Matcher>],
+    filter: Expr,
+    index: &mut SeriesIndex,
+    series: &mut Vec<RawSeries>,
+    blocks: BlockChoice<'_>,
+) -> Result<(), PromError> {
+    let rows = (filter, None);
+    read_rows(ctx, sets, rows, index, series, None, false, blocks).await
 }
 
 /// A `labels` column as a scan returns it: packed label sets (o11ydb's

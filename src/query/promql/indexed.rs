@@ -116,20 +116,20 @@ pub(super) async fn read_indexed_blocks(
             };
             if wanted == Wanted::LabelSets {
                 if run.surely_has_sample_between(min_ms, max_ms) {
-                    slot_of(found, series, s);
+                    slot_of(found, series, s.id, || series_labels(s));
                     continue;
                 }
                 if !found.contains_key(&s.id) {
                     unconfirmed.entry(s.id).or_insert_with(|| series_labels(s));
                 }
-            } else if wanted == Wanted::Samples {
-                let slot = slot_of(found, series, s);
-                if expected.len() <= slot {
-                    expected.resize(slot + 1, 0);
-                }
-                expected[slot] += (rows.end - rows.start) as usize;
             } else {
-                slot_of(found, series, s);
+                let slot = slot_of(found, series, s.id, || series_labels(s));
+                if wanted == Wanted::Samples {
+                    if expected.len() <= slot {
+                        expected.resize(slot + 1, 0);
+                    }
+                    expected[slot] += (rows.end - rows.start) as usize;
+                }
             }
             match ranges.last_mut() {
                 Some(last) if last.end == rows.start => last.end = rows.end,
@@ -176,11 +176,8 @@ pub(super) async fn read_indexed_blocks(
             }
             let id = ids.value(row);
             if wanted == Wanted::LabelSets {
-                if let Some(labels) = unconfirmed.remove(&id)
-                    && !found.contains_key(&id)
-                {
-                    series.push(RawSeries::new(labels));
-                    found.insert(id, Some(series.len() - 1));
+                if let Some(labels) = unconfirmed.remove(&id) {
+                    slot_of(found, series, id, || labels);
                 }
                 continue;
             }
@@ -223,13 +220,18 @@ fn common_metric(sets: &[Vec<Matcher>]) -> Option<&str> {
         .then_some(first)
 }
 
-/// The found series' slot of `s`, adding it when new.
-fn slot_of(found: &mut FoundSeries, series: &mut Vec<RawSeries>, s: &IndexedSeries) -> usize {
-    if let Some(&Some(slot)) = found.get(&s.id) {
+/// The found series' slot of series `id`, added with `labels` when new.
+fn slot_of(
+    found: &mut FoundSeries,
+    series: &mut Vec<RawSeries>,
+    id: i64,
+    labels: impl FnOnce() -> Labels,
+) -> usize {
+    if let Some(&Some(slot)) = found.get(&id) {
         return slot;
     }
-    series.push(RawSeries::new(series_labels(s)));
-    found.insert(s.id, Some(series.len() - 1));
+    series.push(RawSeries::new(labels()));
+    found.insert(id, Some(series.len() - 1));
     series.len() - 1
 }
 
