@@ -124,6 +124,10 @@ enum ConformanceCommand {
 struct LogqlConformanceArgs {
     /// Directory holding the `*.test` case files.
     dir: PathBuf,
+    /// Flush each `load` into a Parquet block, so evals read blocks (and
+    /// decide line filters per line template) instead of the in-memory head.
+    #[arg(long)]
+    from_blocks: bool,
 }
 
 #[derive(clap::Args)]
@@ -816,7 +820,8 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(conformance_promql(args))
         }
         Command::Conformance(ConformanceCommand::Logql(args)) => runtime.block_on(async move {
-            let report = o11ydb::query::logql::conformance::run_dir(&args.dir).await?;
+            let report =
+                o11ydb::query::logql::conformance::run_dir(&args.dir, args.from_blocks).await?;
             for failure in &report.failures {
                 println!("{failure}");
             }

@@ -230,6 +230,11 @@ pub struct ScanSummary {
     pub blocks_pruned_by_label_sets: usize,
     /// Rows of scanned blocks in row groups no label set of which passes.
     pub rows_skipped_by_label_sets: u64,
+    /// Log blocks none of whose line templates passes the line filters.
+    pub blocks_pruned_by_templates: usize,
+    /// Log blocks whose line filters were answered from their templates
+    /// (their lines are not read for the filters).
+    pub blocks_filtered_by_templates: usize,
 }
 
 /// The root of every table scan; execution is delegated to its child.
@@ -264,7 +269,10 @@ impl DisplayAs for SignalScanExec {
             s.table,
             s.tenant,
             s.blocks_scanned,
-            s.blocks_pruned_by_time + s.blocks_pruned_by_bloom + s.blocks_pruned_by_label_sets,
+            s.blocks_pruned_by_time
+                + s.blocks_pruned_by_bloom
+                + s.blocks_pruned_by_label_sets
+                + s.blocks_pruned_by_templates,
             s.blocks_pruned_by_time,
             s.blocks_pruned_by_bloom,
             s.blocks_pruned_by_label_sets,
@@ -284,6 +292,13 @@ impl DisplayAs for SignalScanExec {
                 f,
                 ", rows_skipped_by_label_sets={}",
                 s.rows_skipped_by_label_sets
+            )?;
+        }
+        if s.blocks_pruned_by_templates + s.blocks_filtered_by_templates > 0 {
+            write!(
+                f,
+                ", line_templates(pruned={}, filtered={})",
+                s.blocks_pruned_by_templates, s.blocks_filtered_by_templates
             )?;
         }
         Ok(())
@@ -340,6 +355,11 @@ impl ExecutionPlan for SignalScanExec {
             gauge("blocks_pruned_by_time", s.blocks_pruned_by_time);
             gauge("blocks_pruned_by_bloom", s.blocks_pruned_by_bloom);
             gauge("blocks_pruned_by_label_sets", s.blocks_pruned_by_label_sets);
+            gauge("blocks_pruned_by_templates", s.blocks_pruned_by_templates);
+            gauge(
+                "blocks_filtered_by_templates",
+                s.blocks_filtered_by_templates,
+            );
             gauge(
                 "rows_skipped_by_label_sets",
                 s.rows_skipped_by_label_sets as usize,

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod filters;
 pub mod insert;
 pub mod label_sets;
+pub mod line_filters;
 pub mod packed_filter;
 
 use std::collections::{HashMap, HashSet};
@@ -26,9 +27,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::not_impl_err;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -41,11 +42,13 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
+use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::{PhysicalExpr, conjunction_opt};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::union::UnionExec;
 use parquet::arrow::arrow_reader::RowSelection;
 
@@ -60,6 +63,7 @@ use crate::storage::{Storage, datafusion_store_url, row_index};
 use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
 use label_sets::{BlockLabelSets, RowGroupChoice};
+use line_filters::{BlockVerdict, LineCondition, LineConditions, TemplateFilter};
 use packed_filter::PerLabelSet;
 
 /// One tenant's table of one signal.
@@ -167,8 +171,19 @@ impl TableProvider for SignalTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Filters prune blocks and row groups but are re-checked above the scan.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // Filters prune blocks and row groups but are re-checked above the
+        // scan — except filters on the log line alone, which the scan
+        // answers exactly (per line template where it can, see
+        // `line_filters`).
+        Ok(filters
+            .iter()
+            .map(
+                |f| match self.signal == Signal::Logs && LineCondition::of(f).is_some() {
+                    true => TableProviderFilterPushDown::Exact,
+                    false => TableProviderFilterPushDown::Inexact,
+                },
+            )
+            .collect())
     }
 
     async fn scan(
@@ -270,8 +285,21 @@ impl SignalTable {
                 self.signal
             );
         }
+        // Filters on the line alone are answered here (exactly).
+        let (line_conditions, line_filters): (Vec<LineCondition>, Vec<Expr>) =
+            match signal == Signal::Logs {
+                true => filters
+                    .iter()
+                    .filter_map(|f| LineCondition::of(f).map(|c| (c, f.clone())))
+                    .unzip(),
+                false => Default::default(),
+            };
+        let mut templates =
+            (!line_conditions.is_empty()).then(|| LineConditions::new(line_conditions));
         let mut output_columns = None;
-        let mut limit = limit;
+        // With line filters applied here, a source's row limit would count
+        // lines before they are filtered.
+        let mut limit = limit.filter(|_| line_filters.is_empty());
         let widened;
         let projection = match &deletes {
             None => projection,
@@ -338,6 +366,10 @@ impl SignalTable {
         // fine enough that its Parquet bloom filters (on the same columns,
         // one per row group) can rule out next to nothing more.
         let mut every_block_row_indexed = true;
+        // Blocks whose line filters their templates answer, and the
+        // templates whose lines pass.
+        let mut template_blocks = Vec::new();
+        let mut passing_templates: HashSet<String> = HashSet::new();
         for block in raw_blocks {
             if !choice.reads(&block.id) {
                 continue;
@@ -402,96 +434,129 @@ impl SignalTable {
                 }
             }
             every_block_row_indexed &= row_indexed;
+            if let Some(templates) = templates.as_mut()
+                && let Some(verdict) = self.template_verdict(block, templates).await
+            {
+                match verdict {
+                    BlockVerdict::NoLine => {
+                        summary.blocks_pruned_by_templates += 1;
+                        continue;
+                    }
+                    BlockVerdict::Passing(passing) => passing_templates.extend(passing),
+                    BlockVerdict::ReadLines => {
+                        blocks.push((block, selection));
+                        continue;
+                    }
+                }
+                summary.blocks_filtered_by_templates += 1;
+                template_blocks.push((block, selection));
+                continue;
+            }
             blocks.push((block, selection));
         }
-        summary.blocks_scanned = blocks.len();
+        summary.blocks_scanned = blocks.len() + template_blocks.len();
         if signal == Signal::Samples {
             downsampled::count_blocks_read(self.distributor.metrics(), 0, blocks.len());
         }
+
+        // Inputs that filter lines themselves read the line too, when the
+        // output does not have it, and drop it after filtering.
+        let read_indices: Vec<usize> = {
+            let mut columns: Vec<usize> = match projection {
+                Some(p) => p.clone(),
+                None => (0..table_schema.fields().len()).collect(),
+            };
+            if !line_filters.is_empty() {
+                let line = table_schema.index_of("line")?;
+                if !columns.contains(&line) {
+                    columns.push(line);
+                }
+            }
+            columns
+        };
+        let read_schema = {
+            let schema = Arc::new(table_schema.project(&read_indices)?);
+            match maps {
+                MapColumns::Decoded => schema,
+                MapColumns::Packed => codec::packed_schema(&schema),
+            }
+        };
+        let output_width = projected_schema.fields().len();
+        let filter_lines = |input: Arc<dyn ExecutionPlan>| -> Result<Arc<dyn ExecutionPlan>> {
+            let Some(filter) = datafusion::logical_expr::utils::conjunction(line_filters.clone())
+            else {
+                return Ok(input);
+            };
+            let predicate =
+                state.create_physical_expr(filter, &DFSchema::try_from(input.schema())?)?;
+            Ok(Arc::new(
+                FilterExecBuilder::new(predicate, input)
+                    .apply_projection(Some((0..output_width).collect()))?
+                    .build()?,
+            ))
+        };
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
             let source = MemorySourceConfig::try_new(
                 &split_round_robin(head, state.config().target_partitions()),
                 table_schema.clone(),
-                projection.cloned(),
+                Some(read_indices.clone()),
             )?
             .with_limit(limit);
-            let rows: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(source);
+            let rows = filter_lines(DataSourceExec::from_data_source(source))?;
             inputs.push(match maps {
                 MapColumns::Decoded => rows,
                 // Packed as each batch is read, not while planning.
                 MapColumns::Packed => Arc::new(PackMapsExec::new(rows, projected_schema.clone())),
             });
         }
+        let reader = BlockReading {
+            every_block_row_indexed,
+            limit,
+            maps,
+        };
         if !blocks.is_empty() {
+            let predicate = predicates.as_ref().and_then(|p| p.parquet.clone());
+            let scan = self.read_blocks(
+                state,
+                &reader,
+                blocks,
+                &read_indices,
+                read_schema,
+                None,
+                predicate,
+            )?;
+            inputs.push(filter_lines(scan)?);
+        }
+        if !template_blocks.is_empty() {
+            // The other filters, and the template column in place of the lines.
+            let others: Vec<Expr> = filters
+                .iter()
+                .filter(|f| !line_filters.contains(f))
+                .cloned()
+                .collect();
             let layout = block_layout(signal);
-            let table_indices: Vec<usize> = match projection {
+            let passing = Arc::new(passing_templates);
+            let on_templates = TemplateFilter::over(&layout.read_schema, passing.clone())?;
+            let predicate = match self.parquet_predicate(state, &others)?.parquet {
+                Some(p) => Arc::new(BinaryExpr::new(p, Operator::And, on_templates)) as _,
+                None => on_templates,
+            };
+            let indices: Vec<usize> = match projection {
                 Some(p) => p.clone(),
                 None => (0..table_schema.fields().len()).collect(),
             };
-            let (storage_projection, mut decoders) = layout.project(&table_indices);
-            if maps == MapColumns::Packed {
-                for d in decoders.iter_mut() {
-                    if let codec::Stored::PackedMap(i) = *d {
-                        *d = codec::Stored::Plain(i);
-                    }
-                }
-            }
-            // Footers and page indexes of immutable blocks are cached across queries.
-            let reader_factory = CachedParquetFileReaderFactory::new(
-                state.runtime_env().object_store(datafusion_store_url())?,
-                state.runtime_env().cache_manager.get_file_metadata_cache(),
-            );
-            let mut options = datafusion::config::TableParquetOptions::default();
-            if every_block_row_indexed {
-                // The reader's predicate cache decodes a filter column in
-                // whole batches (8,192 rows) around each selected row, so
-                // four times the pages of a needle's 2,048-row segments;
-                // it pays only when most rows are read.
-                options.global.max_predicate_cache_size = Some(0);
-            }
-            let mut source = ParquetSource::new(layout.read_schema.clone())
-                .with_table_parquet_options(options)
-                .with_parquet_file_reader_factory(Arc::new(reader_factory))
-                .with_enable_page_index(true)
-                .with_bloom_filter_on_read(!every_block_row_indexed)
-                .with_pushdown_filters(true)
-                .with_reorder_filters(true);
-            if let Some(p) = predicates.and_then(|p| p.parquet) {
-                source = source.with_predicate(p);
-            }
-            let files: Vec<PartitionedFile> = blocks
-                .into_iter()
-                .map(|(b, selection)| {
-                    let file = PartitionedFile::new(
-                        self.storage().block_path(&self.tenant, signal, &b.id),
-                        b.bytes,
-                    );
-                    match selection {
-                        Some(rows) => file.with_extension(ParquetRowSelection::new(rows)),
-                        None => file,
-                    }
-                })
-                .collect();
-            let groups = split_round_robin(files, state.config().target_partitions())
-                .into_iter()
-                .map(FileGroup::new)
-                .collect();
-            let config = FileScanConfigBuilder::new(datafusion_store_url(), Arc::new(source))
-                .with_projection_indices(Some(storage_projection))?
-                .with_file_groups(groups)
-                .with_limit(limit)
-                // Packed scans keep each partition's files (no work
-                // stealing), so two scans see the same rows per partition.
-                .with_preserve_order(maps == MapColumns::Packed)
-                .build();
-            let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-            inputs.push(Arc::new(DecodeBlockExec::new(
-                scan,
-                decoders,
+            let scan = self.read_blocks(
+                state,
+                &reader,
+                template_blocks,
+                &indices,
                 projected_schema.clone(),
-            )));
+                Some(passing),
+                Some(predicate),
+            )?;
+            inputs.push(scan);
         }
         let plan = if inputs.is_empty() {
             Arc::new(EmptyExec::new(projected_schema)) as Arc<dyn ExecutionPlan>
@@ -505,6 +570,118 @@ impl SignalTable {
             _ => plan,
         };
         Ok(Arc::new(SignalScanExec::new(plan, summary)))
+    }
+
+    /// A block's line templates' verdict on a scan's line conditions, when
+    /// its sidecar lists its templates.
+    async fn template_verdict(
+        &self,
+        block: &BlockMeta,
+        conditions: &mut LineConditions,
+    ) -> Option<BlockVerdict> {
+        block.row_index_bytes?;
+        let loaded = self
+            .storage()
+            .block_row_index(&self.tenant, self.signal, &block.id)
+            .await;
+        let index = index_over_block(block, "row index", loaded, row_index::RowIndex::rows)?;
+        Some(conditions.block_verdict(index.templates()?))
+    }
+
+    /// One Parquet scan of `blocks` (each with the rows to read, if not
+    /// all), decoded into the table columns `table_indices` (`out_schema`).
+    /// With `templates`, only the rows whose line template is one of them.
+    #[allow(clippy::too_many_arguments)]
+    fn read_blocks(
+        &self,
+        state: &dyn Session,
+        reading: &BlockReading,
+        blocks: Vec<(&BlockMeta, Option<RowSelection>)>,
+        table_indices: &[usize],
+        out_schema: SchemaRef,
+        templates: Option<Arc<HashSet<String>>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let signal = self.signal;
+        let layout = block_layout(signal);
+        let (mut storage_projection, mut decoders) = layout.project(table_indices);
+        if reading.maps == MapColumns::Packed {
+            for d in decoders.iter_mut() {
+                if let codec::Stored::PackedMap(i) = *d {
+                    *d = codec::Stored::Plain(i);
+                }
+            }
+        }
+        // The template column rides along to the filter above the scan.
+        let mut decoded_schema = out_schema.clone();
+        if templates.is_some() {
+            let Some(column) = layout.template else {
+                return plan_err!("{signal} blocks have no line templates");
+            };
+            storage_projection.push(column);
+            decoders.push(codec::Stored::Plain(storage_projection.len() - 1));
+            let mut fields: Vec<_> = out_schema.fields().iter().cloned().collect();
+            fields.push(Arc::new(layout.read_schema.field(column).clone()));
+            decoded_schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        }
+        // Footers and page indexes of immutable blocks are cached across queries.
+        let reader_factory = CachedParquetFileReaderFactory::new(
+            state.runtime_env().object_store(datafusion_store_url())?,
+            state.runtime_env().cache_manager.get_file_metadata_cache(),
+        );
+        let mut options = datafusion::config::TableParquetOptions::default();
+        if reading.every_block_row_indexed {
+            // The reader's predicate cache decodes a filter column in
+            // whole batches (8,192 rows) around each selected row, so
+            // four times the pages of a needle's 2,048-row segments;
+            // it pays only when most rows are read.
+            options.global.max_predicate_cache_size = Some(0);
+        }
+        let mut source = ParquetSource::new(layout.read_schema.clone())
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(reader_factory))
+            .with_enable_page_index(true)
+            .with_bloom_filter_on_read(!reading.every_block_row_indexed)
+            .with_pushdown_filters(true)
+            .with_reorder_filters(true);
+        if let Some(p) = predicate {
+            source = source.with_predicate(p);
+        }
+        let files: Vec<PartitionedFile> = blocks
+            .into_iter()
+            .map(|(b, selection)| {
+                let file = PartitionedFile::new(
+                    self.storage().block_path(&self.tenant, signal, &b.id),
+                    b.bytes,
+                );
+                match selection {
+                    Some(rows) => file.with_extension(ParquetRowSelection::new(rows)),
+                    None => file,
+                }
+            })
+            .collect();
+        let groups = split_round_robin(files, state.config().target_partitions())
+            .into_iter()
+            .map(FileGroup::new)
+            .collect();
+        let config = FileScanConfigBuilder::new(datafusion_store_url(), Arc::new(source))
+            .with_projection_indices(Some(storage_projection))?
+            .with_file_groups(groups)
+            .with_limit(reading.limit)
+            // Packed scans keep each partition's files (no work
+            // stealing), so two scans see the same rows per partition.
+            .with_preserve_order(reading.maps == MapColumns::Packed)
+            .build();
+        let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let decoded = Arc::new(DecodeBlockExec::new(scan, decoders, decoded_schema.clone()));
+        Ok(match templates {
+            None => decoded,
+            Some(passing) => Arc::new(
+                FilterExecBuilder::new(TemplateFilter::over(&decoded_schema, passing)?, decoded)
+                    .apply_projection(Some((0..out_schema.fields().len()).collect()))?
+                    .build()?,
+            ),
+        })
     }
 
     /// The rows of `block` its row index says may meet every group of
@@ -721,6 +898,14 @@ fn index_over_block<T>(
             None
         }
     }
+}
+
+/// How a scan's Parquet readers read its blocks.
+struct BlockReading {
+    /// Every block's rows were chosen by a fine row index (see the scan).
+    every_block_row_indexed: bool,
+    limit: Option<usize>,
+    maps: MapColumns,
 }
 
 /// What a scan's filters ask of the blocks it reads.

@@ -2,7 +2,7 @@
 //! [ORDER BY keys]` — planned straight into a physical plan: the table
 //! provider's scan with the filter's conjuncts pushed down (so blocks, row
 //! groups and rows are pruned exactly as for SQL), a `FilterExec` that
-//! re-checks the whole filter, an optional sort and the projection, then the
+//! re-checks the conjuncts the provider does not answer exactly, an optional sort and the projection, then the
 //! session's physical optimizer rules (byte-range partitions, coalesced
 //! batches, a sort's merge). It is the plan DataFusion's SQL planner
 //! reaches for that statement, without running the logical optimizer and
@@ -15,8 +15,8 @@ use arrow::compute::SortOptions;
 use datafusion::common::{DFSchema, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::utils::split_conjunction_owned;
-use datafusion::logical_expr::{Expr, col};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col, lit};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::filter::FilterExecBuilder;
@@ -37,10 +37,25 @@ pub async fn filtered_scan(
 ) -> Result<SendableRecordBatchStream> {
     let provider = ctx.table_provider(table).await?;
     let schema = provider.schema();
+    let state = ctx.state();
+    // The provider turns its filters into predicates of its own, as it
+    // would from an optimized logical plan: they are simplified first.
+    let filter = simplified(&state, filter, &DFSchema::try_from(schema.clone())?)?;
+    let conjuncts = split_conjunction_owned(filter);
+    // Conjuncts the provider answers exactly are not checked again, and
+    // their columns are read only if the output needs them.
+    let exact = provider.supports_filters_pushdown(&conjuncts.iter().collect::<Vec<_>>())?;
+    let recheck: Vec<Expr> = conjuncts
+        .iter()
+        .zip(&exact)
+        .filter(|(_, how)| **how != TableProviderFilterPushDown::Exact)
+        .map(|(f, _)| f.clone())
+        .collect();
+    let recheck = conjunction(recheck).unwrap_or(lit(true));
     let mut read: Vec<usize> = Vec::new();
     let referenced = columns
         .iter()
-        .chain(std::iter::once(&filter))
+        .chain(std::iter::once(&recheck))
         .flat_map(|e| e.column_refs())
         .map(|c| c.name.clone())
         .chain(order.iter().map(|(name, _)| name.to_string()));
@@ -51,19 +66,8 @@ pub async fn filtered_scan(
         }
     }
     read.sort_unstable();
-    let state = ctx.state();
-    // The provider turns its filters into predicates of its own, as it
-    // would from an optimized logical plan: they are simplified first.
-    let filter = simplified(&state, filter, &DFSchema::try_from(schema)?)?;
-    let scan = provider
-        .scan(
-            &state,
-            Some(&read),
-            &split_conjunction_owned(filter.clone()),
-            None,
-        )
-        .await?;
-    plan_over(&state, scan, filter, Output::Exprs(columns), order)
+    let scan = provider.scan(&state, Some(&read), &conjuncts, None).await?;
+    plan_over(&state, scan, recheck, Output::Exprs(columns), order)
 }
 
 /// What a plan built by [`finish`] yields.

@@ -23,6 +23,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
+use super::line_template;
 use crate::error::{Error, Result};
 use crate::model::Signal;
 use crate::model::labels::{map_from_parts, map_row};
@@ -61,6 +62,9 @@ pub struct BlockLayout {
     pub read_schema: SchemaRef,
     /// Indexed by table column.
     pub columns: Vec<Stored>,
+    /// The storage column of log line templates ([`line_template`]),
+    /// derived from the line when a block is written; no table column.
+    pub template: Option<usize>,
 }
 
 impl BlockLayout {
@@ -120,6 +124,14 @@ impl BlockLayout {
                 *duration = place("duration_ns");
             }
         }
+        let template = (signal == Signal::Logs).then(|| {
+            fields.push(Field::new(
+                line_template::TEMPLATE_COLUMN,
+                line_template::template_type(),
+                true,
+            ));
+            fields.len() - 1
+        });
         let read_fields: Vec<Field> = fields
             .iter()
             .map(|f| match (signal, f.name().as_str()) {
@@ -131,6 +143,7 @@ impl BlockLayout {
             schema: Arc::new(Schema::new(fields)),
             read_schema: Arc::new(Schema::new(read_fields)),
             columns,
+            template,
         }
     }
 
@@ -449,6 +462,12 @@ pub fn encode_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBat
             // Derived on read.
             Stored::EndTime { .. } => {}
         }
+    }
+    if let Some(i) = layout.template {
+        let line = batch
+            .column_by_name("line")
+            .expect("log batches have a line column");
+        columns[i] = Some(line_template::templates_column(line));
     }
     let columns = columns
         .into_iter()

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod compactor;
 pub mod deletes;
 pub mod index_cache;
+pub mod line_template;
 pub mod local_store;
 pub mod manifest;
 pub mod row_index;
@@ -266,11 +267,16 @@ impl Storage {
                     Signal::Samples => bloom.add_batch(&sorted),
                     Signal::Logs | Signal::Spans => batches.iter().for_each(|b| bloom.add_batch(b)),
                 }
-                let row_index = row_index::RowsSidecarBuilder::new(signal)
-                    .map(|mut b| b.add_batch(&sorted).map(|()| b.finish()))
-                    .transpose()?;
+                let mut row_index = row_index::RowsSidecarBuilder::new(signal);
+                if let Some(b) = row_index.as_mut() {
+                    b.add_batch(&sorted)?;
+                }
                 let stored = codec::encode_for_block(signal, &sorted)?;
                 drop(sorted);
+                let row_index = row_index.map(|mut b| {
+                    b.add_stored(&stored);
+                    b.finish()
+                });
                 let edges = match signal {
                     Signal::Spans => Some(service_graph_edges(&stored)?),
                     Signal::Samples | Signal::Logs => None,

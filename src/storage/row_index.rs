@@ -13,9 +13,15 @@
 //! Samples blocks keep their series directory at the same path instead
 //! ([`super::series_index`]); [`RowsSidecarBuilder`] builds either.
 //!
-//! File format: magic `O11RIX01`, `segment_rows u32 LE`, `rows u64 LE`,
+//! A log block's sidecar also lists the block's distinct line templates
+//! ([`super::line_template`]) when every line has one, so a query decides
+//! its line filters per template before reading the block.
+//!
+//! File format: magic `O11RIX02`, `segment_rows u32 LE`, `rows u64 LE`,
 //! `segments u32 LE`, then per segment `len u32 LE` and a bloom as
-//! [`Bloom::encode`] writes it, then a crc32 of everything before it.
+//! [`Bloom::encode`] writes it; then `templates u32 LE` (`u32::MAX`: no
+//! list) and per template `len u32 LE` and its UTF-8 bytes; then a crc32 of
+//! everything before it. Version `O11RIX01` files end after the segments.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -24,11 +30,15 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 
 use super::bloom::{Bloom, hash_key, key_hash};
+use super::line_template::TemplateListBuilder;
 use super::series_index::SeriesIndexBuilder;
 use crate::error::{Error, Result};
 use crate::model::Signal;
 
-const MAGIC: &[u8; 8] = b"O11RIX01";
+const MAGIC: &[u8; 8] = b"O11RIX02";
+/// Written before line templates were listed; still read.
+const MAGIC_V1: &[u8; 8] = b"O11RIX01";
+const NO_TEMPLATE_LIST: u32 = u32::MAX;
 
 /// Rows per segment; a multiple of a log block's data page rows, so a
 /// segment's rows are whole pages.
@@ -77,13 +87,16 @@ pub struct RowIndex {
     /// See [`RowIndex::makes_parquet_blooms_redundant`]; derived from the
     /// segments once, when the index is built or decoded.
     parquet_blooms_redundant: bool,
+    /// The block's distinct line templates, sorted, when every line has one.
+    templates: Option<Vec<String>>,
 }
 
 impl super::index_cache::CachedIndex for RowIndex {
     fn memory_bytes(&self) -> u64 {
         use super::index_cache::CachedIndex;
         let blooms: u64 = self.segments.iter().map(CachedIndex::memory_bytes).sum();
-        blooms + std::mem::size_of::<RowIndex>() as u64
+        let templates: usize = self.templates.iter().flatten().map(|t| t.len() + 24).sum();
+        blooms + templates as u64 + std::mem::size_of::<RowIndex>() as u64
     }
 }
 
@@ -103,7 +116,19 @@ impl RowIndex {
         self.parquet_blooms_redundant
     }
 
-    fn new(segment_rows: u32, rows: u64, segments: Vec<Bloom>) -> RowIndex {
+    /// The block's distinct line templates (sorted), when every line of it
+    /// has one; None for blocks written before templates or whose lines
+    /// are not all templated.
+    pub fn templates(&self) -> Option<&[String]> {
+        self.templates.as_deref()
+    }
+
+    fn new(
+        segment_rows: u32,
+        rows: u64,
+        segments: Vec<Bloom>,
+        templates: Option<Vec<String>>,
+    ) -> RowIndex {
         let parquet_blooms_redundant = segments
             .iter()
             .all(|b| b.false_positive_rate() <= REDUNDANT_PARQUET_BLOOM_RATE);
@@ -112,6 +137,7 @@ impl RowIndex {
             rows,
             segments,
             parquet_blooms_redundant,
+            templates,
         }
     }
 
@@ -153,15 +179,26 @@ impl RowIndex {
             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
             out.extend_from_slice(b);
         }
+        match &self.templates {
+            None => out.extend_from_slice(&NO_TEMPLATE_LIST.to_le_bytes()),
+            Some(list) => {
+                out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+                for t in list {
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+            }
+        }
         super::checksum::append_crc32(&mut out);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<RowIndex> {
         let bad = |why: &str| Error::Storage(format!("corrupt row index: {why}"));
-        if bytes.len() < 28 || &bytes[..8] != MAGIC {
+        if bytes.len() < 28 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
             return Err(bad("bad header"));
         }
+        let lists_templates = &bytes[..8] == MAGIC;
         let body = super::checksum::verified_body(bytes).ok_or_else(|| bad("checksum mismatch"))?;
         let u32_at = |at: usize| -> Result<u32> {
             body.get(at..at + 4)
@@ -184,10 +221,29 @@ impl RowIndex {
             segments.push(Bloom::decode(bloom)?);
             at += 4 + len;
         }
+        let mut templates = None;
+        if lists_templates {
+            let count = u32_at(at)?;
+            at += 4;
+            if count != NO_TEMPLATE_LIST {
+                let mut list = Vec::with_capacity((count as usize).min(body.len() / 4));
+                for _ in 0..count {
+                    let len = u32_at(at)? as usize;
+                    let text = body
+                        .get(at + 4..at + 4 + len)
+                        .ok_or_else(|| bad("truncated"))?;
+                    let text =
+                        std::str::from_utf8(text).map_err(|_| bad("a template is not UTF-8"))?;
+                    list.push(text.to_string());
+                    at += 4 + len;
+                }
+                templates = Some(list);
+            }
+        }
         if at != body.len() {
             return Err(bad("trailing bytes"));
         }
-        Ok(RowIndex::new(segment_rows, rows, segments))
+        Ok(RowIndex::new(segment_rows, rows, segments, templates))
     }
 }
 
@@ -235,6 +291,15 @@ impl RowsSidecarBuilder {
         Ok(())
     }
 
+    /// Adds what the sidecar keeps of the same rows in the storage schema
+    /// (a log block's line templates).
+    pub fn add_stored(&mut self, stored: &RecordBatch) {
+        if let RowsSidecarBuilder::Segments(b) = self {
+            b.templates
+                .add(stored.column_by_name(super::line_template::TEMPLATE_COLUMN));
+        }
+    }
+
     /// The sidecar file's bytes.
     pub fn finish(self) -> bytes::Bytes {
         bytes::Bytes::from(match self {
@@ -253,6 +318,7 @@ pub struct RowIndexBuilder {
     current: HashSet<u128>,
     segments: Vec<Bloom>,
     key: String,
+    templates: TemplateListBuilder,
 }
 
 impl RowIndexBuilder {
@@ -264,6 +330,7 @@ impl RowIndexBuilder {
             current: HashSet::new(),
             segments: Vec::new(),
             key: String::new(),
+            templates: TemplateListBuilder::new(),
         })
     }
 
@@ -311,7 +378,12 @@ impl RowIndexBuilder {
         if !self.rows.is_multiple_of(SEGMENT_ROWS as u64) {
             self.close_segment();
         }
-        RowIndex::new(SEGMENT_ROWS as u32, self.rows, self.segments)
+        RowIndex::new(
+            SEGMENT_ROWS as u32,
+            self.rows,
+            self.segments,
+            self.templates.finish(),
+        )
     }
 }
 
@@ -387,6 +459,47 @@ mod tests {
     }
 
     #[test]
+    fn template_lists_round_trip_and_version_1_files_still_read() {
+        let lines: arrow::array::ArrayRef =
+            Arc::new(StringArray::from(vec!["took 12 ms", "took 7 ms", "done"]));
+        let stored = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                crate::storage::line_template::TEMPLATE_COLUMN,
+                crate::storage::line_template::template_type(),
+                true,
+            )])),
+            vec![crate::storage::line_template::templates_column(&lines)],
+        )
+        .unwrap();
+        let mut builder = RowsSidecarBuilder::new(Signal::Logs).unwrap();
+        builder
+            .add_batch(&batch(&[None, Some("a".into()), None]))
+            .unwrap();
+        builder.add_stored(&stored);
+        let decoded = RowIndex::decode(&builder.finish()).unwrap();
+        assert_eq!(
+            decoded.templates(),
+            Some(&["done".to_string(), "took \u{11} ms".to_string()][..])
+        );
+        assert_eq!(RowIndex::decode(&decoded.encode()).unwrap(), decoded);
+
+        // A version 1 file: the same segments, no template section.
+        let mut v1 = RowIndex::new(
+            decoded.segment_rows,
+            decoded.rows,
+            decoded.segments.clone(),
+            None,
+        )
+        .encode();
+        v1.truncate(v1.len() - 8);
+        v1[..8].copy_from_slice(MAGIC_V1);
+        crate::storage::checksum::append_crc32(&mut v1);
+        let old = RowIndex::decode(&v1).unwrap();
+        assert_eq!(old.templates(), None);
+        assert_eq!(old.segments, decoded.segments);
+    }
+
+    #[test]
     fn segments_are_sized_for_a_false_positive_rate_of_a_thousandth() {
         // 100 full segments of distinct ids; 2,000 absent ids looked up in
         // each: about 200 false segments at 0.1 % (2,000 at 1 %).
@@ -416,6 +529,7 @@ mod tests {
             SEGMENT_ROWS as u32,
             3 * SEGMENT_ROWS as u64,
             vec![Bloom::from_hashes(&full); 3],
+            None,
         );
         assert!(!coarse.makes_parquet_blooms_redundant());
     }

@@ -11,8 +11,19 @@ const FLOOR: usize = 419;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logql_conformance_cases_pass_the_floor() {
+    cases_pass_the_floor(false).await;
+}
+
+/// The same cases with every `load` flushed into a block: line filters are
+/// decided per line template there (blocks list their templates).
+#[tokio::test(flavor = "multi_thread")]
+async fn logql_conformance_cases_pass_the_floor_from_blocks() {
+    cases_pass_the_floor(true).await;
+}
+
+async fn cases_pass_the_floor(from_blocks: bool) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/logql/cases");
-    let report = run_dir(&dir)
+    let report = run_dir(&dir, from_blocks)
         .await
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     for failure in &report.failures {

@@ -420,3 +420,137 @@ flush_check_interval = "1h"
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&format!("\"{}\"", 2 * PER_STREAM)), "{body}");
 }
+
+/// The line filters of a query over log blocks are decided per line
+/// template (listed in each block's `.rows` sidecar): a block none of
+/// whose templates can pass is not read, a block whose templates all decide
+/// is filtered on its template column, and a filter on a variable (a status
+/// code) reads the lines. Answers are the same from the head, from flushed
+/// blocks and from the compactor's merge of them, through SQL and LogQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn line_filters_are_decided_per_line_template() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, FLUSH_AND_COMPACT_BY_HAND);
+    server.wait_for_startup_compaction();
+    let client = server.client().await;
+    let base = 1_767_225_600_000_000_000i64;
+    // Block 0 has no "connection reset" line; block 1 and the head do.
+    let messages = [
+        "CASE value % 2 WHEN 0 THEN 'cache miss' ELSE 'upstream timeout' END",
+        "CASE value % 3 WHEN 0 THEN 'connection reset by peer' WHEN 1 THEN 'cache miss' \
+         ELSE 'upstream timeout' END",
+        "CASE value % 3 WHEN 0 THEN 'connection reset by peer' WHEN 1 THEN 'cache miss' \
+         ELSE 'upstream timeout' END",
+    ];
+    for (part, message) in messages.iter().enumerate() {
+        let sql = format!(
+            "INSERT INTO logs (timestamp, labels, line) \
+             SELECT to_timestamp_nanos({base} + {part} * 3600000000000 + value * 1000000), \
+                    map(['app'], ['a' || CAST(value % 2 AS VARCHAR)]), \
+                    'level=info msg=\"' || {message} || '\" status=' || CAST(200 + value % 5 AS VARCHAR) \
+                    || ' user=' || CAST(value AS VARCHAR) \
+             FROM generate_series(0, 2999)"
+        );
+        assert_eq!(client.execute(sql.as_str(), &[]).await.unwrap(), 3000);
+        if part < 2 {
+            server.flush();
+        }
+    }
+    // (query, expected count, what the line templates did: over the two
+    // flushed blocks, then over the merged block and the head's block)
+    type Case = (
+        &'static str,
+        i64,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let both = Some("line_templates(pruned=0, filtered=2)");
+    let cases: [Case; 6] = [
+        (
+            "contains(line, 'connection reset')",
+            2000,
+            Some("line_templates(pruned=1, filtered=1)"),
+            both,
+        ),
+        (
+            "NOT contains(line, 'cache miss') AND line LIKE '%timeout%'",
+            1500 + 1000 + 1000,
+            both,
+            both,
+        ),
+        (
+            "regexp_like(line, '(?i)UPSTREAM') OR contains(line, 'reset by')",
+            3500 + 2000,
+            both,
+            both,
+        ),
+        // A status is a variable: the lines are read.
+        ("contains(line, 'status=203')", 600 * 3, None, None),
+        (
+            "contains(line, 'status=203') AND line ~ 'connection reset'",
+            400,
+            Some("line_templates(pruned=1, filtered=0)"),
+            None,
+        ),
+        (
+            "line LIKE 'level=info msg=\"cache miss\"%'",
+            1500 + 1000 + 1000,
+            both,
+            both,
+        ),
+    ];
+    let check = |plan: &str, answered: Option<&str>| match answered {
+        Some(text) => assert!(plan.contains(text), "{plan}"),
+        None => assert!(!plan.contains("line_templates("), "{plan}"),
+    };
+    for round in ["blocks", "merged"] {
+        for (filter, expected, flushed, merged) in &cases {
+            let sql = format!("SELECT count(*) FROM logs WHERE {filter}");
+            let count: i64 = client.query_one(sql.as_str(), &[]).await.unwrap().get(0);
+            assert_eq!(count, *expected, "{round}: {filter}");
+            let answered = if round == "blocks" { flushed } else { merged };
+            check(&explain_analyze(&client, &sql).await, *answered);
+            // The lines themselves, with a limit below the matches.
+            let sql = format!("SELECT line FROM logs WHERE {filter} LIMIT 7");
+            let rows = client.query(sql.as_str(), &[]).await.unwrap();
+            assert_eq!(rows.len(), 7.min(*expected as usize), "{round}: {filter}");
+        }
+        // LogQL over HTTP: counting lines with a filter, and returning them.
+        let query = |q: &str| {
+            let path = format!(
+                "/loki/api/v1/query_range?query={}&start={base}&end={}&step=3h&limit=1000",
+                crate::common::urlencode(q),
+                base + 3 * 3_600_000_000_000
+            );
+            let (status, body) = server.http_get(&path);
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        };
+        let last = |v: &serde_json::Value| {
+            let values = v["data"]["result"][0]["values"].as_array().unwrap().clone();
+            values.last().unwrap()[1].clone()
+        };
+        let v = query(r#"sum(count_over_time({app=~"a.*"} |= "connection reset" [3h]))"#);
+        assert_eq!(last(&v), "2000", "{round}: {v}");
+        let v = query(
+            r#"sum by (app) (count_over_time({app="a1"} != "cache miss" |~ "reset|timeout" [3h]))"#,
+        );
+        assert_eq!(last(&v), "3500", "{round}: {v}");
+        let v = query(r#"{app="a0"} |= "connection reset" | logfmt | status="203""#);
+        let lines: usize = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["values"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(lines, 200, "{round}: {v}");
+        if round == "blocks" {
+            server.flush();
+            let (status, body) = server.http_post("/compactor/run");
+            assert_eq!(status, 200, "{body}");
+            // Hours 0 and 1 merge; hour 2 (the head's block) stays.
+            assert_eq!(latest_manifest_blocks(&data, "logs").len(), 2, "{body}");
+        }
+    }
+}

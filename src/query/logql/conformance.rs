@@ -80,8 +80,9 @@ enum Command {
     Eval(Case),
 }
 
-/// Runs every `*.test` file of `dir` (sorted by name).
-pub async fn run_dir(dir: &Path) -> std::io::Result<Report> {
+/// Runs every `*.test` file of `dir` (sorted by name); with `from_blocks`
+/// each `load` is flushed into a block, so cases read blocks, not the head.
+pub async fn run_dir(dir: &Path, from_blocks: bool) -> std::io::Result<Report> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "test"))
@@ -94,13 +95,13 @@ pub async fn run_dir(dir: &Path) -> std::io::Result<Report> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        run_file(&name, &text, &mut report).await;
+        run_file(&name, &text, from_blocks, &mut report).await;
     }
     Ok(report)
 }
 
 /// Runs one case file, adding its outcome to `report`.
-pub async fn run_file(name: &str, text: &str, report: &mut Report) {
+pub async fn run_file(name: &str, text: &str, from_blocks: bool, report: &mut Report) {
     let commands = match parse_file(text) {
         Ok(c) => c,
         Err((line, message)) => {
@@ -124,7 +125,7 @@ pub async fn run_file(name: &str, text: &str, report: &mut Report) {
                     return;
                 }
                 if let Some(s) = store.as_mut()
-                    && let Err(e) = s.load(&labels, &metadata, &entries).await
+                    && let Err(e) = s.load(&labels, &metadata, &entries, from_blocks).await
                 {
                     report.failed += 1;
                     report.failures.push(format!("{name}: load: {e}"));
@@ -400,6 +401,7 @@ impl Store {
         labels: &Labels,
         metadata: &Labels,
         entries: &[(i64, String)],
+        to_block: bool,
     ) -> crate::Result<()> {
         let labels = canonical_pairs(labels.clone());
         let stream_id = LogsBuilder::stream_id(&labels);
@@ -424,6 +426,9 @@ impl Store {
             .ingester()
             .append_canonical(TENANT, Signal::Logs, &batch)
             .await?;
+        if to_block {
+            self.engine.flush().await;
+        }
         self.session = None;
         Ok(())
     }

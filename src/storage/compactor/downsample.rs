@@ -114,6 +114,7 @@ static LAYOUT: LazyLock<BlockLayout> = LazyLock::new(|| {
         read_schema: schema.clone(),
         schema,
         columns,
+        template: None,
     }
 });
 

@@ -274,6 +274,9 @@ async fn write_merged(
             row_index.add_batch(&batch)?;
         }
         let stored = encode_for_block(signal, &batch)?;
+        if let Some(row_index) = row_index.as_mut() {
+            row_index.add_stored(&stored);
+        }
         if let Some(edges) = edges.as_mut() {
             edges.push(&stored)?;
         }
@@ -380,7 +383,12 @@ async fn open_block(
     // Storage columns by name: blocks may carry extra (legacy) columns, and
     // blocks written before a nullable column existed lack it (read as nulls).
     let mut file_indices = Vec::with_capacity(layout.schema.fields().len());
-    for field in layout.schema.fields() {
+    for (i, field) in layout.schema.fields().iter().enumerate() {
+        if layout.template == Some(i) {
+            // Derived again from the lines when the merged block is written.
+            file_indices.push(None);
+            continue;
+        }
         match file_schema.index_of(field.name()) {
             Ok(i) => file_indices.push(Some(i)),
             Err(_) if field.is_nullable() => file_indices.push(None),
