@@ -172,13 +172,14 @@ impl TableProvider for SignalTable {
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Filters prune blocks and row groups but are re-checked above the
-        // scan — except filters on the log line alone, which the scan
-        // answers exactly (per line template where it can, see
-        // `line_filters`).
+        // scan — except, for logs, filters on the line alone (answered per
+        // line template where it can, see `line_filters`) and on the keys
+        // of one label column (answered per distinct label set, without
+        // building the maps), which the scan answers exactly.
         Ok(filters
             .iter()
             .map(
-                |f| match self.signal == Signal::Logs && LineCondition::of(f).is_some() {
+                |f| match self.signal == Signal::Logs && answered_in_scan(f) {
                     true => TableProviderFilterPushDown::Exact,
                     false => TableProviderFilterPushDown::Inexact,
                 },
@@ -296,10 +297,20 @@ impl SignalTable {
             };
         let mut templates =
             (!line_conditions.is_empty()).then(|| LineConditions::new(line_conditions));
+        // Filters on one label column, answered here per label set.
+        let label_filters: Vec<Expr> = match signal == Signal::Logs {
+            true => filters
+                .iter()
+                .filter(|f| label_set_filter(f).is_some())
+                .cloned()
+                .collect(),
+            false => Vec::new(),
+        };
+        let answered_here = !line_filters.is_empty() || !label_filters.is_empty();
         let mut output_columns = None;
         // With line filters applied here, a source's row limit would count
         // lines before they are filtered.
-        let mut limit = limit.filter(|_| line_filters.is_empty());
+        let mut limit = limit.filter(|_| !answered_here);
         let widened;
         let projection = match &deletes {
             None => projection,
@@ -474,6 +485,19 @@ impl SignalTable {
             }
             columns
         };
+        // The head filters decoded rows, so it reads the label columns too.
+        let head_indices: Vec<usize> = {
+            let mut columns = read_indices.clone();
+            for f in &label_filters {
+                for c in f.column_refs() {
+                    let i = table_schema.index_of(&c.name)?;
+                    if !columns.contains(&i) {
+                        columns.push(i);
+                    }
+                }
+            }
+            columns
+        };
         let read_schema = {
             let schema = Arc::new(table_schema.project(&read_indices)?);
             match maps {
@@ -482,29 +506,30 @@ impl SignalTable {
             }
         };
         let output_width = projected_schema.fields().len();
-        let filter_lines = |input: Arc<dyn ExecutionPlan>| -> Result<Arc<dyn ExecutionPlan>> {
-            let Some(filter) = datafusion::logical_expr::utils::conjunction(line_filters.clone())
-            else {
-                return Ok(input);
+        let filter_rows =
+            |input: Arc<dyn ExecutionPlan>, filters: Vec<Expr>| -> Result<Arc<dyn ExecutionPlan>> {
+                let Some(filter) = datafusion::logical_expr::utils::conjunction(filters) else {
+                    return Ok(input);
+                };
+                let predicate =
+                    state.create_physical_expr(filter, &DFSchema::try_from(input.schema())?)?;
+                Ok(Arc::new(
+                    FilterExecBuilder::new(predicate, input)
+                        .apply_projection(Some((0..output_width).collect()))?
+                        .build()?,
+                ))
             };
-            let predicate =
-                state.create_physical_expr(filter, &DFSchema::try_from(input.schema())?)?;
-            Ok(Arc::new(
-                FilterExecBuilder::new(predicate, input)
-                    .apply_projection(Some((0..output_width).collect()))?
-                    .build()?,
-            ))
-        };
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !head.is_empty() {
             let source = MemorySourceConfig::try_new(
                 &split_round_robin(head, state.config().target_partitions()),
                 table_schema.clone(),
-                Some(read_indices.clone()),
+                Some(head_indices),
             )?
             .with_limit(limit);
-            let rows = filter_lines(DataSourceExec::from_data_source(source))?;
+            let here: Vec<Expr> = line_filters.iter().chain(&label_filters).cloned().collect();
+            let rows = filter_rows(DataSourceExec::from_data_source(source), here)?;
             inputs.push(match maps {
                 MapColumns::Decoded => rows,
                 // Packed as each batch is read, not while planning.
@@ -515,6 +540,7 @@ impl SignalTable {
             every_block_row_indexed,
             limit,
             maps,
+            label_filters: &label_filters,
         };
         if !blocks.is_empty() {
             let predicate = predicates.as_ref().and_then(|p| p.parquet.clone());
@@ -527,7 +553,7 @@ impl SignalTable {
                 None,
                 predicate,
             )?;
-            inputs.push(filter_lines(scan)?);
+            inputs.push(filter_rows(scan, line_filters.clone())?);
         }
         if !template_blocks.is_empty() {
             // The other filters, and the template column in place of the lines.
@@ -595,7 +621,7 @@ impl SignalTable {
     fn read_blocks(
         &self,
         state: &dyn Session,
-        reading: &BlockReading,
+        reading: &BlockReading<'_>,
         blocks: Vec<(&BlockMeta, Option<RowSelection>)>,
         table_indices: &[usize],
         out_schema: SchemaRef,
@@ -609,6 +635,18 @@ impl SignalTable {
             for d in decoders.iter_mut() {
                 if let codec::Stored::PackedMap(i) = *d {
                     *d = codec::Stored::Plain(i);
+                }
+            }
+        }
+        // Label columns the label filters read, packed, and not decoded
+        // unless the output has them.
+        for f in reading.label_filters {
+            for c in f.column_refs() {
+                let table_index = signal.schema().index_of(&c.name)?;
+                if let codec::Stored::PackedMap(i) = layout.columns[table_index]
+                    && !storage_projection.contains(&i)
+                {
+                    storage_projection.push(i);
                 }
             }
         }
@@ -672,7 +710,21 @@ impl SignalTable {
             // stealing), so two scans see the same rows per partition.
             .with_preserve_order(reading.maps == MapColumns::Packed)
             .build();
-        let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let mut scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let on_label_sets: Vec<Arc<dyn PhysicalExpr>> = reading
+            .label_filters
+            .iter()
+            .map(|f| {
+                label_set_predicate(state, f, &scan.schema())?.ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal(format!(
+                        "{f} has no form over packed label sets"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        if let Some(predicate) = conjunction_opt(on_label_sets) {
+            scan = Arc::new(FilterExecBuilder::new(predicate, scan).build()?);
+        }
         let decoded = Arc::new(DecodeBlockExec::new(scan, decoders, decoded_schema.clone()));
         Ok(match templates {
             None => decoded,
@@ -872,6 +924,60 @@ impl SignalTable {
     }
 }
 
+/// Whether a logs scan answers `filter` exactly itself (see
+/// `supports_filters_pushdown`).
+fn answered_in_scan(filter: &Expr) -> bool {
+    LineCondition::of(filter).is_some() || label_set_filter(filter).is_some()
+}
+
+/// The packed label column a filter reads, when it reads only the keys of
+/// one (`labels['env'] = 'prod'`, `structured_metadata['level'] IN (…)`):
+/// such a filter is decided once per distinct label set.
+fn label_set_filter(filter: &Expr) -> Option<String> {
+    let packed = packed_columns(Signal::Logs);
+    let refs = filter.column_refs();
+    let [column] = refs.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    if !packed.contains(column.name.as_str()) || filter.is_volatile() {
+        return None;
+    }
+    packed_filter::rewrite(unnormalize_col(filter.clone()), &packed)?;
+    Some(column.name.clone())
+}
+
+/// The table columns of `signal` stored as packed label sets.
+fn packed_columns(signal: Signal) -> HashSet<&'static str> {
+    let layout = block_layout(signal);
+    layout
+        .columns
+        .iter()
+        .filter_map(|stored| match *stored {
+            codec::Stored::PackedMap(i) => Some(layout.schema.field(i).name().as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `filter` (a [`label_set_filter`]) over `schema`, the packed storage
+/// columns a block scan reads, decided per distinct label set.
+fn label_set_predicate(
+    state: &dyn Session,
+    filter: &Expr,
+    schema: &SchemaRef,
+) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    let packed = packed_columns(Signal::Logs);
+    let Some(rewritten) = packed_filter::rewrite(unnormalize_col(filter.clone()), &packed) else {
+        return Ok(None);
+    };
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let coerced = rewritten
+        .rewrite(&mut TypeCoercionRewriter::new(&df_schema))?
+        .data;
+    let physical = state.create_physical_expr(coerced, &df_schema)?;
+    Ok(Some(PerLabelSet::wrap(physical)?))
+}
+
 /// A sidecar index of `block` as loaded (`kind` names it in warnings),
 /// when it was built over the block's rows (`rows` of the index); else,
 /// with a warning, `None`: the block is read as a whole.
@@ -901,11 +1007,14 @@ fn index_over_block<T>(
 }
 
 /// How a scan's Parquet readers read its blocks.
-struct BlockReading {
+struct BlockReading<'a> {
     /// Every block's rows were chosen by a fine row index (see the scan).
     every_block_row_indexed: bool,
     limit: Option<usize>,
     maps: MapColumns,
+    /// Filters on one packed label column each, applied to the packed
+    /// label sets before the rows are decoded.
+    label_filters: &'a [Expr],
 }
 
 /// What a scan's filters ask of the blocks it reads.

@@ -516,6 +516,21 @@ async fn line_filters_are_decided_per_line_template() {
             let rows = client.query(sql.as_str(), &[]).await.unwrap();
             assert_eq!(rows.len(), 7.min(*expected as usize), "{round}: {filter}");
         }
+        // Label filters are answered per label set, not re-checked on maps.
+        let sql = "SELECT count(*) FROM logs WHERE labels['app'] = 'a1' \
+                   AND contains(line, 'connection reset')";
+        let count: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        assert_eq!(count, 1000, "{round}");
+        // Nothing filters above the scan (the head's rows are filtered in it).
+        let plan = explain_analyze(&client, sql).await;
+        let above_scan = &plan[..plan.find("SignalScanExec").unwrap()];
+        assert!(!above_scan.contains("FilterExec"), "{plan}");
+        let sql = "SELECT count(*), min(labels['app']) FROM logs WHERE labels['app'] = 'a1'";
+        let row = client.query_one(sql, &[]).await.unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, String>(1)),
+            (4500, "a1".into())
+        );
         // LogQL over HTTP: counting lines with a filter, and returning them.
         let query = |q: &str| {
             let path = format!(
