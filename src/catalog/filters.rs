@@ -186,7 +186,8 @@ fn is_column(expr: &Expr, name: &str) -> bool {
     }
 }
 
-fn string_literal(expr: &Expr) -> Option<&str> {
+/// A string literal's text (any of Arrow's string types).
+pub(crate) fn string_literal(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Literal(
             ScalarValue::Utf8(Some(s))

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema};
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, internal_err};
 use datafusion::logical_expr::{BinaryExpr, ColumnarValue, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
@@ -34,6 +34,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::start;
 
+use super::filters::string_literal;
 use crate::storage::line_template::{Piece, VariableKind, pieces};
 
 /// What a condition says about every line of one template.
@@ -167,18 +168,6 @@ impl LineCondition {
 
 fn is_line(e: &Expr) -> bool {
     matches!(e, Expr::Column(c) if c.name == "line")
-}
-
-fn string_literal(e: &Expr) -> Option<&str> {
-    match e {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Some(s),
-        _ => None,
-    }
 }
 
 /// A SQL `LIKE` pattern (`\` escapes) as an anchored regex over the whole line.
@@ -589,13 +578,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::storage::line_template::template_of;
-
-    fn template(line: &str) -> String {
-        let mut out = Vec::new();
-        assert!(template_of(line, &mut out));
-        String::from_utf8(out).unwrap()
-    }
+    use crate::storage::line_template::tests::template;
 
     fn condition(e: Expr) -> LineCondition {
         LineCondition::of(&e).unwrap_or_else(|| panic!("{e} is a line condition"))

@@ -327,11 +327,12 @@ impl TemplateListBuilder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::StringArray;
 
-    fn template(line: &str) -> String {
+    /// The template of `line`, which must get one.
+    pub(crate) fn template(line: &str) -> String {
         let mut out = Vec::new();
         assert!(template_of(line, &mut out));
         String::from_utf8(out).unwrap()
