@@ -10,6 +10,10 @@
 //! * `block_write/samples_100k_rows` — [`write_block`] (sort, encode, Parquet
 //!   with zstd) of one 100,000-row normalised batch; rows/s. The resulting
 //!   bytes per sample are printed once on stderr.
+//! * `line_templates/100k_lines` — the template column
+//!   ([`o11ydb::storage::line_template::templates_column`]) of 100,000 lines
+//!   of the LogQL benchmark's log set, as a log block's flush computes it;
+//!   throughput in line bytes/s.
 //! * `scan/pruned` and `scan/full` — SQL aggregates through an engine session
 //!   over 6 hours of samples (600 series × 1,440 scrapes at 15 s) stored as 6
 //!   one-hour blocks: `pruned` restricts the time to one hour, so only one
@@ -291,5 +295,47 @@ fn bench_scan(c: &mut Criterion) {
     drop(dir);
 }
 
-criterion_group!(benches, bench_wal_append, bench_block_write, bench_scan);
+fn bench_line_templates(c: &mut Criterion) {
+    let dataset = o11ydb::bench::logql::LogsDataset {
+        bytes: 100_000 * 230,
+        hours: 1,
+        end_ns: 1_767_225_600_000_000_000,
+    };
+    let mut lines = Vec::new();
+    dataset
+        .generate(|l| {
+            lines.push(l.line.to_string());
+            Ok(())
+        })
+        .expect("generate");
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let lines: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from(lines));
+    let column = o11ydb::storage::line_template::templates_column(&lines);
+    eprintln!(
+        "line_templates: {} lines, {} distinct templates",
+        lines.len(),
+        column
+            .as_dictionary::<arrow::datatypes::Int32Type>()
+            .values()
+            .len()
+    );
+    let mut group = c.benchmark_group("line_templates");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("100k_lines", |b| {
+        b.iter(|| o11ydb::storage::line_template::templates_column(&lines));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_wal_append,
+    bench_block_write,
+    bench_line_templates,
+    bench_scan
+);
 criterion_main!(benches);
