@@ -508,7 +508,8 @@ impl SignalTable {
         let output_width = projected_schema.fields().len();
         let filter_rows =
             |input: Arc<dyn ExecutionPlan>, filters: Vec<Expr>| -> Result<Arc<dyn ExecutionPlan>> {
-                let Some(filter) = datafusion::logical_expr::utils::conjunction(filters) else {
+                let unqualified = filters.into_iter().map(unnormalize_col);
+                let Some(filter) = datafusion::logical_expr::utils::conjunction(unqualified) else {
                     return Ok(input);
                 };
                 let predicate =

@@ -525,6 +525,14 @@ async fn line_filters_are_decided_per_line_template() {
         let plan = explain_analyze(&client, sql).await;
         let above_scan = &plan[..plan.find("SignalScanExec").unwrap()];
         assert!(!above_scan.contains("FilterExec"), "{plan}");
+        // Qualified columns, and a join's side.
+        let sql = "SELECT count(*) FROM logs l WHERE l.labels['app'] = 'a1' \
+                   AND contains(l.line, 'connection reset') AND l.line NOT LIKE '%user=1%'";
+        let count: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        let users_from_1: i64 = (0..3000)
+            .filter(|v| v % 6 == 3 && v.to_string().starts_with('1'))
+            .count() as i64;
+        assert_eq!(count, 1000 - 2 * users_from_1, "{round}");
         let sql = "SELECT count(*), min(labels['app']) FROM logs WHERE labels['app'] = 'a1'";
         let row = client.query_one(sql, &[]).await.unwrap();
         assert_eq!(
