@@ -107,37 +107,24 @@ pub fn template_type() -> DataType {
 /// key-value, JSON and URL syntax. [`PLACEHOLDER`] and [`ESCAPE`] are
 /// delimiters too, so a variable never holds them.
 pub fn is_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b'"'
-            | b'\''
-            | b'`'
-            | b'='
-            | b':'
-            | b','
-            | b';'
-            | b'{'
-            | b'}'
-            | b'['
-            | b']'
-            | b'('
-            | b')'
-            | b'<'
-            | b'>'
-            | b'|'
-            | b'&'
-            | b'?'
-            | b'/'
-            | b'\\'
-            | PLACEHOLDER
-            | ESCAPE
-            | HEX_PLACEHOLDER
-            | OTHER_PLACEHOLDER
-    )
+    DELIMITERS[b as usize]
 }
+
+/// [`is_delimiter`] as a table, looked up once per byte of every line flushed.
+static DELIMITERS: [bool; 256] = {
+    let list = b" \t\n\r\"'`=:,;{}[]()<>|&?/\\";
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < list.len() {
+        table[list[i] as usize] = true;
+        i += 1;
+    }
+    table[PLACEHOLDER as usize] = true;
+    table[ESCAPE as usize] = true;
+    table[HEX_PLACEHOLDER as usize] = true;
+    table[OTHER_PLACEHOLDER as usize] = true;
+    table
+};
 
 /// Writes the template of `line` into `out` (cleared first); false (and
 /// `out` meaningless) when the line is too long to get one.
