@@ -301,7 +301,7 @@ impl SignalTable {
         let label_filters: Vec<Expr> = match signal == Signal::Logs {
             true => filters
                 .iter()
-                .filter(|f| label_set_filter(f).is_some())
+                .filter(|f| is_label_set_filter(f))
                 .cloned()
                 .collect(),
             false => Vec::new(),
@@ -716,7 +716,7 @@ impl SignalTable {
             .label_filters
             .iter()
             .map(|f| {
-                label_set_predicate(state, f, &scan.schema())?.ok_or_else(|| {
+                label_set_predicate(state, signal, f, &scan.schema())?.ok_or_else(|| {
                     datafusion::error::DataFusionError::Internal(format!(
                         "{f} has no form over packed label sets"
                     ))
@@ -804,13 +804,7 @@ impl SignalTable {
         // reads it as a view, copying nothing (its literals are coerced).
         let df_schema = DFSchema::try_from(layout.read_schema.as_ref().clone())?;
         // Map entries are read from the packed label sets (packed_filter).
-        let packed: HashSet<&str> = table
-            .fields()
-            .iter()
-            .zip(&layout.columns)
-            .filter(|(_, stored)| matches!(stored, codec::Stored::PackedMap(_)))
-            .map(|(f, _)| f.name().as_str())
-            .collect();
+        let packed = packed_columns(self.signal);
         let mut label_filters = Vec::new();
         let pushable: Vec<Arc<dyn PhysicalExpr>> = filters
             .iter()
@@ -827,11 +821,7 @@ impl SignalTable {
                     f.column_refs().iter().collect::<Vec<_>>().as_slice(),
                     [c] if packed.contains(c.name.as_str())
                 );
-                let f = f
-                    .rewrite(&mut TypeCoercionRewriter::new(&df_schema))
-                    .ok()?
-                    .data;
-                let f = state.create_physical_expr(f, &df_schema).ok()?;
+                let f = coerced_physical(state, f, &df_schema).ok()?;
                 match on_one_packed_column {
                     true => match PerLabelSet::try_new(f.clone()) {
                         Ok(Some(wrapped)) => {
@@ -928,23 +918,21 @@ impl SignalTable {
 /// Whether a logs scan answers `filter` exactly itself (see
 /// `supports_filters_pushdown`).
 fn answered_in_scan(filter: &Expr) -> bool {
-    LineCondition::of(filter).is_some() || label_set_filter(filter).is_some()
+    LineCondition::of(filter).is_some() || is_label_set_filter(filter)
 }
 
-/// The packed label column a filter reads, when it reads only the keys of
-/// one (`labels['env'] = 'prod'`, `structured_metadata['level'] IN (…)`):
-/// such a filter is decided once per distinct label set.
-fn label_set_filter(filter: &Expr) -> Option<String> {
+/// Whether a logs filter reads only the keys of one packed label column
+/// (`labels['env'] = 'prod'`, `structured_metadata['level'] IN (…)`): such
+/// a filter is decided once per distinct label set.
+fn is_label_set_filter(filter: &Expr) -> bool {
     let packed = packed_columns(Signal::Logs);
     let refs = filter.column_refs();
     let [column] = refs.iter().collect::<Vec<_>>()[..] else {
-        return None;
+        return false;
     };
-    if !packed.contains(column.name.as_str()) || filter.is_volatile() {
-        return None;
-    }
-    packed_filter::rewrite(unnormalize_col(filter.clone()), &packed)?;
-    Some(column.name.clone())
+    packed.contains(column.name.as_str())
+        && !filter.is_volatile()
+        && packed_filter::rewrite(unnormalize_col(filter.clone()), &packed).is_some()
 }
 
 /// The table columns of `signal` stored as packed label sets.
@@ -960,23 +948,33 @@ fn packed_columns(signal: Signal) -> HashSet<&'static str> {
         .collect()
 }
 
-/// `filter` (a [`label_set_filter`]) over `schema`, the packed storage
-/// columns a block scan reads, decided per distinct label set.
+/// `filter` (an [`is_label_set_filter`] of `signal`) over `schema`, the
+/// packed storage columns a block scan reads, decided per distinct label set.
 fn label_set_predicate(
     state: &dyn Session,
+    signal: Signal,
     filter: &Expr,
     schema: &SchemaRef,
 ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-    let packed = packed_columns(Signal::Logs);
+    let packed = packed_columns(signal);
     let Some(rewritten) = packed_filter::rewrite(unnormalize_col(filter.clone()), &packed) else {
         return Ok(None);
     };
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-    let coerced = rewritten
-        .rewrite(&mut TypeCoercionRewriter::new(&df_schema))?
-        .data;
-    let physical = state.create_physical_expr(coerced, &df_schema)?;
-    Ok(Some(PerLabelSet::wrap(physical)?))
+    Ok(Some(PerLabelSet::wrap(coerced_physical(
+        state, rewritten, &df_schema,
+    )?)?))
+}
+
+/// `filter` over `schema` with its literals coerced to the columns' types,
+/// made physical.
+fn coerced_physical(
+    state: &dyn Session,
+    filter: Expr,
+    schema: &DFSchema,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let coerced = filter.rewrite(&mut TypeCoercionRewriter::new(schema))?.data;
+    state.create_physical_expr(coerced, schema)
 }
 
 /// A sidecar index of `block` as loaded (`kind` names it in warnings),

@@ -102,11 +102,18 @@ fn plan_over(
     order: &[(&str, bool)],
 ) -> Result<SendableRecordBatchStream> {
     let scanned = DFSchema::try_from(scan.schema())?;
-    let predicate = state.create_physical_expr(filter, &scanned)?;
-    let filtered = FilterExecBuilder::new(predicate, scan);
     let mut plan: Arc<dyn ExecutionPlan> = match output {
-        Output::Leading(n) => Arc::new(filtered.apply_projection(Some((0..n).collect()))?.build()?),
-        Output::Exprs(_) => Arc::new(filtered.build()?),
+        // Nothing left to check (the provider answered every conjunct).
+        Output::Exprs(_) if filter == lit(true) => scan,
+        Output::Leading(n) => {
+            let predicate = state.create_physical_expr(filter, &scanned)?;
+            let filtered = FilterExecBuilder::new(predicate, scan);
+            Arc::new(filtered.apply_projection(Some((0..n).collect()))?.build()?)
+        }
+        Output::Exprs(_) => {
+            let predicate = state.create_physical_expr(filter, &scanned)?;
+            Arc::new(FilterExecBuilder::new(predicate, scan).build()?)
+        }
     };
     if !order.is_empty() {
         let sorted = DFSchema::try_from(plan.schema())?;

@@ -49,17 +49,14 @@ pub enum VariableKind {
 }
 
 impl VariableKind {
+    /// The narrowest kind that allows every byte of `token` (a token, so
+    /// `Other` allows them all): filters rely on a variable holding only
+    /// bytes its kind [`allows`](Self::allows).
     fn of(token: &[u8]) -> VariableKind {
-        if token
-            .iter()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'+' | b'-'))
-        {
-            VariableKind::Number
-        } else if token.iter().all(u8::is_ascii_hexdigit) {
-            VariableKind::Hex
-        } else {
-            VariableKind::Other
-        }
+        [VariableKind::Number, VariableKind::Hex]
+            .into_iter()
+            .find(|kind| token.iter().all(|&b| kind.allows(b)))
+            .unwrap_or(VariableKind::Other)
     }
 
     fn byte(self) -> u8 {
@@ -67,6 +64,16 @@ impl VariableKind {
             VariableKind::Number => PLACEHOLDER,
             VariableKind::Hex => HEX_PLACEHOLDER,
             VariableKind::Other => OTHER_PLACEHOLDER,
+        }
+    }
+
+    /// The kind a template's placeholder byte stands for.
+    fn of_placeholder(b: u8) -> Option<VariableKind> {
+        match b {
+            PLACEHOLDER => Some(VariableKind::Number),
+            HEX_PLACEHOLDER => Some(VariableKind::Hex),
+            OTHER_PLACEHOLDER => Some(VariableKind::Other),
+            _ => None,
         }
     }
 
@@ -138,10 +145,7 @@ pub fn template_of(line: &str, out: &mut Vec<u8>) -> bool {
     while at < bytes.len() {
         let b = bytes[at];
         if is_delimiter(b) {
-            if matches!(
-                b,
-                PLACEHOLDER | ESCAPE | HEX_PLACEHOLDER | OTHER_PLACEHOLDER
-            ) {
+            if b == ESCAPE || VariableKind::of_placeholder(b).is_some() {
                 out.push(ESCAPE);
             }
             out.push(b);
@@ -178,13 +182,7 @@ pub fn pieces(template: &str) -> Vec<Piece> {
     let mut text = Vec::new();
     let mut bytes = template.as_bytes().iter().copied();
     while let Some(b) = bytes.next() {
-        let kind = match b {
-            PLACEHOLDER => Some(VariableKind::Number),
-            HEX_PLACEHOLDER => Some(VariableKind::Hex),
-            OTHER_PLACEHOLDER => Some(VariableKind::Other),
-            _ => None,
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = VariableKind::of_placeholder(b) {
             if !text.is_empty() {
                 out.push(Piece::Static(std::mem::take(&mut text)));
             }
@@ -250,34 +248,32 @@ pub fn templates_column(lines: &ArrayRef) -> ArrayRef {
 pub struct TemplateListBuilder {
     seen: HashSet<String>,
     bytes: usize,
-    complete: bool,
+    /// Some line has no template, or there are too many to list.
+    incomplete: bool,
     started: bool,
 }
 
 impl TemplateListBuilder {
     pub fn new() -> Self {
-        TemplateListBuilder {
-            complete: true,
-            ..Default::default()
-        }
+        TemplateListBuilder::default()
     }
 
     /// Adds a stored batch's template column (None: the batch has none).
     pub fn add(&mut self, column: Option<&ArrayRef>) {
         self.started = true;
-        if !self.complete {
+        if self.incomplete {
             return;
         }
         let Some(column) = column else {
-            self.complete = false;
+            self.incomplete = true;
             return;
         };
         let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() else {
-            self.complete = false;
+            self.incomplete = true;
             return;
         };
         if dictionary.null_count() > 0 {
-            self.complete = false;
+            self.incomplete = true;
             return;
         }
         let values = dictionary.values().as_string::<i32>();
@@ -297,7 +293,7 @@ impl TemplateListBuilder {
             }
         }
         if self.seen.len() > MAX_LISTED_TEMPLATES || self.bytes > MAX_LISTED_TEMPLATE_BYTES {
-            self.complete = false;
+            self.incomplete = true;
             self.seen.clear();
         }
     }
@@ -305,7 +301,7 @@ impl TemplateListBuilder {
     /// The block's templates, sorted; None when some line has none or they
     /// are too many to list.
     pub fn finish(self) -> Option<Vec<String>> {
-        (self.complete && self.started).then(|| {
+        (!self.incomplete && self.started).then(|| {
             let mut list: Vec<String> = self.seen.into_iter().collect();
             list.sort_unstable();
             list
