@@ -11,7 +11,8 @@
 //!   with zstd) of one 100,000-row normalised batch; rows/s. The resulting
 //!   bytes per sample are printed once on stderr.
 //! * `line_templates/100k_lines` — the template column
-//!   ([`o11ydb::storage::line_template::templates_column`]) of 100,000 lines
+//!   and variable columns
+//!   ([`o11ydb::storage::line_template::template_columns`]) of 100,000 lines
 //!   of the LogQL benchmark's log set, as a log block's flush computes it;
 //!   throughput in line bytes/s.
 //! * `scan/pruned` and `scan/full` — SQL aggregates through an engine session
@@ -310,7 +311,7 @@ fn bench_line_templates(c: &mut Criterion) {
         .expect("generate");
     let bytes: usize = lines.iter().map(String::len).sum();
     let lines: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from(lines));
-    let column = o11ydb::storage::line_template::templates_column(&lines);
+    let column = o11ydb::storage::line_template::template_columns(&lines).templates;
     eprintln!(
         "line_templates: {} lines, {} distinct templates",
         lines.len(),
@@ -326,7 +327,7 @@ fn bench_line_templates(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Bytes(bytes as u64));
     group.bench_function("100k_lines", |b| {
-        b.iter(|| o11ydb::storage::line_template::templates_column(&lines));
+        b.iter(|| o11ydb::storage::line_template::template_columns(&lines));
     });
     group.finish();
 }

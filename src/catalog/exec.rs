@@ -235,6 +235,9 @@ pub struct ScanSummary {
     /// Log blocks whose line filters were answered from their templates
     /// (their lines are not read for the filters).
     pub blocks_filtered_by_templates: usize,
+    /// Of those, blocks where some template's lines were decided from their
+    /// stored variables.
+    pub blocks_filtered_by_variables: usize,
 }
 
 /// The root of every table scan; execution is delegated to its child.
@@ -297,9 +300,13 @@ impl DisplayAs for SignalScanExec {
         if s.blocks_pruned_by_templates + s.blocks_filtered_by_templates > 0 {
             write!(
                 f,
-                ", line_templates(pruned={}, filtered={})",
+                ", line_templates(pruned={}, filtered={}",
                 s.blocks_pruned_by_templates, s.blocks_filtered_by_templates
             )?;
+            if s.blocks_filtered_by_variables > 0 {
+                write!(f, ", by_variables={}", s.blocks_filtered_by_variables)?;
+            }
+            write!(f, ")")?;
         }
         Ok(())
     }
@@ -359,6 +366,10 @@ impl ExecutionPlan for SignalScanExec {
             gauge(
                 "blocks_filtered_by_templates",
                 s.blocks_filtered_by_templates,
+            );
+            gauge(
+                "blocks_filtered_by_variables",
+                s.blocks_filtered_by_variables,
             );
             gauge(
                 "rows_skipped_by_label_sets",

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
@@ -29,46 +29,13 @@ use datafusion::logical_expr::{BinaryExpr, ColumnarValue, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use parking_lot::Mutex;
-use regex_automata::Anchored;
-use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
-use regex_automata::util::start;
 
 use super::filters::string_literal;
-use crate::storage::line_template::{Piece, VariableKind, pieces};
-
-/// What a condition says about every line of one template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every line of the template passes.
-    Pass,
-    /// No line of the template passes.
-    Fail,
-    /// It depends on the line's variables.
-    Depends,
-}
-
-impl Verdict {
-    fn not(self) -> Verdict {
-        match self {
-            Verdict::Pass => Verdict::Fail,
-            Verdict::Fail => Verdict::Pass,
-            Verdict::Depends => Verdict::Depends,
-        }
-    }
-
-    fn and(self, other: Verdict) -> Verdict {
-        match (self, other) {
-            (Verdict::Fail, _) | (_, Verdict::Fail) => Verdict::Fail,
-            (Verdict::Pass, Verdict::Pass) => Verdict::Pass,
-            _ => Verdict::Depends,
-        }
-    }
-
-    fn or(self, other: Verdict) -> Verdict {
-        self.not().and(other.not()).not()
-    }
-}
+use super::line_programs::{
+    self, DenseMatcher, LazyStepper, MatchProgram, Verdict, variable_bytes_per_kind,
+};
+use crate::storage::line_template::{Piece, TEMPLATE_COLUMN, pieces, variable_column};
 
 /// A filter on the line alone, in a form decided per template.
 #[derive(Debug, Clone)]
@@ -153,7 +120,7 @@ impl LineCondition {
     pub fn verdict(&self, template: &[Piece]) -> Verdict {
         match self {
             LineCondition::Matches(m) => m.verdict(template),
-            LineCondition::Not(c) => c.verdict(template).not(),
+            LineCondition::Not(c) => !c.verdict(template),
             LineCondition::And(a, b) => match a.verdict(template) {
                 Verdict::Fail => Verdict::Fail,
                 v => v.and(b.verdict(template)),
@@ -162,6 +129,71 @@ impl LineCondition {
                 Verdict::Pass => Verdict::Pass,
                 v => v.or(b.verdict(template)),
             },
+        }
+    }
+}
+
+impl LineCondition {
+    /// How to decide each line of `template` from its stored variables;
+    /// None when some part cannot be worked out (its lines must be read).
+    fn program(&self, template: &[Piece]) -> Option<LineProgram> {
+        Some(match self {
+            LineCondition::Matches(m) => match m.verdict(template) {
+                Verdict::Pass => LineProgram::Answer(true),
+                Verdict::Fail => LineProgram::Answer(false),
+                Verdict::Depends => m.program(template)?,
+            },
+            LineCondition::Not(c) => LineProgram::Not(Box::new(c.program(template)?)),
+            LineCondition::And(a, b) => LineProgram::And(
+                Box::new(a.program(template)?),
+                Box::new(b.program(template)?),
+            ),
+            LineCondition::Or(a, b) => LineProgram::Or(
+                Box::new(a.program(template)?),
+                Box::new(b.program(template)?),
+            ),
+        })
+    }
+}
+
+/// A line condition over one template, decided per line from the line's
+/// stored variables (see [`MatchProgram`]).
+#[derive(Debug)]
+pub enum LineProgram {
+    /// The same for every line of the template.
+    Answer(bool),
+    Matches(Arc<DenseMatcher>, Arc<MatchProgram>),
+    Not(Box<LineProgram>),
+    And(Box<LineProgram>, Box<LineProgram>),
+    Or(Box<LineProgram>, Box<LineProgram>),
+}
+
+impl LineProgram {
+    /// Whether a line passes, from its variables by position; None when
+    /// one it needs is missing.
+    pub fn passes<'v>(&self, variable: &impl Fn(usize) -> Option<&'v [u8]>) -> Option<bool> {
+        match self {
+            LineProgram::Answer(answer) => Some(*answer),
+            LineProgram::Matches(dfa, program) => program.matches(dfa, variable),
+            LineProgram::Not(p) => p.passes(variable).map(|v| !v),
+            LineProgram::And(a, b) => match a.passes(variable)? {
+                false => Some(false),
+                true => b.passes(variable),
+            },
+            LineProgram::Or(a, b) => match a.passes(variable)? {
+                true => Some(true),
+                false => b.passes(variable),
+            },
+        }
+    }
+
+    /// The variables some line may need: positions below this.
+    pub fn needs(&self) -> usize {
+        match self {
+            LineProgram::Answer(_) => 0,
+            LineProgram::Matches(_, program) => program.needs(),
+            LineProgram::Not(p) => p.needs(),
+            LineProgram::And(a, b) | LineProgram::Or(a, b) => a.needs().max(b.needs()),
         }
     }
 }
@@ -186,12 +218,23 @@ fn like_to_regex(pattern: &str) -> Option<String> {
     Some(out)
 }
 
-/// Every condition of a scan, AND-ed, with its verdicts remembered per
+/// Every condition of a scan, AND-ed, with its decisions remembered per
 /// template (blocks share most of their templates).
 #[derive(Debug)]
 pub struct LineConditions {
     conditions: Vec<LineCondition>,
-    verdicts: HashMap<String, Verdict>,
+    decisions: HashMap<String, Decision>,
+}
+
+/// A scan's line conditions on every line of one template.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Pass,
+    Fail,
+    /// Decided per line from the line's stored variables.
+    PerLine(Arc<LineProgram>),
+    /// Only the lines can tell.
+    ReadLines,
 }
 
 /// What a block's template list says about a scan's line conditions.
@@ -199,50 +242,139 @@ pub struct LineConditions {
 pub enum BlockVerdict {
     /// No line of the block passes.
     NoLine,
-    /// Exactly the lines of these templates (some of the block's) pass.
-    Passing(Vec<String>),
-    /// Some template's lines depend on their variables: read the lines.
+    /// The lines of these templates (some of the block's) pass, or pass
+    /// by their program.
+    Decided(TemplateDecisions),
+    /// Some template's lines can only be decided by reading them.
     ReadLines,
 }
 
+/// Which templates' lines pass: all of them, or those their program passes.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateDecisions {
+    pub passing: HashSet<String>,
+    pub per_line: HashMap<String, Arc<LineProgram>>,
+}
+
+impl TemplateDecisions {
+    pub fn extend(&mut self, other: TemplateDecisions) {
+        self.passing.extend(other.passing);
+        self.per_line.extend(other.per_line);
+    }
+
+    /// The stored variables some line may need: positions below this.
+    pub fn needs(&self) -> usize {
+        self.per_line.values().map(|p| p.needs()).max().unwrap_or(0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.passing.is_empty() && self.per_line.is_empty()
+    }
+}
+
+/// Scans' line conditions with their decisions, kept across queries that
+/// filter lines the same way (a dashboard's refreshes decide each template
+/// once): keyed by the filters' text, most recently used first.
+static SHARED_CONDITIONS: Mutex<Vec<(String, Arc<Mutex<LineConditions>>)>> = Mutex::new(Vec::new());
+
+/// Line conditions kept in [`SHARED_CONDITIONS`].
+const SHARED_CONDITION_SETS: usize = 16;
+
+/// Decisions kept per condition set; past this many templates it starts over.
+const MAX_REMEMBERED_DECISIONS: usize = 200_000;
+
 impl LineConditions {
+    /// The conditions of `filters` (their [`LineCondition`]s, in order),
+    /// shared with earlier scans that had the same filters.
+    pub fn shared(conditions: Vec<LineCondition>, filters: &[Expr]) -> Arc<Mutex<LineConditions>> {
+        let key = filters
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut shared = SHARED_CONDITIONS.lock();
+        if let Some(at) = shared.iter().position(|(k, _)| *k == key) {
+            let entry = shared.remove(at);
+            let conditions = entry.1.clone();
+            shared.insert(0, entry);
+            return conditions;
+        }
+        let made = Arc::new(Mutex::new(LineConditions::new(conditions)));
+        shared.insert(0, (key, made.clone()));
+        shared.truncate(SHARED_CONDITION_SETS);
+        made
+    }
+
     pub fn new(conditions: Vec<LineCondition>) -> Self {
         LineConditions {
             conditions,
-            verdicts: HashMap::new(),
+            decisions: HashMap::new(),
         }
     }
 
-    /// The verdict on a block whose distinct templates are `templates`.
-    pub fn block_verdict(&mut self, templates: &[String]) -> BlockVerdict {
-        let mut passing = Vec::new();
-        for template in templates {
-            let verdict = match self.verdicts.get(template) {
-                Some(v) => *v,
-                None => {
-                    let parts = pieces(template);
-                    let v = self.conditions.iter().fold(Verdict::Pass, |v, c| match v {
-                        Verdict::Fail => Verdict::Fail,
-                        v => v.and(c.verdict(&parts)),
-                    });
-                    self.verdicts.insert(template.clone(), v);
-                    v
+    /// The conditions on every line of `template`.
+    fn decide(&self, template: &str) -> Decision {
+        let parts = pieces(template);
+        let verdict = self.conditions.iter().fold(Verdict::Pass, |v, c| match v {
+            Verdict::Fail => Verdict::Fail,
+            v => v.and(c.verdict(&parts)),
+        });
+        match verdict {
+            Verdict::Pass => Decision::Pass,
+            Verdict::Fail => Decision::Fail,
+            Verdict::Depends => {
+                let programs: Option<Vec<LineProgram>> =
+                    self.conditions.iter().map(|c| c.program(&parts)).collect();
+                match programs.and_then(|p| {
+                    p.into_iter()
+                        .reduce(|a, b| LineProgram::And(a.into(), b.into()))
+                }) {
+                    Some(program) => Decision::PerLine(Arc::new(program)),
+                    None => Decision::ReadLines,
                 }
-            };
-            match verdict {
-                Verdict::Depends => return BlockVerdict::ReadLines,
-                Verdict::Pass => passing.push(template.clone()),
-                Verdict::Fail => {}
             }
         }
-        match passing.is_empty() {
+    }
+
+    /// The verdict on a block whose distinct templates are `templates`, and
+    /// which stores the first `stored_variables` variables of each line.
+    pub fn block_verdict(&mut self, templates: &[String], stored_variables: usize) -> BlockVerdict {
+        let mut decided = TemplateDecisions::default();
+        for template in templates {
+            let decision = match self.decisions.get(template) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self.decide(template);
+                    if self.decisions.len() >= MAX_REMEMBERED_DECISIONS {
+                        self.decisions.clear();
+                    }
+                    self.decisions.insert(template.clone(), d.clone());
+                    d
+                }
+            };
+            match decision {
+                Decision::ReadLines => return BlockVerdict::ReadLines,
+                Decision::PerLine(p) if p.needs() > stored_variables => {
+                    return BlockVerdict::ReadLines;
+                }
+                Decision::PerLine(p) => {
+                    decided.per_line.insert(template.clone(), p);
+                }
+                Decision::Pass => {
+                    decided.passing.insert(template.clone());
+                }
+                Decision::Fail => {}
+            }
+        }
+        match decided.is_empty() {
             true => BlockVerdict::NoLine,
-            false => BlockVerdict::Passing(passing),
+            false => BlockVerdict::Decided(decided),
         }
     }
 }
 
-/// A pattern's lazy DFA, run over templates.
+/// A pattern's lazy DFA, run over templates, and its dense DFA, built the
+/// first time a template's lines depend on their variables.
 pub struct TemplateMatcher {
     pattern: String,
     dfa: DFA,
@@ -250,6 +382,7 @@ pub struct TemplateMatcher {
     /// Per variable kind, one byte of each of the DFA's byte classes that
     /// holds a byte the kind allows.
     variable_bytes: [Vec<u8>; 3],
+    dense: OnceLock<Option<Arc<DenseMatcher>>>,
 }
 
 impl fmt::Debug for TemplateMatcher {
@@ -260,12 +393,6 @@ impl fmt::Debug for TemplateMatcher {
 
 /// The lazy DFA's cache: a template with more states than fit says `Depends`.
 const DFA_CACHE_BYTES: usize = 8 << 20;
-
-/// A template's run stops (its verdict `Depends`) past this many DFA steps.
-const MAX_STEPS_PER_TEMPLATE: usize = 1 << 20;
-
-/// Why a run over a template gave up.
-struct GaveUp;
 
 impl TemplateMatcher {
     /// None when the pattern does not compile into a lazy DFA.
@@ -280,22 +407,13 @@ impl TemplateMatcher {
             .ok()?;
         let cache = dfa.create_cache();
         let classes = dfa.byte_classes();
-        let bytes_of = |kind: VariableKind| {
-            let mut seen = HashSet::new();
-            (0..=255u8)
-                .filter(|&b| kind.allows(b) && seen.insert(classes.get(b)))
-                .collect()
-        };
-        let variable_bytes = [
-            bytes_of(VariableKind::Number),
-            bytes_of(VariableKind::Hex),
-            bytes_of(VariableKind::Other),
-        ];
+        let variable_bytes = variable_bytes_per_kind(|b| classes.get(b));
         Some(TemplateMatcher {
             pattern: pattern.to_string(),
             dfa,
             cache: Mutex::new(cache),
             variable_bytes,
+            dense: OnceLock::new(),
         })
     }
 
@@ -303,7 +421,12 @@ impl TemplateMatcher {
     pub fn verdict(&self, template: &[Piece]) -> Verdict {
         let mut cache = self.cache.lock();
         let clears = cache.clear_count();
-        let verdict = self.run(&mut cache, template).unwrap_or(Verdict::Depends);
+        let mut stepper = LazyStepper {
+            dfa: &self.dfa,
+            cache: &mut cache,
+            variable_bytes: &self.variable_bytes,
+        };
+        let verdict = line_programs::verdict(&mut stepper, template).unwrap_or(Verdict::Depends);
         // A cleared cache renumbers its states: the sets above were stale.
         match cache.clear_count() == clears {
             true => verdict,
@@ -311,192 +434,195 @@ impl TemplateMatcher {
         }
     }
 
-    fn run(&self, cache: &mut Cache, template: &[Piece]) -> std::result::Result<Verdict, GaveUp> {
-        let start = self
-            .dfa
-            .start_state(cache, &start::Config::new().anchored(Anchored::No))
-            .map_err(|_| GaveUp)?;
-        let mut run = Run {
-            dfa: &self.dfa,
-            cache,
-            some_path_matched: false,
-            some_path_failed: false,
-            steps: 0,
-        };
-        // States of the paths that have not matched yet.
-        let mut open = vec![start];
-        for piece in template {
-            match piece {
-                Piece::Static(bytes) => {
-                    for &b in bytes {
-                        if open.is_empty() {
-                            break;
-                        }
-                        let mut next = Vec::with_capacity(open.len());
-                        for &state in &open {
-                            if let Some(s) = run.step(state, b)? {
-                                next.push(s);
-                            }
-                        }
-                        next.sort_unstable();
-                        next.dedup();
-                        open = next;
-                    }
-                }
-                Piece::Variable(kind) => {
-                    let bytes = match kind {
-                        VariableKind::Number => &self.variable_bytes[0],
-                        VariableKind::Hex => &self.variable_bytes[1],
-                        VariableKind::Other => &self.variable_bytes[2],
-                    };
-                    open = run.variable(&open, bytes)?
-                }
-            }
-        }
-        for &state in &open {
-            let end = run
-                .dfa
-                .next_eoi_state(run.cache, state)
-                .map_err(|_| GaveUp)?;
-            if end.is_quit() {
-                return Err(GaveUp);
-            }
-            match end.is_match() {
-                true => run.some_path_matched = true,
-                false => run.some_path_failed = true,
-            }
-        }
-        Ok(match (run.some_path_matched, run.some_path_failed) {
-            (false, _) => Verdict::Fail,
-            (true, false) => Verdict::Pass,
-            (true, true) => Verdict::Depends,
-        })
+    /// How to decide each line of `template` (whose verdict depends) from
+    /// its stored variables; None when that cannot be worked out.
+    fn program(&self, template: &[Piece]) -> Option<LineProgram> {
+        let dense = self
+            .dense
+            .get_or_init(|| DenseMatcher::new(&self.pattern).map(Arc::new))
+            .clone()?;
+        let program = dense.program(template)?;
+        Some(LineProgram::Matches(dense, Arc::new(program)))
     }
 }
 
-/// One run of a DFA over a template, tracking whether some path matched and
-/// whether some path can no longer match.
-struct Run<'a> {
-    dfa: &'a DFA,
-    cache: &'a mut Cache,
-    some_path_matched: bool,
-    some_path_failed: bool,
-    steps: usize,
-}
-
-impl Run<'_> {
-    /// The next state on `byte`, None when the path is decided (matched or dead).
-    fn step(
-        &mut self,
-        state: LazyStateID,
-        byte: u8,
-    ) -> std::result::Result<Option<LazyStateID>, GaveUp> {
-        self.steps += 1;
-        if self.steps > MAX_STEPS_PER_TEMPLATE {
-            return Err(GaveUp);
-        }
-        let next = self
-            .dfa
-            .next_state(self.cache, state, byte)
-            .map_err(|_| GaveUp)?;
-        if next.is_quit() {
-            return Err(GaveUp);
-        }
-        if next.is_match() {
-            self.some_path_matched = true;
-            return Ok(None);
-        }
-        if next.is_dead() {
-            self.some_path_failed = true;
-            return Ok(None);
-        }
-        Ok(Some(next))
-    }
-
-    /// The open states after a variable: every non-empty run of
-    /// non-delimiter bytes from each of `open`.
-    fn variable(
-        &mut self,
-        open: &[LazyStateID],
-        bytes: &[u8],
-    ) -> std::result::Result<Vec<LazyStateID>, GaveUp> {
-        let mut reached: HashSet<LazyStateID> = HashSet::new();
-        let mut frontier = open.to_vec();
-        while !frontier.is_empty() {
-            let mut next = Vec::new();
-            for &state in &frontier {
-                for &b in bytes {
-                    if let Some(s) = self.step(state, b)?
-                        && reached.insert(s)
-                    {
-                        next.push(s);
-                    }
-                }
-            }
-            frontier = next;
-        }
-        let mut out: Vec<LazyStateID> = reached.into_iter().collect();
-        out.sort_unstable();
-        Ok(out)
-    }
-}
-
-/// `template_in(line_template)`: whether a row's template is one of a set —
-/// the exact form of a scan's line conditions over a block whose every
-/// template has a verdict. Decided once per dictionary value of the column
-/// (its Parquet dictionary, kept when read).
+/// `template_in(line_template, line_var_0, …)`: whether a row's template
+/// is one whose lines all pass, or one whose program passes the row's
+/// stored variables — the exact form of a scan's line conditions over a
+/// block where every template is decided. Decided once per dictionary
+/// value of the template column (its Parquet dictionary, kept when read),
+/// and per row only for templates with a program.
 #[derive(Debug)]
 pub struct TemplateFilter {
-    column: Arc<dyn PhysicalExpr>,
-    passing: Arc<HashSet<String>>,
-    /// The last dictionaries seen and which of their values pass; the
+    /// The template column, then the variable columns the programs need.
+    columns: Vec<Arc<dyn PhysicalExpr>>,
+    decisions: Arc<TemplateDecisions>,
+    /// The last dictionaries seen and what each of their values says; the
     /// dictionary arrays are held, so their buffers are not reused.
-    seen: Mutex<Vec<(ArrayRef, Arc<Vec<bool>>)>>,
+    seen: Mutex<Vec<(ArrayRef, Arc<Vec<RowDecision>>)>>,
+}
+
+/// What a template column's value says about its rows.
+#[derive(Debug, Clone)]
+enum RowDecision {
+    Pass,
+    Fail,
+    /// By the program; whether it reads only the first variable.
+    PerLine(Arc<LineProgram>, bool),
 }
 
 /// Dictionaries remembered per filter (one per partition reading at once).
 const REMEMBERED_DICTIONARIES: usize = 8;
 
 impl TemplateFilter {
-    pub fn new(column: Arc<dyn PhysicalExpr>, passing: Arc<HashSet<String>>) -> Self {
+    pub fn new(columns: Vec<Arc<dyn PhysicalExpr>>, decisions: Arc<TemplateDecisions>) -> Self {
         TemplateFilter {
-            column,
-            passing,
+            columns,
+            decisions,
             seen: Mutex::new(Vec::new()),
         }
     }
 
-    /// The passing set over `templates`' column index, for a plan's schema.
-    pub fn over(schema: &Schema, passing: Arc<HashSet<String>>) -> Result<Arc<dyn PhysicalExpr>> {
-        let name = crate::storage::line_template::TEMPLATE_COLUMN;
-        let column = Arc::new(Column::new(name, schema.index_of(name)?));
-        Ok(Arc::new(TemplateFilter::new(column, passing)))
+    /// The decisions over the template column and the variable columns
+    /// they need, by their indexes in a plan's `schema`.
+    pub fn over(
+        schema: &Schema,
+        decisions: Arc<TemplateDecisions>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let columns = Self::columns_read(&decisions)
+            .into_iter()
+            .map(|name| Ok(Arc::new(Column::new(&name, schema.index_of(&name)?)) as _))
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(TemplateFilter::new(columns, decisions)))
     }
 
-    fn passing_values(&self, values: &ArrayRef) -> Arc<Vec<bool>> {
+    /// The storage columns the filter reads: the template column, then
+    /// the variables the decisions need.
+    pub fn columns_read(decisions: &TemplateDecisions) -> Vec<String> {
+        std::iter::once(TEMPLATE_COLUMN.to_string())
+            .chain((0..decisions.needs()).map(variable_column))
+            .collect()
+    }
+
+    fn decide(&self, template: &str) -> RowDecision {
+        match self.decisions.per_line.get(template) {
+            Some(program) => RowDecision::PerLine(program.clone(), program.needs() == 1),
+            None if self.decisions.passing.contains(template) => RowDecision::Pass,
+            None => RowDecision::Fail,
+        }
+    }
+
+    fn value_decisions(&self, values: &ArrayRef) -> Arc<Vec<RowDecision>> {
         let same = |a: &ArrayRef| a.len() == values.len() && a.to_data().ptr_eq(&values.to_data());
         let mut seen = self.seen.lock();
-        if let Some((_, passes)) = seen.iter().find(|(a, _)| same(a)) {
-            return passes.clone();
+        if let Some((_, decisions)) = seen.iter().find(|(a, _)| same(a)) {
+            return decisions.clone();
         }
-        let passes: Arc<Vec<bool>> = Arc::new(match values.as_string_opt::<i32>() {
+        let decisions: Arc<Vec<RowDecision>> = Arc::new(match values.as_string_opt::<i32>() {
             Some(strings) => strings
                 .iter()
-                .map(|v| v.is_some_and(|v| self.passing.contains(v)))
+                .map(|v| v.map_or(RowDecision::Fail, |v| self.decide(v)))
                 .collect(),
-            None => vec![false; values.len()],
+            None => vec![RowDecision::Fail; values.len()],
         });
         if seen.len() >= REMEMBERED_DICTIONARIES {
             seen.remove(0);
         }
-        seen.push((values.clone(), passes.clone()));
-        passes
+        seen.push((values.clone(), decisions.clone()));
+        decisions
+    }
+}
+
+/// Answers of per-line programs by template and first variable, for
+/// programs that read only the first variable, when it is short enough to
+/// sit whole in its string view (12 bytes): rows repeat such values
+/// (status codes, levels), and a lookup here is a few times cheaper than
+/// running the program. Direct-mapped; a collision evicts.
+struct FirstVariableMemo {
+    slots: Vec<Option<(i32, u128, bool)>>,
+}
+
+/// Slots of a [`FirstVariableMemo`] (a power of two).
+const MEMO_SLOTS: usize = 1024;
+
+impl FirstVariableMemo {
+    fn new() -> Self {
+        FirstVariableMemo {
+            slots: vec![None; MEMO_SLOTS],
+        }
+    }
+
+    /// The memo key of `row`'s first variable: its whole string view,
+    /// when the value is inline.
+    fn key(views: &arrow::array::StringViewArray, row: usize) -> Option<u128> {
+        if views.is_null(row) {
+            return None;
+        }
+        let view = views.views()[row];
+        // The low 32 bits are the length; inline views hold their bytes.
+        ((view as u32) <= 12).then_some(view)
+    }
+
+    fn answer(&mut self, template: i32, view: u128, run: impl FnOnce() -> bool) -> bool {
+        const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+        let hash = ((view as u64) ^ ((view >> 64) as u64) ^ (template as u64).wrapping_mul(MIX))
+            .wrapping_mul(MIX);
+        let slot = (hash >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
+        match self.slots[slot] {
+            Some((t, v, answer)) if t == template && v == view => answer,
+            _ => {
+                let answer = run();
+                self.slots[slot] = Some((template, view, answer));
+                answer
+            }
+        }
+    }
+}
+
+/// A variable column's bytes at a row, whatever string type it was read as.
+enum VariableColumn<'a> {
+    View(&'a arrow::array::StringViewArray),
+    Plain(&'a arrow::array::StringArray),
+    /// Not in the block (written before variables were stored): no row of
+    /// it is decided by a program.
+    Absent,
+}
+
+impl<'a> VariableColumn<'a> {
+    fn of(array: &'a ArrayRef) -> Result<Self> {
+        if let Some(view) = array.as_string_view_opt() {
+            return Ok(VariableColumn::View(view));
+        }
+        if let Some(plain) = array.as_string_opt::<i32>() {
+            return Ok(VariableColumn::Plain(plain));
+        }
+        if array.data_type() == &DataType::Null {
+            return Ok(VariableColumn::Absent);
+        }
+        internal_err!(
+            "template_in() reads variables as strings, not {}",
+            array.data_type()
+        )
+    }
+
+    fn get(&self, row: usize) -> Option<&'a [u8]> {
+        match self {
+            VariableColumn::View(a) => a.is_valid(row).then(|| a.value(row).as_bytes()),
+            VariableColumn::Plain(a) => a.is_valid(row).then(|| a.value(row).as_bytes()),
+            VariableColumn::Absent => None,
+        }
     }
 }
 
 impl PartialEq for TemplateFilter {
     fn eq(&self, other: &Self) -> bool {
-        *self.column == *other.column && Arc::ptr_eq(&self.passing, &other.passing)
+        self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|(a, b)| **a == **b)
+            && Arc::ptr_eq(&self.decisions, &other.decisions)
     }
 }
 
@@ -504,18 +630,23 @@ impl Eq for TemplateFilter {}
 
 impl Hash for TemplateFilter {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.column.hash(state);
-        self.passing.len().hash(state);
+        for c in &self.columns {
+            c.hash(state);
+        }
+        self.decisions.passing.len().hash(state);
+        self.decisions.per_line.len().hash(state);
     }
 }
 
 impl fmt::Display for TemplateFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let columns: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
         write!(
             f,
-            "template_in({}, {} templates)",
-            self.column,
-            self.passing.len()
+            "template_in({}, {} templates, {} by variables)",
+            columns.join(", "),
+            self.decisions.passing.len(),
+            self.decisions.per_line.len()
         )
     }
 }
@@ -530,36 +661,96 @@ impl PhysicalExpr for TemplateFilter {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let column = self.column.evaluate(batch)?.into_array(batch.num_rows())?;
-        let rows = if let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() {
-            let passes = self.passing_values(dictionary.values());
-            let keys = dictionary.keys();
-            BooleanBuffer::collect_bool(keys.len(), |row| {
-                keys.is_valid(row) && passes.get(keys.value(row) as usize) == Some(&true)
+        let rows = batch.num_rows();
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|c| c.evaluate(batch)?.into_array(rows))
+            .collect::<Result<_>>()?;
+        let Some((templates, variable_arrays)) = arrays.split_first() else {
+            return internal_err!("template_in() reads a template column");
+        };
+        let variables: Vec<VariableColumn<'_>> = variable_arrays
+            .iter()
+            .map(VariableColumn::of)
+            .collect::<Result<_>>()?;
+        let mut missing = None;
+        let mut per_line = |program: &LineProgram, row: usize| {
+            let variable = |k: usize| variables.get(k).and_then(|c| c.get(row));
+            program.passes(&variable).unwrap_or_else(|| {
+                missing = Some(row);
+                false
             })
-        } else if let Some(strings) = column.as_string_opt::<i32>() {
+        };
+        let passes = if let Some(dictionary) = templates.as_dictionary_opt::<Int32Type>() {
+            let decisions = self.value_decisions(dictionary.values());
+            let keys = dictionary.keys();
+            let first_views = match variables.first() {
+                Some(VariableColumn::View(first)) => Some(first),
+                _ => None,
+            };
+            let mut memo = FirstVariableMemo::new();
+            BooleanBuffer::collect_bool(keys.len(), |row| {
+                if keys.is_null(row) {
+                    return false;
+                }
+                let key = keys.value(row);
+                match decisions.get(key as usize) {
+                    Some(RowDecision::Pass) => true,
+                    Some(RowDecision::PerLine(program, first_only)) => {
+                        let view = first_views
+                            .filter(|_| *first_only)
+                            .and_then(|v| FirstVariableMemo::key(v, row));
+                        match view {
+                            Some(view) => memo.answer(key, view, || per_line(program, row)),
+                            None => per_line(program, row),
+                        }
+                    }
+                    Some(RowDecision::Fail) | None => false,
+                }
+            })
+        } else if let Some(strings) = templates.as_string_opt::<i32>() {
             BooleanBuffer::collect_bool(strings.len(), |row| {
-                strings.is_valid(row) && self.passing.contains(strings.value(row))
+                if strings.is_null(row) {
+                    return false;
+                }
+                match self.decide(strings.value(row)) {
+                    RowDecision::Pass => true,
+                    RowDecision::PerLine(program, _) => per_line(&program, row),
+                    RowDecision::Fail => false,
+                }
             })
         } else {
-            return internal_err!("template_in() reads strings, not {}", column.data_type());
+            return internal_err!("template_in() reads strings, not {}", templates.data_type());
         };
+        if let Some(row) = missing {
+            return internal_err!(
+                "template_in(): row {row} lacks a stored variable its template's filter needs"
+            );
+        }
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::new(
-            rows, None,
+            passes, None,
         ))))
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.column]
+        self.columns.iter().collect()
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn PhysicalExpr>> {
-        match <[_; 1]>::try_from(children) {
-            Ok([column]) => Ok(Arc::new(TemplateFilter::new(column, self.passing.clone()))),
-            Err(children) => internal_err!("template_in() has one child, not {}", children.len()),
+        match children.len() == self.columns.len() {
+            true => Ok(Arc::new(TemplateFilter::new(
+                children,
+                self.decisions.clone(),
+            ))),
+            false => internal_err!(
+                "template_in() has {} children, not {}",
+                self.columns.len(),
+                children.len()
+            ),
         }
     }
 
@@ -578,6 +769,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::storage::line_template::template_and_variables_of;
     use crate::storage::line_template::tests::template;
 
     fn condition(e: Expr) -> LineCondition {
@@ -638,36 +830,70 @@ mod tests {
             .collect()
     }
 
+    /// How many templates of the lines a filter decided, and how.
+    #[derive(Debug)]
+    struct Decided {
+        /// Every line passes or every line fails.
+        definite: usize,
+        /// Per line, by a program over the line's variables.
+        by_program: usize,
+        templates: usize,
+    }
+
     /// Every verdict agrees with the filter evaluated on each line of its
-    /// template; returns how many templates got a definite verdict.
-    fn check(filter: &Expr, matches: impl Fn(&str) -> bool, lines: &[String]) -> (usize, usize) {
-        let condition = condition(filter.clone());
+    /// template, and so does every program on every line of its template.
+    fn check(filter: &Expr, matches: impl Fn(&str) -> bool, lines: &[String]) -> Decided {
+        let conditions = LineConditions::new(vec![condition(filter.clone())]);
         let mut by_template: HashMap<String, Vec<&str>> = HashMap::new();
         for line in lines {
             by_template.entry(template(line)).or_default().push(line);
         }
-        let mut definite = 0;
+        let mut decided = Decided {
+            definite: 0,
+            by_program: 0,
+            templates: by_template.len(),
+        };
+        let (mut out, mut variables) = (Vec::new(), Vec::new());
         for (t, lines) in &by_template {
-            let verdict = condition.verdict(&pieces(t));
+            let decision = conditions.decide(t);
             for line in lines {
-                match verdict {
-                    Verdict::Pass => {
+                match &decision {
+                    Decision::Pass => {
                         assert!(matches(line), "{filter}: {line:?} ({t:?}) should pass")
                     }
-                    Verdict::Fail => {
+                    Decision::Fail => {
                         assert!(!matches(line), "{filter}: {line:?} ({t:?}) should fail")
                     }
-                    Verdict::Depends => {}
+                    Decision::PerLine(program) => {
+                        template_and_variables_of(line, &mut out, &mut variables);
+                        let variable = |k: usize| {
+                            let at = variables.get(k)?.clone();
+                            assert!(k < program.needs(), "{filter}: {t:?} reads variable {k}");
+                            Some(&line.as_bytes()[at])
+                        };
+                        assert_eq!(
+                            program.passes(&variable),
+                            Some(matches(line)),
+                            "{filter}: {line:?} ({t:?}) by its variables"
+                        );
+                    }
+                    Decision::ReadLines => {}
                 }
             }
-            definite += usize::from(verdict != Verdict::Depends);
+            match decision {
+                Decision::Pass | Decision::Fail => decided.definite += 1,
+                Decision::PerLine(_) => decided.by_program += 1,
+                Decision::ReadLines => {}
+            }
         }
-        (definite, by_template.len())
+        decided
     }
 
     #[test]
     fn verdicts_agree_with_the_filter_on_every_line() {
         let lines = lines(20_000);
+        // Templates decided per line by a program, over all filters.
+        let mut by_program = 0;
         let substrings = [
             "connection reset",
             "reset",
@@ -685,9 +911,9 @@ mod tests {
         ];
         for needle in substrings {
             let filter = contains(col("line"), lit(needle));
-            check(&filter, |l| l.contains(needle), &lines);
+            by_program += check(&filter, |l| l.contains(needle), &lines).by_program;
             let filter = not(contains(col("line"), lit(needle)));
-            check(&filter, |l| !l.contains(needle), &lines);
+            by_program += check(&filter, |l| !l.contains(needle), &lines).by_program;
         }
         let patterns = [
             "status[=\":]+50[23]",
@@ -705,20 +931,26 @@ mod tests {
         for pattern in patterns {
             let re = regex::Regex::new(pattern).unwrap();
             let filter = regexp_like(col("line"), lit(pattern), None);
-            check(&filter, |l| re.is_match(l), &lines);
+            by_program += check(&filter, |l| re.is_match(l), &lines).by_program;
         }
         // Conjunctions, disjunctions and LIKE.
         let either = contains(col("line"), lit("reset")).or(contains(col("line"), lit("timeout")));
-        check(
+        by_program += check(
             &either,
             |l| l.contains("reset") || l.contains("timeout"),
             &lines,
-        );
+        )
+        .by_program;
         let both = contains(col("line"), lit("GET")).and(not(contains(col("line"), lit("error"))));
-        check(&both, |l| l.contains("GET") && !l.contains("error"), &lines);
+        by_program +=
+            check(&both, |l| l.contains("GET") && !l.contains("error"), &lines).by_program;
         let like = col("line").like(lit("%user_%"));
         let re = regex::Regex::new("(?s)^.*user..*$").unwrap();
-        check(&like, |l| re.is_match(l), &lines);
+        by_program += check(&like, |l| re.is_match(l), &lines).by_program;
+        assert!(
+            by_program > 1_000,
+            "{by_program} templates decided by programs"
+        );
     }
 
     #[test]
@@ -734,27 +966,28 @@ mod tests {
             })
             .collect();
         let filter = contains(col("line"), lit("connection reset"));
-        let (definite, all) = check(&filter, |l| l.contains("connection reset"), &lines);
-        assert_eq!(definite, all);
+        let decided = check(&filter, |l| l.contains("connection reset"), &lines);
+        assert_eq!(decided.definite, decided.templates);
         let filter = regexp_like(col("line"), lit("(?i)UPSTREAM TIMEOUT"), None);
-        let (definite, all) = check(
+        let decided = check(
             &filter,
             |l| l.to_lowercase().contains("upstream timeout"),
             &lines,
         );
-        assert_eq!(definite, all);
+        assert_eq!(decided.definite, decided.templates);
         // A word no number or hex id can hold is decided by static text alone.
         let filter = contains(col("line"), lit("timeout"));
-        let (definite, all) = check(&filter, |l| l.contains("timeout"), &lines);
-        assert_eq!(definite, all);
-        // A status code is a variable: the lines must be read.
+        let decided = check(&filter, |l| l.contains("timeout"), &lines);
+        assert_eq!(decided.definite, decided.templates);
+        // A status code is a variable: decided per line from it.
         let filter = regexp_like(col("line"), lit("status=50[23]"), None);
-        let (definite, _) = check(
+        let decided = check(
             &filter,
             |l| l.contains("status=502") || l.contains("status=503"),
             &lines,
         );
-        assert_eq!(definite, 0);
+        assert_eq!(decided.definite, 0);
+        assert_eq!(decided.by_program, decided.templates);
     }
 
     #[test]
@@ -784,6 +1017,23 @@ mod tests {
     }
 
     #[test]
+    fn scans_with_the_same_filters_share_their_decisions() {
+        let filters = |needle: &str| vec![contains(col("line"), lit(needle.to_string()))];
+        let shared = |needle: &str| {
+            let f = filters(needle);
+            LineConditions::shared(f.iter().map(|e| condition(e.clone())).collect(), &f)
+        };
+        let first = shared("shared-decisions-test");
+        first
+            .lock()
+            .block_verdict(&["shared-decisions-test \u{11}".to_string()], 0);
+        let again = shared("shared-decisions-test");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(again.lock().decisions.len(), 1);
+        assert!(!Arc::ptr_eq(&first, &shared("other-decisions-test")));
+    }
+
+    #[test]
     fn block_verdicts_and_the_template_filter() {
         let mut conditions =
             LineConditions::new(vec![condition(contains(col("line"), lit("cache miss")))]);
@@ -791,40 +1041,70 @@ mod tests {
             "cache miss \u{11}".to_string(),
             "cache hit \u{11}".to_string(),
         ];
-        let BlockVerdict::Passing(passing) = conditions.block_verdict(&templates) else {
+        let BlockVerdict::Decided(decided) = conditions.block_verdict(&templates, 0) else {
             panic!("one template passes");
         };
-        assert_eq!(passing, vec!["cache miss \u{11}".to_string()]);
+        assert_eq!(
+            decided.passing,
+            HashSet::from(["cache miss \u{11}".to_string()])
+        );
+        assert!(decided.per_line.is_empty());
         assert!(matches!(
-            conditions.block_verdict(&templates[1..]),
+            conditions.block_verdict(&templates[1..], 0),
             BlockVerdict::NoLine
         ));
-        let depends = vec!["cache \u{14}".to_string()];
+        // Its lines depend on the first variable: a block that stores none
+        // is read; one that does is decided per line.
+        let depends = vec!["cache \u{14}".to_string(), "cache hit \u{11}".to_string()];
         assert!(matches!(
-            conditions.block_verdict(&depends),
+            conditions.block_verdict(&depends, 0),
             BlockVerdict::ReadLines
         ));
+        let BlockVerdict::Decided(by_variables) = conditions.block_verdict(&depends, 1) else {
+            panic!("decided by the first variable");
+        };
+        assert!(by_variables.passing.is_empty());
+        assert_eq!(by_variables.needs(), 1);
 
-        // Evaluated on a dictionary column, twice with the same dictionary.
+        // Evaluated on a dictionary column, twice with the same dictionary;
+        // the rows of the template decided per line repeat their variables.
+        let mut all = decided;
+        all.extend(by_variables);
+        let mut rows = vec![
+            ("cache hit \u{11}", "1"),
+            ("cache miss \u{11}", "7"),
+            ("cache miss \u{11}", "12"),
+        ];
+        let variables = ["miss9", "m1ss", "a-miss-of-more-than-12-bytes", "missing1"];
+        rows.extend((0..40).map(|i| ("cache \u{14}", variables[i % 4])));
         let column: ArrayRef = Arc::new(
-            ["cache hit \u{11}", "cache miss \u{11}", "cache miss \u{11}"]
-                .into_iter()
+            rows.iter()
+                .map(|(t, _)| *t)
                 .collect::<arrow::array::DictionaryArray<Int32Type>>(),
         );
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            crate::storage::line_template::TEMPLATE_COLUMN,
-            column.data_type().clone(),
-            true,
-        )]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
-        let filter =
-            TemplateFilter::over(&schema, Arc::new(passing.into_iter().collect())).unwrap();
+        let first: ArrayRef = Arc::new(arrow::array::StringViewArray::from(
+            rows.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        ));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(TEMPLATE_COLUMN, column.data_type().clone(), true),
+            Field::new(variable_column(0), DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column, first]).unwrap();
+        let filter = TemplateFilter::over(&schema, Arc::new(all)).unwrap();
+        assert_eq!(filter.children().len(), 2);
+        let expected: Vec<Option<bool>> = rows
+            .iter()
+            .map(|(t, v)| {
+                Some(t.starts_with("cache miss") || (t == &"cache \u{14}" && v.starts_with("miss")))
+            })
+            .collect();
         for _ in 0..2 {
-            let out = filter.evaluate(&batch).unwrap().into_array(3).unwrap();
-            assert_eq!(
-                out.as_boolean().iter().collect::<Vec<_>>(),
-                vec![Some(false), Some(true), Some(true)]
-            );
+            let out = filter
+                .evaluate(&batch)
+                .unwrap()
+                .into_array(rows.len())
+                .unwrap();
+            assert_eq!(out.as_boolean().iter().collect::<Vec<_>>(), expected);
         }
     }
 }

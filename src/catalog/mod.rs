@@ -18,6 +18,7 @@ pub mod filters;
 pub mod insert;
 pub mod label_sets;
 pub mod line_filters;
+pub mod line_programs;
 pub mod packed_filter;
 
 use std::collections::{HashMap, HashSet};
@@ -42,9 +43,8 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
-use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
-use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::{PhysicalExpr, conjunction_opt};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -63,7 +63,9 @@ use crate::storage::{Storage, datafusion_store_url, row_index};
 use exec::{DecodeBlockExec, PackMapsExec, ScanSummary, SignalScanExec};
 use filters::ScanPredicate;
 use label_sets::{BlockLabelSets, RowGroupChoice};
-use line_filters::{BlockVerdict, LineCondition, LineConditions, TemplateFilter};
+use line_filters::{
+    BlockVerdict, LineCondition, LineConditions, TemplateDecisions, TemplateFilter,
+};
 use packed_filter::PerLabelSet;
 
 /// One tenant's table of one signal.
@@ -295,8 +297,8 @@ impl SignalTable {
                     .unzip(),
                 false => Default::default(),
             };
-        let mut templates =
-            (!line_conditions.is_empty()).then(|| LineConditions::new(line_conditions));
+        let templates = (!line_conditions.is_empty())
+            .then(|| LineConditions::shared(line_conditions, &line_filters));
         // Filters on one label column, answered here per label set.
         let label_filters: Vec<Expr> = match signal == Signal::Logs {
             true => filters
@@ -380,7 +382,7 @@ impl SignalTable {
         // Blocks whose line filters their templates answer, and the
         // templates whose lines pass.
         let mut template_blocks = Vec::new();
-        let mut passing_templates: HashSet<String> = HashSet::new();
+        let mut decided_templates = TemplateDecisions::default();
         for block in raw_blocks {
             if !choice.reads(&block.id) {
                 continue;
@@ -445,7 +447,7 @@ impl SignalTable {
                 }
             }
             every_block_row_indexed &= row_indexed;
-            if let Some(templates) = templates.as_mut()
+            if let Some(templates) = &templates
                 && let Some(verdict) = self.template_verdict(block, templates).await
             {
                 match verdict {
@@ -453,7 +455,11 @@ impl SignalTable {
                         summary.blocks_pruned_by_templates += 1;
                         continue;
                     }
-                    BlockVerdict::Passing(passing) => passing_templates.extend(passing),
+                    BlockVerdict::Decided(decided) => {
+                        summary.blocks_filtered_by_variables +=
+                            usize::from(!decided.per_line.is_empty());
+                        decided_templates.extend(decided);
+                    }
                     BlockVerdict::ReadLines => {
                         blocks.push((block, selection));
                         continue;
@@ -563,13 +569,12 @@ impl SignalTable {
                 .filter(|f| !line_filters.contains(f))
                 .cloned()
                 .collect();
-            let layout = block_layout(signal);
-            let passing = Arc::new(passing_templates);
-            let on_templates = TemplateFilter::over(&layout.read_schema, passing.clone())?;
-            let predicate = match self.parquet_predicate(state, &others)?.parquet {
-                Some(p) => Arc::new(BinaryExpr::new(p, Operator::And, on_templates)) as _,
-                None => on_templates,
-            };
+            let decided = Arc::new(decided_templates);
+            // The template filter is planned above the scan (`read_blocks`),
+            // whence the physical optimizer moves it into the Parquet
+            // reader: rows are filtered on their template and variables
+            // first, and the other columns decoded only for those that pass.
+            let predicate = self.parquet_predicate(state, &others)?.parquet;
             let indices: Vec<usize> = match projection {
                 Some(p) => p.clone(),
                 None => (0..table_schema.fields().len()).collect(),
@@ -580,8 +585,8 @@ impl SignalTable {
                 template_blocks,
                 &indices,
                 projected_schema.clone(),
-                Some(passing),
-                Some(predicate),
+                Some(decided),
+                predicate,
             )?;
             inputs.push(scan);
         }
@@ -604,7 +609,7 @@ impl SignalTable {
     async fn template_verdict(
         &self,
         block: &BlockMeta,
-        conditions: &mut LineConditions,
+        conditions: &parking_lot::Mutex<LineConditions>,
     ) -> Option<BlockVerdict> {
         block.row_index_bytes?;
         let loaded = self
@@ -612,12 +617,17 @@ impl SignalTable {
             .block_row_index(&self.tenant, self.signal, &block.id)
             .await;
         let index = index_over_block(block, "row index", loaded, row_index::RowIndex::rows)?;
-        Some(conditions.block_verdict(index.templates()?))
+        let templates = index.templates()?;
+        Some(
+            conditions
+                .lock()
+                .block_verdict(templates, index.stored_variables()),
+        )
     }
 
     /// One Parquet scan of `blocks` (each with the rows to read, if not
     /// all), decoded into the table columns `table_indices` (`out_schema`).
-    /// With `templates`, only the rows whose line template is one of them.
+    /// With `templates`, only the rows whose line template they pass.
     #[allow(clippy::too_many_arguments)]
     fn read_blocks(
         &self,
@@ -626,7 +636,7 @@ impl SignalTable {
         blocks: Vec<(&BlockMeta, Option<RowSelection>)>,
         table_indices: &[usize],
         out_schema: SchemaRef,
-        templates: Option<Arc<HashSet<String>>>,
+        templates: Option<Arc<TemplateDecisions>>,
         predicate: Option<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let signal = self.signal;
@@ -651,17 +661,19 @@ impl SignalTable {
                 }
             }
         }
-        // The template column rides along to the filter above the scan.
-        let mut decoded_schema = out_schema.clone();
-        if templates.is_some() {
-            let Some(column) = layout.template else {
+        // The template and variable columns the template filter reads, not
+        // decoded.
+        let decoded_width = storage_projection.len();
+        if let Some(decided) = &templates {
+            if layout.template.is_none() {
                 return plan_err!("{signal} blocks have no line templates");
-            };
-            storage_projection.push(column);
-            decoders.push(codec::Stored::Plain(storage_projection.len() - 1));
-            let mut fields: Vec<_> = out_schema.fields().iter().cloned().collect();
-            fields.push(Arc::new(layout.read_schema.field(column).clone()));
-            decoded_schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            }
+            for name in TemplateFilter::columns_read(decided) {
+                let column = layout.read_schema.index_of(&name)?;
+                if !storage_projection.contains(&column) {
+                    storage_projection.push(column);
+                }
+            }
         }
         // Footers and page indexes of immutable blocks are cached across queries.
         let reader_factory = CachedParquetFileReaderFactory::new(
@@ -723,18 +735,21 @@ impl SignalTable {
                 })
             })
             .collect::<Result<_>>()?;
-        if let Some(predicate) = conjunction_opt(on_label_sets) {
-            scan = Arc::new(FilterExecBuilder::new(predicate, scan).build()?);
+        // Rows are filtered on their stored columns before they are decoded;
+        // the template filter's columns go no further (so the Parquet
+        // reader, filtering rows with them, need not keep them).
+        let mut before_decoding = on_label_sets;
+        if let Some(decided) = templates {
+            before_decoding.push(TemplateFilter::over(&scan.schema(), decided)?);
         }
-        let decoded = Arc::new(DecodeBlockExec::new(scan, decoders, decoded_schema.clone()));
-        Ok(match templates {
-            None => decoded,
-            Some(passing) => Arc::new(
-                FilterExecBuilder::new(TemplateFilter::over(&decoded_schema, passing)?, decoded)
-                    .apply_projection(Some((0..out_schema.fields().len()).collect()))?
+        if let Some(predicate) = conjunction_opt(before_decoding) {
+            scan = Arc::new(
+                FilterExecBuilder::new(predicate, scan)
+                    .apply_projection(Some((0..decoded_width).collect()))?
                     .build()?,
-            ),
-        })
+            );
+        }
+        Ok(Arc::new(DecodeBlockExec::new(scan, decoders, out_schema)))
     }
 
     /// The rows of `block` its row index says may meet every group of

@@ -65,6 +65,9 @@ pub struct BlockLayout {
     /// The storage column of log line templates ([`line_template`]),
     /// derived from the line when a block is written; no table column.
     pub template: Option<usize>,
+    /// The storage columns of the lines' first variables, by position,
+    /// derived with the templates (empty without them).
+    pub variables: Vec<usize>,
 }
 
 impl BlockLayout {
@@ -132,10 +135,23 @@ impl BlockLayout {
             ));
             fields.len() - 1
         });
+        let mut variables = Vec::new();
+        if template.is_some() {
+            for position in 0..line_template::STORED_VARIABLES {
+                fields.push(Field::new(
+                    line_template::variable_column(position),
+                    DataType::Utf8,
+                    true,
+                ));
+                variables.push(fields.len() - 1);
+            }
+        }
         let read_fields: Vec<Field> = fields
             .iter()
-            .map(|f| match (signal, f.name().as_str()) {
+            .enumerate()
+            .map(|(i, f)| match (signal, f.name().as_str()) {
                 (Signal::Logs, "line") => f.clone().with_data_type(DataType::Utf8View),
+                _ if variables.contains(&i) => f.clone().with_data_type(DataType::Utf8View),
                 _ => f.clone(),
             })
             .collect();
@@ -144,7 +160,14 @@ impl BlockLayout {
             read_schema: Arc::new(Schema::new(read_fields)),
             columns,
             template,
+            variables,
         }
+    }
+
+    /// Whether storage column `i` is derived from the lines when a block is
+    /// written (templates and variables), not copied from a table column.
+    pub fn is_derived_from_lines(&self, i: usize) -> bool {
+        self.template == Some(i) || self.variables.contains(&i)
     }
 
     /// The storage columns to read for the table columns `projection`, and
@@ -467,7 +490,11 @@ pub fn encode_for_block(signal: Signal, batch: &RecordBatch) -> Result<RecordBat
         let line = batch
             .column_by_name("line")
             .expect("log batches have a line column");
-        columns[i] = Some(line_template::templates_column(line));
+        let derived = line_template::template_columns(line);
+        columns[i] = Some(derived.templates);
+        for (&at, column) in layout.variables.iter().zip(derived.variables) {
+            columns[at] = Some(column);
+        }
     }
     let columns = columns
         .into_iter()

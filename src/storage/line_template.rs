@@ -15,15 +15,32 @@
 //! template stands for every line that has its static text with, at each
 //! placeholder, a non-empty run of the bytes its kind allows — what a
 //! filter over templates reasons about.
+//!
+//! The first [`STORED_VARIABLES`] variables of each line are stored too, by
+//! position, in `line_var_0`, …: a filter whose answer on a template
+//! depends on a variable (`|~ "status=50[23]"`) reads those few bytes per
+//! line, not the line.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringDictionaryBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder, StringDictionaryBuilder};
 use arrow::datatypes::{DataType, Int32Type};
 
 /// The storage column of log blocks holding each line's template.
 pub const TEMPLATE_COLUMN: &str = "line_template";
+
+/// How many of a line's variables, by position, log blocks store beside
+/// its template ([`variable_column`]): a filter whose verdict on a
+/// template depends on its first variables reads those, not the lines.
+pub const STORED_VARIABLES: usize = 4;
+
+/// The storage column of log blocks holding each templated line's variable
+/// number `position` (from 0; null where the line has fewer).
+pub fn variable_column(position: usize) -> String {
+    format!("line_var_{position}")
+}
 
 /// Stands for one variable in a template (a number: see [`VariableKind`]).
 pub const PLACEHOLDER: u8 = 0x11;
@@ -136,7 +153,18 @@ static DELIMITERS: [bool; 256] = {
 /// Writes the template of `line` into `out` (cleared first); false (and
 /// `out` meaningless) when the line is too long to get one.
 pub fn template_of(line: &str, out: &mut Vec<u8>) -> bool {
+    template_and_variables_of(line, out, &mut Vec::new())
+}
+
+/// [`template_of`], also listing where the line's variables are, in order
+/// (`variables` cleared first).
+pub fn template_and_variables_of(
+    line: &str,
+    out: &mut Vec<u8>,
+    variables: &mut Vec<Range<usize>>,
+) -> bool {
     out.clear();
+    variables.clear();
     let bytes = line.as_bytes();
     if bytes.len() > MAX_TEMPLATED_LINE_BYTES {
         return false;
@@ -159,6 +187,7 @@ pub fn template_of(line: &str, out: &mut Vec<u8>) -> bool {
         let token = &bytes[at..end];
         if token.iter().any(u8::is_ascii_digit) {
             out.push(VariableKind::of(token).byte());
+            variables.push(at..end);
         } else {
             out.extend_from_slice(token);
         }
@@ -200,24 +229,39 @@ pub fn pieces(template: &str) -> Vec<Piece> {
     out
 }
 
-/// The template column of a batch's `lines`: a template per line, or nulls
-/// throughout when the lines are not repetitive enough (see
-/// [`MAX_TEMPLATE_SHARE`]).
-pub fn templates_column(lines: &ArrayRef) -> ArrayRef {
+/// A batch's template column and its [`STORED_VARIABLES`] variable columns.
+pub struct TemplateColumns {
+    pub templates: ArrayRef,
+    pub variables: Vec<ArrayRef>,
+}
+
+/// The template and variable columns of a batch's `lines`: a template per
+/// line and its first variables, or nulls throughout when the lines are not
+/// repetitive enough (see [`MAX_TEMPLATE_SHARE`]).
+pub fn template_columns(lines: &ArrayRef) -> TemplateColumns {
     let rows = lines.len();
-    let none = || arrow::array::new_null_array(&template_type(), rows);
+    let none = || TemplateColumns {
+        templates: arrow::array::new_null_array(&template_type(), rows),
+        variables: (0..STORED_VARIABLES)
+            .map(|_| arrow::array::new_null_array(&DataType::Utf8, rows))
+            .collect(),
+    };
     let lines = match lines.data_type() {
         DataType::Utf8 => lines.as_string::<i32>(),
         _ => return none(),
     };
     let mut builder = StringDictionaryBuilder::<Int32Type>::new();
+    let mut variable_builders: Vec<StringBuilder> = (0..STORED_VARIABLES)
+        .map(|_| StringBuilder::new())
+        .collect();
     let mut template = Vec::new();
+    let mut variables = Vec::new();
     let mut distinct = 0usize;
     let mut distinct_bytes = 0usize;
     let mut line_bytes = 0usize;
     for line in lines.iter() {
         match line {
-            Some(line) if template_of(line, &mut template) => {
+            Some(line) if template_and_variables_of(line, &mut template, &mut variables) => {
                 line_bytes += line.len();
                 // Placeholders and escapes are ASCII, so the template of a
                 // string is a string.
@@ -230,8 +274,17 @@ pub fn templates_column(lines: &ArrayRef) -> ArrayRef {
                     Ok(_) => {}
                     Err(_) => return none(),
                 }
+                for (k, out) in variable_builders.iter_mut().enumerate() {
+                    // Tokens end at ASCII delimiters, so each is a string.
+                    out.append_option(variables.get(k).map(|at| &line[at.clone()]));
+                }
             }
-            _ => builder.append_null(),
+            _ => {
+                builder.append_null();
+                variable_builders
+                    .iter_mut()
+                    .for_each(StringBuilder::append_null);
+            }
         }
     }
     if line_bytes > MIN_BYTES_FOR_SHARE
@@ -239,7 +292,13 @@ pub fn templates_column(lines: &ArrayRef) -> ArrayRef {
     {
         return none();
     }
-    Arc::new(builder.finish())
+    TemplateColumns {
+        templates: Arc::new(builder.finish()),
+        variables: variable_builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect(),
+    }
 }
 
 /// A block's distinct templates, gathered from its stored batches; a list
@@ -370,9 +429,19 @@ pub(crate) mod tests {
             Some("took 7 ms"),
             Some("done"),
         ]));
-        let column = templates_column(&lines);
+        let columns = template_columns(&lines);
+        let column = columns.templates;
         let dictionary = column.as_dictionary::<Int32Type>();
         assert_eq!(dictionary.values().len(), 2);
+        assert_eq!(columns.variables.len(), STORED_VARIABLES);
+        assert_eq!(
+            columns.variables[0]
+                .as_string::<i32>()
+                .iter()
+                .collect::<Vec<_>>(),
+            vec![Some("12"), Some("7"), None]
+        );
+        assert_eq!(columns.variables[1].null_count(), 3);
         let mut list = TemplateListBuilder::new();
         list.add(Some(&column));
         assert_eq!(
@@ -389,15 +458,17 @@ pub(crate) mod tests {
                 .map(|l| l.replace(char::is_numeric, "w"))
                 .collect::<Vec<_>>(),
         ));
-        let column = templates_column(&unique);
+        let columns = template_columns(&unique);
+        let column = columns.templates;
         assert_eq!(column.null_count(), 10_000);
+        assert_eq!(columns.variables[0].null_count(), 10_000);
         let mut list = TemplateListBuilder::new();
         list.add(Some(&column));
         assert_eq!(list.finish(), None);
 
         // A too-long line has none either.
         let long: ArrayRef = Arc::new(StringArray::from(vec!["x ".repeat(3000)]));
-        assert_eq!(templates_column(&long).null_count(), 1);
+        assert_eq!(template_columns(&long).templates.null_count(), 1);
         assert_eq!(TemplateListBuilder::new().finish(), None);
     }
 }

@@ -17,11 +17,16 @@
 //! ([`super::line_template`]) when every line has one, so a query decides
 //! its line filters per template before reading the block.
 //!
-//! File format: magic `O11RIX02`, `segment_rows u32 LE`, `rows u64 LE`,
+//! It also says how many of each line's variables the block stores by
+//! position beside its template (`line_var_0`, …).
+//!
+//! File format: magic `O11RIX03`, `segment_rows u32 LE`, `rows u64 LE`,
 //! `segments u32 LE`, then per segment `len u32 LE` and a bloom as
 //! [`Bloom::encode`] writes it; then `templates u32 LE` (`u32::MAX`: no
-//! list) and per template `len u32 LE` and its UTF-8 bytes; then a crc32 of
-//! everything before it. Version `O11RIX01` files end after the segments.
+//! list) and per template `len u32 LE` and its UTF-8 bytes; then
+//! `variables u32 LE`, the stored variable columns; then a crc32 of
+//! everything before it. Version `O11RIX02` files end after the templates
+//! (no variables stored), version `O11RIX01` files after the segments.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -35,7 +40,9 @@ use super::series_index::SeriesIndexBuilder;
 use crate::error::{Error, Result};
 use crate::model::Signal;
 
-const MAGIC: &[u8; 8] = b"O11RIX02";
+const MAGIC: &[u8; 8] = b"O11RIX03";
+/// Written before line variables were stored; still read.
+const MAGIC_V2: &[u8; 8] = b"O11RIX02";
 /// Written before line templates were listed; still read.
 const MAGIC_V1: &[u8; 8] = b"O11RIX01";
 const NO_TEMPLATE_LIST: u32 = u32::MAX;
@@ -89,6 +96,8 @@ pub struct RowIndex {
     parquet_blooms_redundant: bool,
     /// The block's distinct line templates, sorted, when every line has one.
     templates: Option<Vec<String>>,
+    /// How many of each line's variables the block stores by position.
+    stored_variables: u32,
 }
 
 impl super::index_cache::CachedIndex for RowIndex {
@@ -123,11 +132,18 @@ impl RowIndex {
         self.templates.as_deref()
     }
 
+    /// How many of each templated line's variables, by position, the block
+    /// stores in its `line_var_*` columns (0 for blocks written before).
+    pub fn stored_variables(&self) -> usize {
+        self.stored_variables as usize
+    }
+
     fn new(
         segment_rows: u32,
         rows: u64,
         segments: Vec<Bloom>,
         templates: Option<Vec<String>>,
+        stored_variables: u32,
     ) -> RowIndex {
         let parquet_blooms_redundant = segments
             .iter()
@@ -138,6 +154,7 @@ impl RowIndex {
             segments,
             parquet_blooms_redundant,
             templates,
+            stored_variables,
         }
     }
 
@@ -189,16 +206,22 @@ impl RowIndex {
                 }
             }
         }
+        out.extend_from_slice(&self.stored_variables.to_le_bytes());
         super::checksum::append_crc32(&mut out);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<RowIndex> {
         let bad = |why: &str| Error::Storage(format!("corrupt row index: {why}"));
-        if bytes.len() < 28 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
+        let version = match bytes.get(..8) {
+            Some(m) if m == MAGIC => 3,
+            Some(m) if m == MAGIC_V2 => 2,
+            Some(m) if m == MAGIC_V1 => 1,
+            _ => return Err(bad("bad header")),
+        };
+        if bytes.len() < 28 {
             return Err(bad("bad header"));
         }
-        let lists_templates = &bytes[..8] == MAGIC;
         let body = super::checksum::verified_body(bytes).ok_or_else(|| bad("checksum mismatch"))?;
         let u32_at = |at: usize| -> Result<u32> {
             body.get(at..at + 4)
@@ -222,7 +245,7 @@ impl RowIndex {
             at += 4 + len;
         }
         let mut templates = None;
-        if lists_templates {
+        if version >= 2 {
             let count = u32_at(at)?;
             at += 4;
             if count != NO_TEMPLATE_LIST {
@@ -240,10 +263,21 @@ impl RowIndex {
                 templates = Some(list);
             }
         }
+        let mut stored_variables = 0;
+        if version >= 3 {
+            stored_variables = u32_at(at)?;
+            at += 4;
+        }
         if at != body.len() {
             return Err(bad("trailing bytes"));
         }
-        Ok(RowIndex::new(segment_rows, rows, segments, templates))
+        Ok(RowIndex::new(
+            segment_rows,
+            rows,
+            segments,
+            templates,
+            stored_variables,
+        ))
     }
 }
 
@@ -292,11 +326,15 @@ impl RowsSidecarBuilder {
     }
 
     /// Adds what the sidecar keeps of the same rows in the storage schema
-    /// (a log block's line templates).
+    /// (a log block's line templates, and how many variables it stores).
     pub fn add_stored(&mut self, stored: &RecordBatch) {
+        use super::line_template::{STORED_VARIABLES, TEMPLATE_COLUMN, variable_column};
         if let RowsSidecarBuilder::Segments(b) = self {
-            b.templates
-                .add(stored.column_by_name(super::line_template::TEMPLATE_COLUMN));
+            b.templates.add(stored.column_by_name(TEMPLATE_COLUMN));
+            let present = (0..STORED_VARIABLES)
+                .take_while(|&k| stored.column_by_name(&variable_column(k)).is_some())
+                .count() as u32;
+            b.stored_variables = Some(b.stored_variables.map_or(present, |v| v.min(present)));
         }
     }
 
@@ -319,6 +357,8 @@ pub struct RowIndexBuilder {
     segments: Vec<Bloom>,
     key: String,
     templates: TemplateListBuilder,
+    /// The fewest variable columns of a stored batch (None: none added).
+    stored_variables: Option<u32>,
 }
 
 impl RowIndexBuilder {
@@ -331,6 +371,7 @@ impl RowIndexBuilder {
             segments: Vec::new(),
             key: String::new(),
             templates: TemplateListBuilder::new(),
+            stored_variables: None,
         })
     }
 
@@ -383,6 +424,7 @@ impl RowIndexBuilder {
             self.rows,
             self.segments,
             self.templates.finish(),
+            self.stored_variables.unwrap_or(0),
         )
     }
 }
@@ -459,18 +501,23 @@ mod tests {
     }
 
     #[test]
-    fn template_lists_round_trip_and_version_1_files_still_read() {
+    fn template_lists_round_trip_and_older_files_still_read() {
+        use crate::storage::line_template::{self, STORED_VARIABLES};
         let lines: arrow::array::ArrayRef =
             Arc::new(StringArray::from(vec!["took 12 ms", "took 7 ms", "done"]));
-        let stored = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new(
-                crate::storage::line_template::TEMPLATE_COLUMN,
-                crate::storage::line_template::template_type(),
-                true,
-            )])),
-            vec![crate::storage::line_template::templates_column(&lines)],
-        )
-        .unwrap();
+        let derived = line_template::template_columns(&lines);
+        let mut fields = vec![Field::new(
+            line_template::TEMPLATE_COLUMN,
+            line_template::template_type(),
+            true,
+        )];
+        fields.extend(
+            (0..STORED_VARIABLES)
+                .map(|k| Field::new(line_template::variable_column(k), DataType::Utf8, true)),
+        );
+        let mut columns = vec![derived.templates];
+        columns.extend(derived.variables);
+        let stored = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
         let mut builder = RowsSidecarBuilder::new(Signal::Logs).unwrap();
         builder
             .add_batch(&batch(&[None, Some("a".into()), None]))
@@ -481,7 +528,17 @@ mod tests {
             decoded.templates(),
             Some(&["done".to_string(), "took \u{11} ms".to_string()][..])
         );
+        assert_eq!(decoded.stored_variables(), STORED_VARIABLES);
         assert_eq!(RowIndex::decode(&decoded.encode()).unwrap(), decoded);
+
+        // A version 2 file: the same, without the variables.
+        let mut v2 = decoded.encode();
+        v2.truncate(v2.len() - 8);
+        v2[..8].copy_from_slice(MAGIC_V2);
+        crate::storage::checksum::append_crc32(&mut v2);
+        let older = RowIndex::decode(&v2).unwrap();
+        assert_eq!(older.templates(), decoded.templates());
+        assert_eq!(older.stored_variables(), 0);
 
         // A version 1 file: the same segments, no template section.
         let mut v1 = RowIndex::new(
@@ -489,9 +546,10 @@ mod tests {
             decoded.rows,
             decoded.segments.clone(),
             None,
+            0,
         )
         .encode();
-        v1.truncate(v1.len() - 8);
+        v1.truncate(v1.len() - 12);
         v1[..8].copy_from_slice(MAGIC_V1);
         crate::storage::checksum::append_crc32(&mut v1);
         let old = RowIndex::decode(&v1).unwrap();
@@ -530,6 +588,7 @@ mod tests {
             3 * SEGMENT_ROWS as u64,
             vec![Bloom::from_hashes(&full); 3],
             None,
+            0,
         );
         assert!(!coarse.makes_parquet_blooms_redundant());
     }

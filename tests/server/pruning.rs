@@ -466,7 +466,8 @@ async fn line_filters_are_decided_per_line_template() {
         Option<&'static str>,
     );
     let both = Some("line_templates(pruned=0, filtered=2)");
-    let cases: [Case; 6] = [
+    let by_variables = Some("line_templates(pruned=0, filtered=2, by_variables=2)");
+    let cases: [Case; 8] = [
         (
             "contains(line, 'connection reset')",
             2000,
@@ -485,14 +486,31 @@ async fn line_filters_are_decided_per_line_template() {
             both,
             both,
         ),
-        // A status is a variable: the lines are read.
-        ("contains(line, 'status=203')", 600 * 3, None, None),
+        // A status is a variable: decided per line from the stored
+        // variables, not the lines.
+        (
+            "contains(line, 'status=203')",
+            600 * 3,
+            by_variables,
+            by_variables,
+        ),
         (
             "contains(line, 'status=203') AND line ~ 'connection reset'",
             400,
-            Some("line_templates(pruned=1, filtered=0)"),
-            None,
+            Some("line_templates(pruned=1, filtered=1, by_variables=1)"),
+            by_variables,
         ),
+        (
+            r#"line ~ 'status[=":]+20[34] user=1'"#,
+            (0..3000)
+                .filter(|v| matches!(v % 5, 3 | 4) && v.to_string().starts_with('1'))
+                .count() as i64
+                * 3,
+            by_variables,
+            by_variables,
+        ),
+        // ILIKE is not decided per template: the lines are read.
+        ("line ILIKE '%STATUS=203%'", 600 * 3, None, None),
         (
             "line LIKE 'level=info msg=\"cache miss\"%'",
             1500 + 1000 + 1000,

@@ -115,6 +115,7 @@ static LAYOUT: LazyLock<BlockLayout> = LazyLock::new(|| {
         schema,
         columns,
         template: None,
+        variables: Vec::new(),
     }
 });
 

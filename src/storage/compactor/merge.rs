@@ -384,7 +384,7 @@ async fn open_block(
     // blocks written before a nullable column existed lack it (read as nulls).
     let mut file_indices = Vec::with_capacity(layout.schema.fields().len());
     for (i, field) in layout.schema.fields().iter().enumerate() {
-        if layout.template == Some(i) {
+        if layout.is_derived_from_lines(i) {
             // Derived again from the lines when the merged block is written.
             file_indices.push(None);
             continue;
