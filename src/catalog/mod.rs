@@ -675,6 +675,7 @@ impl SignalTable {
                 }
             }
         }
+        let read_width = storage_projection.len();
         // Footers and page indexes of immutable blocks are cached across queries.
         let reader_factory = CachedParquetFileReaderFactory::new(
             state.runtime_env().object_store(datafusion_store_url())?,
@@ -743,11 +744,11 @@ impl SignalTable {
             before_decoding.push(TemplateFilter::over(&scan.schema(), decided)?);
         }
         if let Some(predicate) = conjunction_opt(before_decoding) {
-            scan = Arc::new(
-                FilterExecBuilder::new(predicate, scan)
-                    .apply_projection(Some((0..decoded_width).collect()))?
-                    .build()?,
-            );
+            let mut filter = FilterExecBuilder::new(predicate, scan);
+            if decoded_width < read_width {
+                filter = filter.apply_projection(Some((0..decoded_width).collect()))?;
+            }
+            scan = Arc::new(filter.build()?);
         }
         Ok(Arc::new(DecodeBlockExec::new(scan, decoders, out_schema)))
     }
