@@ -442,6 +442,15 @@ pub(crate) mod tests {
             vec![Some("12"), Some("7"), None]
         );
         assert_eq!(columns.variables[1].null_count(), 3);
+        // The first variables by position, however many the line has.
+        let many: ArrayRef = Arc::new(StringArray::from(vec!["a=1 b=0x2f c=u3 d=4.5 e=5"]));
+        let columns = template_columns(&many);
+        let stored: Vec<_> = columns
+            .variables
+            .iter()
+            .map(|c| c.as_string::<i32>().value(0).to_string())
+            .collect();
+        assert_eq!(stored, ["1", "0x2f", "u3", "4.5"]);
         let mut list = TemplateListBuilder::new();
         list.add(Some(&column));
         assert_eq!(
