@@ -21,7 +21,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema};
 use datafusion::common::{Result, internal_err};
@@ -32,9 +32,7 @@ use parking_lot::Mutex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 
 use super::filters::string_literal;
-use super::line_programs::{
-    self, DenseMatcher, LazyStepper, MatchProgram, Verdict, variable_bytes_per_kind,
-};
+use super::line_programs::{self, DenseMatcher, LazyStepper, MatchProgram, VariableBytes, Verdict};
 use crate::storage::line_template::{Piece, TEMPLATE_COLUMN, pieces, variable_column};
 
 /// A filter on the line alone, in a form decided per template.
@@ -379,9 +377,7 @@ pub struct TemplateMatcher {
     pattern: String,
     dfa: DFA,
     cache: Mutex<Cache>,
-    /// Per variable kind, one byte of each of the DFA's byte classes that
-    /// holds a byte the kind allows.
-    variable_bytes: [Vec<u8>; 3],
+    variable_bytes: VariableBytes,
     dense: OnceLock<Option<Arc<DenseMatcher>>>,
 }
 
@@ -407,7 +403,7 @@ impl TemplateMatcher {
             .ok()?;
         let cache = dfa.create_cache();
         let classes = dfa.byte_classes();
-        let variable_bytes = variable_bytes_per_kind(|b| classes.get(b));
+        let variable_bytes = VariableBytes::new(|b| classes.get(b));
         Some(TemplateMatcher {
             pattern: pattern.to_string(),
             dfa,
@@ -546,15 +542,15 @@ struct FirstVariableMemo {
 const MEMO_SLOTS: usize = 1024;
 
 impl FirstVariableMemo {
+    /// Empty; its slots are allocated on first use, so batches without a
+    /// per-line template pay nothing.
     fn new() -> Self {
-        FirstVariableMemo {
-            slots: vec![None; MEMO_SLOTS],
-        }
+        FirstVariableMemo { slots: Vec::new() }
     }
 
     /// The memo key of `row`'s first variable: its whole string view,
     /// when the value is inline.
-    fn key(views: &arrow::array::StringViewArray, row: usize) -> Option<u128> {
+    fn key(views: &StringViewArray, row: usize) -> Option<u128> {
         if views.is_null(row) {
             return None;
         }
@@ -568,6 +564,9 @@ impl FirstVariableMemo {
         let hash = ((view as u64) ^ ((view >> 64) as u64) ^ (template as u64).wrapping_mul(MIX))
             .wrapping_mul(MIX);
         let slot = (hash >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
+        if self.slots.is_empty() {
+            self.slots = vec![None; MEMO_SLOTS];
+        }
         match self.slots[slot] {
             Some((t, v, answer)) if t == template && v == view => answer,
             _ => {
@@ -575,41 +574,6 @@ impl FirstVariableMemo {
                 self.slots[slot] = Some((template, view, answer));
                 answer
             }
-        }
-    }
-}
-
-/// A variable column's bytes at a row, whatever string type it was read as.
-enum VariableColumn<'a> {
-    View(&'a arrow::array::StringViewArray),
-    Plain(&'a arrow::array::StringArray),
-    /// Not in the block (written before variables were stored): no row of
-    /// it is decided by a program.
-    Absent,
-}
-
-impl<'a> VariableColumn<'a> {
-    fn of(array: &'a ArrayRef) -> Result<Self> {
-        if let Some(view) = array.as_string_view_opt() {
-            return Ok(VariableColumn::View(view));
-        }
-        if let Some(plain) = array.as_string_opt::<i32>() {
-            return Ok(VariableColumn::Plain(plain));
-        }
-        if array.data_type() == &DataType::Null {
-            return Ok(VariableColumn::Absent);
-        }
-        internal_err!(
-            "template_in() reads variables as strings, not {}",
-            array.data_type()
-        )
-    }
-
-    fn get(&self, row: usize) -> Option<&'a [u8]> {
-        match self {
-            VariableColumn::View(a) => a.is_valid(row).then(|| a.value(row).as_bytes()),
-            VariableColumn::Plain(a) => a.is_valid(row).then(|| a.value(row).as_bytes()),
-            VariableColumn::Absent => None,
         }
     }
 }
@@ -670,13 +634,23 @@ impl PhysicalExpr for TemplateFilter {
         let Some((templates, variable_arrays)) = arrays.split_first() else {
             return internal_err!("template_in() reads a template column");
         };
-        let variables: Vec<VariableColumn<'_>> = variable_arrays
+        // Variable columns are read as string views (the blocks' read schema).
+        let variables: Vec<&StringViewArray> = variable_arrays
             .iter()
-            .map(VariableColumn::of)
+            .map(|a| match a.as_string_view_opt() {
+                Some(views) => Ok(views),
+                None => internal_err!(
+                    "template_in() reads variables as string views, not {}",
+                    a.data_type()
+                ),
+            })
             .collect::<Result<_>>()?;
         let mut missing = None;
         let mut per_line = |program: &LineProgram, row: usize| {
-            let variable = |k: usize| variables.get(k).and_then(|c| c.get(row));
+            let variable = |k: usize| {
+                let column = variables.get(k)?;
+                column.is_valid(row).then(|| column.value(row).as_bytes())
+            };
             program.passes(&variable).unwrap_or_else(|| {
                 missing = Some(row);
                 false
@@ -685,10 +659,7 @@ impl PhysicalExpr for TemplateFilter {
         let passes = if let Some(dictionary) = templates.as_dictionary_opt::<Int32Type>() {
             let decisions = self.value_decisions(dictionary.values());
             let keys = dictionary.keys();
-            let first_views = match variables.first() {
-                Some(VariableColumn::View(first)) => Some(first),
-                _ => None,
-            };
+            let first_views = variables.first();
             let mut memo = FirstVariableMemo::new();
             BooleanBuffer::collect_bool(keys.len(), |row| {
                 if keys.is_null(row) {

@@ -21,7 +21,7 @@
 //! `… status=<n> latency_ms=<n> …` a line costs a lookup, three DFA steps
 //! over the status code and a lookup, reading only `line_var_0`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
 use regex_automata::Anchored;
@@ -96,26 +96,34 @@ pub trait Stepper {
     fn variable_bytes(&self, kind: VariableKind) -> &[u8];
 }
 
-/// One byte per byte class a kind allows, for the three kinds.
-pub fn variable_bytes_per_kind(class_of: impl Fn(u8) -> u8) -> [Vec<u8>; 3] {
-    let bytes_of = |kind: VariableKind| {
-        let mut seen = HashSet::new();
-        (0..=255u8)
-            .filter(|&b| kind.allows(b) && seen.insert(class_of(b)))
-            .collect()
-    };
-    [
-        bytes_of(VariableKind::Number),
-        bytes_of(VariableKind::Hex),
-        bytes_of(VariableKind::Other),
-    ]
-}
+/// Per variable kind, one byte of each of a DFA's byte classes that holds a
+/// byte the kind allows: the bytes a variable's closure steps by.
+#[derive(Debug)]
+pub struct VariableBytes([Vec<u8>; 3]);
 
-pub fn kind_index(kind: VariableKind) -> usize {
-    match kind {
-        VariableKind::Number => 0,
-        VariableKind::Hex => 1,
-        VariableKind::Other => 2,
+impl VariableBytes {
+    /// For a DFA whose byte class of a byte is `class_of`.
+    pub fn new(class_of: impl Fn(u8) -> u8) -> Self {
+        let bytes_of = |kind: VariableKind| {
+            let mut seen = HashSet::new();
+            (0..=255u8)
+                .filter(|&b| kind.allows(b) && seen.insert(class_of(b)))
+                .collect()
+        };
+        VariableBytes([
+            bytes_of(VariableKind::Number),
+            bytes_of(VariableKind::Hex),
+            bytes_of(VariableKind::Other),
+        ])
+    }
+
+    pub fn of(&self, kind: VariableKind) -> &[u8] {
+        let [number, hex, other] = &self.0;
+        match kind {
+            VariableKind::Number => number,
+            VariableKind::Hex => hex,
+            VariableKind::Other => other,
+        }
     }
 }
 
@@ -237,7 +245,7 @@ pub fn verdict<D: Stepper>(dfa: &mut D, template: &[Piece]) -> Result<Verdict, G
 pub struct LazyStepper<'a> {
     pub dfa: &'a regex_automata::hybrid::dfa::DFA,
     pub cache: &'a mut regex_automata::hybrid::dfa::Cache,
-    pub variable_bytes: &'a [Vec<u8>; 3],
+    pub variable_bytes: &'a VariableBytes,
 }
 
 impl Stepper for LazyStepper<'_> {
@@ -254,12 +262,15 @@ impl Stepper for LazyStepper<'_> {
             .dfa
             .next_state(self.cache, state, byte)
             .map_err(|_| GaveUp)?;
-        Ok(match () {
-            _ if next.is_quit() => return Err(GaveUp),
-            _ if next.is_match() => Step::Matched,
-            _ if next.is_dead() => Step::Dead,
-            _ => Step::At(next),
-        })
+        if next.is_quit() {
+            Err(GaveUp)
+        } else if next.is_match() {
+            Ok(Step::Matched)
+        } else if next.is_dead() {
+            Ok(Step::Dead)
+        } else {
+            Ok(Step::At(next))
+        }
     }
 
     fn ends_matched(&mut self, state: LazyStateID) -> Result<bool, GaveUp> {
@@ -274,7 +285,7 @@ impl Stepper for LazyStepper<'_> {
     }
 
     fn variable_bytes(&self, kind: VariableKind) -> &[u8] {
-        &self.variable_bytes[kind_index(kind)]
+        self.variable_bytes.of(kind)
     }
 }
 
@@ -282,7 +293,7 @@ impl Stepper for LazyStepper<'_> {
 #[derive(Debug)]
 pub struct DenseMatcher {
     dfa: dense::DFA<Vec<u32>>,
-    variable_bytes: [Vec<u8>; 3],
+    variable_bytes: VariableBytes,
 }
 
 /// A dense DFA bigger than this is not built: its templates' lines are read.
@@ -301,7 +312,7 @@ impl DenseMatcher {
             .build(pattern)
             .ok()?;
         let classes = *dfa.byte_classes();
-        let variable_bytes = variable_bytes_per_kind(|b| classes.get(b));
+        let variable_bytes = VariableBytes::new(|b| classes.get(b));
         Some(DenseMatcher {
             dfa,
             variable_bytes,
@@ -309,8 +320,9 @@ impl DenseMatcher {
     }
 
     /// The program deciding each line of `template` (whose verdict
-    /// depends) from its first `stored` variables; None when some line may
-    /// need a later variable, or the run gives up.
+    /// depends) from its variables ([`MatchProgram::needs`] says how many);
+    /// None when a byte quits the DFA, too many states meet at a variable,
+    /// or the run gives up.
     pub fn program(&self, template: &[Piece]) -> Option<MatchProgram> {
         let mut dfa = self;
         MatchProgram::build(&mut dfa, template).ok()
@@ -319,7 +331,10 @@ impl DenseMatcher {
     /// Where `byte` leads a path in `state`. A program is built only where
     /// no byte quits, so a quit state (never met) reads as no match.
     fn step(&self, state: StateID, byte: u8) -> Step<StateID> {
-        let next = self.dfa.next_state(state, byte);
+        self.classify(self.dfa.next_state(state, byte))
+    }
+
+    fn classify(&self, next: StateID) -> Step<StateID> {
         match self.dfa.is_special_state(next) {
             false => Step::At(next),
             true if self.dfa.is_match_state(next) => Step::Matched,
@@ -339,9 +354,10 @@ impl Stepper for &DenseMatcher {
     }
 
     fn step(&mut self, state: StateID, byte: u8) -> Result<Step<StateID>, GaveUp> {
-        match self.dfa.is_quit_state(self.dfa.next_state(state, byte)) {
+        let next = self.dfa.next_state(state, byte);
+        match self.dfa.is_quit_state(next) {
             true => Err(GaveUp),
-            false => Ok(DenseMatcher::step(self, state, byte)),
+            false => Ok(self.classify(next)),
         }
     }
 
@@ -354,7 +370,7 @@ impl Stepper for &DenseMatcher {
     }
 
     fn variable_bytes(&self, kind: VariableKind) -> &[u8] {
-        &self.variable_bytes[kind_index(kind)]
+        self.variable_bytes.of(kind)
     }
 }
 
@@ -430,7 +446,6 @@ impl MatchProgram {
             Step::At(s) => [s].into(),
             _ => BTreeSet::new(),
         };
-        let mut verdicts: HashMap<(usize, StateID), Verdict> = HashMap::new();
         for (k, (kind, after)) in variables.iter().enumerate() {
             if states.len() > MAX_STATES_AT_VARIABLE {
                 return Err(GaveUp);
@@ -442,16 +457,10 @@ impl MatchProgram {
             };
             let mut leaving: BTreeSet<StateID> = BTreeSet::new();
             for &state in &states {
-                let verdict = match verdicts.get(&(k, state)) {
-                    Some(v) => *v,
-                    None => {
-                        let mut run = Abstract::new(dfa);
-                        let open = run.pieces(vec![state], &rest)?;
-                        let v = run.end(&open)?;
-                        verdicts.insert((k, state), v);
-                        v
-                    }
-                };
+                // What the rest of the line can still make of this path.
+                let mut run = Abstract::new(dfa);
+                let open = run.pieces(vec![state], &rest)?;
+                let verdict = run.end(&open)?;
                 let action = match verdict {
                     Verdict::Pass => AtVariable::Decided(true),
                     Verdict::Fail => AtVariable::Decided(false),
