@@ -142,6 +142,11 @@ pub struct QueryConfig {
     /// read again when needed.
     #[serde(deserialize_with = "de_size")]
     pub index_cache_size: u64,
+    /// Memory for decoded samples of samples blocks kept between PromQL
+    /// queries (0 = none); past it the least recently used are dropped and
+    /// decoded again when needed.
+    #[serde(deserialize_with = "de_size")]
+    pub samples_cache_size: u64,
     /// Parallelism of one query (0 = number of cores).
     pub target_partitions: usize,
     /// PromQL: how far back an instant selector looks for a sample
@@ -182,6 +187,7 @@ impl Default for QueryConfig {
         QueryConfig {
             memory_limit: 2 << 30,
             index_cache_size: crate::storage::index_cache::DEFAULT_INDEX_CACHE_BYTES,
+            samples_cache_size: crate::storage::samples_cache::DEFAULT_SAMPLES_CACHE_BYTES,
             target_partitions: 0,
             lookback_delta: Duration::from_millis(promql.lookback_ms as u64),
             max_samples: promql.max_samples,

@@ -103,6 +103,7 @@ impl Engine {
         let (store, description) = open_object_store(config.storage.as_deref(), &config.data_dir)?;
         let storage = Arc::new(Storage::open(store.clone(), description.clone()).await?);
         storage.set_index_cache_bytes(config.query.index_cache_size);
+        storage.set_samples_cache_bytes(config.query.samples_cache_size);
         let (ingester, replay) = Ingester::open(
             &config.data_dir.join("wal"),
             storage,
@@ -360,6 +361,9 @@ impl Engine {
         let (cache_bytes, cache_entries) = storage.index_cache().usage();
         m.set(INDEX_CACHE_BYTES, &[], cache_bytes as f64);
         m.set(INDEX_CACHE_ENTRIES, &[], cache_entries as f64);
+        let (samples_bytes, samples_chunks) = storage.samples_cache().usage();
+        m.set(SAMPLES_CACHE_BYTES, &[], samples_bytes as f64);
+        m.set(SAMPLES_CACHE_CHUNKS, &[], samples_chunks as f64);
         for tenant in storage.tenants() {
             for signal in crate::model::Signal::ALL {
                 let manifest = storage.manifest(&tenant, signal);
@@ -387,6 +391,8 @@ const BLOCK_BYTES: &str = "o11ydb_block_bytes";
 const BLOCK_ROWS: &str = "o11ydb_block_rows";
 const INDEX_CACHE_BYTES: &str = "o11ydb_index_cache_bytes";
 const INDEX_CACHE_ENTRIES: &str = "o11ydb_index_cache_entries";
+const SAMPLES_CACHE_BYTES: &str = "o11ydb_samples_cache_bytes";
+const SAMPLES_CACHE_CHUNKS: &str = "o11ydb_samples_cache_chunks";
 
 fn describe_self_metrics(metrics: &Metrics, ingester: &Ingester) {
     let (fsync, written) = ingester.wal().self_metrics();
@@ -433,6 +439,14 @@ fn describe_self_metrics(metrics: &Metrics, ingester: &Ingester) {
             "Bytes of block indexes (blooms, row indexes, label sets) held in memory ([query] index_cache_size).",
         ),
         (INDEX_CACHE_ENTRIES, "Block indexes held in memory."),
+        (
+            SAMPLES_CACHE_BYTES,
+            "Bytes of decoded samples of samples blocks held in memory ([query] samples_cache_size).",
+        ),
+        (
+            SAMPLES_CACHE_CHUNKS,
+            "Chunks of decoded samples (up to 256 rows of one series in one block) held in memory.",
+        ),
     ] {
         metrics.describe(name, "gauge", help);
     }

@@ -773,6 +773,11 @@ impl SignalTable {
         ))
     }
 
+    /// Decoded samples of samples blocks kept between queries.
+    pub fn samples_cache(&self) -> &crate::storage::samples_cache::SamplesCache {
+        self.storage().samples_cache()
+    }
+
     /// A raw samples block's series directory, when it has one built over
     /// the block's rows (else, with a warning for a damaged one, `None`:
     /// the block is read as a whole).

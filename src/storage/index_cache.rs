@@ -11,7 +11,9 @@
 //! evicted index is read again when a query next needs it.
 
 use std::any::Any;
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -30,27 +32,67 @@ pub trait CachedIndex: Any + Send + Sync {
 }
 
 pub struct IndexCache {
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    budget: u64,
-    bytes: u64,
-    /// Incremented by every lookup and insert: an entry's `used` orders it.
-    clock: u64,
-    /// By block id, then kind.
-    entries: HashMap<String, HashMap<String, Entry>>,
-}
-
-struct Entry {
-    index: Arc<dyn Any + Send + Sync>,
-    bytes: u64,
-    used: u64,
+    cache: BlockCache<String, Arc<dyn Any + Send + Sync>>,
 }
 
 impl IndexCache {
     pub fn new(budget: u64) -> Self {
         IndexCache {
+            cache: BlockCache::new(budget),
+        }
+    }
+
+    /// Changes the budget, evicting what no longer fits.
+    pub fn set_budget(&self, budget: u64) {
+        self.cache.set_budget(budget);
+    }
+
+    /// Block `id`'s index of `kind`, if cached (and of type `T`).
+    pub fn get<T: CachedIndex>(&self, id: &str, kind: &str) -> Option<Arc<T>> {
+        self.cache.get(id, kind)?.downcast::<T>().ok()
+    }
+
+    pub fn insert<T: CachedIndex>(&self, id: &str, kind: &str, index: Arc<T>) {
+        let bytes = index.memory_bytes() + id.len() as u64;
+        self.cache.insert(id, kind.to_string(), index, bytes);
+    }
+
+    /// Drops every index of block `id`.
+    pub fn remove(&self, id: &str) {
+        self.cache.remove(id);
+    }
+
+    /// Bytes the cached indexes hold, and how many there are.
+    pub fn usage(&self) -> (u64, usize) {
+        self.cache.usage()
+    }
+}
+
+/// Values of blocks (by block id, then `K`) up to a byte budget, the least
+/// recently used evicted first: the shape of the index cache and of the
+/// decoded samples cache (`super::samples_cache`).
+pub struct BlockCache<K, V> {
+    inner: Mutex<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    budget: u64,
+    bytes: u64,
+    /// Incremented by every lookup and insert: an entry's `used` orders it.
+    clock: u64,
+    /// By block id, then key.
+    entries: HashMap<String, HashMap<K, Entry<V>>>,
+}
+
+struct Entry<V> {
+    value: V,
+    bytes: u64,
+    used: u64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> BlockCache<K, V> {
+    pub fn new(budget: u64) -> Self {
+        BlockCache {
             inner: Mutex::new(Inner {
                 budget,
                 bytes: 0,
@@ -67,78 +109,111 @@ impl IndexCache {
         inner.evict_over_budget();
     }
 
-    /// Block `id`'s index of `kind`, if cached (and of type `T`).
-    pub fn get<T: CachedIndex>(&self, id: &str, kind: &str) -> Option<Arc<T>> {
+    /// The budget in bytes (0: nothing is kept).
+    pub fn budget(&self) -> u64 {
+        self.inner.lock().budget
+    }
+
+    /// Block `id`'s value under `key`, if cached.
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, id: &str, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.get_many(id, std::slice::from_ref(&key))
+            .pop()
+            .flatten()
+    }
+
+    /// Block `id`'s values under `keys`, each if cached (one lock for all).
+    pub fn get_many<Q: Hash + Eq + ?Sized>(&self, id: &str, keys: &[&Q]) -> Vec<Option<V>>
+    where
+        K: Borrow<Q>,
+    {
         let mut inner = self.inner.lock();
         inner.clock += 1;
         let now = inner.clock;
-        let entry = inner.entries.get_mut(id)?.get_mut(kind)?;
-        entry.used = now;
-        entry.index.clone().downcast::<T>().ok()
+        let Some(block) = inner.entries.get_mut(id) else {
+            return vec![None; keys.len()];
+        };
+        keys.iter()
+            .map(|key| {
+                let entry = block.get_mut(*key)?;
+                entry.used = now;
+                Some(entry.value.clone())
+            })
+            .collect()
     }
 
-    pub fn insert<T: CachedIndex>(&self, id: &str, kind: &str, index: Arc<T>) {
+    /// Keeps `value` (taking `bytes` of memory) as block `id`'s `key`.
+    pub fn insert(&self, id: &str, key: K, value: V, bytes: u64) {
+        self.insert_many(id, std::iter::once((key, value, bytes)));
+    }
+
+    /// [`BlockCache::insert`] of several values of block `id` (one lock).
+    pub fn insert_many(&self, id: &str, values: impl IntoIterator<Item = (K, V, u64)>) {
         let mut inner = self.inner.lock();
-        inner.clock += 1;
-        let entry = Entry {
-            bytes: index.memory_bytes() + id.len() as u64,
-            index,
-            used: inner.clock,
-        };
-        inner.bytes += entry.bytes;
-        let old = inner
-            .entries
-            .entry(id.to_string())
-            .or_default()
-            .insert(kind.to_string(), entry);
-        if let Some(old) = old {
-            inner.bytes -= old.bytes;
+        if inner.budget == 0 {
+            return;
         }
+        inner.clock += 1;
+        let used = inner.clock;
+        let mut added = 0u64;
+        let mut replaced = 0u64;
+        let block = inner.entries.entry(id.to_string()).or_default();
+        for (key, value, bytes) in values {
+            added += bytes;
+            if let Some(old) = block.insert(key, Entry { value, bytes, used }) {
+                replaced += old.bytes;
+            }
+        }
+        inner.bytes = inner.bytes + added - replaced;
         inner.evict_over_budget();
     }
 
-    /// Drops every index of block `id`.
+    /// Drops every value of block `id`.
     pub fn remove(&self, id: &str) {
         let mut inner = self.inner.lock();
-        if let Some(kinds) = inner.entries.remove(id) {
-            inner.bytes -= kinds.values().map(|e| e.bytes).sum::<u64>();
+        if let Some(values) = inner.entries.remove(id) {
+            inner.bytes -= values.values().map(|e| e.bytes).sum::<u64>();
         }
     }
 
-    /// Bytes the cached indexes hold, and how many there are.
+    /// Bytes the cached values hold, and how many there are.
     pub fn usage(&self) -> (u64, usize) {
         let inner = self.inner.lock();
         (inner.bytes, inner.entries.values().map(HashMap::len).sum())
     }
 }
 
-impl Inner {
+impl<K: Hash + Eq + Clone, V> Inner<K, V> {
     fn evict_over_budget(&mut self) {
         if self.bytes <= self.budget {
             return;
         }
         let target = self.budget / 10 * 9;
-        let mut by_use: Vec<(u64, String, String)> = self
+        let mut by_use: Vec<(u64, &String, &K)> = self
             .entries
             .iter()
-            .flat_map(|(id, kinds)| {
-                kinds
-                    .iter()
-                    .map(|(kind, e)| (e.used, id.clone(), kind.clone()))
-            })
+            .flat_map(|(id, values)| values.iter().map(move |(key, e)| (e.used, id, key)))
             .collect();
-        by_use.sort_unstable();
-        for (_, id, kind) in by_use {
-            if self.bytes <= target {
+        by_use.sort_unstable_by_key(|(used, _, _)| *used);
+        let mut bytes = self.bytes;
+        let mut evicted: Vec<(String, K)> = Vec::new();
+        for (_, id, key) in by_use {
+            if bytes <= target {
                 break;
             }
-            let Some(kinds) = self.entries.get_mut(&id) else {
+            bytes -= self.entries[id][key].bytes;
+            evicted.push((id.clone(), key.clone()));
+        }
+        for (id, key) in evicted {
+            let Some(values) = self.entries.get_mut(&id) else {
                 continue;
             };
-            if let Some(old) = kinds.remove(&kind) {
+            if let Some(old) = values.remove(&key) {
                 self.bytes -= old.bytes;
             }
-            if kinds.is_empty() {
+            if values.is_empty() {
                 self.entries.remove(&id);
             }
         }

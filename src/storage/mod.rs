@@ -17,6 +17,7 @@ pub mod line_template;
 pub mod local_store;
 pub mod manifest;
 pub mod row_index;
+pub mod samples_cache;
 pub mod series_index;
 
 use std::collections::HashMap;
@@ -66,6 +67,9 @@ pub struct Storage {
     /// Per-block indexes (blooms, row indexes, label sets), least recently
     /// used evicted past a budget.
     indexes: index_cache::IndexCache,
+    /// Decoded samples of samples blocks, least recently used evicted past
+    /// a budget.
+    samples: samples_cache::SamplesCache,
     /// Serialises publish + install of one tenant's signal between the
     /// ingester's flushes and the compactor.
     manifest_locks: Mutex<HashMap<(String, Signal), ManifestLock>>,
@@ -134,6 +138,7 @@ impl Storage {
             description,
             manifests: RwLock::new(HashMap::new()),
             indexes: index_cache::IndexCache::new(index_cache::DEFAULT_INDEX_CACHE_BYTES),
+            samples: samples_cache::SamplesCache::new(samples_cache::DEFAULT_SAMPLES_CACHE_BYTES),
             manifest_locks: Mutex::new(HashMap::new()),
         };
         for tenant in storage.list_tenants().await? {
@@ -454,6 +459,16 @@ impl Storage {
         self.indexes.set_budget(budget);
     }
 
+    /// The memory budget of the decoded samples cache (`[query] samples_cache_size`).
+    pub fn set_samples_cache_bytes(&self, budget: u64) {
+        self.samples.set_budget(budget);
+    }
+
+    /// The decoded samples of samples blocks held between queries.
+    pub fn samples_cache(&self) -> &samples_cache::SamplesCache {
+        &self.samples
+    }
+
     /// Puts a freshly written block's bloom in the index cache.
     pub fn cache_index(&self, id: &str, bloom: Arc<Bloom>) {
         self.indexes.insert(id, index_cache::BLOOM, bloom);
@@ -463,6 +478,7 @@ impl Storage {
     pub async fn delete_block_files(&self, tenant: &str, signal: Signal, id: &str) -> Result<()> {
         let layout = Layout::new(tenant, signal);
         self.indexes.remove(id);
+        self.samples.remove(id);
         for path in [
             layout.block(id),
             layout.index(id),

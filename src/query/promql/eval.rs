@@ -12,7 +12,7 @@ use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelect
 
 use super::fetch::RawSeries;
 use super::value::{Hist, Labels, METRIC_NAME};
-use super::{PromError, aggregate, binary, functions};
+use super::{PromError, aggregate, binary, functions, parallel};
 use crate::model::STALE_NAN_BITS;
 
 /// An instant-vector series: its labels and a value (or none) per step.
@@ -118,6 +118,56 @@ pub fn window(timestamps: &[i64], end: i64, range: i64) -> std::ops::Range<usize
     let lo = timestamps.partition_point(|&t| t <= end.saturating_sub(range));
     let hi = timestamps.partition_point(|&t| t <= end);
     lo..hi.max(lo)
+}
+
+/// [`window`] for one series at step after step: while the window ends
+/// grow (as the steps of a grid do), each window's bounds move forward from
+/// the last one's instead of being searched for again; an end that goes
+/// back is searched for.
+pub struct WindowCursor<'a> {
+    timestamps: &'a [i64],
+    /// First sample after the last window's start, first after its end.
+    lo: usize,
+    hi: usize,
+    last_end: i64,
+}
+
+impl<'a> WindowCursor<'a> {
+    pub fn new(timestamps: &'a [i64]) -> Self {
+        WindowCursor {
+            timestamps,
+            lo: 0,
+            hi: 0,
+            last_end: i64::MIN,
+        }
+    }
+
+    /// Index range of the samples in `(end − range, end]`.
+    pub fn window(&mut self, end: i64, range: i64) -> std::ops::Range<usize> {
+        let ts = self.timestamps;
+        let start = end.saturating_sub(range);
+        if end < self.last_end || self.lo > 0 && ts[self.lo - 1] > start {
+            let w = window(ts, end, range);
+            (self.lo, self.hi, self.last_end) = (w.start, w.end, end);
+            return w;
+        }
+        self.last_end = end;
+        // Far ahead (the first window, or a large step): search.
+        if ts.get(self.lo + 64).is_some_and(|&t| t <= start) {
+            self.lo += ts[self.lo..].partition_point(|&t| t <= start);
+        }
+        while self.lo < ts.len() && ts[self.lo] <= start {
+            self.lo += 1;
+        }
+        self.hi = self.hi.max(self.lo);
+        if ts.get(self.hi + 64).is_some_and(|&t| t <= end) {
+            self.hi += ts[self.hi..].partition_point(|&t| t <= end);
+        }
+        while self.hi < ts.len() && ts[self.hi] <= end {
+            self.hi += 1;
+        }
+        self.lo..self.hi
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -359,38 +409,36 @@ impl Evaluator<'_> {
     ) -> Vec<StepSeries> {
         let offset = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.bounds);
-        self.selected(vs)
-            .iter()
-            .filter_map(|raw| {
-                let mut series =
-                    StepSeries::floats(raw.labels.clone(), vec![None; times.len()], timestamps);
-                for (step, &t) in times.iter().enumerate() {
-                    let t = at.unwrap_or(t).saturating_sub(offset);
-                    let floor = t.saturating_sub(self.lookback);
-                    let idx = raw.timestamps.partition_point(|&x| x <= t);
-                    let float = (idx > 0 && raw.timestamps[idx - 1] > floor)
-                        .then(|| (raw.timestamps[idx - 1], raw.values[idx - 1]));
-                    let h_idx = raw.histograms.partition_point(|(x, _)| *x <= t);
-                    let histogram = (h_idx > 0 && raw.histograms[h_idx - 1].0 > floor)
-                        .then(|| &raw.histograms[h_idx - 1]);
-                    match (float, histogram) {
-                        (f, Some((th, h))) if f.is_none_or(|(tf, _)| *th > tf) => {
-                            if timestamps {
-                                series.values[step] = Some(*th as f64 / 1000.0);
-                            } else {
-                                series.set_histogram(step, h.clone());
-                            }
+        let lookback = self.lookback;
+        parallel::filter_map_series(self.selected(vs), times.len(), |raw| {
+            let mut series =
+                StepSeries::floats(raw.labels.clone(), vec![None; times.len()], timestamps);
+            let mut cursor = WindowCursor::new(&raw.timestamps);
+            for (step, &t) in times.iter().enumerate() {
+                let t = at.unwrap_or(t).saturating_sub(offset);
+                let floor = t.saturating_sub(lookback);
+                let w = cursor.window(t, lookback);
+                let float =
+                    (!w.is_empty()).then(|| (raw.timestamps[w.end - 1], raw.values[w.end - 1]));
+                let h_idx = raw.histograms.partition_point(|(x, _)| *x <= t);
+                let histogram = (h_idx > 0 && raw.histograms[h_idx - 1].0 > floor)
+                    .then(|| &raw.histograms[h_idx - 1]);
+                match (float, histogram) {
+                    (f, Some((th, h))) if f.is_none_or(|(tf, _)| *th > tf) => {
+                        if timestamps {
+                            series.values[step] = Some(*th as f64 / 1000.0);
+                        } else {
+                            series.set_histogram(step, h.clone());
                         }
-                        (Some((tf, v)), _) if !is_stale(v) => {
-                            series.values[step] =
-                                Some(if timestamps { tf as f64 / 1000.0 } else { v });
-                        }
-                        _ => {}
                     }
+                    (Some((tf, v)), _) if !is_stale(v) => {
+                        series.values[step] = Some(if timestamps { tf as f64 / 1000.0 } else { v });
+                    }
+                    _ => {}
                 }
-                series.any_sample().then_some(series)
-            })
-            .collect()
+            }
+            series.any_sample().then_some(series)
+        })
     }
 
     /// Evaluates the inner expression on its own grid — multiples of the
@@ -473,13 +521,19 @@ impl Evaluator<'_> {
 }
 
 fn without_stale(raw: &RawSeries) -> WindowSeries {
-    let (timestamps, values) = raw
-        .timestamps
-        .iter()
-        .zip(&raw.values)
-        .filter(|(_, v)| !is_stale(**v))
-        .map(|(&t, &v)| (t, v))
-        .unzip();
+    let (timestamps, values) = if raw.values.iter().any(|&v| is_stale(v)) {
+        let mut timestamps = Vec::with_capacity(raw.timestamps.len());
+        let mut values = Vec::with_capacity(raw.values.len());
+        for (&t, &v) in raw.timestamps.iter().zip(&raw.values) {
+            if !is_stale(v) {
+                timestamps.push(t);
+                values.push(v);
+            }
+        }
+        (timestamps, values)
+    } else {
+        (raw.timestamps.clone(), raw.values.clone())
+    };
     WindowSeries {
         labels: raw.labels.clone(),
         timestamps,
@@ -584,5 +638,47 @@ pub fn selectors<'e>(expr: &'e Expr, out: &mut Vec<&'e VectorSelector>) {
         }
         Expr::Call(c) => c.args.args.iter().for_each(|a| selectors(a, out)),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WindowCursor, window};
+
+    #[test]
+    fn a_cursor_finds_the_windows_a_search_finds() {
+        // Irregular samples with gaps and repeated times; ends that grow by
+        // small and large steps, stand still, and go back.
+        let mut ts: Vec<i64> = Vec::new();
+        let mut t = 1_000;
+        for i in 0..2_000i64 {
+            t += match i % 7 {
+                0 => 0,
+                3 => 5_000,
+                _ => 15 + i % 11,
+            };
+            ts.push(t);
+        }
+        let last = *ts.last().unwrap();
+        for (range, step) in [(60, 7), (300, 1), (1_000, 250), (5, 3_000), (50_000, 10)] {
+            let mut cursor = WindowCursor::new(&ts);
+            let mut end = -500;
+            let mut i = 0;
+            while end < last + 1_000 {
+                assert_eq!(
+                    cursor.window(end, range),
+                    window(&ts, end, range),
+                    "range {range}, end {end}"
+                );
+                i += 1;
+                end += match i % 13 {
+                    0 => -3 * step,
+                    5 => 0,
+                    _ => step,
+                };
+            }
+        }
+        // No samples at all.
+        assert_eq!(WindowCursor::new(&[]).window(10, 5), 0..0);
     }
 }

@@ -9,10 +9,10 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use super::eval::{
-    Evaluator, RangeVector, StepSeries, Val, histogram_window, window, without_name,
+    Evaluator, RangeVector, StepSeries, Val, WindowCursor, histogram_window, window, without_name,
 };
 use super::value::{Labels, METRIC_NAME, sort_labels};
-use super::{PromError, native};
+use super::{PromError, native, parallel};
 
 pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, PromError> {
     let name = call.func.name;
@@ -446,38 +446,34 @@ fn over_windows(
     m: &RangeVector,
     times: &[i64],
     drop_name: bool,
-    f: impl Fn(usize, &[i64], &[f64], (i64, i64)) -> Option<f64>,
+    f: impl Fn(usize, &[i64], &[f64], (i64, i64)) -> Option<f64> + Sync,
 ) -> Val {
-    Val::Vector(
-        m.series
+    Val::Vector(parallel::filter_map_series(&m.series, times.len(), |s| {
+        let mut cursor = WindowCursor::new(&s.timestamps);
+        let values: Vec<Option<f64>> = times
             .iter()
-            .filter_map(|s| {
-                let values: Vec<Option<f64>> = times
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| {
-                        let end = m.window_end(t);
-                        let w = window(&s.timestamps, end, m.range);
-                        if w.is_empty() {
-                            return None;
-                        }
-                        f(
-                            i,
-                            &s.timestamps[w.clone()],
-                            &s.values[w],
-                            (end.saturating_sub(m.range), end),
-                        )
-                    })
-                    .collect();
-                values.iter().any(Option::is_some).then(|| StepSeries {
-                    histograms: Vec::new(),
-                    labels: s.labels.clone(),
-                    values,
-                    drop_name: drop_name || s.drop_name,
-                })
+            .enumerate()
+            .map(|(i, &t)| {
+                let end = m.window_end(t);
+                let w = cursor.window(end, m.range);
+                if w.is_empty() {
+                    return None;
+                }
+                f(
+                    i,
+                    &s.timestamps[w.clone()],
+                    &s.values[w],
+                    (end.saturating_sub(m.range), end),
+                )
             })
-            .collect(),
-    )
+            .collect();
+        values.iter().any(Option::is_some).then(|| StepSeries {
+            histograms: Vec::new(),
+            labels: s.labels.clone(),
+            values,
+            drop_name: drop_name || s.drop_name,
+        })
+    }))
 }
 
 /// `absent(x)`: 1 at steps where nothing is present, labelled with the

@@ -9,23 +9,27 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::catalog::TableProvider;
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use parquet::arrow::arrow_reader::RowSelection;
 use promql_parser::label::{MatchOp, Matcher};
 
 use super::PromError;
-use super::fetch::{
-    RawSeries, SAMPLE_COLUMNS, histogram_at, labels_of, sample_columns, set_matches_by,
-};
+use super::fetch::{RawSeries, histogram_at, labels_of, set_matches_by};
 use super::shard::query_shard;
 use super::value::{Labels, METRIC_NAME};
 use crate::catalog::{BlockChoice, SignalTable};
 use crate::model::labels::SeriesIdMap;
+use crate::storage::manifest::{BlockMeta, Manifest};
 use crate::storage::row_index::row_selection;
-use crate::storage::series_index::IndexedSeries;
+use crate::storage::samples_cache::{CHUNK_ROWS, SampleChunk};
+use crate::storage::series_index::{IndexedSeries, SeriesIndex, SeriesRun};
 
 /// What a fetch wants of the matching series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +91,16 @@ pub(super) async fn read_indexed_blocks(
     // whether they have a sample in the range (label sets only).
     let mut unconfirmed: SeriesIdMap<Labels> = SeriesIdMap::default();
     let mut rows_to_read: HashMap<String, RowSelection> = HashMap::new();
-    // Rows to be read per found series (samples only).
-    let mut expected: Vec<usize> = Vec::new();
-    for block in manifest.blocks.iter().filter(|b| b.is_raw()) {
-        if !block.overlaps(Some(min_ms), Some(max_ms)) {
-            continue;
-        }
+    // The chunks of the matching series' rows (samples), block by block.
+    let mut chunks = ChunkPlan::default();
+    // Blocks in time order, so each series' chunks are appended in order.
+    let mut blocks: Vec<&BlockMeta> = manifest
+        .blocks
+        .iter()
+        .filter(|b| b.is_raw() && b.overlaps(Some(min_ms), Some(max_ms)))
+        .collect();
+    blocks.sort_by_key(|b| (b.min_time, b.max_time));
+    for block in blocks {
         let Some(index) = table.series_index(block).await else {
             read.rest_needed = true;
             continue;
@@ -100,6 +108,7 @@ pub(super) async fn read_indexed_blocks(
         read.blocks.insert(block.id.clone());
         let mut matches: Vec<Option<bool>> = vec![None; index.series_count()];
         let mut ranges: Vec<Range<u64>> = Vec::new();
+        chunks.start_block(block, &index);
         for run in index.runs_of(metric) {
             let s = index.series(run.series);
             let matching = *matches[run.series as usize].get_or_insert_with(|| {
@@ -114,22 +123,17 @@ pub(super) async fn read_indexed_blocks(
             let Some(rows) = run.rows_between(min_ms, max_ms, index.mark_rows()) else {
                 continue;
             };
-            if wanted == Wanted::LabelSets {
-                if run.surely_has_sample_between(min_ms, max_ms) {
-                    slot_of(found, series, s.id, || series_labels(s));
-                    continue;
-                }
-                if !found.contains_key(&s.id) {
-                    unconfirmed.entry(s.id).or_insert_with(|| series_labels(s));
-                }
-            } else {
+            if wanted != Wanted::LabelSets {
                 let slot = slot_of(found, series, s.id, || series_labels(s));
-                if wanted == Wanted::Samples {
-                    if expected.len() <= slot {
-                        expected.resize(slot + 1, 0);
-                    }
-                    expected[slot] += (rows.end - rows.start) as usize;
-                }
+                chunks.add_run(slot, run, rows);
+                continue;
+            }
+            if run.surely_has_sample_between(min_ms, max_ms) {
+                slot_of(found, series, s.id, || series_labels(s));
+                continue;
+            }
+            if !found.contains_key(&s.id) {
+                unconfirmed.entry(s.id).or_insert_with(|| series_labels(s));
             }
             match ranges.last_mut() {
                 Some(last) if last.end == rows.start => last.end = rows.end,
@@ -140,71 +144,285 @@ pub(super) async fn read_indexed_blocks(
             rows_to_read.insert(block.id.clone(), row_selection(&ranges, index.rows()));
         }
     }
-    if rows_to_read.is_empty() {
+    if wanted != Wanted::LabelSets {
+        let chunks = chunks.resolve(ctx, table, &manifest).await?;
+        read.samples = append_chunks(&chunks, (min_ms, max_ms), series, max_samples, wanted)?;
         return Ok(Some(read));
     }
-    // Room for the rows to come, so each series' vectors grow once.
-    for (slot, rows) in expected.into_iter().enumerate() {
-        series[slot].timestamps.reserve(rows);
-        series[slot].values.reserve(rows);
+    if !rows_to_read.is_empty() {
+        confirm_label_sets(
+            ctx,
+            table,
+            &manifest,
+            &rows_to_read,
+            (min_ms, max_ms),
+            |id| {
+                if let Some(labels) = unconfirmed.remove(&id) {
+                    slot_of(found, series, id, || labels);
+                }
+            },
+        )
+        .await?;
     }
-    let schema = table.schema();
-    let columns: Vec<usize> = SAMPLE_COLUMNS
-        .iter()
-        .map(|c| schema.index_of(c))
-        .collect::<Result<_, _>>()
-        .map_err(internal)?;
+    Ok(Some(read))
+}
+
+/// Reads the series ids of the rows of `rows_to_read` and calls `seen`
+/// with the id of each row in `[min_ms, max_ms]`.
+async fn confirm_label_sets(
+    ctx: &SessionContext,
+    table: &SignalTable,
+    manifest: &Arc<Manifest>,
+    rows_to_read: &HashMap<String, RowSelection>,
+    (min_ms, max_ms): (i64, i64),
+    mut seen: impl FnMut(i64),
+) -> Result<(), PromError> {
+    let columns = column_indices(table, &["series_id", "timestamp"])?;
     let state = ctx.state();
     let plan = table
         .scan_packed_from(
             &state,
             &columns,
             &[],
-            BlockChoice::Rows(&manifest, &rows_to_read),
+            BlockChoice::Rows(manifest, rows_to_read),
         )
         .await
         .map_err(internal)?;
     let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(internal)?;
-    let mut last_slot: Option<(i64, Option<usize>)> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(internal)?;
-        let (ids, times, values, histograms) = sample_columns(&batch);
-        for row in 0..batch.num_rows() {
-            let t = times.value(row);
-            if t < min_ms || t > max_ms {
-                continue;
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
+        for (id, t) in ids.values().iter().zip(times.values().iter()) {
+            if (min_ms..=max_ms).contains(t) {
+                seen(*id);
             }
-            let id = ids.value(row);
-            if wanted == Wanted::LabelSets {
-                if let Some(labels) = unconfirmed.remove(&id) {
-                    slot_of(found, series, id, || labels);
-                }
-                continue;
-            }
-            // A series' rows come together: its slot is looked up once.
-            let slot = match last_slot {
-                Some((last, slot)) if last == id => slot,
-                _ => {
-                    let slot = found.get(&id).copied().flatten();
-                    last_slot = Some((id, slot));
-                    slot
-                }
-            };
-            let Some(slot) = slot else {
-                continue;
-            };
-            let histogram = histogram_at(histograms, row)?;
-            if wanted == Wanted::Histograms && histogram.is_none() {
-                continue;
-            }
-            read.samples += 1;
-            if read.samples > max_samples {
-                return Err(PromError::TooManySamples("query execution".into()));
-            }
-            series[slot].push(t, values.value(row), histogram);
         }
     }
-    Ok(Some(read))
+    Ok(())
+}
+
+/// The positions of `names` in the table's schema.
+fn column_indices(table: &SignalTable, names: &[&str]) -> Result<Vec<usize>, PromError> {
+    let schema = table.schema();
+    names
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<Result<_, _>>()
+        .map_err(internal)
+}
+
+/// One chunk of a found series' rows in one block.
+struct Piece {
+    /// The found series it belongs to.
+    slot: usize,
+    /// Position of its block in time order.
+    block: usize,
+    /// The chunk's first row in the block, and its row count.
+    row: u64,
+    rows: u64,
+    chunk: Option<Arc<SampleChunk>>,
+}
+
+/// The chunks a read needs, per block: those the samples cache holds, and
+/// those to be read from the blocks.
+#[derive(Default)]
+struct ChunkPlan {
+    pieces: Vec<Piece>,
+    /// Per block: its id, its row count, and where its pieces start.
+    blocks: Vec<(String, u64, usize)>,
+}
+
+impl ChunkPlan {
+    fn start_block(&mut self, block: &BlockMeta, index: &SeriesIndex) {
+        self.blocks
+            .push((block.id.clone(), index.rows(), self.pieces.len()));
+    }
+
+    /// Adds the chunks of `run` that hold `rows` (found series `slot`).
+    fn add_run(&mut self, slot: usize, run: &SeriesRun, rows: Range<u64>) {
+        let block = self.blocks.len() - 1;
+        let first = (rows.start - run.first_row) / CHUNK_ROWS;
+        let last = (rows.end - 1 - run.first_row) / CHUNK_ROWS;
+        for k in first..=last {
+            let row = run.first_row + k * CHUNK_ROWS;
+            self.pieces.push(Piece {
+                slot,
+                block,
+                row,
+                rows: CHUNK_ROWS.min(run.first_row + run.rows - row),
+                chunk: None,
+            });
+        }
+    }
+
+    /// Every piece with its chunk: from the samples cache, or read from
+    /// the blocks (each block with chunks missing in a task of its own,
+    /// the chunks then cached).
+    async fn resolve(
+        mut self,
+        ctx: &SessionContext,
+        table: &SignalTable,
+        manifest: &Arc<Manifest>,
+    ) -> Result<Vec<Piece>, PromError> {
+        let cache = table.samples_cache();
+        let columns = column_indices(table, &SAMPLE_CHUNK_COLUMNS)?;
+        let state = ctx.state();
+        let mut reads = Vec::new();
+        for (b, (id, block_rows, start)) in self.blocks.iter().enumerate() {
+            let end = self.blocks.get(b + 1).map_or(self.pieces.len(), |n| n.2);
+            let pieces = &mut self.pieces[*start..end];
+            let rows: Vec<u64> = pieces.iter().map(|p| p.row).collect();
+            let mut missing: Vec<usize> = Vec::new();
+            for (i, (piece, cached)) in pieces.iter_mut().zip(cache.get_many(id, &rows)).enumerate()
+            {
+                match cached {
+                    Some(chunk) => piece.chunk = Some(chunk),
+                    None => missing.push(start + i),
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let ranges: Vec<Range<u64>> = missing
+                .iter()
+                .map(|&i| self.pieces[i].row..self.pieces[i].row + self.pieces[i].rows)
+                .collect();
+            let selection = HashMap::from([(id.clone(), row_selection(&ranges, *block_rows))]);
+            let plan = table
+                .scan_packed_from(
+                    &state,
+                    &columns,
+                    &[],
+                    BlockChoice::Rows(manifest, &selection),
+                )
+                .await
+                .map_err(internal)?;
+            let stream = execute_stream(plan, ctx.task_ctx()).map_err(internal)?;
+            let lengths: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+            let task = tokio::spawn(decode_chunks(stream, lengths));
+            reads.push((id.clone(), missing, task));
+        }
+        for (id, missing, task) in reads {
+            let decoded = task.await.map_err(internal)??;
+            cache.insert_many(
+                &id,
+                missing
+                    .iter()
+                    .zip(&decoded)
+                    .map(|(&i, chunk)| (self.pieces[i].row, chunk.clone())),
+            );
+            for (i, chunk) in missing.into_iter().zip(decoded) {
+                self.pieces[i].chunk = Some(chunk);
+            }
+        }
+        Ok(self.pieces)
+    }
+}
+
+/// The columns a chunk is decoded from, in this order.
+const SAMPLE_CHUNK_COLUMNS: [&str; 3] = ["timestamp", "value", "histogram"];
+
+/// Cuts the rows of `stream` (of [`SAMPLE_CHUNK_COLUMNS`]) into chunks of
+/// `lengths` rows each, in order.
+async fn decode_chunks(
+    mut stream: SendableRecordBatchStream,
+    lengths: Vec<u64>,
+) -> Result<Vec<Arc<SampleChunk>>, PromError> {
+    let mut chunks = Vec::with_capacity(lengths.len());
+    let mut lengths = lengths.into_iter();
+    let mut left = lengths.next();
+    let (mut times, mut values, mut histograms) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(internal)?;
+        let batch_times = batch.column(0).as_primitive::<TimestampMillisecondType>();
+        let batch_values = batch.column(1).as_primitive::<Float64Type>();
+        let batch_histograms = batch
+            .column(2)
+            .as_binary_opt::<i32>()
+            .filter(|h| h.null_count() < h.len());
+        let mut row = 0;
+        while row < batch.num_rows() {
+            let Some(rows) = left.as_mut() else {
+                return Err(internal("a block returned more rows than its directory"));
+            };
+            let take = (*rows as usize).min(batch.num_rows() - row);
+            let stretch = row..row + take;
+            match batch_histograms {
+                None => {
+                    times.extend_from_slice(&batch_times.values()[stretch.clone()]);
+                    values.extend_from_slice(&batch_values.values()[stretch]);
+                }
+                Some(column) => {
+                    for i in stretch {
+                        match histogram_at(Some(column), i)? {
+                            Some(h) => histograms.push((batch_times.value(i), h)),
+                            None => {
+                                times.push(batch_times.value(i));
+                                values.push(batch_values.value(i));
+                            }
+                        }
+                    }
+                }
+            }
+            row += take;
+            *rows -= take as u64;
+            if *rows == 0 {
+                let chunk = SampleChunk::new(
+                    &times,
+                    std::mem::take(&mut values),
+                    std::mem::take(&mut histograms),
+                );
+                chunks.push(Arc::new(chunk));
+                times.clear();
+                left = lengths.next();
+            }
+        }
+    }
+    if left.is_some() {
+        return Err(internal("a block returned fewer rows than its directory"));
+    }
+    Ok(chunks)
+}
+
+/// Appends the samples of every piece in `[min_ms, max_ms]` to its series,
+/// each series' chunks in time order; returns how many (at most
+/// `max_samples`, else [`PromError::TooManySamples`]).
+fn append_chunks(
+    pieces: &[Piece],
+    range: (i64, i64),
+    series: &mut [RawSeries],
+    max_samples: usize,
+    wanted: Wanted,
+) -> Result<usize, PromError> {
+    let mut order: Vec<usize> = (0..pieces.len()).collect();
+    order.sort_by_key(|&i| (pieces[i].slot, pieces[i].block, pieces[i].row));
+    // Room for the samples to come, so each series' vectors grow once.
+    let mut room = vec![0usize; series.len()];
+    for piece in pieces {
+        room[piece.slot] += piece.chunk.as_ref().map_or(0, |c| c.len());
+    }
+    for (s, room) in series.iter_mut().zip(room) {
+        if wanted == Wanted::Samples {
+            s.timestamps.reserve(room);
+            s.values.reserve(room);
+        }
+    }
+    let mut total = 0usize;
+    for i in order {
+        let Some(chunk) = &pieces[i].chunk else {
+            continue;
+        };
+        let s = &mut series[pieces[i].slot];
+        if wanted == Wanted::Samples {
+            total += chunk.append_floats(range, &mut s.timestamps, &mut s.values);
+        }
+        total += chunk.append_histograms(range, &mut s.histograms);
+        if total > max_samples {
+            return Err(PromError::TooManySamples("query execution".into()));
+        }
+    }
+    Ok(total)
 }
 
 /// The metric every alternative of a selector names by equality, if one.
@@ -361,6 +579,77 @@ mod tests {
                 .len(),
             2
         );
+        drop(ctx);
+        drop(engine);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn chunks_are_cached_and_cut_to_each_range() {
+        let (engine, dir) = Engine::open_scratch("o11ydb-promql-chunks").await.unwrap();
+        // Two series of 1,000 samples every 10 ms: four chunks each.
+        let mut b = SamplesBuilder::new();
+        let every: Vec<(i64, f64)> = (0..1000).map(|i| (10 * i, i as f64)).collect();
+        b.push_series("up", &[("job", "a")], &every);
+        b.push_series("up", &[("job", "b")], &every);
+        let batch = crate::model::normalize::normalize(Signal::Samples, &b.finish()).unwrap();
+        engine
+            .ingester()
+            .append_canonical("t", Signal::Samples, &batch)
+            .await
+            .unwrap();
+        engine.flush().await;
+        let ctx = engine.tables_session("t").unwrap();
+        let cache = engine.ingester().storage().samples_cache();
+        let up = matcher_sets(
+            None,
+            &promql_parser::label::Matchers::new(vec![Matcher::new(
+                MatchOp::Equal,
+                "__name__",
+                "up",
+            )]),
+        );
+        let ranges = [
+            (2550, 2570),
+            (0, 9990),
+            (2500, 5200),
+            (9990, 20000),
+            (-50, 5),
+        ];
+        let check = |series: &[super::RawSeries], (lo, hi): (i64, i64)| {
+            let want: Vec<i64> = (lo.max(0)..=hi.min(9990)).filter(|t| t % 10 == 0).collect();
+            assert_eq!(series.len(), 2, "[{lo}, {hi}]");
+            for s in series {
+                assert_eq!(s.timestamps, want, "[{lo}, {hi}]");
+                let values: Vec<f64> = want.iter().map(|&t| (t / 10) as f64).collect();
+                assert_eq!(s.values, values, "[{lo}, {hi}]");
+            }
+        };
+        // Decoded from the block, then from the cache.
+        for _ in 0..2 {
+            for range in ranges {
+                let series = fetch_series(&ctx, &up, range.0, range.1, 10_000, 0)
+                    .await
+                    .unwrap();
+                check(&series, range);
+            }
+        }
+        assert_eq!(cache.usage().1, 8, "four chunks of each series");
+        // The sample limit counts cached samples too.
+        let err = fetch_series(&ctx, &up, 0, 9990, 1_999, 0)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("query execution"), "{err}");
+        // With the cache off, the same answers, and nothing kept.
+        engine.ingester().storage().set_samples_cache_bytes(0);
+        assert_eq!(cache.usage(), (0, 0));
+        for range in ranges {
+            let series = fetch_series(&ctx, &up, range.0, range.1, 10_000, 0)
+                .await
+                .unwrap();
+            check(&series, range);
+        }
+        assert_eq!(cache.usage(), (0, 0));
         drop(ctx);
         drop(engine);
         let _ = std::fs::remove_dir_all(dir);

@@ -18,6 +18,7 @@ mod functions;
 mod fuzz;
 mod indexed;
 mod native;
+mod parallel;
 pub mod parse_error;
 pub mod shard;
 pub mod sql_function;

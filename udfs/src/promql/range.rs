@@ -43,7 +43,9 @@ pub fn extrapolated_rate(
     let (first_t, last_t) = (ts[0], ts[n - 1]);
 
     let mut result = vals[n - 1] - vals[0];
-    if is_counter {
+    // Most windows hold no counter reset: a branch-free pass finds out
+    // before the corrections are summed in order.
+    if is_counter && has_decrease(vals) {
         for pair in vals.windows(2) {
             if pair[1] < pair[0] {
                 result += pair[0];
@@ -86,6 +88,14 @@ pub fn extrapolated_rate(
         factor /= duration_seconds(range_end.wrapping_sub(range_start));
     }
     Some(result * factor)
+}
+
+/// Whether any value is below the one before it.
+fn has_decrease(vals: &[f64]) -> bool {
+    vals[1..]
+        .iter()
+        .zip(vals)
+        .fold(false, |any, (next, prev)| any | (next < prev))
 }
 
 /// `irate` (`is_rate`) and `idelta`: from the last two samples only. For
