@@ -133,7 +133,6 @@ fn evaluate_rewritten(
         );
     }
     let times_ms: Vec<i64> = times_ns.iter().map(|t| t.div_euclid(1_000_000)).collect();
-    let data = HashMap::new();
     let mut evaluator = Evaluator {
         query: promql_text,
         bounds: QueryBounds {
@@ -143,7 +142,8 @@ fn evaluate_rewritten(
         },
         lookback: 0,
         default_subquery_step: 60_000,
-        data: &data,
+        data: HashMap::new(),
+        moved: Default::default(),
         precomputed: &precomputed,
         zero_division_nan: true,
         deadline,

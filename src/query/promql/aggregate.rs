@@ -337,7 +337,9 @@ fn select_series(
                     } else {
                         let value = |m: usize| input[m].values[i].unwrap_or(f64::NAN);
                         let top = op == T_TOPK;
-                        present.sort_by(|&a, &b| {
+                        // Best first, ties in input order: a total order,
+                        // so the k best can be picked without sorting all.
+                        let rank = |&a: &usize, &b: &usize| {
                             let (x, y) = (value(a), value(b));
                             match (x.is_nan(), y.is_nan()) {
                                 (true, true) => std::cmp::Ordering::Equal,
@@ -346,8 +348,13 @@ fn select_series(
                                 _ if top => y.total_cmp(&x),
                                 _ => x.total_cmp(&y),
                             }
-                        });
+                            .then(a.cmp(&b))
+                        };
+                        if k > 0 && k < present.len() {
+                            present.select_nth_unstable_by(k - 1, rank);
+                        }
                         present.truncate(k);
+                        present.sort_unstable_by(rank);
                         present
                     }
                 }

@@ -5,7 +5,7 @@
 //! scalars are one value per step. Functions, aggregations and binary
 //! operators live in sibling modules and work on these shapes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
@@ -242,7 +242,11 @@ pub struct Evaluator<'a> {
     pub bounds: QueryBounds,
     pub lookback: i64,
     pub default_subquery_step: i64,
-    pub data: &'a HashMap<SelectorKey, Vec<RawSeries>>,
+    /// The samples each selector fetched; a range selector's are moved out
+    /// when it is evaluated (each node is evaluated once).
+    pub data: HashMap<SelectorKey, Vec<RawSeries>>,
+    /// The range selectors whose samples were moved out of `data`.
+    pub moved: HashSet<SelectorKey>,
     /// Selectors whose per-step values were computed elsewhere (the range
     /// aggregations of a LogQL metric query), returned as they are.
     pub precomputed: &'a HashMap<SelectorKey, Vec<StepSeries>>,
@@ -321,9 +325,15 @@ impl Evaluator<'_> {
                 None => Val::Vector(self.instant_selector(vs, times)),
             },
             Expr::MatrixSelector(ms) => {
-                let series = self
-                    .selected(&ms.vs)
-                    .iter()
+                let key = selector_key(&ms.vs);
+                if !self.moved.insert(key) {
+                    return Err(PromError::Internal(
+                        "a range selector was evaluated twice".into(),
+                    ));
+                }
+                let raw = self.data.remove(&key).unwrap_or_default();
+                let series = raw
+                    .into_iter()
                     .map(without_stale)
                     .filter(|s| !s.timestamps.is_empty() || !s.histograms.is_empty())
                     .collect();
@@ -520,25 +530,30 @@ impl Evaluator<'_> {
     }
 }
 
-fn without_stale(raw: &RawSeries) -> WindowSeries {
-    let (timestamps, values) = if raw.values.iter().any(|&v| is_stale(v)) {
-        let mut timestamps = Vec::with_capacity(raw.timestamps.len());
-        let mut values = Vec::with_capacity(raw.values.len());
-        for (&t, &v) in raw.timestamps.iter().zip(&raw.values) {
-            if !is_stale(v) {
-                timestamps.push(t);
-                values.push(v);
+fn without_stale(raw: RawSeries) -> WindowSeries {
+    let RawSeries {
+        labels,
+        mut timestamps,
+        mut values,
+        histograms,
+    } = raw;
+    if values.iter().any(|&v| is_stale(v)) {
+        let mut kept = 0;
+        for i in 0..values.len() {
+            if !is_stale(values[i]) {
+                timestamps[kept] = timestamps[i];
+                values[kept] = values[i];
+                kept += 1;
             }
         }
-        (timestamps, values)
-    } else {
-        (raw.timestamps.clone(), raw.values.clone())
-    };
+        timestamps.truncate(kept);
+        values.truncate(kept);
+    }
     WindowSeries {
-        labels: raw.labels.clone(),
+        labels,
         timestamps,
         values,
-        histograms: raw.histograms.clone(),
+        histograms,
         drop_name: false,
     }
 }

@@ -92,14 +92,25 @@ pub fn compare_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 /// `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that reads
 /// back as `v`, never an exponent; `NaN`, `+Inf`, `-Inf`.
 pub fn format_float(v: f64) -> String {
+    let mut out = String::new();
+    write_float(&mut out, v);
+    out
+}
+
+/// [`format_float`] appended to `out`.
+pub fn write_float(out: &mut String, v: f64) {
+    use std::fmt::Write;
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        // Whole numbers (counters, most gauges) as integers: the same digits.
+        let _ = write!(out, "{}", v as i64);
     } else {
         // Rust's `Display` for f64 is the shortest round-trip decimal too.
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }

@@ -90,9 +90,9 @@ impl JsonWriter {
     /// `[<timestamp>,"<value>"]` of a vector sample or matrix point.
     fn point(&mut self, timestamp_ms: i64, value: f64) -> &mut Self {
         self.raw("[");
-        self.raw(&sample_timestamp(timestamp_ms));
+        write_sample_timestamp(&mut self.out, timestamp_ms);
         self.raw(",\"");
-        self.raw(&sample_value(value));
+        write_sample_value(&mut self.out, value);
         self.raw("\"]")
     }
 
@@ -217,27 +217,42 @@ pub fn error(error_type: &str, message: &str) -> String {
 
 /// A vector/matrix timestamp: `jsonutil.MarshalTimestamp`.
 pub fn sample_timestamp(ms: i64) -> String {
+    let mut out = String::new();
+    write_sample_timestamp(&mut out, ms);
+    out
+}
+
+/// [`sample_timestamp`] appended to `out`.
+fn write_sample_timestamp(out: &mut String, ms: i64) {
+    use std::fmt::Write;
     let sign = if ms < 0 { "-" } else { "" };
     let abs = ms.unsigned_abs();
     let (secs, millis) = (abs / 1000, abs % 1000);
-    if millis == 0 {
-        format!("{sign}{secs}")
+    let _ = if millis == 0 {
+        write!(out, "{sign}{secs}")
     } else {
-        format!("{sign}{secs}.{millis:03}")
-    }
+        write!(out, "{sign}{secs}.{millis:03}")
+    };
 }
 
 /// A vector/matrix value (without quotes): `jsonutil.MarshalFloat`.
 pub fn sample_value(v: f64) -> String {
+    let mut out = String::new();
+    write_sample_value(&mut out, v);
+    out
+}
+
+/// [`sample_value`] appended to `out`.
+fn write_sample_value(out: &mut String, v: f64) {
     let abs = v.abs();
     if abs != 0.0 && abs.is_finite() && !(1e-6..1e21).contains(&abs) {
-        go_exponent(v)
+        out.push_str(&go_exponent(v));
     } else {
-        format_float(v)
+        write_float(out, v);
     }
 }
 
-pub use crate::query::promql::value::format_float;
+pub use crate::query::promql::value::{format_float, write_float};
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e-07`, `-1.5e+21`.
 fn go_exponent(v: f64) -> String {
@@ -307,6 +322,19 @@ mod tests {
         assert_eq!(sample_value(f64::NEG_INFINITY), "-Inf");
         // Scalars never switch to the exponent form.
         assert_eq!(format_float(1e-7), "0.0000001");
+        // Whole numbers take the integer path: the same digits as Go's.
+        for (v, text) in [
+            (42.0, "42"),
+            (-7.0, "-7"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (999_999_999_999_999.0, "999999999999999"),
+            (1e15, "1000000000000000"),
+            (4503599627370497.0, "4503599627370497"),
+            (2.5, "2.5"),
+        ] {
+            assert_eq!(sample_value(v), text, "{v}");
+        }
     }
 
     #[test]
