@@ -13,7 +13,7 @@
 use std::any::Any;
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -71,17 +71,17 @@ impl IndexCache {
 /// Values of blocks (by block id, then `K`) up to a byte budget, the least
 /// recently used evicted first: the shape of the index cache and of the
 /// decoded samples cache (`super::samples_cache`).
-pub struct BlockCache<K, V> {
-    inner: Mutex<Inner<K, V>>,
+pub struct BlockCache<K, V, S = RandomState> {
+    inner: Mutex<Inner<K, V, S>>,
 }
 
-struct Inner<K, V> {
+struct Inner<K, V, S> {
     budget: u64,
     bytes: u64,
     /// Incremented by every lookup and insert: an entry's `used` orders it.
     clock: u64,
     /// By block id, then key.
-    entries: HashMap<String, HashMap<K, Entry<V>>>,
+    entries: HashMap<String, HashMap<K, Entry<V>, S>>,
 }
 
 struct Entry<V> {
@@ -90,7 +90,7 @@ struct Entry<V> {
     used: u64,
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> BlockCache<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Default> BlockCache<K, V, S> {
     pub fn new(budget: u64) -> Self {
         BlockCache {
             inner: Mutex::new(Inner {
@@ -185,7 +185,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BlockCache<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Clone, V> Inner<K, V> {
+impl<K: Hash + Eq + Clone, V, S: BuildHasher> Inner<K, V, S> {
     fn evict_over_budget(&mut self) {
         if self.bytes <= self.budget {
             return;

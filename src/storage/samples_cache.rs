@@ -13,6 +13,7 @@
 //! evicted (least recently used first, see [`super::index_cache::BlockCache`])
 //! or dropped with its block.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::index_cache::BlockCache;
@@ -178,7 +179,28 @@ impl SampleChunk {
 
 /// The chunks of every block, by block id and the chunk's first row.
 pub struct SamplesCache {
-    chunks: BlockCache<u64, Arc<SampleChunk>>,
+    chunks: BlockCache<u64, Arc<SampleChunk>, BuildHasherDefault<RowHasher>>,
+}
+
+/// A row number's hash: one multiplication (Fibonacci hashing), which
+/// spreads consecutive rows over the high bits the hash table probes by.
+#[derive(Default)]
+pub struct RowHasher(u64);
+
+impl Hasher for RowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, row: u64) {
+        self.0 = row.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl SamplesCache {

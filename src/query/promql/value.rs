@@ -108,7 +108,7 @@ pub fn write_float(out: &mut String, v: f64) {
         out.push_str("-Inf");
     } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
         // Whole numbers (counters, most gauges) as integers: the same digits.
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
         // Rust's `Display` for f64 is the shortest round-trip decimal too.
         let _ = write!(out, "{v}");

@@ -28,6 +28,13 @@ impl JsonWriter {
         Self::default()
     }
 
+    /// A writer with room for `bytes` bytes.
+    pub fn with_capacity(bytes: usize) -> Self {
+        JsonWriter {
+            out: String::with_capacity(bytes),
+        }
+    }
+
     pub fn finish(self) -> String {
         self.out
     }
@@ -126,7 +133,17 @@ impl JsonWriter {
 /// The `data` of `/api/v1/query` and `/api/v1/query_range`:
 /// `{"resultType":…,"result":…}`.
 pub fn query_data(value: &QueryValue) -> String {
-    let mut w = JsonWriter::new();
+    // Room for the usual answer (a point is ~25 bytes, labels ~200), so
+    // the text is not copied as it grows.
+    let room = match value {
+        QueryValue::Vector(samples) => samples.len() * 240,
+        QueryValue::Matrix(series) => series
+            .iter()
+            .map(|s| 200 + s.points.len() * 28 + s.histograms.len() * 200)
+            .sum(),
+        _ => 64,
+    };
+    let mut w = JsonWriter::with_capacity(room + 64);
     w.raw("{").key("resultType").string(value.result_type());
     w.raw(",").key("result");
     match value {
@@ -192,7 +209,7 @@ pub fn query_data(value: &QueryValue) -> String {
 
 /// `{"status":"success","data":<data>}` plus non-empty `warnings` and `infos`.
 pub fn success(data: &str, warnings: &[String], infos: &[String]) -> String {
-    let mut w = JsonWriter::new();
+    let mut w = JsonWriter::with_capacity(data.len() + 64);
     w.raw("{").key("status").string("success");
     w.raw(",").key("data").raw(data);
     if !warnings.is_empty() {
@@ -224,15 +241,17 @@ pub fn sample_timestamp(ms: i64) -> String {
 
 /// [`sample_timestamp`] appended to `out`.
 fn write_sample_timestamp(out: &mut String, ms: i64) {
-    use std::fmt::Write;
-    let sign = if ms < 0 { "-" } else { "" };
+    if ms < 0 {
+        out.push('-');
+    }
     let abs = ms.unsigned_abs();
     let (secs, millis) = (abs / 1000, abs % 1000);
-    let _ = if millis == 0 {
-        write!(out, "{sign}{secs}")
-    } else {
-        write!(out, "{sign}{secs}.{millis:03}")
-    };
+    out.push_str(itoa::Buffer::new().format(secs));
+    if millis != 0 {
+        let digits = [millis / 100, millis / 10 % 10, millis % 10];
+        out.push('.');
+        out.extend(digits.map(|d| char::from(b'0' + d as u8)));
+    }
 }
 
 /// A vector/matrix value (without quotes): `jsonutil.MarshalFloat`.
