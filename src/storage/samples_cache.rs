@@ -14,6 +14,7 @@
 //! or dropped with its block.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::index_cache::BlockCache;
@@ -112,24 +113,11 @@ impl SampleChunk {
         }
     }
 
-    /// Appends the float samples in `[min_ms, max_ms]` to `times` and
-    /// `values`; returns how many.
-    pub fn append_floats(
-        &self,
-        (min_ms, max_ms): (i64, i64),
-        times: &mut Vec<i64>,
-        values: &mut Vec<f64>,
-    ) -> usize {
+    /// Index range of the float samples in `[min_ms, max_ms]`, found by
+    /// binary search; `None` when the times are not sorted.
+    fn sorted_floats_between(&self, (min_ms, max_ms): (i64, i64)) -> Option<Range<usize>> {
         if !self.sorted {
-            let before = times.len();
-            for (i, &v) in self.values.iter().enumerate() {
-                let t = self.time(i);
-                if (min_ms..=max_ms).contains(&t) {
-                    times.push(t);
-                    values.push(v);
-                }
-            }
-            return times.len() - before;
+            return None;
         }
         let (lo, hi) = match &self.times {
             Times::Offsets(t) => {
@@ -145,18 +133,54 @@ impl SampleChunk {
                 t.partition_point(|&x| x <= max_ms),
             ),
         };
-        if lo >= hi {
-            return 0;
+        Some(lo..hi.max(lo))
+    }
+
+    /// How many samples are in `[min_ms, max_ms]`: histograms, and floats
+    /// too with `floats`.
+    pub fn samples_between(&self, (min_ms, max_ms): (i64, i64), floats: bool) -> usize {
+        let within = |t: &i64| (min_ms..=max_ms).contains(t);
+        let histograms = self.histograms.iter().filter(|(t, _)| within(t)).count();
+        if !floats {
+            return histograms;
         }
+        histograms
+            + match self.sorted_floats_between((min_ms, max_ms)) {
+                Some(range) => range.len(),
+                None => (0..self.values.len())
+                    .filter(|&i| within(&self.time(i)))
+                    .count(),
+            }
+    }
+
+    /// Appends the float samples in `[min_ms, max_ms]` to `times` and
+    /// `values`; returns how many.
+    pub fn append_floats(
+        &self,
+        (min_ms, max_ms): (i64, i64),
+        times: &mut Vec<i64>,
+        values: &mut Vec<f64>,
+    ) -> usize {
+        let Some(range) = self.sorted_floats_between((min_ms, max_ms)) else {
+            let before = times.len();
+            for (i, &v) in self.values.iter().enumerate() {
+                let t = self.time(i);
+                if (min_ms..=max_ms).contains(&t) {
+                    times.push(t);
+                    values.push(v);
+                }
+            }
+            return times.len() - before;
+        };
         match &self.times {
             Times::Offsets(t) => {
                 let first = self.first_time;
-                times.extend(t[lo..hi].iter().map(|&o| first + i64::from(o)));
+                times.extend(t[range.clone()].iter().map(|&o| first + i64::from(o)));
             }
-            Times::Millis(t) => times.extend_from_slice(&t[lo..hi]),
+            Times::Millis(t) => times.extend_from_slice(&t[range.clone()]),
         }
-        values.extend_from_slice(&self.values[lo..hi]);
-        hi - lo
+        values.extend_from_slice(&self.values[range.clone()]);
+        range.len()
     }
 
     /// Appends the histogram samples in `[min_ms, max_ms]` to `out`;
@@ -264,6 +288,8 @@ mod tests {
             (times.clone(), values)
         );
         // Bounds are inclusive; a range between samples or outside is empty.
+        assert_eq!(chunk.samples_between((times[2], times[4]), true), 3);
+        assert_eq!(chunk.samples_between((times[2], times[4]), false), 0);
         let (t, v) = floats(&chunk, (times[2], times[4]));
         assert_eq!((t, v), (times[2..=4].to_vec(), vec![2.0, 3.0, 4.0]));
         assert_eq!(
@@ -283,6 +309,7 @@ mod tests {
         // Unsorted times (not what blocks hold) are filtered one by one.
         let chunk = SampleChunk::new(&[30, 10, 20], vec![3.0, 1.0, 2.0], Vec::new());
         assert_eq!(floats(&chunk, (15, 30)), (vec![30, 20], vec![3.0, 2.0]));
+        assert_eq!(chunk.samples_between((15, 30), true), 2);
     }
 
     #[test]
@@ -292,6 +319,8 @@ mod tests {
         assert_eq!(chunk.len(), 3);
         let mut out = Vec::new();
         assert_eq!(chunk.append_histograms((11, 25), &mut out), 1);
+        assert_eq!(chunk.samples_between((0, 25), false), 2);
+        assert_eq!(chunk.samples_between((0, 25), true), 3);
         assert_eq!(out[0].0, 20);
         assert!(chunk.memory_bytes() > SampleChunk::new(&[5], vec![1.0], vec![]).memory_bytes());
     }

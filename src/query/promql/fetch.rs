@@ -567,10 +567,10 @@ async fn read_samples(
 }
 
 /// The columns a read of samples alone returns, in this order.
-pub(super) const SAMPLE_COLUMNS: [&str; 4] = ["series_id", "timestamp", "value", "histogram"];
+const SAMPLE_COLUMNS: [&str; 4] = ["series_id", "timestamp", "value", "histogram"];
 
 /// The [`SAMPLE_COLUMNS`] of a batch: ids, times, values and histograms.
-pub(super) fn sample_columns(
+fn sample_columns(
     batch: &RecordBatch,
 ) -> (
     &Int64Array,

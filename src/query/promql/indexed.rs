@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
@@ -19,6 +20,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use parquet::arrow::arrow_reader::RowSelection;
 use promql_parser::label::{MatchOp, Matcher};
+use tokio::task::JoinSet;
 
 use super::PromError;
 use super::fetch::{RawSeries, histogram_at, labels_of, set_matches_by};
@@ -108,7 +110,9 @@ pub(super) async fn read_indexed_blocks(
         read.blocks.insert(block.id.clone());
         let mut matches: Vec<Option<bool>> = vec![None; index.series_count()];
         let mut ranges: Vec<Range<u64>> = Vec::new();
-        chunks.start_block(block, &index);
+        if wanted != Wanted::LabelSets {
+            chunks.start_block(block, &index);
+        }
         for run in index.runs_of(metric) {
             let s = index.series(run.series);
             let matching = *matches[run.series as usize].get_or_insert_with(|| {
@@ -145,8 +149,18 @@ pub(super) async fn read_indexed_blocks(
         }
     }
     if wanted != Wanted::LabelSets {
-        let chunks = chunks.resolve(ctx, table, &manifest).await?;
-        read.samples = append_chunks(&chunks, (min_ms, max_ms), series, max_samples, wanted)?;
+        let budget = DecodeBudget {
+            range: (min_ms, max_ms),
+            floats: wanted == Wanted::Samples,
+            max_samples,
+            counted: AtomicUsize::new(0),
+        };
+        let budget = Arc::new(budget);
+        let chunks = chunks
+            .resolve(ctx, table, &manifest, budget.clone())
+            .await?;
+        append_chunks(&chunks, (min_ms, max_ms), series, wanted);
+        read.samples = budget.counted.load(Ordering::Relaxed);
         return Ok(Some(read));
     }
     if !rows_to_read.is_empty() {
@@ -258,17 +272,21 @@ impl ChunkPlan {
 
     /// Every piece with its chunk: from the samples cache, or read from
     /// the blocks (each block with chunks missing in a task of its own,
-    /// the chunks then cached).
+    /// the chunks then cached). The samples wanted, cached or decoded,
+    /// count against `budget`: reads stop once it is exceeded (and when
+    /// the query is dropped).
     async fn resolve(
         mut self,
         ctx: &SessionContext,
         table: &SignalTable,
         manifest: &Arc<Manifest>,
+        budget: Arc<DecodeBudget>,
     ) -> Result<Vec<Piece>, PromError> {
         let cache = table.samples_cache();
         let columns = column_indices(table, &SAMPLE_CHUNK_COLUMNS)?;
         let state = ctx.state();
-        let mut reads = Vec::new();
+        let mut reads: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut tasks = JoinSet::new();
         for (b, (id, block_rows, start)) in self.blocks.iter().enumerate() {
             let end = self.blocks.get(b + 1).map_or(self.pieces.len(), |n| n.2);
             let pieces = &mut self.pieces[*start..end];
@@ -277,7 +295,10 @@ impl ChunkPlan {
             for (i, (piece, cached)) in pieces.iter_mut().zip(cache.get_many(id, &rows)).enumerate()
             {
                 match cached {
-                    Some(chunk) => piece.chunk = Some(chunk),
+                    Some(chunk) => {
+                        budget.count(&chunk)?;
+                        piece.chunk = Some(chunk);
+                    }
                     None => missing.push(start + i),
                 }
             }
@@ -300,11 +321,15 @@ impl ChunkPlan {
                 .map_err(internal)?;
             let stream = execute_stream(plan, ctx.task_ctx()).map_err(internal)?;
             let lengths: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
-            let task = tokio::spawn(decode_chunks(stream, lengths));
-            reads.push((id.clone(), missing, task));
+            let (read, budget) = (reads.len(), budget.clone());
+            tasks.spawn(async move { (read, decode_chunks(stream, lengths, &budget).await) });
+            reads.push((id.clone(), missing));
         }
-        for (id, missing, task) in reads {
-            let decoded = task.await.map_err(internal)??;
+        // Dropping the set (an error, or the query dropped) aborts the rest.
+        while let Some(done) = tasks.join_next().await {
+            let (read, decoded) = done.map_err(internal)?;
+            let decoded = decoded?;
+            let (id, missing) = std::mem::take(&mut reads[read]);
             cache.insert_many(
                 &id,
                 missing
@@ -323,11 +348,33 @@ impl ChunkPlan {
 /// The columns a chunk is decoded from, in this order.
 const SAMPLE_CHUNK_COLUMNS: [&str; 3] = ["timestamp", "value", "histogram"];
 
+/// The samples one read wants (in its time range: histograms, and floats
+/// too with `floats`), counted as chunks are taken from the cache or
+/// decoded, against the query's limit, so a read over the limit fails
+/// before it holds all it would read.
+struct DecodeBudget {
+    range: (i64, i64),
+    floats: bool,
+    max_samples: usize,
+    counted: AtomicUsize,
+}
+
+impl DecodeBudget {
+    fn count(&self, chunk: &SampleChunk) -> Result<(), PromError> {
+        let samples = chunk.samples_between(self.range, self.floats);
+        if self.counted.fetch_add(samples, Ordering::Relaxed) + samples > self.max_samples {
+            return Err(PromError::TooManySamples("query execution".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Cuts the rows of `stream` (of [`SAMPLE_CHUNK_COLUMNS`]) into chunks of
-/// `lengths` rows each, in order.
+/// `lengths` rows each, in order, counting each against `budget`.
 async fn decode_chunks(
     mut stream: SendableRecordBatchStream,
     lengths: Vec<u64>,
+    budget: &DecodeBudget,
 ) -> Result<Vec<Arc<SampleChunk>>, PromError> {
     let mut chunks = Vec::with_capacity(lengths.len());
     let mut lengths = lengths.into_iter();
@@ -373,6 +420,7 @@ async fn decode_chunks(
                     std::mem::take(&mut values),
                     std::mem::take(&mut histograms),
                 );
+                budget.count(&chunk)?;
                 chunks.push(Arc::new(chunk));
                 times.clear();
                 left = lengths.next();
@@ -386,15 +434,9 @@ async fn decode_chunks(
 }
 
 /// Appends the samples of every piece in `[min_ms, max_ms]` to its series,
-/// each series' chunks in time order; returns how many (at most
-/// `max_samples`, else [`PromError::TooManySamples`]).
-fn append_chunks(
-    pieces: &[Piece],
-    range: (i64, i64),
-    series: &mut [RawSeries],
-    max_samples: usize,
-    wanted: Wanted,
-) -> Result<usize, PromError> {
+/// each series' chunks in time order (their number was held to the
+/// query's limit by the [`DecodeBudget`] that resolved them).
+fn append_chunks(pieces: &[Piece], range: (i64, i64), series: &mut [RawSeries], wanted: Wanted) {
     let mut order: Vec<usize> = (0..pieces.len()).collect();
     order.sort_by_key(|&i| (pieces[i].slot, pieces[i].block, pieces[i].row));
     // Room for the samples to come, so each series' vectors grow once.
@@ -408,21 +450,16 @@ fn append_chunks(
             s.values.reserve(room);
         }
     }
-    let mut total = 0usize;
     for i in order {
         let Some(chunk) = &pieces[i].chunk else {
             continue;
         };
         let s = &mut series[pieces[i].slot];
         if wanted == Wanted::Samples {
-            total += chunk.append_floats(range, &mut s.timestamps, &mut s.values);
+            chunk.append_floats(range, &mut s.timestamps, &mut s.values);
         }
-        total += chunk.append_histograms(range, &mut s.histograms);
-        if total > max_samples {
-            return Err(PromError::TooManySamples("query execution".into()));
-        }
+        chunk.append_histograms(range, &mut s.histograms);
     }
-    Ok(total)
 }
 
 /// The metric every alternative of a selector names by equality, if one.
@@ -625,6 +662,12 @@ mod tests {
                 assert_eq!(s.values, values, "[{lo}, {hi}]");
             }
         };
+        // A read over the sample limit stops decoding and keeps nothing.
+        let err = fetch_series(&ctx, &up, 0, 9990, 1_999, 0)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("query execution"), "{err}");
+        assert_eq!(cache.usage(), (0, 0));
         // Decoded from the block, then from the cache.
         for _ in 0..2 {
             for range in ranges {
