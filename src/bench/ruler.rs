@@ -168,7 +168,7 @@ async fn measure(engine: &Arc<Engine>, b: &RulerBench) -> Result<RulerReport> {
     let ctx = Arc::new(EvalContext {
         engine: engine.clone(),
         tenant: TENANT.into(),
-        external_labels: Vec::new(),
+        external_labels: Default::default(),
         external_url: "http://localhost:3100".into(),
         resend_delay: Duration::from_secs(60),
         notifier: Arc::new(Notifier::new(&[], 10_000, engine.metrics().clone())),

@@ -3,6 +3,7 @@
 //! stream id that identifies a label set (xxh3 over the sorted pairs, so the
 //! same labels hash the same in every process and every release).
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -12,6 +13,94 @@ use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field};
 
 use super::string_map_entry_fields;
+
+/// A series' label set as PromQL sees it, `__name__` included, sorted by
+/// label name, as Prometheus keeps it. Shared: a series' labels are built once (when its
+/// block's series directory is loaded) and every step of a query that
+/// passes them on clones a pointer; a change through `DerefMut` copies
+/// them first when they are shared (`Arc::make_mut`).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(Arc<Vec<(String, String)>>);
+
+impl Labels {
+    /// A series' label set from its metric name (`__name__`, left out when
+    /// empty) and label pairs, empty values dropped, sorted by name.
+    pub fn of_series(metric: &str, pairs: &[(impl AsRef<str>, impl AsRef<str>)]) -> Self {
+        let mut labels = Vec::with_capacity(pairs.len() + 1);
+        if !metric.is_empty() {
+            labels.push(("__name__".to_string(), metric.to_string()));
+        }
+        labels.extend(
+            pairs
+                .iter()
+                .filter(|(_, v)| !v.as_ref().is_empty())
+                .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())),
+        );
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        labels.into()
+    }
+
+    /// The label pairs, copied out when shared.
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Deref for Labels {
+    type Target = Vec<(String, String)>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Labels {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<(String, String)>> for Labels {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        Labels(Arc::new(pairs))
+    }
+}
+
+impl FromIterator<(String, String)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        Labels(Arc::new(pairs.into_iter().collect()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a (String, String);
+    type IntoIter = std::slice::Iter<'a, (String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for Labels {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl PartialEq<Vec<(String, String)>> for Labels {
+    fn eq(&self, other: &Vec<(String, String)>) -> bool {
+        *self.0 == *other
+    }
+}
 
 /// A sorted, de-duplicated list of `name=value` pairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,6 +300,11 @@ mod tests {
         assert_eq!(map_row(&map, 2), vec![("c", "3")]);
     }
 }
+
+/// A map keyed by label sets (or references to them) a query groups or
+/// joins by: foldhash, several times faster than SipHash on the label
+/// strings, seeded per map.
+pub type LabelsMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A map keyed by series id. Series ids are already xxh3 hashes of the
 /// label set: hashing them again would be wasted work on every sample.

@@ -307,7 +307,7 @@ async fn query(
     match value {
         QueryValue::Vector(v) => Ok(v),
         QueryValue::Scalar { timestamp, value } => Ok(vec![InstantSample {
-            labels: Vec::new(),
+            labels: Labels::default(),
             timestamp,
             value,
             histogram: None,
@@ -442,8 +442,8 @@ fn alert(
     let mut current: BTreeMap<Labels, (Vec<(String, String)>, f64)> = BTreeMap::new();
     for s in samples {
         let data = AlertData {
-            labels: s.labels.clone(),
-            external_labels: ctx.external_labels.clone(),
+            labels: s.labels.to_vec(),
+            external_labels: ctx.external_labels.to_vec(),
             external_url: ctx.external_url.clone(),
             value: s.value,
         };
@@ -563,7 +563,7 @@ fn alert(
         with_state.push(("alertstate".into(), a.state.name().into()));
         series.push((
             "ALERTS".to_string(),
-            canonical(with_state),
+            canonical(with_state.into_vec()).into(),
             Recorded::Float(1.0),
         ));
         series.push((
@@ -590,7 +590,7 @@ fn alert(
                 labels.push((k.clone(), v.clone()));
             }
         }
-        let labels = canonical(labels);
+        let labels = canonical(labels.into_vec());
         notifications.push(Notification {
             labels,
             annotations: a.annotations.clone(),
@@ -739,14 +739,14 @@ mod tests {
         let out = record(&g, &g.rules[0], vec![s]).unwrap();
         assert_eq!(
             out,
-            vec![("r:h".to_string(), vec![], Recorded::Histogram(h))]
+            vec![("r:h".to_string(), Labels::default(), Recorded::Histogram(h))]
         );
     }
 
     #[test]
     fn alerts_are_sent_when_firing_again_after_the_resend_delay_and_when_resolved() {
         let mut a = Alert {
-            labels: vec![],
+            labels: Labels::default(),
             annotations: vec![],
             state: AlertState::Pending,
             value: 1.0,

@@ -119,6 +119,11 @@ impl SampleChunk {
         if !self.sorted {
             return None;
         }
+        let len = self.values.len();
+        // Most chunks of a range query lie wholly inside it.
+        if len == 0 || (self.first_time >= min_ms && self.time(len - 1) <= max_ms) {
+            return Some(0..len);
+        }
         let (lo, hi) = match &self.times {
             Times::Offsets(t) => {
                 let offset = |ms: i64| ms.saturating_sub(self.first_time);
@@ -139,18 +144,25 @@ impl SampleChunk {
     /// How many samples are in `[min_ms, max_ms]`: histograms, and floats
     /// too with `floats`.
     pub fn samples_between(&self, (min_ms, max_ms): (i64, i64), floats: bool) -> usize {
-        let within = |t: &i64| (min_ms..=max_ms).contains(t);
-        let histograms = self.histograms.iter().filter(|(t, _)| within(t)).count();
-        if !floats {
-            return histograms;
+        let histograms = self
+            .histograms
+            .iter()
+            .filter(|(t, _)| (min_ms..=max_ms).contains(t))
+            .count();
+        match floats {
+            true => histograms + self.floats_between((min_ms, max_ms)),
+            false => histograms,
         }
-        histograms
-            + match self.sorted_floats_between((min_ms, max_ms)) {
-                Some(range) => range.len(),
-                None => (0..self.values.len())
-                    .filter(|&i| within(&self.time(i)))
-                    .count(),
-            }
+    }
+
+    /// How many float samples are in `[min_ms, max_ms]`.
+    pub fn floats_between(&self, (min_ms, max_ms): (i64, i64)) -> usize {
+        match self.sorted_floats_between((min_ms, max_ms)) {
+            Some(range) => range.len(),
+            None => (0..self.values.len())
+                .filter(|&i| (min_ms..=max_ms).contains(&self.time(i)))
+                .count(),
+        }
     }
 
     /// Appends the float samples in `[min_ms, max_ms]` to `times` and

@@ -29,7 +29,7 @@ use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 
 use super::codec::{pack_pairs, read_varint, unpack_pairs, write_varint};
 use crate::error::{Error, Result};
-use crate::model::labels::map_row;
+use crate::model::labels::{Labels, map_row};
 
 const MAGIC: &[u8; 8] = b"O11SIX01";
 
@@ -48,9 +48,23 @@ pub struct IndexedSeries {
     pub metric: String,
     /// The label pairs as stored (sorted by name, without the metric).
     pub labels: Vec<(String, String)>,
+    /// The label set a query answers with (metric as `__name__`, empty
+    /// values dropped), built once when the directory is read, so that
+    /// every query over a cached directory shares it.
+    pub label_set: Labels,
 }
 
 impl IndexedSeries {
+    pub fn new(id: i64, metric: String, labels: Vec<(String, String)>) -> Self {
+        let label_set = Labels::of_series(&metric, &labels);
+        IndexedSeries {
+            id,
+            metric,
+            labels,
+            label_set,
+        }
+    }
+
     /// The value of label `name` (`__name__` is the metric), "" when absent.
     pub fn label(&self, name: &str) -> &str {
         if name == "__name__" {
@@ -126,8 +140,9 @@ impl super::index_cache::CachedIndex for SeriesIndex {
             .map(|s| {
                 std::mem::size_of::<IndexedSeries>()
                     + s.metric.len()
-                    + s.labels
-                        .iter()
+                    + [&s.labels, &*s.label_set]
+                        .into_iter()
+                        .flatten()
                         .map(|(k, v)| k.len() + v.len() + 48)
                         .sum::<usize>()
             })
@@ -248,7 +263,7 @@ impl SeriesIndex {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            series.push(IndexedSeries { id, metric, labels });
+            series.push(IndexedSeries::new(id, metric, labels));
         }
         let run_count = varint(&mut at)? as usize;
         let mut runs = Vec::with_capacity(run_count.min(body.len()));
@@ -346,14 +361,14 @@ impl SeriesIndexBuilder {
                     Some(&o) => o,
                     None => {
                         let o = self.series.len() as u32;
-                        self.series.push(IndexedSeries {
+                        self.series.push(IndexedSeries::new(
                             id,
-                            metric: metrics.value(row).to_string(),
-                            labels: map_row(labels, row)
+                            metrics.value(row).to_string(),
+                            map_row(labels, row)
                                 .into_iter()
                                 .map(|(k, v)| (k.to_string(), v.to_string()))
                                 .collect(),
-                        });
+                        ));
                         self.ordinals.insert(id, o);
                         o
                     }

@@ -76,7 +76,7 @@ pub fn decode(key: &str, bytes: &[u8]) -> Option<QueryOutput> {
             histograms.push((t, std::sync::Arc::new(h)));
         }
         series.push(RangeSeries {
-            labels,
+            labels: labels.into(),
             points,
             histograms,
         });
@@ -144,7 +144,7 @@ mod tests {
     fn round_trips_and_refuses_other_keys_and_damage() {
         let output = QueryOutput {
             value: QueryValue::Matrix(vec![RangeSeries {
-                labels: vec![("__name__".into(), "up".into()), ("job".into(), "é".into())],
+                labels: vec![("__name__".into(), "up".into()), ("job".into(), "é".into())].into(),
                 points: vec![(1, 1.5), (2, f64::NAN), (3, f64::NEG_INFINITY)],
                 histograms: vec![(
                     4,

@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn merge_concatenates_series_and_keeps_annotations_once() {
-        let labels = |v: &str| vec![("a".to_string(), v.to_string())];
+        let labels = |v: &str| Labels::from(vec![("a".to_string(), v.to_string())]);
         let part = |points: Vec<(&str, Vec<(i64, f64)>)>, warning: &str| QueryOutput {
             value: QueryValue::Matrix(
                 points

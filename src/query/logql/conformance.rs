@@ -15,8 +15,11 @@ use crate::engine::Engine;
 use crate::model::Signal;
 use crate::model::builders::{LogLine, LogsBuilder};
 use crate::model::labels::canonical_pairs;
+use crate::query::promql::QueryValue;
 use crate::query::promql::value::format_float;
-use crate::query::promql::{Labels, QueryValue};
+
+/// Label pairs as a script writes them (stream labels, structured metadata).
+type Pairs = Vec<(String, String)>;
 
 const TENANT: &str = "conformance";
 
@@ -72,8 +75,8 @@ struct Case {
 #[derive(Debug)]
 enum Command {
     Load {
-        labels: Labels,
-        metadata: Labels,
+        labels: Pairs,
+        metadata: Pairs,
         entries: Vec<(i64, String)>,
     },
     Clear,
@@ -323,7 +326,7 @@ fn parse_seconds(text: &str) -> Result<i64, String> {
 }
 
 /// `{a="x", b="y"}` → sorted pairs and the rest of the text.
-fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
+fn parse_labels(text: &str) -> Result<(Pairs, &str), String> {
     let body = text
         .strip_prefix('{')
         .ok_or_else(|| format!("expected a label set, got {text:?}"))?;
@@ -367,7 +370,7 @@ fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
     }
 }
 
-fn labels_text(labels: &Labels) -> String {
+fn labels_text(labels: &[(String, String)]) -> String {
     super::metric::labels_text(labels)
 }
 
@@ -398,8 +401,8 @@ impl Store {
 
     async fn load(
         &mut self,
-        labels: &Labels,
-        metadata: &Labels,
+        labels: &Pairs,
+        metadata: &Pairs,
         entries: &[(i64, String)],
         to_block: bool,
     ) -> crate::Result<()> {

@@ -6,7 +6,7 @@
 //! stops at the limit.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
@@ -15,6 +15,7 @@ use super::ast::LogExpr;
 use super::fetch::{Scan, scan_entries, split_line_filters};
 use super::pipeline::{LabelMatcher, Pipeline};
 use super::{Direction, LogEntry, LogStream, LogqlError, LogqlOptions, RangeRequest};
+use crate::model::labels::LabelsMap;
 use crate::query::promql::Labels;
 use crate::query::promql::value::compare_labels;
 
@@ -213,7 +214,7 @@ async fn log_query_at_interval(
 /// their label sets, each stream's entries in that order.
 fn into_streams(kept: Vec<Kept>) -> Vec<LogStream> {
     let mut streams: Vec<LogStream> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: LabelsMap<Labels, usize> = Default::default();
     for k in kept {
         let i = *index.entry(k.labels.clone()).or_insert_with(|| {
             streams.push(LogStream {

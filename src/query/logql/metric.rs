@@ -505,7 +505,7 @@ fn output_labels(entry: &Entry<'_>, names: &[String], without: bool) -> Labels {
 }
 
 /// `{a="1", b="2"}` as Prometheus prints a label set.
-pub fn labels_text(labels: &Labels) -> String {
+pub fn labels_text(labels: &[(String, String)]) -> String {
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}={}", go_quote(v)))

@@ -375,7 +375,7 @@ mod tests {
 
         let (engine, dir) = Engine::open_scratch("o11ydb-logql-shard").await.unwrap();
         let second = 1_000_000_000i64;
-        let push = |labels: Labels, metadata: Labels, from: i64| {
+        let push = |labels: Vec<(String, String)>, metadata: Vec<(String, String)>, from: i64| {
             let labels = canonical_pairs(labels);
             let metadata = canonical_pairs(metadata);
             let id = LogsBuilder::stream_id(&labels);
@@ -396,7 +396,7 @@ mod tests {
             }
             builder.finish()
         };
-        let pairs = |p: &[(&str, &str)]| -> Labels {
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
             p.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
@@ -456,7 +456,7 @@ mod tests {
             let part = series(query, Some(shard)).await.unwrap();
             assert!(!part.is_empty(), "shard {index} is empty");
             for (labels, _) in &part {
-                let stream: Labels = labels
+                let stream: Vec<(String, String)> = labels
                     .iter()
                     .filter(|(k, _)| k != "latency")
                     .cloned()

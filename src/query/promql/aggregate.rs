@@ -3,8 +3,6 @@
 //! one value per group and step, or (for `topk`, `bottomk`, `limitk`,
 //! `limit_ratio`) the selected input series themselves.
 
-use std::collections::HashMap;
-
 use o11ydb_udfs::promql::stats;
 use promql_parser::label::Labels as LabelNames;
 use promql_parser::parser::token::{
@@ -17,6 +15,7 @@ use super::eval::{Evaluator, StepSeries, Val};
 use super::functions::{scalar_arg, string_arg, valid_label_name, vector_arg};
 use super::value::{Hist, Labels, METRIC_NAME, format_float as format_value, sort_labels};
 use super::{PromError, native};
+use crate::model::labels::LabelsMap;
 
 pub fn aggregate(
     ev: &mut Evaluator<'_>,
@@ -36,7 +35,7 @@ pub fn aggregate(
         .map(|s| grouping_labels(&s.labels, agg.modifier.as_ref()))
         .collect();
     // Groups in order of first appearance.
-    let mut group_of: HashMap<&Labels, usize> = HashMap::new();
+    let mut group_of: LabelsMap<&Labels, usize> = Default::default();
     let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
     for (idx, key) in keys.iter().enumerate() {
         let g = *group_of.entry(key).or_insert_with(|| {
@@ -110,7 +109,7 @@ enum Param {
 /// drops them and the metric name, no clause groups everything together.
 fn grouping_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     match modifier {
-        None => Vec::new(),
+        None => Labels::default(),
         Some(LabelModifier::Include(names)) => labels
             .iter()
             .filter(|(n, _)| listed(names, n))
@@ -413,7 +412,7 @@ fn count_values(
     steps: usize,
 ) -> Val {
     let mut out: Vec<StepSeries> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: LabelsMap<Labels, usize> = Default::default();
     for (group_labels, members) in groups {
         for i in 0..steps {
             for &m in members {

@@ -345,7 +345,7 @@ fn vector_vector(
     let one_sig: Vec<String> = one.iter().map(|s| signature(&s.labels, matching)).collect();
     let mut out: Vec<StepSeries> = Vec::new();
     let mut out_index: HashMap<(usize, usize), usize> = HashMap::new();
-    let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+    let mut by_labels: crate::model::labels::LabelsMap<Labels, usize> = Default::default();
     for i in 0..steps {
         let mut one_at: HashMap<&str, usize> = HashMap::new();
         for (j, s) in one.iter().enumerate() {

@@ -348,7 +348,7 @@ impl SourcePlan {
             return Ok(None);
         }
         let mut joined: Vec<Joined> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut index: crate::model::labels::LabelsMap<Labels, usize> = Default::default();
         let mut slot = |labels: Labels, joined: &mut Vec<Joined>| -> usize {
             *index.entry(labels.clone()).or_insert_with(|| {
                 joined.push(Joined::new(labels));
@@ -667,7 +667,7 @@ mod tests {
     fn joined_counters_match_raw_increase() {
         // Raw 0,10,...,90 then a reset to 5 and 15; a block covers t ≤ 50
         // as one window (adjusted counter 50), raw afterwards.
-        let mut j = Joined::new(vec![]);
+        let mut j = Joined::new(Labels::default());
         j.add_aggregated(
             Aggregate::Counter,
             &[AggrRow {
@@ -684,7 +684,7 @@ mod tests {
         j.add_raw(
             Aggregate::Counter,
             &RawSeries {
-                labels: vec![],
+                labels: Labels::default(),
                 timestamps: vec![60, 70, 80, 90, 100, 110],
                 values: vec![60.0, 70.0, 80.0, 90.0, 5.0, 15.0],
                 histograms: vec![],

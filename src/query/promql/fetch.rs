@@ -22,7 +22,7 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 use super::PromError;
 use super::indexed::{FoundSeries, IndexedRead, Wanted, read_indexed_blocks};
 use super::shard::{QUERY_SHARD_LABEL, query_shard};
-use super::value::{Hist, Labels, METRIC_NAME, compare_labels, sort_labels};
+use super::value::{Hist, Labels, METRIC_NAME, compare_labels};
 use crate::catalog::{BlockChoice, SignalTable};
 use crate::model::histogram::{FloatHistogram, appended_counter_reset_hint};
 use crate::model::labels::{SeriesIdMap, map_row};
@@ -106,7 +106,7 @@ pub fn matcher_sets(name: Option<&str>, matchers: &Matchers) -> Vec<Vec<Matcher>
 /// Whether a label set satisfies every matcher of one set (a missing label
 /// reads as ""). The `__query_shard__` pseudo matcher is not a label: the
 /// scan applies it to the series id ([`pushdown_filter`]).
-pub(crate) fn set_matches(set: &[Matcher], labels: &Labels) -> bool {
+pub(crate) fn set_matches(set: &[Matcher], labels: &[(String, String)]) -> bool {
     set_matches_by(set, |name| {
         labels
             .iter()
@@ -516,7 +516,7 @@ impl<'a> LabelColumn<'a> {
                     Some((_, bytes)) => unpack_pairs(bytes).map_err(bad_label_column)?,
                     None => Vec::new(),
                 };
-                Ok(labels_of(metric, pairs))
+                Ok(Labels::of_series(metric, &pairs))
             }
         }
     }
@@ -643,24 +643,7 @@ async fn labeled_rows_stream(
 }
 
 pub(crate) fn series_labels(metric: &str, maps: &MapArray, row: usize) -> Labels {
-    labels_of(metric, map_row(maps, row))
-}
-
-/// A series' label set from its metric name and label pairs (empty values
-/// dropped), sorted.
-pub(super) fn labels_of(metric: &str, pairs: Vec<(&str, &str)>) -> Labels {
-    let mut labels: Labels = Vec::with_capacity(pairs.len() + 1);
-    if !metric.is_empty() {
-        labels.push((METRIC_NAME.to_string(), metric.to_string()));
-    }
-    labels.extend(
-        pairs
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    sort_labels(&mut labels);
-    labels
+    Labels::of_series(metric, &map_row(maps, row))
 }
 
 /// Sets the counter reset hint of each histogram after the first whose

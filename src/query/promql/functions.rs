@@ -78,7 +78,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
             let values = scalar_arg(ev, &args[0], times, name)?;
             return Ok(Val::Vector(vec![StepSeries {
                 histograms: Vec::new(),
-                labels: vec![],
+                labels: Labels::default(),
                 values: values.into_iter().map(Some).collect(),
                 drop_name: false,
             }]));
@@ -205,7 +205,7 @@ pub fn call(ev: &mut Evaluator<'_>, call: &Call, times: &[i64]) -> Result<Val, P
                 Some(a) => vector_arg(ev, a, times, name)?,
                 None => vec![StepSeries {
                     histograms: Vec::new(),
-                    labels: vec![],
+                    labels: Labels::default(),
                     values: times.iter().map(|&t| Some(t as f64 / 1000.0)).collect(),
                     drop_name: false,
                 }],
@@ -485,7 +485,7 @@ fn absent(arg: &Expr, times: &[i64], present: impl Fn(usize) -> bool) -> Val {
     if values.iter().all(Option::is_none) {
         return Val::Vector(vec![]);
     }
-    let mut labels: Labels = Vec::new();
+    let mut labels = Labels::default();
     let selector = match unwrap_parens(arg) {
         Expr::VectorSelector(vs) => Some(vs),
         Expr::MatrixSelector(ms) => Some(&ms.vs),
@@ -707,7 +707,7 @@ fn classic_histograms(
     f: impl Fn(usize, &mut [(f64, f64)]) -> (f64, bool),
 ) -> Vec<StepSeries> {
     let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
-    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut index: crate::model::labels::LabelsMap<Labels, usize> = Default::default();
     // Series of native histograms only are not classic buckets.
     let floats = series
         .iter()

@@ -23,7 +23,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use tokio::task::JoinSet;
 
 use super::PromError;
-use super::fetch::{RawSeries, histogram_at, labels_of, set_matches_by};
+use super::fetch::{RawSeries, histogram_at, set_matches_by};
 use super::shard::query_shard;
 use super::value::{Labels, METRIC_NAME};
 use crate::catalog::{BlockChoice, SignalTable};
@@ -31,7 +31,7 @@ use crate::model::labels::SeriesIdMap;
 use crate::storage::manifest::{BlockMeta, Manifest};
 use crate::storage::row_index::row_selection;
 use crate::storage::samples_cache::{CHUNK_ROWS, SampleChunk};
-use crate::storage::series_index::{IndexedSeries, SeriesIndex, SeriesRun};
+use crate::storage::series_index::{SeriesIndex, SeriesRun};
 
 /// What a fetch wants of the matching series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,16 +128,18 @@ pub(super) async fn read_indexed_blocks(
                 continue;
             };
             if wanted != Wanted::LabelSets {
-                let slot = slot_of(found, series, s.id, || series_labels(s));
+                let slot = slot_of(found, series, s.id, || s.label_set.clone());
                 chunks.add_run(slot, run, rows);
                 continue;
             }
             if run.surely_has_sample_between(min_ms, max_ms) {
-                slot_of(found, series, s.id, || series_labels(s));
+                slot_of(found, series, s.id, || s.label_set.clone());
                 continue;
             }
             if !found.contains_key(&s.id) {
-                unconfirmed.entry(s.id).or_insert_with(|| series_labels(s));
+                unconfirmed
+                    .entry(s.id)
+                    .or_insert_with(|| s.label_set.clone());
             }
             match ranges.last_mut() {
                 Some(last) if last.end == rows.start => last.end = rows.end,
@@ -439,15 +441,15 @@ async fn decode_chunks(
 fn append_chunks(pieces: &[Piece], range: (i64, i64), series: &mut [RawSeries], wanted: Wanted) {
     let mut order: Vec<usize> = (0..pieces.len()).collect();
     order.sort_by_key(|&i| (pieces[i].slot, pieces[i].block, pieces[i].row));
-    // Room for the samples to come, so each series' vectors grow once.
-    let mut room = vec![0usize; series.len()];
-    for piece in pieces {
-        room[piece.slot] += piece.chunk.as_ref().map_or(0, |c| c.len());
-    }
-    for (s, room) in series.iter_mut().zip(room) {
-        if wanted == Wanted::Samples {
-            s.timestamps.reserve(room);
-            s.values.reserve(room);
+    if wanted == Wanted::Samples {
+        // Room for the samples to come, so each series' vectors grow once.
+        let mut room = vec![0usize; series.len()];
+        for piece in pieces {
+            room[piece.slot] += piece.chunk.as_ref().map_or(0, |c| c.floats_between(range));
+        }
+        for (s, room) in series.iter_mut().zip(room) {
+            s.timestamps.reserve_exact(room);
+            s.values.reserve_exact(room);
         }
     }
     for i in order {
@@ -488,16 +490,6 @@ fn slot_of(
     series.push(RawSeries::new(labels()));
     found.insert(id, Some(series.len() - 1));
     series.len() - 1
-}
-
-fn series_labels(s: &IndexedSeries) -> Labels {
-    labels_of(
-        &s.metric,
-        s.labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
-    )
 }
 
 fn internal(e: impl std::fmt::Display) -> PromError {

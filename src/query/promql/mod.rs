@@ -578,7 +578,7 @@ async fn fetch_all(
 /// ending with the same labels at the same step are an error.
 fn finish_series(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromError> {
     let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: crate::model::labels::LabelsMap<Labels, usize> = Default::default();
     for mut s in series {
         if s.drop_name {
             s.labels.retain(|(n, _)| n != METRIC_NAME);
@@ -674,7 +674,7 @@ pub(crate) fn range_value(value: Val, times: &[i64]) -> Result<QueryValue, PromE
     let series = match value {
         Val::Scalar(v) => {
             return Ok(QueryValue::Matrix(vec![RangeSeries {
-                labels: vec![],
+                labels: Labels::default(),
                 points: times.iter().copied().zip(v).collect(),
                 histograms: vec![],
             }]));
@@ -818,7 +818,7 @@ mod tests {
             sum: 1.0,
             ..Default::default()
         });
-        let labels: Labels = vec![("job".into(), "a".into())];
+        let labels = Labels::from(vec![("job".into(), "a".into())]);
         let matrix = QueryValue::Matrix(vec![RangeSeries {
             labels: labels.clone(),
             points: vec![(0, 1.0)],

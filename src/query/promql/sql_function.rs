@@ -262,7 +262,7 @@ type Row<'v> = (i64, &'v Labels, f64, Option<&'v Hist>);
 
 fn to_batch(value: QueryValue) -> Result<RecordBatch> {
     let mut rows: Vec<Row<'_>> = Vec::new();
-    let empty: Labels = Vec::new();
+    let empty = Labels::default();
     let scalar;
     match &value {
         QueryValue::Scalar { timestamp, value } => {

@@ -4,9 +4,7 @@
 /// A native histogram sample's value (shared, never changed in place).
 pub type Hist = std::sync::Arc<crate::model::histogram::FloatHistogram>;
 
-/// A series' label set, `__name__` included, sorted by label name, as
-/// Prometheus keeps it.
-pub type Labels = Vec<(String, String)>;
+pub use crate::model::labels::Labels;
 
 /// The metric-name label.
 pub const METRIC_NAME: &str = "__name__";
@@ -73,7 +71,7 @@ pub struct QueryOutput {
 }
 
 /// Sorts label pairs by name (the order Prometheus keeps them in).
-pub fn sort_labels(labels: &mut Labels) {
+pub fn sort_labels(labels: &mut [(String, String)]) {
     labels.sort_by(|a, b| a.0.cmp(&b.0));
 }
 

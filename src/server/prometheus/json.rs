@@ -15,7 +15,7 @@
 //!   as `\u003c`…, control characters as `\u00XX` except `\n`, `\r`, `\t`.
 
 use crate::model::histogram::FloatHistogram;
-use crate::query::promql::{Labels, QueryValue};
+use crate::query::promql::QueryValue;
 
 /// A JSON document under construction.
 #[derive(Default)]
@@ -83,7 +83,7 @@ impl JsonWriter {
     }
 
     /// A label set as an object, in the order given (Prometheus keeps labels sorted).
-    pub fn labels(&mut self, labels: &Labels) -> &mut Self {
+    pub fn labels(&mut self, labels: &[(String, String)]) -> &mut Self {
         self.raw("{");
         for (i, (name, value)) in labels.iter().enumerate() {
             if i > 0 {
@@ -306,7 +306,7 @@ mod tests {
     use super::*;
     use crate::query::promql::{InstantSample, RangeSeries};
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
+    fn labels(pairs: &[(&str, &str)]) -> crate::query::promql::Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

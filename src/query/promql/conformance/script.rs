@@ -465,7 +465,7 @@ fn parse_labels(selector: &str, line: usize) -> Result<Labels, ScriptError> {
         Some(p) => (&selector[..p], &selector[p + 1..selector.len() - 1]),
         None => (selector, ""),
     };
-    let mut labels: Labels = Vec::new();
+    let mut labels = Labels::default();
     if body.trim().is_empty() {
         if !name.is_empty() {
             labels.push((METRIC_NAME.to_string(), name.to_string()));
