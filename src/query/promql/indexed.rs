@@ -614,6 +614,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tenants_shared_promql_session_sees_data_written_after_it() {
+        let (engine, dir) = Engine::open_scratch("o11ydb-promql-session").await.unwrap();
+        let ctx = engine.promql_session("t").unwrap();
+        let up = matcher_sets(
+            None,
+            &promql_parser::label::Matchers::new(vec![Matcher::new(
+                MatchOp::Equal,
+                "__name__",
+                "up",
+            )]),
+        );
+        assert!(
+            fetch_series(&ctx, &up, 0, 3000, 1_000, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let ingester = engine.ingester();
+        ingester
+            .append_canonical("t", Signal::Samples, &samples(0).unwrap())
+            .await
+            .unwrap();
+        engine.flush().await;
+        ingester
+            .append_canonical("t", Signal::Samples, &samples(2000).unwrap())
+            .await
+            .unwrap();
+        // The same session, now reading the new block and the head.
+        let again = engine.promql_session("t").unwrap();
+        assert_eq!(again.session_id(), ctx.session_id());
+        let series = fetch_series(&again, &up, 1900, 2100, 1_000, 0)
+            .await
+            .unwrap();
+        assert_eq!(series.len(), 2);
+        // Another tenant has its own session and sees none of it; no
+        // table functions (whose limits would go stale) are registered.
+        let other = engine.promql_session("u").unwrap();
+        assert_ne!(other.session_id(), ctx.session_id());
+        assert!(
+            fetch_series(&other, &up, 0, 3000, 1_000, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(ctx.table_function("promql").is_err());
+        drop((ctx, again, other));
+        drop(engine);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn chunks_are_cached_and_cut_to_each_range() {
         let (engine, dir) = Engine::open_scratch("o11ydb-promql-chunks").await.unwrap();
         // Two series of 1,000 samples every 10 ms: four chunks each.

@@ -217,8 +217,35 @@ pub fn time_dependence(expr: &Expr) -> TimeDependence {
     visit.0
 }
 
-/// Parses a query as Prometheus does, errors as `bad_data`.
+/// Parses a query as Prometheus does, errors as `bad_data`. Parsed
+/// queries are kept (see [`PARSED`]): parsing compiles each regex matcher,
+/// a noticeable part of a millisecond query, and one request parses its
+/// text more than once (the API checks it, the frontend and the evaluator
+/// read it); dashboards send the same texts again and again.
 pub fn parse(query: &str) -> Result<Expr, PromError> {
+    if query.len() > PARSED_MAX_TEXT {
+        return parse_text(query);
+    }
+    if let Some(expr) = PARSED.lock().expect("parsed lock").get(query) {
+        return Ok(expr.clone());
+    }
+    let expr = parse_text(query)?;
+    let mut kept = PARSED.lock().expect("parsed lock");
+    if kept.len() >= PARSED_KEPT {
+        kept.clear();
+    }
+    kept.insert(query.to_string(), expr.clone());
+    Ok(expr)
+}
+
+/// Successfully parsed query texts; at most [`PARSED_KEPT`], of at most
+/// [`PARSED_MAX_TEXT`] bytes each (all are dropped when full).
+static PARSED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Expr>>> =
+    std::sync::LazyLock::new(Default::default);
+const PARSED_KEPT: usize = 256;
+const PARSED_MAX_TEXT: usize = 4096;
+
+fn parse_text(query: &str) -> Result<Expr, PromError> {
     // promql-parser 0.11 panics on some durations it cannot represent
     // (`x offset NaN` converts NaN seconds to a `Duration`): such a query is
     // bad input, not a crash of the request.
@@ -809,6 +836,22 @@ mod tests {
 
     use super::*;
     use crate::model::histogram::FloatHistogram;
+
+    #[test]
+    fn kept_parses_answer_like_fresh_ones() {
+        let text = r#"sum(rate(http_requests_total{job=~"api|web", code!~"2.."}[5m]))"#;
+        let fresh = parse_text(text).unwrap();
+        assert_eq!(parse(text).unwrap().to_string(), fresh.to_string());
+        assert!(PARSED.lock().unwrap().contains_key(text));
+        assert_eq!(parse(text).unwrap().to_string(), fresh.to_string());
+        // Errors are not kept; texts over the limit are parsed each time.
+        let bad = "sum(rate(x[5m])";
+        assert_eq!(parse(bad).unwrap_err(), parse_text(bad).unwrap_err());
+        assert!(!PARSED.lock().unwrap().contains_key(bad));
+        let long = format!("x{{a=\"{}\"}}", "v".repeat(PARSED_MAX_TEXT));
+        assert!(parse(&long).is_ok());
+        assert!(!PARSED.lock().unwrap().contains_key(long.as_str()));
+    }
 
     /// Shard answers carry native histograms into the merging evaluation.
     #[test]

@@ -4,15 +4,17 @@
 //! selectors.
 
 use promql_parser::label::Matchers;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 
 use super::params::invalid_parameter;
 use crate::query::promql::PromError;
-use crate::query::promql::parse_error::parse_error_text;
 
 /// Parses a PromQL expression; the error is Prometheus' `ParseErr` text.
 pub fn parse_expr(query: &str) -> Result<Expr, String> {
-    parser::parse(query).map_err(|reason| parse_error_text(query, &reason))
+    crate::query::promql::parse(query).map_err(|e| match e {
+        PromError::BadData(text) => text,
+        other => other.to_string(),
+    })
 }
 
 /// Parses the `query` parameter; errors are `invalid parameter "query": …`.
@@ -75,6 +77,7 @@ fn collect_selectors(expr: &Expr, out: &mut Vec<(Option<String>, Matchers)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use promql_parser::parser;
 
     #[test]
     fn end_of_input_errors_carry_prometheus_positions() {

@@ -148,7 +148,7 @@ fn capped(mut texts: Vec<String>, kind: &str) -> Vec<String> {
     texts
 }
 
-/// The tenant's DataFusion session (tables only: PromQL needs no views).
+/// The tenant's shared PromQL session (tables only: PromQL needs no views).
 async fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionContext, Failure> {
     let tenant = push::tenant(engine, headers)?;
     Ok(tenant_session(engine, &tenant)?)
@@ -156,7 +156,7 @@ async fn session(engine: &Engine, headers: &HeaderMap) -> Result<SessionContext,
 
 fn tenant_session(engine: &Engine, tenant: &str) -> Result<SessionContext, PromError> {
     engine
-        .tables_session(tenant)
+        .promql_session(tenant)
         .map_err(|e| PromError::Internal(e.to_string()))
 }
 
