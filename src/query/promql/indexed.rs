@@ -521,20 +521,31 @@ mod tests {
         crate::model::normalize::normalize(Signal::Samples, &b.finish())
     }
 
-    #[tokio::test]
-    async fn blocks_are_read_at_the_rows_of_matching_series_in_range() {
-        let (engine, dir) = Engine::open_scratch("o11ydb-promql-indexed").await.unwrap();
+    /// The matcher sets of the selector `{__name__="<name>"}`.
+    fn metric_sets(name: &str) -> Vec<Vec<Matcher>> {
+        let matcher = Matcher::new(MatchOp::Equal, "__name__", name);
+        matcher_sets(None, &promql_parser::label::Matchers::new(vec![matcher]))
+    }
+
+    /// Tenant `t`'s samples from 0 in a block, a later stretch (from 2000)
+    /// in the head.
+    async fn write_block_and_head(engine: &Engine) {
         let ingester = engine.ingester();
         ingester
             .append_canonical("t", Signal::Samples, &samples(0).unwrap())
             .await
             .unwrap();
         engine.flush().await;
-        // A later stretch stays in the head.
         ingester
             .append_canonical("t", Signal::Samples, &samples(2000).unwrap())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn blocks_are_read_at_the_rows_of_matching_series_in_range() {
+        let (engine, dir) = Engine::open_scratch("o11ydb-promql-indexed").await.unwrap();
+        write_block_and_head(&engine).await;
         let ctx = engine.tables_session("t").unwrap();
         let name = |v: &str| Matcher::new(MatchOp::Equal, "__name__", v);
         let up = matcher_sets(None, &promql_parser::label::Matchers::new(vec![name("up")]));
@@ -617,30 +628,14 @@ mod tests {
     async fn a_tenants_shared_promql_session_sees_data_written_after_it() {
         let (engine, dir) = Engine::open_scratch("o11ydb-promql-session").await.unwrap();
         let ctx = engine.promql_session("t").unwrap();
-        let up = matcher_sets(
-            None,
-            &promql_parser::label::Matchers::new(vec![Matcher::new(
-                MatchOp::Equal,
-                "__name__",
-                "up",
-            )]),
-        );
+        let up = metric_sets("up");
         assert!(
             fetch_series(&ctx, &up, 0, 3000, 1_000, 0)
                 .await
                 .unwrap()
                 .is_empty()
         );
-        let ingester = engine.ingester();
-        ingester
-            .append_canonical("t", Signal::Samples, &samples(0).unwrap())
-            .await
-            .unwrap();
-        engine.flush().await;
-        ingester
-            .append_canonical("t", Signal::Samples, &samples(2000).unwrap())
-            .await
-            .unwrap();
+        write_block_and_head(&engine).await;
         // The same session, now reading the new block and the head.
         let again = engine.promql_session("t").unwrap();
         assert_eq!(again.session_id(), ctx.session_id());
@@ -681,14 +676,7 @@ mod tests {
         engine.flush().await;
         let ctx = engine.tables_session("t").unwrap();
         let cache = engine.ingester().storage().samples_cache();
-        let up = matcher_sets(
-            None,
-            &promql_parser::label::Matchers::new(vec![Matcher::new(
-                MatchOp::Equal,
-                "__name__",
-                "up",
-            )]),
-        );
+        let up = metric_sets("up");
         let ranges = [
             (2550, 2570),
             (0, 9990),
