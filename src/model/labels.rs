@@ -15,10 +15,10 @@ use arrow::datatypes::{DataType, Field};
 use super::string_map_entry_fields;
 
 /// A series' label set as PromQL sees it, `__name__` included, sorted by
-/// label name, as Prometheus keeps it. Shared: a series' labels are built once (when its
-/// block's series directory is loaded) and every step of a query that
-/// passes them on clones a pointer; a change through `DerefMut` copies
-/// them first when they are shared (`Arc::make_mut`).
+/// label name, as Prometheus keeps it. Shared: a series' labels are built
+/// once (when its block's series directory is loaded) and every step of a
+/// query that passes them on clones a pointer; a change through `DerefMut`
+/// copies them first when they are shared (`Arc::make_mut`).
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Labels(Arc<Vec<(String, String)>>);
 
