@@ -36,7 +36,7 @@ impl Labels {
                 .filter(|(_, v)| !v.as_ref().is_empty())
                 .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())),
         );
-        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_labels(&mut labels);
         labels.into()
     }
 
@@ -96,10 +96,9 @@ impl IntoIterator for Labels {
     }
 }
 
-impl PartialEq<Vec<(String, String)>> for Labels {
-    fn eq(&self, other: &Vec<(String, String)>) -> bool {
-        *self.0 == *other
-    }
+/// Sorts label pairs by name (the order Prometheus keeps them in).
+pub fn sort_labels(labels: &mut [(String, String)]) {
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// A sorted, de-duplicated list of `name=value` pairs.

@@ -4,7 +4,7 @@
 /// A native histogram sample's value (shared, never changed in place).
 pub type Hist = std::sync::Arc<crate::model::histogram::FloatHistogram>;
 
-pub use crate::model::labels::Labels;
+pub use crate::model::labels::{Labels, sort_labels};
 
 /// The metric-name label.
 pub const METRIC_NAME: &str = "__name__";
@@ -68,11 +68,6 @@ pub struct QueryOutput {
     pub warnings: Vec<String>,
     /// `PromQL info: …` texts.
     pub infos: Vec<String>,
-}
-
-/// Sorts label pairs by name (the order Prometheus keeps them in).
-pub fn sort_labels(labels: &mut [(String, String)]) {
-    labels.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// Prometheus' `labels.Compare`: pairwise by name, then value; a prefix sorts first.
